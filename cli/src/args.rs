@@ -1,0 +1,76 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "chaos", version, about = "Deterministic simulation and chaos testing of the collaborative editor's backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List the scenarios and their configs.
+    List,
+    /// Run one seed of a scenario.
+    Run {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        seed: String,
+        /// A named variant of the scenario (see `list`).
+        #[arg(long)]
+        config: Option<String>,
+        /// Write the trace as JSON Lines to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a range of seeds of a scenario (or `all`), writing DIR/summary.json.
+    Sweep {
+        #[arg(long)]
+        scenario: String,
+        /// Seeds as A..B (B excluded).
+        #[arg(long)]
+        seeds: String,
+        #[arg(long)]
+        config: Option<String>,
+        /// Runs in parallel.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Where to write summary.json and report.md (default: target/chaos/sweep).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print one JSON object per run.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run one seed with the simulation's log on stderr (simulated time and node per line).
+    Replay {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        seed: String,
+        #[arg(long)]
+        config: Option<String>,
+        /// Log filter (tracing's EnvFilter syntax).
+        #[arg(long, default_value = "debug")]
+        log: String,
+    },
+    /// Run each seed twice in fresh runtimes and compare trace hashes.
+    CheckDeterminism {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        seeds: String,
+        #[arg(long)]
+        config: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
+}

@@ -1,0 +1,243 @@
+//! The subcommands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use scenarios::{RunReport, RunRequest, Scenario};
+
+use crate::args::Command;
+use crate::seeds::{parse_range, parse_seed};
+
+pub enum Failure {
+    /// Bad input: exit 2 with one line.
+    Usage(String),
+    Other(anyhow::Error),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Other(e.into())
+    }
+}
+
+fn usage(msg: String) -> Failure {
+    Failure::Usage(msg)
+}
+
+pub fn dispatch(command: Command) -> Result<ExitCode, Failure> {
+    match command {
+        Command::List => Ok(list()),
+        Command::Run { scenario, seed, config, trace, json } => {
+            let scenario = one_scenario(&scenario, config.as_deref())?;
+            let seed = parse_seed(&seed).map_err(usage)?;
+            run(scenario, seed, config, trace, json)
+        }
+        Command::Sweep { scenario, seeds, config, jobs, out, json } => {
+            let scenarios = scenario_set(&scenario, config.as_deref())?;
+            let range = parse_range(&seeds).map_err(usage)?;
+            let jobs = check_jobs(jobs)?;
+            let out = out.unwrap_or_else(|| PathBuf::from("target/chaos/sweep"));
+            sweep(&scenarios, range, &seeds, config, jobs, &out, json)
+        }
+        Command::Replay { scenario, seed, config, log } => {
+            let scenario = one_scenario(&scenario, config.as_deref())?;
+            let seed = parse_seed(&seed).map_err(usage)?;
+            crate::logging::init(&log).map_err(usage)?;
+            run(scenario, seed, config, None, false)
+        }
+        Command::CheckDeterminism { scenario, seeds, config, jobs } => {
+            let scenarios = scenario_set(&scenario, config.as_deref())?;
+            let range = parse_range(&seeds).map_err(usage)?;
+            check_determinism(&scenarios, range, config, check_jobs(jobs)?)
+        }
+    }
+}
+
+fn check_jobs(jobs: usize) -> Result<usize, Failure> {
+    if jobs == 0 {
+        return Err(usage("--jobs must be at least 1".into()));
+    }
+    Ok(jobs)
+}
+
+fn one_scenario(name: &str, config: Option<&str>) -> Result<&'static Scenario, Failure> {
+    let known = || scenarios::all().iter().map(|s| s.name).collect::<Vec<_>>().join(", ");
+    let s = scenarios::find(name).ok_or_else(|| usage(format!("unknown scenario `{name}` (known: {})", known())))?;
+    if let Some(c) = config {
+        if !s.has_config(c) {
+            let configs: Vec<&str> = s.configs.iter().map(|(c, _)| *c).collect();
+            return Err(usage(format!("scenario `{name}` has no config `{c}` (configs: {})", configs.join(", "))));
+        }
+    }
+    Ok(s)
+}
+
+fn scenario_set(name: &str, config: Option<&str>) -> Result<Vec<&'static Scenario>, Failure> {
+    if name == "all" {
+        if config.is_some() {
+            return Err(usage("--config needs one --scenario, not `all`".into()));
+        }
+        return Ok(scenarios::all().to_vec());
+    }
+    Ok(vec![one_scenario(name, config)?])
+}
+
+fn list() -> ExitCode {
+    for s in scenarios::all() {
+        println!("{:<20} {}", s.name, s.about);
+        for (c, about) in s.configs {
+            println!("{:<20}   --config {c}: {about}", "");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn request(scenario: &'static Scenario, seed: u64, config: Option<String>, trace: Option<PathBuf>) -> RunRequest {
+    RunRequest { scenario, seed, config, trace }
+}
+
+fn execute(req: RunRequest) -> Result<RunReport, Failure> {
+    let report = scenarios::run(req)?;
+    scenarios::ledger::record(&report);
+    Ok(report)
+}
+
+fn run(
+    scenario: &'static Scenario,
+    seed: u64,
+    config: Option<String>,
+    trace: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let report = execute(request(scenario, seed, config, trace))?;
+    if json {
+        println!("{}", serde_json::to_string(&report).expect("reports serialize"));
+    } else {
+        print_human(&report);
+    }
+    Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_human(r: &RunReport) {
+    let verdict = if r.passed { "passed" } else { "FAILED" };
+    println!(
+        "{} seed {} {verdict}: trace {} , {} events, {} ms simulated in {} ms",
+        r.scenario, r.seed, r.trace_hash, r.events, r.sim_time_ms, r.wall_ms
+    );
+    for v in &r.violations {
+        println!("  violation: {v}");
+    }
+    if !r.passed {
+        println!("  replay: {}", r.replay_command());
+    }
+}
+
+/// Runs `requests` on `jobs` workers, each run on its own fresh thread, in request order.
+fn run_all(requests: Vec<RunRequest>, jobs: usize, bar: &ProgressBar) -> Result<Vec<RunReport>, Failure> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<RunReport, String>>>> = Mutex::new(vec![None; requests.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(requests.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(req) = requests.get(i) else { return };
+                let outcome = execute(req.clone()).map_err(|e| match e {
+                    Failure::Usage(m) => m,
+                    Failure::Other(e) => e.to_string(),
+                });
+                if let Ok(r) = &outcome {
+                    if !r.passed {
+                        bar.println(format!("seed {} failed: {}", r.seed, r.replay_command()));
+                    }
+                }
+                bar.inc(1);
+                results.lock().expect("results")[i] = Some(outcome);
+            });
+        }
+    });
+    let results = results.into_inner().expect("results");
+    results
+        .into_iter()
+        .map(|r| r.expect("every request ran").map_err(|e| Failure::Other(anyhow::anyhow!(e))))
+        .collect()
+}
+
+fn progress(total: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    let style = ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}")
+        .expect("static template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+fn sweep(
+    scenarios: &[&'static Scenario],
+    range: std::ops::Range<u64>,
+    seeds: &str,
+    config: Option<String>,
+    jobs: usize,
+    out: &std::path::Path,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let requests: Vec<RunRequest> = scenarios
+        .iter()
+        .flat_map(|s| range.clone().map(|seed| request(s, seed, config.clone(), None)))
+        .collect();
+    let bar = progress(requests.len(), "sweep");
+    let runs = run_all(requests, jobs, &bar)?;
+    bar.finish_and_clear();
+    if json {
+        for r in &runs {
+            println!("{}", serde_json::to_string(r).expect("reports serialize"));
+        }
+    }
+    let summary = reports::Summary::new(scenarios, config, seeds.to_string(), runs);
+    summary.write(out).map_err(|e| Failure::Other(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
+    eprintln!(
+        "{} runs: {} passed, {} failed; summary in {}",
+        summary.total,
+        summary.passed,
+        summary.failed,
+        out.join("summary.json").display()
+    );
+    for v in &summary.sweep_violations {
+        eprintln!("sweep violation: {v}");
+    }
+    for replay in &summary.replay {
+        eprintln!("replay: {replay}");
+    }
+    Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn check_determinism(
+    scenarios: &[&'static Scenario],
+    range: std::ops::Range<u64>,
+    config: Option<String>,
+    jobs: usize,
+) -> Result<ExitCode, Failure> {
+    let requests: Vec<RunRequest> = scenarios
+        .iter()
+        .flat_map(|s| range.clone().flat_map(|seed| [request(s, seed, config.clone(), None), request(s, seed, config.clone(), None)]))
+        .collect();
+    let bar = progress(requests.len(), "determinism");
+    let runs = run_all(requests, jobs, &bar)?;
+    bar.finish_and_clear();
+    let mut mismatches = 0;
+    for pair in runs.chunks(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.trace_hash != b.trace_hash || a.events != b.events {
+            mismatches += 1;
+            println!(
+                "nondeterministic: {} seed {}: trace {} ({} events) then {} ({} events); replay: {}",
+                a.scenario, a.seed, a.trace_hash, a.events, b.trace_hash, b.events, a.replay_command()
+            );
+        }
+    }
+    println!("{} seeds checked, {mismatches} nondeterministic", runs.len() / 2);
+    Ok(if mismatches == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

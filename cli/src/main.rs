@@ -1,0 +1,44 @@
+//! `chaos`: list, run, sweep, replay and check the determinism of seeded scenarios.
+//!
+//! Reached as `cargo chaos <args>` (a cargo alias that builds this crate with `--cfg madsim` in
+//! `target/madsim`). Exit codes: 0 everything held, 1 an invariant or determinism failed,
+//! 2 bad input.
+
+mod args;
+mod commands;
+mod logging;
+mod seeds;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version are not errors; everything else is a usage error (exit 2).
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    if !cfg!(madsim) {
+        eprintln!(
+            "error: this chaos binary was built without `--cfg madsim`, so it cannot simulate; a RUSTFLAGS \
+             variable in the environment overrides the alias's rustflags: unset RUSTFLAGS and run `cargo chaos`"
+        );
+        return ExitCode::from(2);
+    }
+    match commands::dispatch(cli.command) {
+        Ok(code) => code,
+        Err(commands::Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(commands::Failure::Other(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The smoke invariants: acknowledged appends survive on every replica, replicas converge after
+//! the heal, and the log makes progress after the heal.
+
+use sim::Outcome;
+
+use super::history::History;
+use super::{HEAL_AT_MS, REPLICAS};
+
+/// At most this many individual violations are listed per kind; the count says the rest.
+const LIST_AT_MOST: usize = 5;
+
+pub fn check(_outcome: &Outcome, h: &History) -> Vec<String> {
+    let mut violations = Vec::new();
+    acked_survive(h, &mut violations);
+    converged(h, &mut violations);
+    if !h.acked.iter().any(|(_, t)| *t > HEAL_AT_MS) {
+        violations.push(format!("liveness: no append acknowledged after the heal at {HEAL_AT_MS} ms ({} attempts in all)", h.attempts));
+    }
+    violations
+}
+
+fn acked_survive(h: &History, violations: &mut Vec<String>) {
+    for replica in REPLICAS {
+        let log = h.applied.get(replica).map(Vec::as_slice).unwrap_or_default();
+        let missing: Vec<&str> = h.acked.iter().map(|(v, _)| v.as_str()).filter(|v| !log.iter().any(|x| x == v)).collect();
+        for v in missing.iter().take(LIST_AT_MOST) {
+            violations.push(format!("lost acknowledged append: {v} is missing from {replica}"));
+        }
+        if missing.len() > LIST_AT_MOST {
+            violations.push(format!("lost acknowledged append: {} more missing from {replica}", missing.len() - LIST_AT_MOST));
+        }
+    }
+}
+
+fn converged(h: &History, violations: &mut Vec<String>) {
+    let logs: Vec<(&str, &[String])> =
+        REPLICAS.iter().map(|r| (*r, h.applied.get(*r).map(Vec::as_slice).unwrap_or_default())).collect();
+    let (first, reference) = logs[0];
+    for (name, log) in &logs[1..] {
+        if log != &reference {
+            let diverge = reference.iter().zip(log.iter()).position(|(a, b)| a != b);
+            violations.push(format!(
+                "replicas diverged: {first} has {} entries, {name} has {}, first difference at {:?}",
+                reference.len(),
+                log.len(),
+                diverge
+            ));
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The smoke workload: one client appending unique values, following leader hints, retrying on
+//! timeouts, and recording what the log acknowledged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::json;
+use sim::net::Conn;
+use sim::NodeCtx;
+use system::wire;
+
+use super::history::History;
+use super::replica::{AppendRequest, AppendResponse, CLIENT_PORT};
+use super::REPLICAS;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The planted leak: process-global, so a second run of the same seed in the same process
+/// sees different values.
+static LEAK: AtomicU64 = AtomicU64::new(0);
+
+pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, leak: bool) {
+    let mut target = REPLICAS[ctx.rng.gen_range(0..REPLICAS.len())].to_string();
+    let mut conn: Option<Conn> = None;
+    let mut seq = 0u64;
+    loop {
+        seq += 1;
+        let salt = if leak { LEAK.fetch_add(1, Ordering::Relaxed) } else { 0 };
+        let value = format!("{}-{}-{seq}-{salt}", ctx.name, ctx.incarnation);
+        // Retry the same value until acknowledged: a retry after a timeout may append it twice,
+        // which the checker tolerates (the log is at-least-once for retried appends).
+        loop {
+            history.lock().expect("history").attempts += 1;
+            match append(&ctx, &mut conn, &target, &value).await {
+                Some(AppendResponse::Committed { index }) => {
+                    ctx.trace("client.acked", json!({ "value": value, "index": index, "replica": target }));
+                    history.lock().expect("history").acked.push((value.clone(), ctx.clock.now_ms()));
+                    break;
+                }
+                Some(AppendResponse::NotLeader { leader: Some(l) }) if l != target => {
+                    target = l;
+                    conn = None;
+                }
+                _ => {
+                    conn = None;
+                    target = REPLICAS[ctx.rng.gen_range(0..REPLICAS.len())].to_string();
+                    tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(50..250))).await;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(5..40))).await;
+    }
+}
+
+async fn append(ctx: &NodeCtx, conn: &mut Option<Conn>, target: &str, value: &str) -> Option<AppendResponse> {
+    if conn.is_none() {
+        let c = tokio::time::timeout(REQUEST_TIMEOUT, ctx.net.connect(target, CLIENT_PORT)).await.ok()?.ok()?;
+        *conn = Some(c);
+    }
+    let c = conn.as_mut()?;
+    let req = AppendRequest { value: value.to_string(), client_wall_ms: ctx.clock.wall_ms() };
+    let exchange = async {
+        wire::send(c, &req).await.ok()?;
+        wire::recv::<_, AppendResponse>(c).await.ok()
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.ok()?
+}

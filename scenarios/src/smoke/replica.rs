@@ -1,0 +1,84 @@
+//! A replica of the smoke log: a Raft member that applies appends in order and serves clients.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sim::NodeCtx;
+use system::consensus::{Consensus, ConsensusConfig, ProposeError};
+use system::{raft, wire};
+
+use super::history::History;
+
+pub const RAFT_PORT: u16 = 7000;
+pub const CLIENT_PORT: u16 = 7001;
+const TICK_MS: u64 = 100;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AppendRequest {
+    pub value: String,
+    /// The client's wall clock when it sent the request (shows clock skew in the trace).
+    pub client_wall_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AppendResponse {
+    Committed { index: u64 },
+    NotLeader { leader: Option<String> },
+    Failed { reason: String },
+}
+
+pub async fn run(mut ctx: NodeCtx, id: u64, members: BTreeMap<u64, String>, history: Arc<Mutex<History>>) {
+    let mut config = raft::Config::new(id, members.keys().copied().collect());
+    config.election_timeout_ticks = 10;
+    config.heartbeat_ticks = 1;
+    let config = ConsensusConfig {
+        me: id,
+        members,
+        port: RAFT_PORT,
+        tick_ms: TICK_MS,
+        file_prefix: "raft".into(),
+        leader_role: "log-leader".into(),
+        raft: config,
+    };
+    let (consensus, mut committed) = Consensus::start(&mut ctx, config);
+    let name = ctx.name.clone();
+    history.lock().expect("history").applied.insert(name.clone(), Vec::new());
+    tokio::spawn(async move {
+        while let Some(entry) = committed.recv().await {
+            if entry.is_noop() {
+                continue;
+            }
+            let value = String::from_utf8_lossy(&entry.data).into_owned();
+            let mut h = history.lock().expect("history");
+            let log = h.applied.entry(name.clone()).or_default();
+            log.push(value);
+        }
+    });
+    serve_clients(ctx, consensus).await;
+}
+
+async fn serve_clients(ctx: NodeCtx, consensus: Consensus) {
+    let Ok(listener) = ctx.net.bind(CLIENT_PORT).await else {
+        ctx.trace("replica.bind_failed", serde_json::json!({ "port": CLIENT_PORT }));
+        return;
+    };
+    while let Ok((mut conn, _)) = listener.accept().await {
+        let consensus = consensus.clone();
+        tokio::spawn(async move {
+            while let Ok(Ok(req)) =
+                tokio::time::timeout(Duration::from_secs(10), wire::recv::<_, AppendRequest>(&mut conn)).await
+            {
+                let resp = match consensus.propose(req.value.into_bytes()).await {
+                    Ok(index) => AppendResponse::Committed { index },
+                    Err(ProposeError::NotLeader(leader)) => AppendResponse::NotLeader { leader },
+                    Err(e) => AppendResponse::Failed { reason: e.to_string() },
+                };
+                if wire::send(&mut conn, &resp).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}

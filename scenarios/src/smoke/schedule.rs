@@ -1,0 +1,87 @@
+//! The smoke fault schedule, drawn from the seed: torn writes armed from the start, then three to
+//! six faults (each undone a few seconds later) before everything heals at [`HEAL_AT_MS`].
+//!
+//! Faults are bounded by what a three-replica Raft log promises: overlapping faults may take a
+//! majority down for a while (the log then stalls, which is allowed), but nothing destroys synced
+//! data on a majority, so every acknowledged append must survive.
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use sim::disk::DiskFaults;
+use sim::link::LinkShape;
+use sim::ratio::Ratio;
+use sim::{Fault, Scheduled, Target};
+
+use super::{CLIENT, HEAL_AT_MS, REPLICAS, ZONES};
+
+pub fn draw(seed: u64) -> Vec<Scheduled> {
+    let mut rng = sim::rng::derive(seed, "~schedule", 0);
+    let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
+    let mut schedule = vec![Scheduled { at_ms: 0, fault: Fault::Disk { target: replicas(), faults: torn } }];
+    let count = rng.gen_range(3..=6);
+    let mut at = 2_000;
+    for _ in 0..count {
+        at += rng.gen_range(1_000..6_000);
+        if at >= HEAL_AT_MS - 8_000 {
+            break;
+        }
+        schedule.extend(one(&mut rng, at));
+    }
+    schedule.push(Scheduled { at_ms: HEAL_AT_MS, fault: Fault::HealAll });
+    schedule
+}
+
+fn replicas() -> Target {
+    Target::Nodes(REPLICAS.iter().map(|r| r.to_string()).collect())
+}
+
+fn pick<'a>(rng: &mut ChaCha8Rng, from: &[&'a str]) -> &'a str {
+    from.choose(rng).expect("non-empty")
+}
+
+/// One fault and the fault that undoes it.
+fn one(rng: &mut ChaCha8Rng, at: u64) -> Vec<Scheduled> {
+    let undo_at = at + rng.gen_range(1_000..6_000);
+    let (fault, undo) = match rng.gen_range(0..7) {
+        0 => {
+            let t = if rng.gen_bool(0.5) { Target::role("log-leader") } else { Target::node(pick(rng, &REPLICAS)) };
+            (Fault::Kill(t.clone()), Fault::Restart(Target::Nodes(REPLICAS.iter().map(|s| s.to_string()).collect())))
+        }
+        1 => {
+            let z = Target::zone(pick(rng, &ZONES));
+            (Fault::Kill(z.clone()), Fault::Restart(z))
+        }
+        2 => {
+            let t = if rng.gen_bool(0.5) { Target::role("log-leader") } else { Target::node(pick(rng, &REPLICAS)) };
+            (Fault::Isolate(t), Fault::HealNetwork)
+        }
+        3 => {
+            let (a, b) = (pick(rng, &ZONES), pick(rng, &ZONES));
+            let b = if a == b { ZONES[(ZONES.iter().position(|z| *z == a).unwrap_or(0) + 1) % 3] } else { b };
+            (Fault::Partition { a: Target::zone(a), b: Target::zone(b) }, Fault::HealNetwork)
+        }
+        4 => {
+            let t = Target::node(pick(rng, &REPLICAS));
+            (Fault::Pause(t.clone()), Fault::Resume(t))
+        }
+        5 => {
+            let shape = LinkShape { latency_ms: rng.gen_range(10..200), jitter_ms: rng.gen_range(0..100), loss: Ratio::new(1, rng.gen_range(5..50)) };
+            let (a, b) = (Target::zone(pick(rng, &ZONES)), Target::All);
+            (Fault::Link { a: a.clone(), b: b.clone(), shape }, Fault::Link { a, b, shape: LinkShape::default() })
+        }
+        _ => {
+            let mut nodes = REPLICAS.to_vec();
+            nodes.push(CLIENT);
+            let t = Target::node(pick(rng, &nodes));
+            let offset_ms = rng.gen_range(-30_000..30_000);
+            (Fault::ClockSkew { target: t.clone(), offset_ms }, Fault::ClockSkew { target: t, offset_ms: 0 })
+        }
+    };
+    // Kill faults are undone by restarting only the dead: Restart of a live node would crash it.
+    let undo = match undo {
+        Fault::Restart(Target::Nodes(_)) => Fault::HealAll,
+        other => other,
+    };
+    vec![Scheduled { at_ms: at, fault }, Scheduled { at_ms: undo_at, fault: undo }]
+}

@@ -1,0 +1,98 @@
+//! The madsim engine: event-driven (idle simulated time is free), with madsim's own determinism
+//! (it seeds HashMap, intercepts SystemTime and getrandom). Nodes are madsim nodes; partitions are
+//! madsim clogs, under which TCP segments are held and retried, as on a real network.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+
+use crate::ctx::NodeCtx;
+use crate::net::{Directory, Net};
+use crate::plan::{Outcome, Plan, RunOptions};
+use crate::trace::Trace;
+use crate::world::{EngineOps, FaultDriver, TimeSource, WorldState};
+
+pub fn run(plan: Plan, options: RunOptions) -> Outcome {
+    let mut config = madsim::Config::default();
+    config.net.send_latency = Duration::from_millis(1)..Duration::from_millis(4);
+    let rt = madsim::runtime::Runtime::with_seed_and_config(options.seed, config);
+    rt.block_on(drive(plan, options))
+}
+
+async fn drive(plan: Plan, options: RunOptions) -> Outcome {
+    let base = tokio::time::Instant::now();
+    let mut trace = Trace::new();
+    if let Some(sink) = options.trace_sink {
+        trace = trace.with_sink(sink);
+    }
+    if options.keep_events {
+        trace = trace.keeping_events();
+    }
+    let schedule = plan.sorted_schedule();
+    let world = Arc::new(WorldState::new(options.seed, plan.topology.clone(), TimeSource::Tokio(base), trace));
+    let mut directory = Directory::default();
+    for name in plan.topology.names() {
+        directory.insert(name, super::sim_ip(&plan.topology, name), 0);
+    }
+    crate::log::enter(&world);
+    let directory = Arc::new(directory);
+    let handle = Handle::current();
+    let mut ids = BTreeMap::new();
+    for (name, main) in plan.mains {
+        let (w, d, n) = (world.clone(), directory.clone(), name.clone());
+        let node = handle
+            .create_node()
+            .name(&name)
+            .ip(super::sim_ip(&plan.topology, &name))
+            .init(move || {
+                let net = Net::tokio(&n, d.clone(), Some(w.clone()));
+                main(NodeCtx::sim(&w, net, &n))
+            })
+            .build();
+        ids.insert(name, node.id());
+    }
+    let mut ops = MadsimOps { handle, ids };
+    let mut driver = FaultDriver::new(world.clone());
+    for s in schedule {
+        tokio::time::sleep_until(base + Duration::from_millis(s.at_ms)).await;
+        driver.apply(&mut ops, &s.fault);
+    }
+    tokio::time::sleep_until(base + Duration::from_millis(plan.duration_ms)).await;
+    let sim_time_ms = world.now_ms();
+    Outcome { world, sim_time_ms }
+}
+
+struct MadsimOps {
+    handle: Handle,
+    ids: BTreeMap<String, NodeId>,
+}
+
+impl MadsimOps {
+    fn id(&self, node: &str) -> NodeId {
+        *self.ids.get(node).unwrap_or_else(|| panic!("no madsim node {node}"))
+    }
+}
+
+impl EngineOps for MadsimOps {
+    fn kill(&mut self, node: &str) {
+        self.handle.kill(self.id(node));
+    }
+    fn start(&mut self, node: &str) {
+        self.handle.restart(self.id(node));
+    }
+    fn pause(&mut self, node: &str) {
+        self.handle.pause(self.id(node));
+    }
+    fn resume(&mut self, node: &str) {
+        self.handle.resume(self.id(node));
+    }
+    fn clog(&mut self, from: &str, to: &str) {
+        madsim::net::NetSim::current().clog_link(self.id(from), self.id(to));
+    }
+    fn unclog(&mut self, from: &str, to: &str) {
+        madsim::net::NetSim::current().unclog_link(self.id(from), self.id(to));
+    }
+}

@@ -1,0 +1,94 @@
+//! Faults as data: what a scenario's schedule says to do to the world, and when.
+//!
+//! Faults name their targets by topology (node, zone, region) or by role (resolved when the fault
+//! fires, from what nodes currently claim: "the primary" is whoever is primary at that moment).
+//! Shrinking a failing run edits a schedule; it never edits code.
+
+use serde::{Deserialize, Serialize};
+
+use crate::disk::DiskFaults;
+use crate::link::LinkShape;
+
+/// A set of nodes, resolved when the fault fires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    Node(String),
+    Nodes(Vec<String>),
+    Zone(String),
+    Region(String),
+    /// Nodes currently claiming this role (see `NodeCtx::set_role`).
+    Role(String),
+    /// Every node of the topology.
+    All,
+}
+
+impl Target {
+    pub fn node(name: &str) -> Self {
+        Target::Node(name.into())
+    }
+    pub fn zone(name: &str) -> Self {
+        Target::Zone(name.into())
+    }
+    pub fn role(name: &str) -> Self {
+        Target::Role(name.into())
+    }
+}
+
+/// One fault. Kinds are ordered roughly by damage, as FoundationDB orders its kill kinds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// Skew the targets' wall clocks to `offset_ms` from true time (NTP drift).
+    ClockSkew { target: Target, offset_ms: i64 },
+    /// Step the targets' wall clocks by `delta_ms` (an operator or a bad NTP server).
+    ClockStep { target: Target, delta_ms: i64 },
+    /// Shape both directions between every node of `a` and every node of `b`.
+    Link { a: Target, b: Target, shape: LinkShape },
+    /// Set disk faults (I/O errors, torn writes, corruption) on the targets.
+    Disk { target: Target, faults: DiskFaults },
+    /// Freeze the targets (a long GC pause, SIGSTOP): alive, but silent.
+    Pause(Target),
+    Resume(Target),
+    /// Cut `a` from `b` both ways.
+    Partition { a: Target, b: Target },
+    /// Cut traffic from `from` to `to` only.
+    PartitionOneWay { from: Target, to: Target },
+    /// Cut the targets from every other node.
+    Isolate(Target),
+    /// Remove every partition.
+    HealNetwork,
+    /// Power loss: the process dies and unsynced writes are lost (maybe torn).
+    Kill(Target),
+    /// Start dead targets again; live ones are killed first (a crash-restart).
+    Restart(Target),
+    /// Heal everything: network, link shapes, pauses, disk faults, clocks; restart the dead.
+    HealAll,
+}
+
+impl Fault {
+    /// The short name used in "sometimes" records and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::ClockSkew { .. } => "clock_skew",
+            Fault::ClockStep { .. } => "clock_step",
+            Fault::Link { .. } => "link",
+            Fault::Disk { .. } => "disk",
+            Fault::Pause(_) => "pause",
+            Fault::Resume(_) => "resume",
+            Fault::Partition { .. } => "partition",
+            Fault::PartitionOneWay { .. } => "partition_one_way",
+            Fault::Isolate(_) => "isolate",
+            Fault::HealNetwork => "heal_network",
+            Fault::Kill(_) => "kill",
+            Fault::Restart(_) => "restart",
+            Fault::HealAll => "heal_all",
+        }
+    }
+}
+
+/// A fault at a simulated time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scheduled {
+    pub at_ms: u64,
+    pub fault: Fault,
+}

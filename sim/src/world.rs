@@ -1,0 +1,349 @@
+//! The shared state of one simulated run, and the fault driver that applies a schedule to it.
+//!
+//! Both engines keep the same [`WorldState`]: the seed, topology, trace, disks, clock skews, link
+//! shapes, role claims and "sometimes" records. Only the moves an engine must make itself (kill,
+//! start, pause, clog) go through [`EngineOps`]; everything else about a fault (resolving targets,
+//! crashing disks, bookkeeping, tracing) is shared here, so the engines cannot drift apart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+
+use crate::disk::{DiskFarm, DiskFaults};
+use crate::fault::{Fault, Target};
+use crate::link::LinkTable;
+use crate::topology::Topology;
+use crate::trace::{Event, Trace};
+
+/// Where simulated time is read from.
+pub enum TimeSource {
+    /// madsim (and the real build): `tokio::time::Instant` is the engine's clock.
+    Tokio(tokio::time::Instant),
+    /// turmoil: each host has its own runtime clock, so the driver publishes the sim's elapsed
+    /// time here after every step.
+    Shared(AtomicU64),
+}
+
+pub struct WorldState {
+    pub seed: u64,
+    pub topology: Topology,
+    pub disks: DiskFarm,
+    time: TimeSource,
+    trace: Mutex<Trace>,
+    skews_ms: Mutex<BTreeMap<String, i64>>,
+    incarnations: Mutex<BTreeMap<String, u64>>,
+    links: Mutex<LinkTable>,
+    net_rng: Mutex<ChaCha8Rng>,
+    roles: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    sometimes: Mutex<BTreeMap<String, u64>>,
+    failures: Mutex<Vec<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a world lock already fails the run; keep the state readable for
+    // the report instead of cascading poison errors.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl WorldState {
+    pub fn new(seed: u64, topology: Topology, time: TimeSource, trace: Trace) -> Self {
+        WorldState {
+            seed,
+            topology,
+            disks: DiskFarm::new(seed),
+            time,
+            trace: Mutex::new(trace),
+            skews_ms: Mutex::default(),
+            incarnations: Mutex::default(),
+            links: Mutex::default(),
+            net_rng: Mutex::new(crate::rng::derive(seed, "~net", 0)),
+            roles: Mutex::default(),
+            sometimes: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        match &self.time {
+            TimeSource::Tokio(base) => tokio::time::Instant::now().duration_since(*base).as_millis() as u64,
+            TimeSource::Shared(ms) => ms.load(Ordering::Relaxed),
+        }
+    }
+
+    #[cfg_attr(madsim, allow(dead_code))]
+    pub(crate) fn publish_time(&self, elapsed: Duration) {
+        if let TimeSource::Shared(ms) = &self.time {
+            ms.store(elapsed.as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub fn record(&self, node: &str, kind: &str, fields: Value) {
+        let event = Event { t_ms: self.now_ms(), node: node.into(), kind: kind.into(), fields };
+        tracing::debug!(target: "trace", node, kind, fields = %event.fields);
+        lock(&self.trace).record(event);
+    }
+
+    pub fn with_trace<R>(&self, f: impl FnOnce(&mut Trace) -> R) -> R {
+        f(&mut lock(&self.trace))
+    }
+
+    /// Marks that a rare state was reached ("sometimes" property / code probe).
+    pub fn sometimes(&self, what: &str) {
+        *lock(&self.sometimes).entry(what.to_string()).or_default() += 1;
+    }
+
+    pub fn sometimes_counts(&self) -> BTreeMap<String, u64> {
+        lock(&self.sometimes).clone()
+    }
+
+    /// A failure observed by the world itself (a node panicked): always a violation.
+    pub fn fail(&self, what: String) {
+        lock(&self.failures).push(what);
+    }
+
+    pub fn failures(&self) -> Vec<String> {
+        lock(&self.failures).clone()
+    }
+
+    pub fn clock_skew_ms(&self, node: &str) -> i64 {
+        lock(&self.skews_ms).get(node).copied().unwrap_or(0)
+    }
+
+    pub fn link_delay(&self, from: &str, to: &str) -> Duration {
+        let shape = lock(&self.links).get(from, to);
+        if shape.is_clear() {
+            return Duration::ZERO;
+        }
+        shape.draw_delay(&mut lock(&self.net_rng))
+    }
+
+    /// Counts a new life of `node` and returns its number (1 for the first start).
+    pub fn next_incarnation(&self, node: &str) -> u64 {
+        let mut inc = lock(&self.incarnations);
+        let n = inc.entry(node.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    pub fn set_role(&self, node: &str, role: &str, holds: bool) {
+        let mut roles = lock(&self.roles);
+        let holders = roles.entry(role.to_string()).or_default();
+        if holds {
+            holders.insert(node.to_string());
+        } else {
+            holders.remove(node);
+        }
+    }
+
+    pub fn holders_of(&self, role: &str) -> Vec<String> {
+        lock(&self.roles).get(role).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    fn drop_roles(&self, node: &str) {
+        for holders in lock(&self.roles).values_mut() {
+            holders.remove(node);
+        }
+    }
+
+    /// The nodes `target` names right now, in topology order.
+    pub fn resolve(&self, target: &Target) -> Vec<String> {
+        let t = &self.topology;
+        let names: Vec<String> = match target {
+            Target::Node(n) => vec![n.clone()],
+            Target::Nodes(ns) => ns.clone(),
+            Target::Zone(z) => t.in_zone(z).map(String::from).collect(),
+            Target::Region(r) => t.in_region(r).map(String::from).collect(),
+            Target::Role(r) => self.holders_of(r),
+            Target::All => t.names().map(String::from).collect(),
+        };
+        t.names().filter(|n| names.iter().any(|m| m == n)).map(String::from).collect()
+    }
+}
+
+/// What an engine must do itself; everything else about a fault is [`FaultDriver`]'s.
+pub trait EngineOps {
+    fn kill(&mut self, node: &str);
+    fn start(&mut self, node: &str);
+    fn pause(&mut self, node: &str);
+    fn resume(&mut self, node: &str);
+    fn clog(&mut self, from: &str, to: &str);
+    fn unclog(&mut self, from: &str, to: &str);
+}
+
+/// Applies faults to a world, keeping track of who is dead, paused or cut off.
+pub struct FaultDriver {
+    world: Arc<WorldState>,
+    dead: BTreeSet<String>,
+    paused: BTreeSet<String>,
+    clogged: BTreeSet<(String, String)>,
+    disk_faulty: BTreeSet<String>,
+}
+
+impl FaultDriver {
+    pub fn new(world: Arc<WorldState>) -> Self {
+        FaultDriver {
+            world,
+            dead: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            clogged: BTreeSet::new(),
+            disk_faulty: BTreeSet::new(),
+        }
+    }
+
+    pub fn is_alive(&self, node: &str) -> bool {
+        !self.dead.contains(node)
+    }
+
+    pub fn apply(&mut self, ops: &mut dyn EngineOps, fault: &Fault) {
+        let w = self.world.clone();
+        let touched = self.apply_inner(ops, fault);
+        w.sometimes(&format!("fault.{}", fault.kind()));
+        w.record("world", "fault", json!({ "fault": fault, "nodes": touched }));
+    }
+
+    fn apply_inner(&mut self, ops: &mut dyn EngineOps, fault: &Fault) -> Vec<String> {
+        let w = self.world.clone();
+        match fault {
+            Fault::ClockSkew { target, offset_ms } => self.each(target, |_, n| {
+                lock(&w.skews_ms).insert(n.into(), *offset_ms);
+            }),
+            Fault::ClockStep { target, delta_ms } => self.each(target, |_, n| {
+                *lock(&w.skews_ms).entry(n.into()).or_default() += delta_ms;
+            }),
+            Fault::Link { a, b, shape } => {
+                let (a, b) = (w.resolve(a), w.resolve(b));
+                for (x, y) in pairs(&a, &b) {
+                    let mut links = lock(&w.links);
+                    links.set(x, y, *shape);
+                    links.set(y, x, *shape);
+                }
+                union(a, b)
+            }
+            Fault::Disk { target, faults } => self.each(target, |d, n| {
+                d.disk_faulty.insert(n.into());
+                w.disks.set_faults(n, faults.clone());
+            }),
+            Fault::Pause(t) => self.each(t, |d, n| d.pause(ops, n)),
+            Fault::Resume(t) => self.each(t, |d, n| d.resume(ops, n)),
+            Fault::Partition { a, b } => self.cut(ops, &w.resolve(a), &w.resolve(b), true),
+            Fault::PartitionOneWay { from, to } => {
+                self.cut(ops, &w.resolve(from), &w.resolve(to), false)
+            }
+            Fault::Isolate(t) => {
+                let inside = w.resolve(t);
+                let outside: Vec<String> =
+                    w.resolve(&Target::All).into_iter().filter(|n| !inside.contains(n)).collect();
+                self.cut(ops, &inside, &outside, true);
+                inside
+            }
+            Fault::HealNetwork => self.heal_network(ops),
+            Fault::Kill(t) => self.each(t, |d, n| d.kill(ops, n)),
+            Fault::Restart(t) => self.each(t, |d, n| d.restart(ops, n)),
+            Fault::HealAll => self.heal_all(ops),
+        }
+    }
+
+    fn each(&mut self, target: &Target, mut f: impl FnMut(&mut Self, &str)) -> Vec<String> {
+        let nodes = self.world.resolve(target);
+        for n in &nodes {
+            f(self, n);
+        }
+        nodes
+    }
+
+    fn cut(&mut self, ops: &mut dyn EngineOps, a: &[String], b: &[String], both: bool) -> Vec<String> {
+        for (x, y) in pairs(a, b) {
+            self.clog(ops, x, y);
+            if both {
+                self.clog(ops, y, x);
+            }
+        }
+        union(a.to_vec(), b.to_vec())
+    }
+
+    fn clog(&mut self, ops: &mut dyn EngineOps, from: &str, to: &str) {
+        if self.clogged.insert((from.into(), to.into())) {
+            ops.clog(from, to);
+        }
+    }
+
+    fn heal_network(&mut self, ops: &mut dyn EngineOps) -> Vec<String> {
+        let mut touched = BTreeSet::new();
+        for (from, to) in std::mem::take(&mut self.clogged) {
+            ops.unclog(&from, &to);
+            touched.insert(from);
+            touched.insert(to);
+        }
+        touched.into_iter().collect()
+    }
+
+    fn kill(&mut self, ops: &mut dyn EngineOps, node: &str) {
+        if !self.dead.insert(node.into()) {
+            return;
+        }
+        self.paused.remove(node);
+        ops.kill(node);
+        self.world.drop_roles(node);
+        let report = self.world.disks.crash(node);
+        if report.any_torn() {
+            self.world.sometimes("disk.torn_write");
+        }
+        if report.lost_bytes() > 0 {
+            self.world.sometimes("disk.unsynced_lost");
+        }
+        self.world.record(node, "crash", json!({ "lost_bytes": report.lost_bytes(), "torn": report.any_torn() }));
+    }
+
+    fn restart(&mut self, ops: &mut dyn EngineOps, node: &str) {
+        self.kill(ops, node);
+        self.dead.remove(node);
+        ops.start(node);
+    }
+
+    fn pause(&mut self, ops: &mut dyn EngineOps, node: &str) {
+        if !self.dead.contains(node) && self.paused.insert(node.into()) {
+            ops.pause(node);
+        }
+    }
+
+    fn resume(&mut self, ops: &mut dyn EngineOps, node: &str) {
+        if self.paused.remove(node) {
+            ops.resume(node);
+        }
+    }
+
+    fn heal_all(&mut self, ops: &mut dyn EngineOps) -> Vec<String> {
+        let mut touched: BTreeSet<String> = self.heal_network(ops).into_iter().collect();
+        lock(&self.world.links).clear();
+        lock(&self.world.skews_ms).clear();
+        for n in std::mem::take(&mut self.disk_faulty) {
+            self.world.disks.set_faults(&n, DiskFaults::default());
+        }
+        for n in std::mem::take(&mut self.paused) {
+            ops.resume(&n);
+            touched.insert(n);
+        }
+        for n in std::mem::take(&mut self.dead) {
+            ops.start(&n);
+            touched.insert(n);
+        }
+        touched.into_iter().collect()
+    }
+}
+
+fn pairs<'a>(a: &'a [String], b: &'a [String]) -> impl Iterator<Item = (&'a str, &'a str)> {
+    a.iter().flat_map(move |x| b.iter().filter(move |y| *y != x).map(move |y| (x.as_str(), y.as_str())))
+}
+
+fn union(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
+    for n in b {
+        if !a.contains(&n) {
+            a.push(n);
+        }
+    }
+    a
+}

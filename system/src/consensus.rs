@@ -1,0 +1,393 @@
+//! The async shell around the sans-IO [`crate::raft`] core: it persists through the disk seam,
+//! talks to peers through the net seam, ticks on simulated time, and hands committed entries to
+//! the application in order.
+//!
+//! Storage is two files: `<prefix>.log`, checksummed records of entries (appended and fsynced
+//! before any message that depends on them leaves), and `<prefix>.hs`, the hard state, replaced
+//! atomically (write, fsync, rename). On start a torn tail of the log is cut off at the last good
+//! record; a corrupt record also ends the log there (and is traced). A failed write or fsync is
+//! treated as PostgreSQL treats a failed fsync: the in-memory state can no longer be trusted, so
+//! the shell rebuilds the core from what is on disk, as a restarted process would.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sim::disk::{records, Disk};
+use sim::net::Net;
+use sim::NodeCtx;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::raft::{self, Entry, HardState, Message, NodeId, Raft, Role};
+use crate::wire;
+
+/// How a consensus group is laid out and paced.
+#[derive(Clone, Debug)]
+pub struct ConsensusConfig {
+    pub me: NodeId,
+    /// Every voter's id and node name, including this node.
+    pub members: BTreeMap<NodeId, String>,
+    pub port: u16,
+    pub tick_ms: u64,
+    /// Prefix of this group's files on the node's disk (a node may host several groups).
+    pub file_prefix: String,
+    /// The role name this node claims while leader (for fault targeting), e.g. "raft-leader".
+    pub leader_role: String,
+    pub raft: raft::Config,
+}
+
+/// What the application sees of the group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub role: Option<Role>,
+    pub term: u64,
+    pub leader: Option<String>,
+    pub commit: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProposeError {
+    #[error("not the leader; try {0:?}")]
+    NotLeader(Option<String>),
+    #[error("the entry was overwritten by a newer leader")]
+    Superseded,
+    #[error("the consensus task has stopped")]
+    Stopped,
+}
+
+/// Handle to a running group member.
+#[derive(Clone)]
+pub struct Consensus {
+    commands: mpsc::UnboundedSender<Command>,
+    status: watch::Receiver<Status>,
+}
+
+enum Command {
+    Propose(Vec<u8>, oneshot::Sender<Result<u64, ProposeError>>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    from: NodeId,
+    msg: Message,
+}
+
+impl Consensus {
+    /// Starts the member's tasks on the current node; committed entries (no-ops included, with
+    /// empty data) arrive on the returned receiver, in index order, from index 1 on every start.
+    pub fn start(ctx: &mut NodeCtx, config: ConsensusConfig) -> (Consensus, mpsc::UnboundedReceiver<Entry>) {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (applied_tx, applied_rx) = mpsc::unbounded_channel();
+        let (status_tx, status_rx) = watch::channel(Status::default());
+        let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
+        tokio::spawn(listen(ctx.net.clone(), config.port, inbound_tx));
+        let outbound = config
+            .members
+            .iter()
+            .filter(|(id, _)| **id != config.me)
+            .map(|(id, name)| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(send_to(ctx.net.clone(), name.clone(), config.port, config.me, rx));
+                (*id, tx)
+            })
+            .collect();
+        let member = Member { ctx: ctx.fork(), config, outbound, applied: applied_tx, status: status_tx };
+        tokio::spawn(member.run(cmd_rx, inbound_rx));
+        (Consensus { commands: cmd_tx, status: status_rx }, applied_rx)
+    }
+
+    /// Proposes `data`; resolves with its index once committed.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<u64, ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Propose(data, tx)).map_err(|_| ProposeError::Stopped)?;
+        rx.await.unwrap_or(Err(ProposeError::Stopped))
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the status changes (leader elected, commit advanced...).
+    pub async fn changed(&mut self) -> bool {
+        self.status.changed().await.is_ok()
+    }
+}
+
+struct Member {
+    ctx: NodeCtx,
+    config: ConsensusConfig,
+    outbound: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
+    applied: mpsc::UnboundedSender<Entry>,
+    status: watch::Sender<Status>,
+}
+
+type Pending = BTreeMap<u64, (u64, oneshot::Sender<Result<u64, ProposeError>>)>;
+
+impl Member {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut inbound: mpsc::UnboundedReceiver<Envelope>,
+    ) {
+        let tick = Duration::from_millis(self.config.tick_ms);
+        let mut raft = self.recover();
+        let mut pending = Pending::new();
+        let mut next_tick = Instant::now() + tick;
+        loop {
+            tokio::select! {
+                biased;
+                Some(env) = inbound.recv() => raft.step(env.from, env.msg),
+                Some(Command::Propose(data, reply)) = commands.recv() => self.propose(&mut raft, &mut pending, data, reply),
+                _ = tokio::time::sleep_until(next_tick) => {
+                    raft.tick();
+                    next_tick += tick;
+                }
+            }
+            if raft.has_ready() {
+                if let Err(e) = self.handle_ready(&mut raft, &mut pending).await {
+                    self.ctx.trace("consensus.io_error", json!({ "error": e.to_string() }));
+                    self.ctx.sometimes("consensus.rebuilt_after_io_error");
+                    fail_all(&mut pending, ProposeError::Superseded);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    raft = self.recover();
+                }
+            }
+        }
+    }
+
+    fn propose(
+        &self,
+        raft: &mut Raft,
+        pending: &mut Pending,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<u64, ProposeError>>,
+    ) {
+        match raft.propose(data) {
+            Ok((index, term)) => {
+                pending.insert(index, (term, reply));
+            }
+            Err(e) => {
+                let hint = e.leader_hint.and_then(|id| self.config.members.get(&id).cloned());
+                let _ = reply.send(Err(ProposeError::NotLeader(hint)));
+            }
+        }
+    }
+
+    async fn handle_ready(&mut self, raft: &mut Raft, pending: &mut Pending) -> io::Result<()> {
+        let was_leader = self.status.borrow().role == Some(Role::Leader);
+        let ready = raft.ready();
+        if let Some(from) = ready.truncate_from {
+            self.truncate_log(&ready_log_prefix(raft, from)).await?;
+            for (_, (_, reply)) in pending.split_off(&from) {
+                let _ = reply.send(Err(ProposeError::Superseded));
+            }
+        }
+        self.append_entries(&ready.entries).await?;
+        if let Some(hs) = ready.hard_state {
+            self.write_hard_state(&hs).await?;
+        }
+        for (to, msg) in ready.messages {
+            if let Some(tx) = self.outbound.get(&to) {
+                let _ = tx.send(msg);
+            }
+        }
+        for entry in ready.committed {
+            if let Some((term, reply)) = pending.remove(&entry.index) {
+                let result = if term == entry.term { Ok(entry.index) } else { Err(ProposeError::Superseded) };
+                let _ = reply.send(result);
+            }
+            let _ = self.applied.send(entry);
+        }
+        self.publish_status(raft, was_leader);
+        Ok(())
+    }
+
+    fn publish_status(&self, raft: &Raft, was_leader: bool) {
+        let leader = raft.leader().and_then(|id| self.config.members.get(&id).cloned());
+        let status = Status { role: Some(raft.role()), term: raft.term(), leader, commit: raft.commit_index() };
+        let is_leader = raft.role() == Role::Leader;
+        if is_leader != was_leader {
+            self.ctx.set_role(&self.config.leader_role, is_leader);
+            if is_leader {
+                self.ctx.trace("consensus.leader", json!({ "term": raft.term(), "last_index": raft.last_index() }));
+                self.ctx.sometimes("consensus.leader_elected");
+            }
+        }
+        self.status.send_if_modified(|s| {
+            let changed = *s != status;
+            *s = status;
+            changed
+        });
+    }
+
+    fn log_file(&self) -> String {
+        format!("{}.log", self.config.file_prefix)
+    }
+
+    fn hs_file(&self) -> String {
+        format!("{}.hs", self.config.file_prefix)
+    }
+
+    async fn append_entries(&self, entries: &[Entry]) -> io::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for e in entries {
+            records::encode_into(&mut buf, &serde_json::to_vec(e).expect("entries serialize"));
+        }
+        let disk = &self.ctx.disk;
+        disk.append(&self.log_file(), &buf)?;
+        disk.sync(&self.log_file()).await
+    }
+
+    /// Rewrites the log as `keep` (rare: only when a new leader overwrites a conflicting tail).
+    async fn truncate_log(&self, keep: &[Entry]) -> io::Result<()> {
+        let mut buf = Vec::new();
+        for e in keep {
+            records::encode_into(&mut buf, &serde_json::to_vec(e).expect("entries serialize"));
+        }
+        replace_file(&self.ctx.disk, &self.log_file(), &buf).await
+    }
+
+    async fn write_hard_state(&self, hs: &HardState) -> io::Result<()> {
+        let bytes = records::encode(&serde_json::to_vec(hs).expect("hard state serializes"));
+        replace_file(&self.ctx.disk, &self.hs_file(), &bytes).await
+    }
+
+    /// Rebuilds the core from disk, cutting a torn or corrupt log tail.
+    fn recover(&mut self) -> Raft {
+        let hs = self.read_hard_state();
+        let log = self.read_log();
+        let mut hs = hs;
+        let last = log.last().map_or(0, |e| e.index);
+        if hs.commit > last {
+            // Only a corrupt synced record can get here: the data it held is gone from this
+            // node, and the leader will send it again.
+            self.ctx.trace("consensus.commit_beyond_log", json!({ "commit": hs.commit, "last": last }));
+            hs.commit = last;
+        }
+        self.ctx.trace("consensus.recovered", json!({ "term": hs.term, "commit": hs.commit, "last_index": last }));
+        let seed = rand::RngCore::next_u64(&mut self.ctx.rng);
+        Raft::new(self.config.raft.clone(), hs, log, seed)
+    }
+
+    fn read_hard_state(&self) -> HardState {
+        let bytes = self.ctx.disk.read(&self.hs_file()).unwrap_or_default();
+        let decoded = records::decode_all(&bytes);
+        decoded
+            .records
+            .first()
+            .and_then(|r| serde_json::from_slice(r).ok())
+            .unwrap_or_default()
+    }
+
+    fn read_log(&self) -> Vec<Entry> {
+        let bytes = self.ctx.disk.read(&self.log_file()).unwrap_or_default();
+        let decoded = records::decode_all(&bytes);
+        if !decoded.is_clean() {
+            self.ctx.trace("consensus.log_tail_cut", json!({ "tail": format!("{:?}", decoded.tail), "valid_len": decoded.valid_len }));
+            self.ctx.sometimes("consensus.log_tail_cut");
+            // Not yet durable: a crash before the next fsync cuts the same tail again.
+            let _ = self.ctx.disk.truncate(&self.log_file(), decoded.valid_len as u64);
+        }
+        let mut entries: Vec<Entry> = Vec::new();
+        for r in decoded.records {
+            match serde_json::from_slice::<Entry>(&r) {
+                Ok(e) if e.index == entries.len() as u64 + 1 => entries.push(e),
+                _ => break,
+            }
+        }
+        entries
+    }
+}
+
+fn fail_all(pending: &mut Pending, err: ProposeError) {
+    for (_, (_, reply)) in std::mem::take(pending) {
+        let _ = reply.send(Err(err.clone()));
+    }
+}
+
+impl Clone for ProposeError {
+    fn clone(&self) -> Self {
+        match self {
+            ProposeError::NotLeader(h) => ProposeError::NotLeader(h.clone()),
+            ProposeError::Superseded => ProposeError::Superseded,
+            ProposeError::Stopped => ProposeError::Stopped,
+        }
+    }
+}
+
+/// Atomically replaces `file`: write a temporary, fsync it, rename over the original.
+pub async fn replace_file(disk: &Disk, file: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = format!("{file}.tmp");
+    disk.write(&tmp, bytes)?;
+    disk.sync(&tmp).await?;
+    disk.rename(&tmp, file)
+}
+
+/// The persisted entries that survive truncation at `from`.
+fn ready_log_prefix(raft: &Raft, from: u64) -> Vec<Entry> {
+    raft.log().iter().take_while(|e| e.index < from).cloned().collect()
+}
+
+/// Accepts peers' connections and forwards their messages to the member.
+async fn listen(net: Net, port: u16, inbound: mpsc::UnboundedSender<Envelope>) {
+    let listener = match net.bind(port).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(port, error = %e, "consensus cannot listen");
+            return;
+        }
+    };
+    while let Ok((mut conn, _peer)) = listener.accept().await {
+        let inbound = inbound.clone();
+        tokio::spawn(async move {
+            // Idle streams are dropped so a stream stuck after a healed partition cannot pin a
+            // task forever; the peer reconnects.
+            while let Ok(Ok(env)) = tokio::time::timeout(IDLE, wire::recv::<_, Envelope>(&mut conn)).await {
+                if inbound.send(env).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+const IDLE: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// A connection is replaced this often, so one stuck after a partition does not outlive it.
+const CONN_MAX_AGE: Duration = Duration::from_secs(3);
+
+/// Sends the member's messages to one peer, reconnecting as needed. Raft tolerates loss, so
+/// messages produced while the peer is unreachable are dropped rather than queued.
+async fn send_to(net: Net, peer: String, port: u16, me: NodeId, mut rx: mpsc::UnboundedReceiver<Message>) {
+    let mut conn = None;
+    let mut opened = Instant::now();
+    while let Some(msg) = rx.recv().await {
+        if conn.is_some() && opened.elapsed() > CONN_MAX_AGE {
+            conn = None;
+        }
+        if conn.is_none() {
+            match tokio::time::timeout(CONNECT_TIMEOUT, net.connect(&peer, port)).await {
+                Ok(Ok(c)) => {
+                    conn = Some(c);
+                    opened = Instant::now();
+                }
+                _ => {
+                    tokio::time::sleep(RECONNECT_BACKOFF).await;
+                    while rx.try_recv().is_ok() {}
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected above");
+        if wire::send(c, &Envelope { from: me, msg }).await.is_err() {
+            conn = None;
+        }
+    }
+}

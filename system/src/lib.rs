@@ -1,0 +1,6 @@
+//! The stack under test: replicated stores and services, written only against the `sim` seams,
+//! so the same code runs under madsim, under turmoil and on a real runtime.
+
+pub mod consensus;
+pub mod raft;
+pub mod wire;

@@ -1,0 +1,64 @@
+//! Length-prefixed frames: how every internal RPC of the stack delimits its messages on a stream.
+//!
+//! A frame is a 4-byte little-endian length and that many bytes. Input is untrusted: a length
+//! over [`MAX_FRAME`] is an error, never an allocation.
+
+use std::io;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest frame accepted (16 MiB): larger lengths mean a broken or hostile peer.
+pub const MAX_FRAME: usize = 16 << 20;
+
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> io::Result<()> {
+    if payload.len() > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame too large"));
+    }
+    let mut buf = Vec::with_capacity(4 + payload.len());
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(payload);
+    w.write_all(&buf).await?;
+    w.flush().await
+}
+
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+    }
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).await?;
+    Ok(payload)
+}
+
+/// Sends one message as a JSON frame.
+pub async fn send<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    write_frame(w, &bytes).await
+}
+
+/// Receives one JSON frame; a malformed message is `InvalidData`, not a panic.
+pub async fn recv<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> io::Result<T> {
+    let bytes = read_frame(r).await?;
+    serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversized_lengths_are_rejected() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        send(&mut a, &vec![1u32, 2, 3]).await.unwrap();
+        let got: Vec<u32> = recv(&mut b).await.unwrap();
+        assert_eq!(got, [1, 2, 3]);
+        a.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
+        let err = read_frame(&mut b).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}
