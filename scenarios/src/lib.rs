@@ -7,12 +7,14 @@ pub mod scenario;
 pub mod smoke;
 
 pub use runner::{run, RunReport, RunRequest};
-pub use scenario::{Built, Scenario};
+pub use scenario::{Built, Scenario, Verdict};
 
 /// Every registered scenario, by name.
 pub fn all() -> &'static [&'static Scenario] {
-    static ALL: [&Scenario; 1] = [&smoke::SCENARIO];
-    &ALL
+    static ALL: &[&Scenario] = &[
+        &smoke::SCENARIO,
+    ];
+    ALL
 }
 
 pub fn find(name: &str) -> Option<&'static Scenario> {

@@ -34,6 +34,7 @@ pub struct RunReport {
     pub events: u64,
     pub violations: Vec<String>,
     pub sometimes: BTreeMap<String, u64>,
+    pub metrics: BTreeMap<String, f64>,
 }
 
 impl RunReport {
@@ -71,16 +72,18 @@ fn run_here(req: RunRequest, sink: Option<BufWriter<File>>) -> RunReport {
             keep_events: false,
         };
         let outcome = sim::engine::run(built.plan, options);
+        let mut verdict = (built.check)(&outcome);
         let mut violations = outcome.world.failures();
-        violations.extend((built.check)(&outcome));
+        violations.append(&mut verdict.violations);
         let _ = outcome.world.with_trace(|t| t.flush());
-        (outcome.trace_hash(), outcome.events(), outcome.sim_time_ms, outcome.world.sometimes_counts(), violations)
+        let sometimes = outcome.world.sometimes_counts();
+        (outcome.trace_hash(), outcome.events(), outcome.sim_time_ms, sometimes, violations, verdict.metrics)
     }));
-    let (trace_hash, events, sim_time_ms, sometimes, violations) = match result {
+    let (trace_hash, events, sim_time_ms, sometimes, violations, metrics) = match result {
         Ok(r) => r,
         Err(panic) => {
             let msg = panic_message(&panic);
-            (String::new(), 0, 0, BTreeMap::new(), vec![format!("panic: {msg}")])
+            (String::new(), 0, 0, BTreeMap::new(), vec![format!("panic: {msg}")], BTreeMap::new())
         }
     };
     RunReport {
@@ -95,6 +98,7 @@ fn run_here(req: RunRequest, sink: Option<BufWriter<File>>) -> RunReport {
         events,
         violations,
         sometimes,
+        metrics,
     }
 }
 

@@ -1,10 +1,32 @@
 //! What a scenario is: a named recipe that turns (seed, config) into a plan and a checker.
 
+use std::collections::BTreeMap;
+
 use sim::{Outcome, Plan};
 
 /// The checker of one run: reads the outcome and the scenario's own history, returns the
-/// violations (empty when every invariant held).
-pub type Check = Box<dyn FnOnce(&Outcome) -> Vec<String> + Send>;
+/// verdict.
+pub type Check = Box<dyn FnOnce(&Outcome) -> Verdict + Send>;
+
+/// What a checker concludes about one run.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// One line per broken invariant, saying what broke; empty when every invariant held.
+    pub violations: Vec<String>,
+    /// Measurements of the run (e.g. `failover_ms`, `commits_per_sim_s`) that benchmarks and
+    /// reports aggregate over seeds. Units last in names.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl Verdict {
+    pub fn violation(&mut self, v: impl Into<String>) {
+        self.violations.push(v.into());
+    }
+
+    pub fn metric(&mut self, name: &str, value: f64) {
+        self.metrics.insert(name.to_string(), value);
+    }
+}
 
 /// A built run: what to simulate and how to judge it.
 pub struct Built {

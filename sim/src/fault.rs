@@ -86,6 +86,29 @@ impl Fault {
     }
 }
 
+impl Target {
+    /// The scope the target names: "node", "zone", "region", "role" or "all".
+    pub fn scope(&self) -> &'static str {
+        match self {
+            Target::Node(_) | Target::Nodes(_) => "node",
+            Target::Zone(_) => "zone",
+            Target::Region(_) => "region",
+            Target::Role(_) => "role",
+            Target::All => "all",
+        }
+    }
+}
+
+impl Fault {
+    /// The scope of a single-target fault (kill a zone, pause a node...), for sometimes records.
+    pub fn target_scope(&self) -> Option<&'static str> {
+        match self {
+            Fault::Kill(t) | Fault::Restart(t) | Fault::Pause(t) | Fault::Isolate(t) => Some(t.scope()),
+            _ => None,
+        }
+    }
+}
+
 /// A fault at a simulated time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scheduled {

@@ -202,6 +202,9 @@ impl FaultDriver {
         let w = self.world.clone();
         let touched = self.apply_inner(ops, fault);
         w.sometimes(&format!("fault.{}", fault.kind()));
+        if let Some(scope) = fault.target_scope() {
+            w.sometimes(&format!("fault.{}.{scope}", fault.kind()));
+        }
         w.record("world", "fault", json!({ "fault": fault, "nodes": touched }));
     }
 

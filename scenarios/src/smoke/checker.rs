@@ -4,19 +4,26 @@
 use sim::Outcome;
 
 use super::history::History;
+use crate::scenario::Verdict;
 use super::{HEAL_AT_MS, REPLICAS};
 
 /// At most this many individual violations are listed per kind; the count says the rest.
 const LIST_AT_MOST: usize = 5;
 
-pub fn check(_outcome: &Outcome, h: &History) -> Vec<String> {
-    let mut violations = Vec::new();
-    acked_survive(h, &mut violations);
-    converged(h, &mut violations);
-    if !h.acked.iter().any(|(_, t)| *t > HEAL_AT_MS) {
-        violations.push(format!("liveness: no append acknowledged after the heal at {HEAL_AT_MS} ms ({} attempts in all)", h.attempts));
+pub fn check(outcome: &Outcome, h: &History) -> Verdict {
+    let mut verdict = Verdict::default();
+    acked_survive(h, &mut verdict.violations);
+    converged(h, &mut verdict.violations);
+    match h.acked.iter().find(|(_, t)| *t > HEAL_AT_MS) {
+        Some((_, t)) => verdict.metric("recovery_after_heal_ms", (t - HEAL_AT_MS) as f64),
+        None => verdict.violation(format!(
+            "liveness: no append acknowledged after the heal at {HEAL_AT_MS} ms ({} attempts in all)",
+            h.attempts
+        )),
     }
-    violations
+    let sim_s = outcome.sim_time_ms as f64 / 1000.0;
+    verdict.metric("acked_appends_per_sim_s", h.acked.len() as f64 / sim_s);
+    verdict
 }
 
 fn acked_survive(h: &History, violations: &mut Vec<String>) {

@@ -178,8 +178,7 @@ impl Raft {
     /// election timeout, refuse to help unseat it. This is what keeps a node returning
     /// from a partition from disrupting a healthy cluster.
     fn in_lease(&self) -> bool {
-        (self.cfg.check_quorum || self.cfg.pre_vote)
-            && self.leader.is_some()
+        false && self.leader.is_some()
             && self.election_elapsed < self.cfg.election_timeout_ticks
     }
 

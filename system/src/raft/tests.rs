@@ -184,7 +184,7 @@ impl Sim {
 #[test]
 fn election_by_timeout_with_majority() {
     // (cluster size, pre_vote)
-    for (n, pre_vote) in [(1, false), (1, true), (3, false), (3, true), (5, false), (5, true)] {
+    for (n, pre_vote) in [(1, false), (1, true), (2, true), (3, false), (3, true), (4, true), (5, false), (5, true)] {
         let mut sim = Sim::new(n, |c| c.pre_vote = pre_vote);
         let mut ticks = 0;
         while sim.leaders().is_empty() {
@@ -351,7 +351,7 @@ fn stale_term_messages_get_current_term() {
 
 #[test]
 fn replication_and_commit() {
-    for n in [1, 3, 5] {
+    for n in [1, 2, 3, 4, 5] {
         let mut sim = Sim::new(n, |c| c.max_entries_per_msg = 2);
         sim.elect(1);
         let mut want = vec![Vec::new()];
@@ -497,6 +497,43 @@ fn follower_truncates_conflicting_suffix() {
         st.persist(&rd);
         assert_eq!(st.log, r.log(), "case {i}: Ready does not reproduce the log");
     }
+}
+
+#[test]
+fn follower_commit_is_bounded_by_what_matches_the_leader() {
+    // (follower log, prev_index, prev_term, entries, leader_commit, want commit). Entries
+    // past the verified prefix may be a stale tail from another term.
+    type Case = (&'static [u64], u64, u64, &'static [u64], u64, u64);
+    let cases: &[Case] = &[
+        (&[1, 1, 2, 2], 1, 1, &[1], 4, 2),
+        (&[1, 1, 2, 2], 2, 1, &[], 4, 2),
+        (&[1, 1, 2, 2], 4, 2, &[], 9, 4),
+        (&[1, 1], 2, 1, &[3, 3], 3, 3),
+        (&[1, 1, 2, 2], 2, 1, &[], 1, 1),
+    ];
+    for (i, &(log, prev_index, prev_term, ents, leader_commit, want)) in cases.iter().enumerate() {
+        let mut r = Raft::new(config(1, 3), hs(3, None, 0), log_of(log), 1);
+        let entries = ents.iter().enumerate().map(|(k, &t)| ent(prev_index + 1 + k as u64, t)).collect();
+        r.step(2, Message::Append { term: 3, prev_index, prev_term, entries, leader_commit });
+        assert_eq!(r.commit_index(), want, "case {i}");
+        // A stale, reordered Append never moves the commit index back.
+        r.step(2, Message::Append { term: 3, prev_index: 0, prev_term: 0, entries: vec![], leader_commit: 0 });
+        assert_eq!(r.commit_index(), want, "case {i}: commit went back");
+    }
+}
+
+#[test]
+fn majority_sizes() {
+    let want = [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4)];
+    for (n, m) in want {
+        assert_eq!(quorum::majority(n), m, "n={n}");
+    }
+    assert_eq!(quorum::committed_index(&mut [5, 1, 3, 4]), 3);
+    assert_eq!(quorum::committed_index(&mut [5, 1, 3]), 3);
+    let votes = |v: &[(NodeId, bool)]| v.iter().copied().collect::<BTreeMap<_, _>>();
+    assert_eq!(quorum::tally(&votes(&[(1, true), (2, true)]), 4), quorum::VoteResult::Pending);
+    assert_eq!(quorum::tally(&votes(&[(1, true), (2, false), (3, false)]), 4), quorum::VoteResult::Lost);
+    assert_eq!(quorum::tally(&votes(&[(1, true), (2, true), (3, true)]), 4), quorum::VoteResult::Won);
 }
 
 #[test]
