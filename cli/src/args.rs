@@ -62,6 +62,16 @@ pub enum Command {
         #[arg(long, default_value = "debug")]
         log: String,
     },
+    /// Benchmark a scenario over seeds, one run at a time: simulated seconds per wall second,
+    /// events per wall second, peak RSS and the p50/p99 of the scenario's metrics.
+    Bench {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long, default_value = "0..100")]
+        seeds: String,
+        #[arg(long)]
+        config: Option<String>,
+    },
     /// Run each seed twice in fresh runtimes and compare trace hashes.
     CheckDeterminism {
         #[arg(long)]

@@ -48,6 +48,15 @@ pub fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             crate::logging::init(&log).map_err(usage)?;
             run(scenario, seed, config, None, false)
         }
+        Command::Bench { scenario, seeds, config } => {
+            let scenarios = scenario_set(&scenario, config.as_deref())?;
+            let range = parse_range(&seeds).map_err(usage)?;
+            for s in scenarios {
+                let figures = scenarios::bench::measure(s, range.clone(), config.as_deref())?;
+                print!("{}", figures.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckDeterminism { scenario, seeds, config, jobs } => {
             let scenarios = scenario_set(&scenario, config.as_deref())?;
             let range = parse_range(&seeds).map_err(usage)?;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 use crate::world::WorldState;
 
 thread_local! {
-    static CURRENT: RefCell<Weak<WorldState>> = RefCell::new(Weak::new());
+    static CURRENT: RefCell<Weak<WorldState>> = const { RefCell::new(Weak::new()) };
 }
 
 /// Makes `world` the one whose time this thread's log lines show.

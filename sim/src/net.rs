@@ -4,8 +4,8 @@
 //! tokio's `net` for madsim's simulated TCP); a turmoil implementation serves plain `cargo test`.
 //! Partitions and node kills are the engines' own (madsim clogs, turmoil partitions), so streams
 //! stall or reset exactly as each engine's TCP does. Per-link latency, jitter and loss are ours
-//! ([`crate::link`]): a simulated connection's writes go through a pump that holds each write for
-//! the link's delay, keeping the stream's order as TCP does.
+//! ([`crate::link`]): a simulated connection holds each arriving chunk for the link's delay before
+//! its reader sees it, keeping the stream's order as TCP does.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -14,8 +14,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
+use std::future::Future;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
 use crate::world::WorldState;
 
@@ -180,82 +183,116 @@ impl AsyncWrite for RawConn {
 }
 
 /// A connection: `AsyncRead + AsyncWrite`, the same type on every engine.
+///
+/// Writes go straight to the engine's stream. In simulations, reads pass through a shaper that
+/// holds each arriving chunk for the link's extra delay (latency, jitter, loss as retransmission
+/// time) before handing it over, keeping the stream's order: the same effect as delaying the
+/// sender's segments, without a task per connection.
 pub struct Conn {
-    read: ReadHalf<RawConn>,
-    write: Writer,
+    raw: RawConn,
+    shaper: Option<Shaper>,
 }
 
-enum Writer {
-    Direct(WriteHalf<RawConn>),
-    /// Writes queue to a pump task that delays them by the link's shape (simulations only).
-    Shaped(Option<mpsc::UnboundedSender<(tokio::time::Instant, Vec<u8>)>>),
+struct Shaper {
+    world: Arc<WorldState>,
+    /// The link is peer → me: that is the direction a read receives.
+    peer: String,
+    me: String,
+    /// Arrived chunks with the time each may be read.
+    held: VecDeque<(Instant, Vec<u8>)>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    eof: bool,
 }
 
 impl Conn {
-    fn new(raw: RawConn, world: Option<Arc<WorldState>>, from: &str, to: &str) -> Self {
-        let (read, write) = tokio::io::split(raw);
-        let write = match world {
-            None => Writer::Direct(write),
-            Some(world) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(pump(write, rx, world, from.to_string(), to.to_string()));
-                Writer::Shaped(Some(tx))
-            }
-        };
-        Conn { read, write }
+    fn new(raw: RawConn, world: Option<Arc<WorldState>>, me: &str, peer: &str) -> Self {
+        let shaper = world.map(|world| Shaper {
+            world,
+            peer: peer.to_string(),
+            me: me.to_string(),
+            held: VecDeque::new(),
+            timer: None,
+            eof: false,
+        });
+        Conn { raw, shaper }
     }
 }
 
-/// Delivers queued writes in order, each no earlier than its send time plus the link's delay.
-async fn pump(
-    mut w: WriteHalf<RawConn>,
-    mut rx: mpsc::UnboundedReceiver<(tokio::time::Instant, Vec<u8>)>,
-    world: Arc<WorldState>,
-    from: String,
-    to: String,
-) {
-    let mut last_due = tokio::time::Instant::now();
-    while let Some((sent, bytes)) = rx.recv().await {
-        let due = (sent + world.link_delay(&from, &to)).max(last_due);
-        last_due = due;
-        tokio::time::sleep_until(due).await;
-        if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
-            return;
+impl Shaper {
+    /// Takes everything the stream has now, stamping each chunk with its release time.
+    fn drain(&mut self, raw: &mut RawConn, cx: &mut Context<'_>) -> io::Result<()> {
+        while !self.eof {
+            let mut chunk = vec![0u8; 16 * 1024];
+            let mut rb = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut *raw).poll_read(cx, &mut rb) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => self.eof = true,
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    chunk.truncate(n);
+                    let arrived = Instant::now() + self.world.link_delay(&self.peer, &self.me);
+                    let due = self.held.back().map_or(arrived, |(last, _)| arrived.max(*last));
+                    self.held.push_back((due, chunk));
+                }
+            }
         }
+        Ok(())
     }
-    let _ = w.shutdown().await;
+
+    fn poll_read(&mut self, raw: &mut RawConn, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.held.is_empty() && !self.eof && self.world.link_is_clear(&self.peer, &self.me) {
+            return Pin::new(raw).poll_read(cx, buf);
+        }
+        if let Err(e) = self.drain(raw, cx) {
+            if self.held.is_empty() {
+                return Poll::Ready(Err(e));
+            }
+            // Deliver what arrived before the error; the error shows on a later read.
+            self.eof = true;
+        }
+        let Some((due, _)) = self.held.front() else {
+            return if self.eof { Poll::Ready(Ok(())) } else { Poll::Pending };
+        };
+        if *due > Instant::now() {
+            let due = *due;
+            let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            if timer.deadline() != due {
+                timer.as_mut().reset(due);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        self.timer = None;
+        let (due, mut chunk) = self.held.pop_front().expect("front exists");
+        let n = chunk.len().min(buf.remaining());
+        buf.put_slice(&chunk[..n]);
+        if n < chunk.len() {
+            self.held.push_front((due, chunk.split_off(n)));
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl AsyncRead for Conn {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().read).poll_read(cx, buf)
+        let this = self.get_mut();
+        match &mut this.shaper {
+            None => Pin::new(&mut this.raw).poll_read(cx, buf),
+            Some(shaper) => shaper.poll_read(&mut this.raw, cx, buf),
+        }
     }
 }
 
 impl AsyncWrite for Conn {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().write {
-            Writer::Direct(w) => Pin::new(w).poll_write(cx, buf),
-            Writer::Shaped(Some(tx)) => match tx.send((tokio::time::Instant::now(), buf.to_vec())) {
-                Ok(()) => Poll::Ready(Ok(buf.len())),
-                Err(_) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-            },
-            Writer::Shaped(None) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-        }
+        Pin::new(&mut self.get_mut().raw).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().write {
-            Writer::Direct(w) => Pin::new(w).poll_flush(cx),
-            Writer::Shaped(_) => Poll::Ready(Ok(())),
-        }
+        Pin::new(&mut self.get_mut().raw).poll_flush(cx)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().write {
-            Writer::Direct(w) => Pin::new(w).poll_shutdown(cx),
-            Writer::Shaped(tx) => {
-                tx.take();
-                Poll::Ready(Ok(()))
-            }
-        }
+        Pin::new(&mut self.get_mut().raw).poll_shutdown(cx)
     }
 }

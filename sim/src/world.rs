@@ -113,6 +113,10 @@ impl WorldState {
         lock(&self.skews_ms).get(node).copied().unwrap_or(0)
     }
 
+    pub fn link_is_clear(&self, from: &str, to: &str) -> bool {
+        lock(&self.links).get(from, to).is_clear()
+    }
+
     pub fn link_delay(&self, from: &str, to: &str) -> Duration {
         let shape = lock(&self.links).get(from, to);
         if shape.is_clear() {
@@ -288,7 +292,11 @@ impl FaultDriver {
         if !self.dead.insert(node.into()) {
             return;
         }
-        self.paused.remove(node);
+        // A paused process that dies is no longer paused; engines that model a pause as held
+        // links (turmoil) must release them, or the restarted node would stay cut off.
+        if self.paused.remove(node) {
+            ops.resume(node);
+        }
         ops.kill(node);
         self.world.drop_roles(node);
         let report = self.world.disks.crash(node);

@@ -94,7 +94,14 @@ impl Consensus {
                 (*id, tx)
             })
             .collect();
-        let member = Member { ctx: ctx.fork(), config, outbound, applied: applied_tx, status: status_tx };
+        let member = Member {
+            ctx: ctx.fork(),
+            config,
+            outbound,
+            applied: applied_tx,
+            status: status_tx,
+            persisted: HardState::default(),
+        };
         tokio::spawn(member.run(cmd_rx, inbound_rx));
         (Consensus { commands: cmd_tx, status: status_rx }, applied_rx)
     }
@@ -122,6 +129,8 @@ struct Member {
     outbound: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
     applied: mpsc::UnboundedSender<Entry>,
     status: watch::Sender<Status>,
+    /// The hard state last written to disk.
+    persisted: HardState,
 }
 
 type Pending = BTreeMap<u64, (u64, oneshot::Sender<Result<u64, ProposeError>>)>;
@@ -135,15 +144,19 @@ impl Member {
         let tick = Duration::from_millis(self.config.tick_ms);
         let mut raft = self.recover();
         let mut pending = Pending::new();
-        let mut next_tick = Instant::now() + tick;
+        // One timer for the tick, reset when it fires: a fresh sleep per loop turn would leave
+        // a cancelled timer in the simulator's queue for every message.
+        let ticker = tokio::time::sleep(tick);
+        tokio::pin!(ticker);
         loop {
             tokio::select! {
                 biased;
                 Some(env) = inbound.recv() => raft.step(env.from, env.msg),
                 Some(Command::Propose(data, reply)) = commands.recv() => self.propose(&mut raft, &mut pending, data, reply),
-                _ = tokio::time::sleep_until(next_tick) => {
+                _ = &mut ticker => {
                     raft.tick();
-                    next_tick += tick;
+                    let next = ticker.deadline() + tick;
+                    ticker.as_mut().reset(next);
                 }
             }
             if raft.has_ready() {
@@ -187,7 +200,13 @@ impl Member {
         }
         self.append_entries(&ready.entries).await?;
         if let Some(hs) = ready.hard_state {
-            self.write_hard_state(&hs).await?;
+            // Term and vote must be durable before any message leaves; the commit index need
+            // not be (a restarted member relearns it from the leader), so a change of commit
+            // alone costs no fsync.
+            if (hs.term, hs.voted_for) != (self.persisted.term, self.persisted.voted_for) {
+                self.write_hard_state(&hs).await?;
+                self.persisted = hs;
+            }
         }
         for (to, msg) in ready.messages {
             if let Some(tx) = self.outbound.get(&to) {
@@ -237,7 +256,7 @@ impl Member {
         }
         let mut buf = Vec::new();
         for e in entries {
-            records::encode_into(&mut buf, &serde_json::to_vec(e).expect("entries serialize"));
+            records::encode_into(&mut buf, &postcard::to_stdvec(e).expect("entries serialize"));
         }
         let disk = &self.ctx.disk;
         disk.append(&self.log_file(), &buf)?;
@@ -248,19 +267,20 @@ impl Member {
     async fn truncate_log(&self, keep: &[Entry]) -> io::Result<()> {
         let mut buf = Vec::new();
         for e in keep {
-            records::encode_into(&mut buf, &serde_json::to_vec(e).expect("entries serialize"));
+            records::encode_into(&mut buf, &postcard::to_stdvec(e).expect("entries serialize"));
         }
         replace_file(&self.ctx.disk, &self.log_file(), &buf).await
     }
 
     async fn write_hard_state(&self, hs: &HardState) -> io::Result<()> {
-        let bytes = records::encode(&serde_json::to_vec(hs).expect("hard state serializes"));
+        let bytes = records::encode(&postcard::to_stdvec(hs).expect("hard state serializes"));
         replace_file(&self.ctx.disk, &self.hs_file(), &bytes).await
     }
 
     /// Rebuilds the core from disk, cutting a torn or corrupt log tail.
     fn recover(&mut self) -> Raft {
         let hs = self.read_hard_state();
+        self.persisted = hs;
         let log = self.read_log();
         let mut hs = hs;
         let last = log.last().map_or(0, |e| e.index);
@@ -281,7 +301,7 @@ impl Member {
         decoded
             .records
             .first()
-            .and_then(|r| serde_json::from_slice(r).ok())
+            .and_then(|r| postcard::from_bytes(r).ok())
             .unwrap_or_default()
     }
 
@@ -296,7 +316,7 @@ impl Member {
         }
         let mut entries: Vec<Entry> = Vec::new();
         for r in decoded.records {
-            match serde_json::from_slice::<Entry>(&r) {
+            match postcard::from_bytes::<Entry>(&r) {
                 Ok(e) if e.index == entries.len() as u64 + 1 => entries.push(e),
                 _ => break,
             }
@@ -345,10 +365,10 @@ async fn listen(net: Net, port: u16, inbound: mpsc::UnboundedSender<Envelope>) {
     };
     while let Ok((mut conn, _peer)) = listener.accept().await {
         let inbound = inbound.clone();
+        // Senders replace their connections every CONN_MAX_AGE, closing the old one, so a
+        // reader ends with its stream; no per-message timer is needed.
         tokio::spawn(async move {
-            // Idle streams are dropped so a stream stuck after a healed partition cannot pin a
-            // task forever; the peer reconnects.
-            while let Ok(Ok(env)) = tokio::time::timeout(IDLE, wire::recv::<_, Envelope>(&mut conn)).await {
+            while let Ok(env) = wire::recv_bin::<_, Envelope>(&mut conn).await {
                 if inbound.send(env).is_err() {
                     return;
                 }
@@ -357,8 +377,8 @@ async fn listen(net: Net, port: u16, inbound: mpsc::UnboundedSender<Envelope>) {
     }
 }
 
-const IDLE: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 /// A connection is replaced this often, so one stuck after a partition does not outlive it.
 const CONN_MAX_AGE: Duration = Duration::from_secs(3);
@@ -369,7 +389,8 @@ async fn send_to(net: Net, peer: String, port: u16, me: NodeId, mut rx: mpsc::Un
     let mut conn = None;
     let mut opened = Instant::now();
     while let Some(msg) = rx.recv().await {
-        if conn.is_some() && opened.elapsed() > CONN_MAX_AGE {
+        if opened.elapsed() > CONN_MAX_AGE {
+            // Dropped, not shut down: a shutdown waits on the peer, which may be gone.
             conn = None;
         }
         if conn.is_none() {
@@ -386,7 +407,10 @@ async fn send_to(net: Net, peer: String, port: u16, me: NodeId, mut rx: mpsc::Un
             }
         }
         let c = conn.as_mut().expect("connected above");
-        if wire::send(c, &Envelope { from: me, msg }).await.is_err() {
+        // A write deadline, as real RPC stacks have: a stream stuck behind a partition (its
+        // send buffer full, never acknowledged) is abandoned rather than waited on forever.
+        let sent = tokio::time::timeout(WRITE_TIMEOUT, wire::send_bin(c, &Envelope { from: me, msg })).await;
+        if !matches!(sent, Ok(Ok(()))) {
             conn = None;
         }
     }

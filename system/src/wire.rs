@@ -2,6 +2,12 @@
 //!
 //! A frame is a 4-byte little-endian length and that many bytes. Input is untrusted: a length
 //! over [`MAX_FRAME`] is an error, never an allocation.
+//!
+//! Two encodings: JSON ([`send`], [`recv`]) for low-rate protocols that benefit from readable
+//! captures and from serde's self-describing features (tagged enums, `Value`), and postcard
+//! ([`send_bin`], [`recv_bin`]) for hot paths such as replication, where JSON's byte arrays as
+//! number lists cost more than the protocol itself. Postcard cannot decode self-describing
+//! types (`#[serde(tag)]`, `untagged`, `serde_json::Value`); use JSON for those.
 
 use std::io;
 
@@ -47,6 +53,18 @@ pub async fn recv<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> io::R
     serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// Sends one message as a postcard frame.
+pub async fn send_bin<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+    let bytes = postcard::to_stdvec(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    write_frame(w, &bytes).await
+}
+
+/// Receives one postcard frame; a malformed message is `InvalidData`, not a panic.
+pub async fn recv_bin<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> io::Result<T> {
+    let bytes = read_frame(r).await?;
+    postcard::from_bytes(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +75,12 @@ mod tests {
         send(&mut a, &vec![1u32, 2, 3]).await.unwrap();
         let got: Vec<u32> = recv(&mut b).await.unwrap();
         assert_eq!(got, [1, 2, 3]);
+        send_bin(&mut a, &(7u64, vec![9u8; 3])).await.unwrap();
+        let got: (u64, Vec<u8>) = recv_bin(&mut b).await.unwrap();
+        assert_eq!(got, (7, vec![9, 9, 9]));
+        write_frame(&mut a, &[0xff; 3]).await.unwrap();
+        let err = recv_bin::<_, (u64, String)>(&mut b).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         a.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
         let err = read_frame(&mut b).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);

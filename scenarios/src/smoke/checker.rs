@@ -1,6 +1,8 @@
 //! The smoke invariants: acknowledged appends survive on every replica, replicas converge after
 //! the heal, and the log makes progress after the heal.
 
+use std::collections::BTreeSet;
+
 use sim::Outcome;
 
 use super::history::History;
@@ -28,8 +30,8 @@ pub fn check(outcome: &Outcome, h: &History) -> Verdict {
 
 fn acked_survive(h: &History, violations: &mut Vec<String>) {
     for replica in REPLICAS {
-        let log = h.applied.get(replica).map(Vec::as_slice).unwrap_or_default();
-        let missing: Vec<&str> = h.acked.iter().map(|(v, _)| v.as_str()).filter(|v| !log.iter().any(|x| x == v)).collect();
+        let log: BTreeSet<&str> = h.applied.get(replica).into_iter().flatten().map(String::as_str).collect();
+        let missing: Vec<&str> = h.acked.iter().map(|(v, _)| v.as_str()).filter(|v| !log.contains(v)).collect();
         for v in missing.iter().take(LIST_AT_MOST) {
             violations.push(format!("lost acknowledged append: {v} is missing from {replica}"));
         }

@@ -13,25 +13,38 @@ use system::wire;
 
 use super::history::History;
 use super::replica::{AppendRequest, AppendResponse, CLIENT_PORT};
-use super::REPLICAS;
+use super::{REPLICAS, WORKLOAD_STOP_MS};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// Concurrent writers: enough that replicas are often mid-fsync when a fault strikes.
+const WRITERS: usize = 3;
 
 /// The planted leak: process-global, so a second run of the same seed in the same process
 /// sees different values.
 static LEAK: AtomicU64 = AtomicU64::new(0);
 
 pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, leak: bool) {
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        writers.push(tokio::spawn(writer(ctx.fork(), w, history.clone(), leak)));
+    }
+    for w in writers {
+        let _ = w.await;
+    }
+}
+
+/// Appends until the workload stops, then returns so the log can settle before the check.
+async fn writer(mut ctx: NodeCtx, id: usize, history: Arc<Mutex<History>>, leak: bool) {
     let mut target = REPLICAS[ctx.rng.gen_range(0..REPLICAS.len())].to_string();
     let mut conn: Option<Conn> = None;
     let mut seq = 0u64;
-    loop {
+    while ctx.clock.now_ms() < WORKLOAD_STOP_MS {
         seq += 1;
         let salt = if leak { LEAK.fetch_add(1, Ordering::Relaxed) } else { 0 };
-        let value = format!("{}-{}-{seq}-{salt}", ctx.name, ctx.incarnation);
+        let value = format!("{}-{}-w{id}-{seq}-{salt}", ctx.name, ctx.incarnation);
         // Retry the same value until acknowledged: a retry after a timeout may append it twice,
         // which the checker tolerates (the log is at-least-once for retried appends).
-        loop {
+        while ctx.clock.now_ms() < WORKLOAD_STOP_MS {
             history.lock().expect("history").attempts += 1;
             match append(&ctx, &mut conn, &target, &value).await {
                 Some(AppendResponse::Committed { index }) => {
@@ -50,7 +63,7 @@ pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, leak: bool) {
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(5..40))).await;
+        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(20..200))).await;
     }
 }
 

@@ -44,6 +44,8 @@ pub const ZONES: [&str; 3] = ["az-1", "az-2", "az-3"];
 pub const CLIENT: &str = "client";
 /// Faults stop and everything heals here; the rest of the run proves recovery.
 pub const HEAL_AT_MS: u64 = 40_000;
+/// The workload stops here, so the check at the end sees a settled log.
+pub const WORKLOAD_STOP_MS: u64 = 55_000;
 pub const DURATION_MS: u64 = 60_000;
 
 fn build(seed: u64, config: Option<&str>) -> Built {

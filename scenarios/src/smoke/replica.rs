@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sim::NodeCtx;
@@ -67,9 +66,8 @@ async fn serve_clients(ctx: NodeCtx, consensus: Consensus) {
     while let Ok((mut conn, _)) = listener.accept().await {
         let consensus = consensus.clone();
         tokio::spawn(async move {
-            while let Ok(Ok(req)) =
-                tokio::time::timeout(Duration::from_secs(10), wire::recv::<_, AppendRequest>(&mut conn)).await
-            {
+            // Clients time out and drop their connection; the read then ends.
+            while let Ok(req) = wire::recv::<_, AppendRequest>(&mut conn).await {
                 let resp = match consensus.propose(req.value.into_bytes()).await {
                     Ok(index) => AppendResponse::Committed { index },
                     Err(ProposeError::NotLeader(leader)) => AppendResponse::NotLeader { leader },

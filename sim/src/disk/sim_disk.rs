@@ -103,8 +103,22 @@ struct NodeDisk {
 struct SimFile {
     /// What reads see: the page cache.
     current: Vec<u8>,
-    /// What survives power loss; `None` if never synced.
-    durable: Option<Vec<u8>>,
+    /// What survives power loss.
+    durable: Durable,
+}
+
+/// What survives power loss. Logs are appended and synced over and over, so the common case
+/// is stored as a length (the durable bytes are a prefix of the page cache) rather than as a
+/// copy made at every fsync.
+#[derive(Default)]
+enum Durable {
+    /// Never synced: the file vanishes in a crash.
+    #[default]
+    Never,
+    /// The first `n` bytes of `current`.
+    Prefix(usize),
+    /// A copy, once `current` was changed other than by appending.
+    Copy(Vec<u8>),
 }
 
 impl DiskFarm {
@@ -220,6 +234,7 @@ impl SimDisk {
     pub fn write(&self, file: &str, data: &[u8]) -> io::Result<()> {
         self.op(&[file], |disk| {
             let f = disk.files.entry(file.to_owned()).or_default();
+            f.detach_durable();
             f.current = data.to_vec();
             disk.stats.bytes_written += data.len() as u64;
             Ok(())
@@ -230,17 +245,17 @@ impl SimDisk {
         self.op(&[file], |disk| disk.read(file))
     }
 
-    /// How long the next fsync takes: 1 to 4 ms, drawn from this disk's own stream (an SSD
-    /// with a write cache flush; slow enough that crashes land inside some fsyncs).
+    /// How long the next fsync takes: 1 to 12 ms, drawn from this disk's own stream (a SATA
+    /// SSD flushing its write cache; slow enough that crashes land inside fsyncs).
     pub fn fsync_latency(&self) -> std::time::Duration {
-        let ms = self.farm.with_node(&self.node, |disk| rand::Rng::gen_range(&mut disk.rng, 1..=4u64));
+        let ms = self.farm.with_node(&self.node, |disk| rand::Rng::gen_range(&mut disk.rng, 1..=12u64));
         std::time::Duration::from_millis(ms)
     }
 
     pub fn sync(&self, file: &str) -> io::Result<()> {
         self.op(&[file], |disk| {
             let f = disk.file(file)?;
-            f.durable = Some(f.current.clone());
+            f.durable = Durable::Prefix(f.current.len());
             disk.stats.syncs += 1;
             Ok(())
         })
@@ -250,7 +265,11 @@ impl SimDisk {
         let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
         self.op(&[file], |disk| {
-            disk.file(file)?.current.resize(len, 0);
+            let f = disk.file(file)?;
+            if matches!(f.durable, Durable::Prefix(n) if len < n) {
+                f.detach_durable();
+            }
+            f.current.resize(len, 0);
             Ok(())
         })
     }
@@ -357,12 +376,32 @@ impl NodeDisk {
 }
 
 impl SimFile {
+    /// The bytes a crash would leave, if any.
+    fn durable_bytes(&self) -> Option<&[u8]> {
+        match &self.durable {
+            Durable::Never => None,
+            Durable::Prefix(n) => Some(&self.current[..*n]),
+            Durable::Copy(v) => Some(v),
+        }
+    }
+
+    /// Called before `current` changes other than by appending, which would change the prefix.
+    fn detach_durable(&mut self) {
+        if let Durable::Prefix(n) = self.durable {
+            self.durable = Durable::Copy(self.current[..n].to_vec());
+        }
+    }
+
     /// XORs `mask` into the bytes in `range`, in the cached and the durable content:
     /// damage on the platter is seen by reads now and after a crash. False if the
     /// range holds no byte of either.
     fn flip(&mut self, range: Range<usize>, mask: u8) -> bool {
         let mut hit = false;
-        for content in std::iter::once(&mut self.current).chain(self.durable.as_mut()) {
+        let copy = match &mut self.durable {
+            Durable::Copy(v) => Some(v),
+            _ => None,
+        };
+        for content in std::iter::once(&mut self.current).chain(copy) {
             let end = range.end.min(content.len());
             if let Some(bytes) = content.get_mut(range.start..end) {
                 bytes.iter_mut().for_each(|b| *b ^= mask);
@@ -388,14 +427,15 @@ fn crash_file(
         torn: false,
         vanished: false,
     };
-    let Some(durable) = &file.durable else {
+    let Some(durable) = file.durable_bytes() else {
         loss.vanished = true;
         return Some(loss);
     };
-    if file.current == *durable {
+    if file.current.len() == durable.len() && file.current == durable {
         return None;
     }
-    let appended = file.current.starts_with(durable);
+    let durable = durable.to_vec();
+    let appended = file.current.starts_with(&durable);
     if appended && torn_writes {
         let tear = tear(&file.current, durable.len(), rng);
         loss.kept_bytes = tear.kept as u64;
@@ -406,10 +446,10 @@ fn crash_file(
         if appended {
             loss.lost_bytes = (before - durable.len()) as u64;
         }
-        file.current = durable.clone();
+        file.current = durable;
     }
     // After the crash, what is on the platter is all there is.
-    file.durable = Some(file.current.clone());
+    file.durable = Durable::Prefix(file.current.len());
     Some(loss)
 }
 

@@ -62,6 +62,9 @@ async fn drive(plan: Plan, options: RunOptions) -> Outcome {
     }
     tokio::time::sleep_until(base + Duration::from_millis(plan.duration_ms)).await;
     let sim_time_ms = world.now_ms();
+    if std::env::var_os("CHAOS_NET_STATS").is_some() {
+        eprintln!("madsim messages: {}", madsim::net::NetSim::current().stat().msg_count);
+    }
     Outcome { world, sim_time_ms }
 }
 

@@ -20,6 +20,15 @@
 //! A crash before step 1 finishes simply loses that Ready; on restart the caller passes
 //! whatever reached disk to [`Raft::new`].
 //!
+//! # Time
+//!
+//! Ticks are abstract; the caller picks the tick length. With one tick per second,
+//! MongoDB's `heartbeatIntervalMillis: 2000` / `electionTimeoutMillis: 10000` become
+//! `heartbeat_ticks: 2` / `election_timeout_ticks: 10`, the [`Config::new`] defaults.
+//! A follower's election timer restarts only when it hears from the leader, grants a
+//! vote or campaigns; merely seeing a newer term does not, so a candidate that cannot
+//! win does not keep postponing the nodes that can (Raft §5.2).
+//!
 //! # What it implements
 //!
 //! * Leader election with randomized timeouts in `[t, 2t)`, one vote per term, the
