@@ -59,7 +59,7 @@ pub enum Command {
         #[arg(long)]
         config: Option<String>,
         /// Log filter (tracing's EnvFilter syntax).
-        #[arg(long, default_value = "debug")]
+        #[arg(long, default_value = "debug,madsim=info")]
         log: String,
     },
     /// Benchmark a scenario over seeds, one run at a time: simulated seconds per wall second,

@@ -20,6 +20,7 @@ pub fn init(filter: &str) -> Result<(), String> {
         .with_timer(SimTimer)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Charts and the human-readable report of a sweep. SVG is written by hand: a bar per run is
 //! all these charts need, and it keeps the report readable in any browser with no dependency.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::summary::Summary;
@@ -15,6 +16,19 @@ pub fn sim_time_svg(summary: &Summary) -> String {
         summary.runs.iter().map(|r| (format!("{} #{}", r.scenario, r.seed), r.wall_ms as f64, r.passed)).collect();
     bar_chart("Wall-clock ms per run (red: failed)", &bars)
 }
+
+/// One bar per run that measured availability: the percentage of seconds users were served.
+pub fn availability_svg(summary: &Summary) -> Option<String> {
+    let bars: Vec<(String, f64, bool)> = summary
+        .runs
+        .iter()
+        .filter_map(|r| r.metrics.get(AVAILABILITY).map(|a| (format!("{} #{}", r.scenario, r.seed), *a, r.passed)))
+        .collect();
+    (!bars.is_empty()).then(|| bar_chart("Availability % per run (red: failed)", &bars))
+}
+
+/// The metric scenarios report availability under.
+pub const AVAILABILITY: &str = "availability_pct";
 
 pub fn bar_chart(title: &str, bars: &[(String, f64, bool)]) -> String {
     let max = bars.iter().map(|b| b.1).fold(1.0_f64, f64::max);
@@ -65,12 +79,37 @@ pub fn markdown(s: &Summary) -> String {
             let _ = writeln!(md, "- seed {}: {}\n  `{}`", r.seed, r.violations.join("; "), r.replay_command());
         }
     }
+    metrics_table(s, &mut md);
     let _ = writeln!(md, "\n## Sometimes records (summed)\n");
     for (scenario, counts) in &s.sometimes {
         for (k, v) in counts {
             let _ = writeln!(md, "- {scenario} `{k}`: {v}");
         }
     }
+    if availability_svg(s).is_some() {
+        let _ = writeln!(md, "\n![availability per run](availability.svg)");
+    }
     let _ = writeln!(md, "\n![wall time per run](sim-time.svg)");
     md
+}
+
+/// Per scenario and metric: p50, p99 and mean over the sweep's runs.
+fn metrics_table(s: &Summary, md: &mut String) {
+    let mut by: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+    for r in &s.runs {
+        for (k, v) in &r.metrics {
+            by.entry((r.scenario.as_str(), k.as_str())).or_default().push(*v);
+        }
+    }
+    if by.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## Measurements\n\n| scenario | metric | min | p50 | p99 | max | mean | runs |\n|---|---|---|---|---|---|---|---|");
+    for ((scenario, metric), values) in by {
+        let n = values.len();
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (p50, p99, mean) = scenarios::bench::summarize(values);
+        let _ = writeln!(md, "| {scenario} | {metric} | {min:.1} | {p50:.1} | {p99:.1} | {max:.1} | {mean:.1} | {n} |");
+    }
 }

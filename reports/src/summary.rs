@@ -65,6 +65,9 @@ impl Summary {
         std::fs::write(dir.join("summary.json"), json)?;
         std::fs::write(dir.join("report.md"), crate::chart::markdown(self))?;
         std::fs::write(dir.join("sim-time.svg"), crate::chart::sim_time_svg(self))?;
+        if let Some(svg) = crate::chart::availability_svg(self) {
+            std::fs::write(dir.join("availability.svg"), svg)?;
+        }
         Ok(())
     }
 }

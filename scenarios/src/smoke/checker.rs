@@ -7,7 +7,7 @@ use sim::Outcome;
 
 use super::history::History;
 use crate::scenario::Verdict;
-use super::{HEAL_AT_MS, REPLICAS};
+use super::{HEAL_AT_MS, REPLICAS, WORKLOAD_STOP_MS};
 
 /// At most this many individual violations are listed per kind; the count says the rest.
 const LIST_AT_MOST: usize = 5;
@@ -25,7 +25,18 @@ pub fn check(outcome: &Outcome, h: &History) -> Verdict {
     }
     let sim_s = outcome.sim_time_ms as f64 / 1000.0;
     verdict.metric("acked_appends_per_sim_s", h.acked.len() as f64 / sim_s);
+    let (available, windows) = availability(h);
+    verdict.metric("availability_pct", 100.0 * available as f64 / windows as f64);
+    verdict.metric("unavailable_s", (windows - available) as f64);
     verdict
+}
+
+/// Seconds of the workload in which at least one append was acknowledged, out of all of them:
+/// what a user typing through the faults would have seen.
+fn availability(h: &History) -> (u64, u64) {
+    let windows = WORKLOAD_STOP_MS / 1000;
+    let served: BTreeSet<u64> = h.acked.iter().map(|(_, t)| t / 1000).filter(|w| *w < windows).collect();
+    (served.len() as u64, windows)
 }
 
 fn acked_survive(h: &History, violations: &mut Vec<String>) {

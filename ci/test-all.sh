@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): the determinism lint, plain `cargo test` (which
+# runs seeded scenarios on turmoil), then the madsim scenario suite over a fixed seed list, the
+# determinism check, and proof that the determinism check catches a planted leak. It ends by
+# counting the simulation runs that passed on each engine, and fails if either count is zero.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -n "${RUSTFLAGS+set}" ]; then
+    echo "error: RUSTFLAGS is set in the environment ('${RUSTFLAGS}'); it would override the" \
+         "'--cfg madsim' of 'cargo chaos' and compile the simulation out. Unset RUSTFLAGS." >&2
+    exit 2
+fi
+
+SEEDS="${CHAOS_TEST_SEEDS:-0..40}"
+ledger="$(mktemp)"
+trap 'rm -f "$ledger"' EXIT
+export CHAOS_RUN_LEDGER="$ledger"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "clippy (determinism lint included)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit tests and turmoil scenario runs)"
+cargo test --workspace --locked
+
+step "madsim scenario suite, seeds $SEEDS"
+cargo chaos sweep --scenario all --seeds "$SEEDS" --jobs 2 --out target/chaos/test-suite
+
+step "determinism: every scenario, each seed twice"
+cargo chaos check-determinism --scenario all --seeds 0..5 --jobs 2
+
+step "the determinism check catches a planted leak"
+if CHAOS_RUN_LEDGER= cargo chaos check-determinism --scenario smoke --config planted-leak --seeds 0..2; then
+    echo "error: check-determinism passed a run with a planted nondeterminism leak" >&2
+    exit 1
+fi
+echo "caught, as it must be"
+
+count() { grep -c "^$1 .* $2\$" "$ledger" || true; }
+turmoil_passed=$(count turmoil passed)
+madsim_passed=$(count madsim passed)
+failed=$(( $(count turmoil failed) + $(count madsim failed) ))
+step "simulation runs: turmoil $turmoil_passed passed, madsim $madsim_passed passed"
+if [ "$turmoil_passed" -eq 0 ] || [ "$madsim_passed" -eq 0 ]; then
+    echo "error: an engine ran no passing simulation (a build without --cfg madsim runs none)" >&2
+    exit 1
+fi
+echo "simulations: $((turmoil_passed + madsim_passed)) passed, $failed failed"
+[ "$failed" -eq 0 ]
