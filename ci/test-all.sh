@@ -25,6 +25,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit tests and turmoil scenario runs)"
 cargo test --workspace --locked
 
+step "world API tests on madsim (the same bodies cargo test ran on turmoil)"
+cargo madsim-test --locked -p sim --test world
+
 step "madsim scenario suite, seeds $SEEDS"
 cargo chaos sweep --scenario all --seeds "$SEEDS" --jobs 2 --out target/chaos/test-suite
 
