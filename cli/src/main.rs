@@ -16,11 +16,17 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // Help and version are not errors; everything else is a usage error (exit 2).
-            let code = if e.use_stderr() { 2 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // Help and version: not errors.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // Usage errors are one line (clap's first), exit 2.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("error: bad usage");
+            eprintln!("{} (see --help)", first.trim_end());
+            return ExitCode::from(2);
         }
     };
     if !cfg!(madsim) {

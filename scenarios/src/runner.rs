@@ -49,7 +49,12 @@ impl RunReport {
 /// for every run), turning a panic anywhere in the run into a violation.
 pub fn run(req: RunRequest) -> Result<RunReport, std::io::Error> {
     let sink = match &req.trace {
-        Some(path) => Some(BufWriter::new(File::create(path)?)),
+        Some(path) => {
+            let file = File::create(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot create trace file {}: {e}", path.display()))
+            })?;
+            Some(BufWriter::new(file))
+        }
         None => None,
     };
     let thread = std::thread::Builder::new()

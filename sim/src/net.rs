@@ -193,6 +193,13 @@ pub struct Conn {
     shaper: Option<Shaper>,
 }
 
+// SAFETY: `Conn` offers no `&self` access to anything it holds: every method takes `&mut self`
+// or `Pin<&mut Self>`, so a shared reference to a `Conn` can never reach its insides, and
+// sharing one between threads is harmless (the reasoning of std's `Exclusive`). It is needed
+// because madsim's simulated `TcpStream` is `Send` but not `Sync`, while tokio's is both: without
+// it, code holding a `Conn` across an `.await` behind `&self` compiles in one build only.
+unsafe impl Sync for Conn {}
+
 struct Shaper {
     world: Arc<WorldState>,
     /// The link is peer → me: that is the direction a read receives.
