@@ -28,8 +28,11 @@ fn run(plan: Plan, seed: u64) -> Outcome {
         .expect("run does not panic")
 }
 
+/// (simulated ms of the attempt, round trip in ms or None when it failed), per ping.
+type PingLog = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
+
 /// `a` pings `b` every 500 ms and records (sim ms, round trip) per attempt.
-fn pinger_plan(log: Arc<Mutex<Vec<(u64, Option<u64>)>>>, duration_ms: u64) -> Plan {
+fn pinger_plan(log: PingLog, duration_ms: u64) -> Plan {
     let mut plan = Plan::new(topology(), duration_ms);
     plan.node("b", node_main(echo_server));
     plan.node("c", node_main(echo_server));
