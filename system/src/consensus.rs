@@ -48,7 +48,7 @@ pub struct Status {
     pub commit: u64,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProposeError {
     #[error("not the leader; try {0:?}")]
     NotLeader(Option<String>),
@@ -193,7 +193,7 @@ impl Member {
         let was_leader = self.status.borrow().role == Some(Role::Leader);
         let ready = raft.ready();
         if let Some(from) = ready.truncate_from {
-            self.truncate_log(&ready_log_prefix(raft, from)).await?;
+            self.truncate_log(&log_before(raft, from)).await?;
             for (_, (_, reply)) in pending.split_off(&from) {
                 let _ = reply.send(Err(ProposeError::Superseded));
             }
@@ -331,16 +331,6 @@ fn fail_all(pending: &mut Pending, err: ProposeError) {
     }
 }
 
-impl Clone for ProposeError {
-    fn clone(&self) -> Self {
-        match self {
-            ProposeError::NotLeader(h) => ProposeError::NotLeader(h.clone()),
-            ProposeError::Superseded => ProposeError::Superseded,
-            ProposeError::Stopped => ProposeError::Stopped,
-        }
-    }
-}
-
 /// Atomically replaces `file`: write a temporary, fsync it, rename over the original.
 pub async fn replace_file(disk: &Disk, file: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = format!("{file}.tmp");
@@ -349,8 +339,8 @@ pub async fn replace_file(disk: &Disk, file: &str, bytes: &[u8]) -> io::Result<(
     disk.rename(&tmp, file)
 }
 
-/// The persisted entries that survive truncation at `from`.
-fn ready_log_prefix(raft: &Raft, from: u64) -> Vec<Entry> {
+/// The entries that survive truncation at `from`.
+fn log_before(raft: &Raft, from: u64) -> Vec<Entry> {
     raft.log().iter().take_while(|e| e.index < from).cloned().collect()
 }
 
