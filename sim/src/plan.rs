@@ -64,6 +64,20 @@ pub struct RunOptions {
     pub keep_events: bool,
 }
 
+impl RunOptions {
+    /// The trace this run records into.
+    pub(crate) fn trace(&mut self) -> crate::trace::Trace {
+        let mut trace = crate::trace::Trace::new();
+        if let Some(sink) = self.trace_sink.take() {
+            trace = trace.with_sink(sink);
+        }
+        if self.keep_events {
+            trace = trace.keeping_events();
+        }
+        trace
+    }
+}
+
 /// What a finished run leaves for the checkers.
 pub struct Outcome {
     pub world: Arc<WorldState>,

@@ -54,6 +54,13 @@ fn pinger_plan(log: PingLog, duration_ms: u64) -> Plan {
     plan
 }
 
+/// Nodes that only exist to fill the topology.
+fn idle(plan: &mut Plan, names: &[&str]) {
+    for name in names {
+        plan.node(name, node_main(|_| std::future::pending::<()>()));
+    }
+}
+
 fn outcomes_between(log: &[(u64, Option<u64>)], from: u64, to: u64) -> Vec<Option<u64>> {
     log.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, r)| *r).collect()
 }
@@ -129,8 +136,7 @@ fn kill_stops_and_restart_starts_a_new_incarnation_with_what_was_synced() {
             }
         }),
     );
-    plan.node("b", node_main(|_| std::future::pending::<()>()));
-    plan.node("c", node_main(|_| std::future::pending::<()>()));
+    idle(&mut plan, &["b", "c"]);
     plan.at(1_000, Fault::Kill(Target::zone("z1")));
     plan.at(2_000, Fault::Restart(Target::node("a")));
     let outcome = run(plan, 5);
@@ -159,8 +165,7 @@ fn torn_writes_leave_a_tail_the_checksummed_reader_rejects() {
                 }
             }),
         );
-        plan.node("b", node_main(|_| std::future::pending::<()>()));
-        plan.node("c", node_main(|_| std::future::pending::<()>()));
+        idle(&mut plan, &["b", "c"]);
         plan.at(0, Fault::Disk { target: Target::node("a"), faults: DiskFaults { torn_writes: true, ..DiskFaults::default() } });
         plan.at(150 + seed * 7, Fault::Kill(Target::node("a")));
         let outcome = run(plan, seed);
@@ -192,8 +197,7 @@ fn clock_skew_and_step_move_one_nodes_wall_clock() {
             }
         }),
     );
-    plan.node("b", node_main(|_| std::future::pending::<()>()));
-    plan.node("c", node_main(|_| std::future::pending::<()>()));
+    idle(&mut plan, &["b", "c"]);
     plan.at(1_200, Fault::ClockSkew { target: Target::node("a"), offset_ms: -4_000 });
     plan.at(2_700, Fault::ClockStep { target: Target::node("a"), delta_ms: 10_000 });
     run(plan, 6);

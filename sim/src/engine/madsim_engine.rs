@@ -12,7 +12,6 @@ use madsim::task::NodeId;
 use crate::ctx::NodeCtx;
 use crate::net::{Directory, Net};
 use crate::plan::{Outcome, Plan, RunOptions};
-use crate::trace::Trace;
 use crate::world::{EngineOps, FaultDriver, TimeSource, WorldState};
 
 pub fn run(plan: Plan, options: RunOptions) -> Outcome {
@@ -22,15 +21,9 @@ pub fn run(plan: Plan, options: RunOptions) -> Outcome {
     rt.block_on(drive(plan, options))
 }
 
-async fn drive(plan: Plan, options: RunOptions) -> Outcome {
+async fn drive(plan: Plan, mut options: RunOptions) -> Outcome {
     let base = tokio::time::Instant::now();
-    let mut trace = Trace::new();
-    if let Some(sink) = options.trace_sink {
-        trace = trace.with_sink(sink);
-    }
-    if options.keep_events {
-        trace = trace.keeping_events();
-    }
+    let trace = options.trace();
     let schedule = plan.sorted_schedule();
     let world = Arc::new(WorldState::new(options.seed, plan.topology.clone(), TimeSource::Tokio(base), trace));
     let mut directory = Directory::default();

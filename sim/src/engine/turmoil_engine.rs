@@ -11,21 +11,14 @@ use std::time::Duration;
 use crate::ctx::NodeCtx;
 use crate::net::Net;
 use crate::plan::{Outcome, Plan, RunOptions};
-use crate::trace::Trace;
 use crate::world::{EngineOps, FaultDriver, TimeSource, WorldState};
 
 /// How long past the plan's end turmoil may run before it gives up (it must not: the driver
 /// stops at the plan's end).
 const SLACK_MS: u64 = 60_000;
 
-pub fn run(plan: Plan, options: RunOptions) -> Outcome {
-    let mut trace = Trace::new();
-    if let Some(sink) = options.trace_sink {
-        trace = trace.with_sink(sink);
-    }
-    if options.keep_events {
-        trace = trace.keeping_events();
-    }
+pub fn run(plan: Plan, mut options: RunOptions) -> Outcome {
+    let trace = options.trace();
     let time = TimeSource::Shared(AtomicU64::new(0));
     let world = Arc::new(WorldState::new(options.seed, plan.topology.clone(), time, trace));
     crate::log::enter(&world);
