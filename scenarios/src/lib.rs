@@ -2,7 +2,12 @@
 //! and a checker from one seed, and runs on whichever engine the build carries.
 
 pub mod bench;
+pub mod kafka_partition;
 pub mod ledger;
+pub mod mongo_failover;
+pub mod postgres_failover;
+pub mod postgres_pitr;
+pub mod redis_failover;
 pub mod runner;
 pub mod scenario;
 pub mod smoke;
@@ -14,6 +19,11 @@ pub use scenario::{Built, Scenario, Verdict};
 pub fn all() -> &'static [&'static Scenario] {
     static ALL: &[&Scenario] = &[
         &smoke::SCENARIO,
+        &kafka_partition::SCENARIO,
+        &mongo_failover::SCENARIO,
+        &postgres_failover::SCENARIO,
+        &postgres_pitr::SCENARIO,
+        &redis_failover::SCENARIO,
     ];
     ALL
 }

@@ -2,5 +2,10 @@
 //! so the same code runs under madsim, under turmoil and on a real runtime.
 
 pub mod consensus;
+pub mod kafka;
+pub mod objstore;
+pub mod postgres;
+pub mod mongo;
 pub mod raft;
+pub mod redis;
 pub mod wire;

@@ -1,0 +1,254 @@
+//! The consumer workload: a member of the group that joins, reads its partitions from their
+//! committed offsets (`auto.offset.reset=earliest` when none), processes every record, commits
+//! its positions every second (as `enable.auto.commit` does, scaled) and before it rejoins
+//! (eager rebalancing's revocation), heartbeats, and once per run may leave and come back.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use sim::NodeCtx;
+use system::kafka::client::{Client, FetchError, GroupError, GroupMember};
+use system::kafka::protocol::CommittedOffset;
+use system::kafka::{ClientSettings, GroupSettings, TopicPartition};
+
+use super::history::{Commit, History, Membership, OffsetRead, Processed};
+use super::{BROKERS, GROUP, TOPIC};
+
+/// `auto.commit.interval.ms`: 5000 in Kafka, 1000 here.
+const COMMIT_INTERVAL_MS: u64 = 1_000;
+/// Where a partition without a committed offset starts (`auto.offset.reset=earliest`).
+const START: CommittedOffset = CommittedOffset {
+    offset: 0,
+    leader_epoch: None,
+};
+
+struct Member {
+    ctx: NodeCtx,
+    rng: ChaCha8Rng,
+    group: GroupMember,
+    history: Arc<Mutex<History>>,
+    /// Next offset to consume, with the leader epoch of the record before it (KIP-320).
+    positions: BTreeMap<TopicPartition, CommittedOffset>,
+    committed: BTreeMap<TopicPartition, CommittedOffset>,
+    bounce_at: Option<u64>,
+}
+
+/// Why a generation ended for this member.
+enum End {
+    Rejoin,
+    Bounced,
+}
+
+pub async fn run(ctx: NodeCtx, history: Arc<Mutex<History>>, bounce_at: Option<u64>) {
+    let bootstrap = BROKERS.iter().map(|b| b.to_string()).collect();
+    let client = Client::new(ctx.net.clone(), bootstrap, ClientSettings::default());
+    let client_id = ctx.name.clone();
+    let group = GroupMember::new(
+        client,
+        GROUP,
+        &client_id,
+        vec![TOPIC.to_string()],
+        GroupSettings::default().rebalance_timeout_ms,
+    );
+    let rng = ctx.rng.clone();
+    // Only the first life bounces; a restarted consumer just rejoins.
+    let bounce_at = bounce_at.filter(|_| ctx.incarnation == 1);
+    let mut m = Member {
+        ctx,
+        rng,
+        group,
+        history,
+        positions: BTreeMap::new(),
+        committed: BTreeMap::new(),
+        bounce_at,
+    };
+    loop {
+        let assignment = match m.group.join(&mut m.rng).await {
+            Ok(a) => a,
+            Err(_) => {
+                m.pause(100, 300).await;
+                continue;
+            }
+        };
+        m.note_membership(Some(m.group.generation), assignment.clone());
+        m.ctx.sometimes("workload.rebalance");
+        if m.load_positions(assignment).await.is_ok() {
+            if let End::Bounced = m.consume().await {
+                m.pause(1_000, 3_000).await;
+            }
+        }
+        m.note_membership(None, Vec::new());
+    }
+}
+
+impl Member {
+    async fn pause(&mut self, lo: u64, hi: u64) {
+        tokio::time::sleep(Duration::from_millis(self.rng.gen_range(lo..hi))).await;
+    }
+
+    fn now(&self) -> u64 {
+        self.ctx.clock.now_ms()
+    }
+
+    fn note_membership(&self, generation: Option<u64>, partitions: Vec<TopicPartition>) {
+        let t_ms = self.now();
+        self.ctx.trace(
+            "workload.membership",
+            json!({ "generation": generation, "partitions": partitions }),
+        );
+        let m = Membership {
+            consumer: self.ctx.name.clone(),
+            t_ms,
+            generation,
+            partitions,
+        };
+        self.history.lock().expect("history").memberships.push(m);
+    }
+
+    /// Reads the group's committed offsets for the new assignment.
+    async fn load_positions(&mut self, assignment: Vec<TopicPartition>) -> Result<(), GroupError> {
+        self.positions.clear();
+        self.committed.clear();
+        loop {
+            let sent_ms = self.now();
+            match self.group.committed(&mut self.rng, assignment.clone()).await {
+                Ok(offsets) => {
+                    let mut h = self.history.lock().expect("history");
+                    for (tp, committed) in offsets {
+                        let offset = committed.map(|c| c.offset);
+                        let read = OffsetRead {
+                            consumer: self.ctx.name.clone(),
+                            tp: tp.clone(),
+                            offset,
+                            sent_ms,
+                        };
+                        h.offset_reads.push(read);
+                        if offset.is_some_and(|o| o > 0) {
+                            self.ctx.sometimes("workload.resumed_from_commit");
+                        }
+                        let position = committed.unwrap_or(START);
+                        self.committed.insert(tp.clone(), position);
+                        self.positions.insert(tp, position);
+                    }
+                    return Ok(());
+                }
+                Err(GroupError::CoordinatorLost) => self.pause(100, 300).await,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Heartbeats, fetches one partition per turn, commits; returns when the generation ends.
+    async fn consume(&mut self) -> End {
+        let interval = self.group.client.settings.heartbeat_interval_ms;
+        let mut next_heartbeat = self.now() + interval;
+        let mut next_commit = self.now() + COMMIT_INTERVAL_MS;
+        let mut turn = 0usize;
+        loop {
+            if self.bounce_at.is_some_and(|b| self.now() >= b) {
+                self.bounce_at = None;
+                let _ = self.commit().await;
+                self.group.leave(&mut self.rng).await;
+                self.ctx.sometimes("workload.consumer_left");
+                return End::Bounced;
+            }
+            if self.now() >= next_heartbeat {
+                next_heartbeat = self.now() + interval;
+                if let Err(e @ (GroupError::Rejoin | GroupError::UnknownMember)) =
+                    self.group.heartbeat(&mut self.rng).await
+                {
+                    return self.revoke(e).await;
+                }
+            }
+            let tps: Vec<TopicPartition> = self.positions.keys().cloned().collect();
+            match tps.get(turn % tps.len().max(1)) {
+                Some(tp) => self.fetch(tp).await,
+                None => self.pause(150, 250).await,
+            }
+            turn += 1;
+            if self.now() >= next_commit {
+                next_commit = self.now() + COMMIT_INTERVAL_MS;
+                if let Err(e @ (GroupError::Rejoin | GroupError::UnknownMember)) = self.commit().await {
+                    return self.revoke(e).await;
+                }
+            }
+        }
+    }
+
+    /// Eager rebalancing: commit what was processed (still allowed while the group prepares
+    /// the next generation), then give up every partition.
+    async fn revoke(&mut self, why: GroupError) -> End {
+        if why == GroupError::Rejoin {
+            let _ = self.commit().await;
+        }
+        End::Rejoin
+    }
+
+    async fn fetch(&mut self, tp: &TopicPartition) {
+        let pos = self.positions.get(tp).copied().unwrap_or(START);
+        match self.group.fetch(&mut self.rng, tp, pos).await {
+            Ok(resp) => {
+                let t_ms = self.now();
+                let mut h = self.history.lock().expect("history");
+                let mut next = pos;
+                for r in resp.records.into_iter().filter(|r| r.offset >= pos.offset) {
+                    next = CommittedOffset {
+                        offset: r.offset + 1,
+                        leader_epoch: Some(r.leader_epoch),
+                    };
+                    let p = Processed {
+                        consumer: self.ctx.name.clone(),
+                        tp: tp.clone(),
+                        offset: r.offset,
+                        value: r.value,
+                        t_ms,
+                    };
+                    h.processed.push(p);
+                }
+                self.positions.insert(tp.clone(), next);
+            }
+            Err(FetchError::OutOfRange) => {
+                // auto.offset.reset=earliest
+                self.ctx.sometimes("workload.offset_reset");
+                self.ctx.trace(
+                    "workload.offset_reset",
+                    json!({ "tp": tp.to_string(), "position": pos.offset }),
+                );
+                self.positions.insert(tp.clone(), START);
+            }
+            Err(FetchError::NoLeader) => self.pause(50, 150).await,
+        }
+    }
+
+    /// Commits every position that moved since the last commit (`commitSync`).
+    async fn commit(&mut self) -> Result<(), GroupError> {
+        let offsets: Vec<(TopicPartition, CommittedOffset)> = self
+            .positions
+            .iter()
+            .filter(|(tp, o)| self.committed.get(*tp) != Some(o))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let sent_ms = self.now();
+        self.group.commit(&mut self.rng, offsets.clone()).await?;
+        let acked_ms = self.now();
+        let mut h = self.history.lock().expect("history");
+        for (tp, offset) in offsets {
+            self.committed.insert(tp.clone(), offset);
+            h.commits.push(Commit {
+                consumer: self.ctx.name.clone(),
+                tp,
+                offset: offset.offset,
+                sent_ms,
+                acked_ms,
+            });
+        }
+        Ok(())
+    }
+}

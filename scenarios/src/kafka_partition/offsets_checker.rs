@@ -1,0 +1,124 @@
+//! The consumer group invariants: committed offsets only move forward, no record below a
+//! committed offset was skipped, and no consumer read a record the log does not have.
+
+use std::collections::BTreeMap;
+
+use system::kafka::TopicPartition;
+
+use super::history::History;
+use super::log_checker::{FinalPartition, LIST_AT_MOST};
+use crate::scenario::Verdict;
+
+pub fn check(h: &History, logs: &BTreeMap<TopicPartition, FinalPartition>, v: &mut Verdict) {
+    let tps: Vec<TopicPartition> = logs.keys().filter(|tp| !tp.is_internal()).cloned().collect();
+    for tp in &tps {
+        forward_only(h, tp, v);
+        not_skipped(h, tp, v);
+        if let Some(log) = logs.get(tp).and_then(FinalPartition::leader_log) {
+            no_phantoms(h, tp, log, v);
+        }
+    }
+}
+
+/// A commit, or an offset read back, that starts after another commit was acknowledged must
+/// not be below it: the group's position never goes back.
+fn forward_only(h: &History, tp: &TopicPartition, v: &mut Verdict) {
+    let mut acked: Vec<(u64, u64, &str)> = h
+        .commits
+        .iter()
+        .filter(|c| c.tp == *tp)
+        .map(|c| (c.acked_ms, c.offset, c.consumer.as_str()))
+        .collect();
+    acked.sort();
+    // The highest offset acknowledged by time t.
+    let high_by = |t: u64| {
+        acked
+            .iter()
+            .take_while(|(at, _, _)| *at < t)
+            .max_by_key(|(_, o, _)| *o)
+            .copied()
+    };
+    let mut found = Vec::new();
+    for c in h.commits.iter().filter(|c| c.tp == *tp) {
+        if let Some((at, high, who)) = high_by(c.sent_ms).filter(|(_, high, _)| c.offset < *high) {
+            found.push(format!(
+                "committed offset regressed: {} committed {tp} at {} (sent at {} ms) after {who} had committed {high} (at {at} ms)",
+                c.consumer, c.offset, c.sent_ms
+            ));
+        }
+    }
+    for r in h.offset_reads.iter().filter(|r| r.tp == *tp) {
+        let read = r.offset.unwrap_or(0);
+        if let Some((at, high, who)) = high_by(r.sent_ms).filter(|(_, high, _)| read < *high) {
+            found.push(format!(
+                "committed offset regressed: {} read {tp}'s committed offset as {:?} at {} ms after {who} had committed {high} (at {at} ms)",
+                r.consumer, r.offset, r.sent_ms
+            ));
+        }
+    }
+    list(v, found, "committed offset regressed", tp);
+}
+
+/// Every record below a committed offset was processed by some consumer before that commit
+/// was sent.
+fn not_skipped(h: &History, tp: &TopicPartition, v: &mut Verdict) {
+    let Some(top) = h.commits.iter().filter(|c| c.tp == *tp).map(|c| c.offset).max() else {
+        return;
+    };
+    let mut first_seen: Vec<Option<u64>> = vec![None; top as usize];
+    for p in h.processed.iter().filter(|p| p.tp == *tp && p.offset < top) {
+        let slot = &mut first_seen[p.offset as usize];
+        *slot = Some(slot.map_or(p.t_ms, |t| t.min(p.t_ms)));
+    }
+    // The latest first-processing time over each prefix [0, o], None once any is missing.
+    let mut prefix: Vec<Option<u64>> = Vec::with_capacity(first_seen.len());
+    let mut acc = Some(0u64);
+    for seen in &first_seen {
+        acc = match (acc, seen) {
+            (Some(a), Some(t)) => Some(a.max(*t)),
+            _ => None,
+        };
+        prefix.push(acc);
+    }
+    let mut found = Vec::new();
+    for c in h.commits.iter().filter(|c| c.tp == *tp && c.offset > 0) {
+        let ok = prefix[c.offset as usize - 1].is_some_and(|t| t <= c.sent_ms);
+        if !ok {
+            let missing = first_seen[..c.offset as usize]
+                .iter()
+                .position(|s| s.is_none_or(|t| t > c.sent_ms))
+                .unwrap_or(0);
+            found.push(format!(
+                "skipped record: {} committed {tp} at {} (sent at {} ms) but offset {missing} had not been processed",
+                c.consumer, c.offset, c.sent_ms
+            ));
+        }
+    }
+    list(v, found, "skipped record", tp);
+}
+
+/// What a consumer processed must be what the log holds at that offset: consumers only read
+/// below the high watermark, which no correct leader change takes back.
+fn no_phantoms(h: &History, tp: &TopicPartition, log: &[system::kafka::Record], v: &mut Verdict) {
+    let mut found = Vec::new();
+    for p in h.processed.iter().filter(|p| p.tp == *tp) {
+        let actual = log.get(p.offset as usize).map(|r| r.value.as_str());
+        if actual != Some(p.value.as_str()) {
+            found.push(format!(
+                "phantom read: {} processed {tp}@{} = {} at {} ms, but the final log holds {:?} there",
+                p.consumer, p.offset, p.value, p.t_ms, actual
+            ));
+        }
+    }
+    list(v, found, "phantom read", tp);
+}
+
+fn list(v: &mut Verdict, found: Vec<String>, prefix: &str, tp: &TopicPartition) {
+    let n = found.len();
+    for line in found.into_iter().take(LIST_AT_MOST) {
+        v.violation(line);
+    }
+    if n > LIST_AT_MOST {
+        v.violation(format!("{prefix}: {} more for {tp}", n - LIST_AT_MOST));
+    }
+}

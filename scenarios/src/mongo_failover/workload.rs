@@ -1,0 +1,198 @@
+//! The load on the cluster: each app node runs an editor writing CRDT operations (and bumping
+//! version vectors, and recording consumer positions) and a compactor that takes a lock per
+//! document, reads its operations and writes a fenced snapshot, as the stack's snapshot
+//! compaction does.
+
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use sim::NodeCtx;
+use system::mongo::collections as coll;
+use system::mongo::{Fence, ReadConcern, RouteError, Router, RouterSettings, WriteConcern, WriteOp};
+
+use super::history::{Ack, Grant, MajorityRead, Shared};
+use super::{config_hosts, DOCS};
+
+/// How long a compactor's lock lease lasts.
+const LEASE_MS: u64 = 4_000;
+/// The first documents of [`DOCS`] are the ones compactors work on.
+const HOT_DOCS: usize = 2;
+
+/// What the apps do, by config.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// The write concern of writes the stack relies on.
+    pub concern: WriteConcern,
+}
+
+pub async fn run(mut ctx: NodeCtx, history: Shared, load: Load) {
+    let router = Router::new(ctx.fork(), config_hosts(), RouterSettings::default());
+    let compactor = Compactor { ctx: ctx.fork(), router: router.clone(), history: history.clone(), load };
+    tokio::spawn(compactor.run());
+    Editor { ctx, router, history, load }.run().await;
+}
+
+struct Editor {
+    ctx: NodeCtx,
+    router: Router,
+    history: Shared,
+    load: Load,
+}
+
+impl Editor {
+    async fn run(mut self) {
+        // A restarted app is a new client: its clock starts again, so its id must differ.
+        let client = format!("{}.{}", self.ctx.name, self.ctx.incarnation);
+        let mut clock = 0u64;
+        loop {
+            clock += 1;
+            let doc = DOCS[self.ctx.rng.gen_range(0..DOCS.len())];
+            let payload = json!({ "insert": self.ctx.rng.gen_range(0..1_000_000u32) });
+            let writes = vec![
+                coll::insert_crdt_op(doc, &client, clock, payload),
+                coll::bump_version_vector(doc, &client, clock),
+            ];
+            let what = format!("crdt op {}", coll::crdt_op_id(doc, &client, clock));
+            self.write_until_acked(doc, writes, self.load.concern, true, &what).await;
+            if clock.is_multiple_of(10) {
+                let partition = (clock / 10 % 4) as u32;
+                let key = coll::consumer_key("collab-consumer", partition);
+                let write = vec![coll::set_consumer_position("collab-consumer", partition, clock)];
+                self.write_until_acked(
+                    &key,
+                    write,
+                    WriteConcern::W1,
+                    false,
+                    &format!("consumer position {key}={clock}"),
+                )
+                .await;
+            }
+            if clock.is_multiple_of(15) {
+                self.read_majority(doc).await;
+            }
+            sleep_ms(&mut self.ctx.rng, 20..60).await;
+        }
+    }
+
+    /// Retries one (idempotent) batch until some primary acknowledges it.
+    async fn write_until_acked(
+        &mut self,
+        route_key: &str,
+        writes: Vec<WriteOp>,
+        concern: WriteConcern,
+        relied: bool,
+        what: &str,
+    ) {
+        loop {
+            match self.router.write(route_key, writes.clone(), concern, None).await {
+                Ok(w) => {
+                    let t_ms = self.ctx.clock.now_ms();
+                    self.ctx.trace(
+                        "app.acked",
+                        json!({ "what": what, "set": w.set, "optime": w.optime, "concern": concern }),
+                    );
+                    let ack = Ack {
+                        app: self.ctx.name.clone(),
+                        set: w.set,
+                        primary: w.primary,
+                        what: what.into(),
+                        concern,
+                        relied,
+                        optime: w.optime,
+                        t_ms,
+                    };
+                    self.history.lock().acks.push(ack);
+                    return;
+                }
+                Err(e) => {
+                    self.history.lock().failed_attempts += 1;
+                    self.ctx.trace("app.write_failed", json!({ "what": what, "error": e.to_string() }));
+                    sleep_ms(&mut self.ctx.rng, 100..300).await;
+                }
+            }
+        }
+    }
+
+    async fn read_majority(&mut self, doc: &str) {
+        let Ok(set) = self.router.shard_for(doc).await else { return };
+        if let Ok(docs) =
+            self.router.find(doc, coll::CRDT_OPS, &coll::crdt_ops_prefix(doc), ReadConcern::Majority).await
+        {
+            let mut seen: Vec<_> = docs.iter().map(|d| d.optime).collect();
+            seen.sort();
+            seen.dedup();
+            let read =
+                MajorityRead { app: self.ctx.name.clone(), set, doc: doc.into(), t_ms: self.ctx.clock.now_ms(), seen };
+            self.history.lock().reads.push(read);
+        }
+    }
+}
+
+struct Compactor {
+    ctx: NodeCtx,
+    router: Router,
+    history: Shared,
+    load: Load,
+}
+
+impl Compactor {
+    async fn run(mut self) {
+        let holder = format!("{}.{}", self.ctx.name, self.ctx.incarnation);
+        loop {
+            sleep_ms(&mut self.ctx.rng, 1_000..2_000).await;
+            // Compaction targets the hot documents, so the two compactors contend for locks.
+            let doc = DOCS[self.ctx.rng.gen_range(0..HOT_DOCS)];
+            let lock = format!("compact/{doc}");
+            let Ok(grant) = self.router.acquire_lock(&lock, &holder, LEASE_MS).await else { continue };
+            let t_ms = self.ctx.clock.now_ms();
+            self.ctx.trace("app.lock_granted", json!({ "lock": lock, "token": grant.token }));
+            self.history.lock().grants.push(Grant {
+                lock: lock.clone(),
+                holder: holder.clone(),
+                token: grant.token,
+                t_ms,
+            });
+            self.compact(doc, &lock, grant.token).await;
+            let _ = self.router.release_lock(&lock, &holder, grant.token).await;
+        }
+    }
+
+    /// Reads the document's operations and writes a snapshot, fenced by the lock's token.
+    async fn compact(&mut self, doc: &str, lock: &str, token: u64) {
+        let prefix = coll::crdt_ops_prefix(doc);
+        let Ok(ops) = self.router.find(doc, coll::CRDT_OPS, &prefix, ReadConcern::Majority).await else { return };
+        // The work itself: long enough that a pause or a skewed lease can overtake it.
+        sleep_ms(&mut self.ctx.rng, 500..2_500).await;
+        let state = json!({ "ops": ops.len(), "compacted_by": token });
+        let snapshot = coll::insert_snapshot(doc, ops.len() as u64, state);
+        let fence = Fence { lock: lock.into(), token };
+        match self.router.write(doc, vec![snapshot], self.load.concern, Some(fence)).await {
+            Ok(w) => {
+                let t_ms = self.ctx.clock.now_ms();
+                let what = format!("snapshot {} (token {token})", coll::snapshot_id(doc, ops.len() as u64));
+                let ack = Ack {
+                    app: self.ctx.name.clone(),
+                    set: w.set,
+                    primary: w.primary,
+                    what,
+                    concern: self.load.concern,
+                    relied: true,
+                    optime: w.optime,
+                    t_ms,
+                };
+                self.history.lock().acks.push(ack);
+            }
+            Err(RouteError::StaleFence { lock, token, highest }) => {
+                self.ctx.trace("app.fenced_out", json!({ "lock": lock, "token": token, "highest": highest }));
+                self.history.lock().stale_fence_rejections += 1;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn sleep_ms(rng: &mut ChaCha8Rng, range: std::ops::Range<u64>) {
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(range))).await;
+}

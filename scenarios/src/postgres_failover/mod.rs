@@ -1,0 +1,117 @@
+//! `postgres-failover`: a PostgreSQL-like cluster (primary, synchronous standby, asynchronous
+//! replica, one per zone) run by a Patroni-like manager over a three-zone DCS, under a load of
+//! sign-ups, permission grants and revocations, while the primary is killed, isolated,
+//! partitioned or paused at a seeded moment (see [`schedule`]).
+//!
+//! Checked: no commit acknowledged on credentials or permissions is lost; two primaries never
+//! accept writes in the same epoch; replicas never serve a row the primary had not committed;
+//! a new primary is accepting writes within [`FAILOVER_BOUND_MS`] of the fault; after the heal,
+//! commits resume and every member converges on the primary's WAL.
+//!
+//! `--config async-credentials` puts credentials on asynchronous (local) commit: failovers then
+//! lose acknowledged sign-ups, and the checker must say so.
+
+pub(crate) mod checker;
+pub(crate) mod history;
+mod schedule;
+mod workload;
+
+use std::sync::{Arc, Mutex};
+
+use sim::{node_main, Plan, Topology};
+use system::postgres::data::Durability;
+use system::postgres::manager::Timing;
+use system::postgres::PgConfig;
+
+use crate::scenario::{Built, Scenario};
+use history::{History, Recorder};
+
+pub static SCENARIO: Scenario = Scenario {
+    name: "postgres-failover",
+    about: "PostgreSQL-like primary/standby with a Patroni-like manager: kill, isolate, partition or pause the primary under sign-ups and permission changes",
+    configs: &[("async-credentials", "credentials on asynchronous commit (unsafe): failovers must lose acknowledged sign-ups")],
+    sweep_must_reach: &[
+        "fault.kill",
+        "fault.isolate",
+        "fault.partition",
+        "fault.pause",
+        "pg.bootstrapped",
+        "pg.sync_standby_named",
+        "pg.promoted_standby",
+        "pg.demoted",
+        "pg.rewind",
+        "pg.wal_corruption_detected",
+        "pg.wal_repaired_from_peer",
+        "pg.replica_read",
+        "pg.wal_archived",
+        "pg.base_backup",
+    ],
+    build,
+};
+
+pub const PG: [&str; 3] = ["pg-1", "pg-2", "pg-3"];
+pub const DCS: [&str; 3] = ["dcs-1", "dcs-2", "dcs-3"];
+pub const ZONES: [&str; 3] = ["az-1", "az-2", "az-3"];
+pub const CLIENT: &str = "app-1";
+/// The object store for backups, in another region.
+pub const BACKUP: &str = "backup-1";
+pub const HEAL_AT_MS: u64 = 30_000;
+/// Writers stop here, so that by the end every member has caught up.
+pub const WORKLOAD_END_MS: u64 = 41_000;
+pub const DURATION_MS: u64 = 45_000;
+/// A new primary must accept writes within this long of the fault (6 s lease, 1 s loop).
+pub const FAILOVER_BOUND_MS: u64 = 15_000;
+
+/// The cluster, its DCS, a client and the backup store; shared with `postgres-pitr`, which
+/// adds nodes of its own (`extra`: name, zone, region) without mains.
+pub(crate) fn cluster(durability: Durability, history: &Arc<Mutex<History>>, extra: &[(&str, &str, &str)]) -> Plan {
+    let mut topology = Topology::new();
+    for (i, zone) in ZONES.iter().enumerate() {
+        topology.add(PG[i], zone, "region-1");
+        topology.add(DCS[i], zone, "region-1");
+    }
+    topology.add(CLIENT, "az-1", "region-1");
+    topology.add(BACKUP, "az-b1", "region-2");
+    for (name, zone, region) in extra {
+        topology.add(name, zone, region);
+    }
+    let mut plan = Plan::new(topology, DURATION_MS);
+    let dcs: Vec<String> = DCS.iter().map(|s| s.to_string()).collect();
+    for name in DCS {
+        let members = dcs.clone();
+        plan.node(name, node_main(move |ctx| system::postgres::dcs_server::run(ctx, members.clone())));
+    }
+    let config = PgConfig {
+        members: PG.iter().map(|s| s.to_string()).collect(),
+        dcs,
+        archive: Some(BACKUP.into()),
+        durability,
+        timing: Timing::simulation(),
+        observer: Some(Arc::new(Recorder(history.clone()))),
+    };
+    for name in PG {
+        let config = config.clone();
+        plan.node(name, node_main(move |ctx| system::postgres::run(ctx, config.clone())));
+    }
+    plan.node(BACKUP, node_main(system::objstore::run));
+    let h = history.clone();
+    plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, h.clone())));
+    plan
+}
+
+fn build(seed: u64, config: Option<&str>) -> Built {
+    let durability = match config {
+        Some("async-credentials") => Durability::async_credentials(),
+        _ => Durability::standard(),
+    };
+    let history = Arc::new(Mutex::new(History::default()));
+    let mut plan = cluster(durability, &history, &[]);
+    let drawn = schedule::draw(seed);
+    plan.schedule = drawn.schedule;
+    let (fault_at_ms, fault) = (drawn.fault_at_ms, drawn.fault);
+    let check = move |outcome: &sim::Outcome| {
+        let h = history.lock().unwrap_or_else(|e| e.into_inner());
+        checker::check(outcome, &h, fault_at_ms, fault)
+    };
+    Built { plan, check: Box::new(check) }
+}

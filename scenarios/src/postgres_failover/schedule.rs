@@ -1,0 +1,100 @@
+//! The `postgres-failover` fault schedule, drawn from the seed.
+//!
+//! Torn writes are armed on every member from the start. Before the main fault, some seeds
+//! restart the asynchronous replica with a disk that corrupts what it reads (so it must detect
+//! the damage and repair it from the primary), or kill a DCS member for a while (the DCS keeps
+//! its majority). Then, at a seeded moment, the primary is killed, isolated, partitioned from
+//! the DCS and the standbys (clients still reach it), or paused, long enough that the lease runs
+//! out. Half the seeds first make the synchronous standby lag (a slow link, or a one-way cut from
+//! the primary): that is when a commit acknowledged without waiting for the standby would be lost.
+//! Everything heals at [`HEAL_AT_MS`]; the rest of the run shows recovery.
+//!
+//! Faults stay within what the cluster promises: one member lost at a time (plus, at most, one
+//! DCS member), never the synchronous standby.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use sim::disk::DiskFaults;
+use sim::link::LinkShape;
+use sim::ratio::Ratio;
+use sim::{Fault, Scheduled, Target};
+
+use super::{DCS, HEAL_AT_MS, PG};
+
+/// The drawn schedule and the moment of the main fault.
+pub struct Drawn {
+    pub schedule: Vec<Scheduled>,
+    pub fault_at_ms: u64,
+    pub fault: &'static str,
+}
+
+fn members() -> Target {
+    Target::Nodes(PG.iter().map(|s| s.to_string()).collect())
+}
+
+fn at(at_ms: u64, fault: Fault) -> Scheduled {
+    Scheduled { at_ms, fault }
+}
+
+pub fn draw(seed: u64) -> Drawn {
+    let mut rng = sim::rng::derive(seed, "~schedule", 0);
+    let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
+    let mut schedule = vec![at(0, Fault::Disk { target: members(), faults: torn.clone() })];
+    let fault_at_ms = rng.gen_range(10_000..18_000);
+    if rng.gen_ratio(1, 3) {
+        schedule.extend(corrupt_replica(&mut rng, fault_at_ms, torn));
+    }
+    if rng.gen_ratio(1, 4) {
+        let dcs = Target::node(DCS[rng.gen_range(0..DCS.len())]);
+        let down = rng.gen_range(4_000..24_000);
+        schedule.push(at(down, Fault::Kill(dcs.clone())));
+        schedule.push(at(down + rng.gen_range(3_000..8_000), Fault::Restart(dcs)));
+    }
+    if rng.gen_bool(0.5) {
+        schedule.push(lag_sync_standby(&mut rng, fault_at_ms));
+    }
+    let (fault, main) = main_fault(&mut rng, fault_at_ms);
+    schedule.extend(main);
+    schedule.push(at(HEAL_AT_MS, Fault::HealAll));
+    Drawn { schedule, fault_at_ms, fault }
+}
+
+/// Restarts the asynchronous replica on a disk that flips a byte in whatever it reads.
+fn corrupt_replica(rng: &mut ChaCha8Rng, before_ms: u64, torn: DiskFaults) -> Vec<Scheduled> {
+    let t = rng.gen_range(5_000..before_ms - 3_000);
+    let rot = DiskFaults { read_corruption: Ratio::ALWAYS, ..torn.clone() };
+    vec![
+        at(t, Fault::Disk { target: Target::role("pg-async-replica"), faults: rot }),
+        at(t, Fault::Restart(Target::role("pg-async-replica"))),
+        at(t + 1_000, Fault::Disk { target: members(), faults: torn }),
+    ]
+}
+
+/// Makes the synchronous standby fall behind the primary just before the main fault.
+fn lag_sync_standby(rng: &mut ChaCha8Rng, fault_at_ms: u64) -> Scheduled {
+    let start = fault_at_ms - rng.gen_range(500..2_500);
+    let (a, b) = (Target::role("pg-primary"), Target::role("pg-sync-standby"));
+    if rng.gen_bool(0.5) {
+        let shape = LinkShape { latency_ms: rng.gen_range(100..400), jitter_ms: rng.gen_range(0..100), loss: Ratio::NEVER };
+        at(start, Fault::Link { a, b, shape })
+    } else {
+        at(start, Fault::PartitionOneWay { from: a, to: b })
+    }
+}
+
+/// The fault on the primary, and what undoes it (kills wait for the heal).
+fn main_fault(rng: &mut ChaCha8Rng, t: u64) -> (&'static str, Vec<Scheduled>) {
+    let primary = Target::role("pg-primary");
+    let undo_at = (t + rng.gen_range(8_000..14_000)).min(HEAL_AT_MS);
+    match rng.gen_range(0..4) {
+        0 => ("kill", vec![at(t, Fault::Kill(primary))]),
+        1 => ("isolate", vec![at(t, Fault::Isolate(primary)), at(undo_at, Fault::HealNetwork)]),
+        2 => {
+            let mut others: Vec<String> = DCS.iter().chain(PG.iter()).map(|s| s.to_string()).collect();
+            others.sort();
+            let fault = Fault::Partition { a: primary, b: Target::Nodes(others) };
+            ("partition", vec![at(t, fault), at(undo_at, Fault::HealNetwork)])
+        }
+        _ => ("pause", vec![at(t, Fault::Pause(primary.clone())), at(undo_at, Fault::Resume(Target::All))]),
+    }
+}

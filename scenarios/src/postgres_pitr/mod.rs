@@ -1,0 +1,97 @@
+//! `postgres-pitr`: the `postgres-failover` cluster archives WAL and takes base backups to an
+//! object store in another region while the workload runs (and, on most seeds, while the primary
+//! is killed or isolated, so the archive spans two timelines). Late in the run a node in the
+//! other region restores the newest timeline to a seeded target time and rebuilds the data
+//! there; the checker compares the result with the history at that time.
+
+mod checker;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::json;
+use sim::clock::SIM_EPOCH_UNIX_MS;
+use sim::disk::DiskFaults;
+use sim::{node_main, Fault, NodeCtx, Scheduled, Target};
+use system::postgres::data::Durability;
+
+use crate::postgres_failover::history::History;
+use crate::postgres_failover::{cluster, BACKUP, PG};
+use crate::scenario::{Built, Scenario};
+
+pub static SCENARIO: Scenario = Scenario {
+    name: "postgres-pitr",
+    about: "PostgreSQL-like WAL archiving and base backups to another region, then a point-in-time restore to a seeded time",
+    configs: &[],
+    sweep_must_reach: &["pg.base_backup", "pg.wal_archived", "pg.pitr.from_base_backup", "pg.pitr.second_timeline", "fault.kill"],
+    build,
+};
+
+pub const RESTORE_NODE: &str = "pg-restore";
+const HEAL_AT_MS: u64 = 26_000;
+const RESTORE_AT_MS: u64 = 36_000;
+/// The rebuilt data on the restore node: the restored tables and where the restore stopped
+/// (a single-node cluster's data directory, on the new timeline the restore starts).
+pub(crate) const RESTORED_FILE: &str = "restored.json";
+
+fn build(seed: u64, _config: Option<&str>) -> Built {
+    let history = Arc::new(Mutex::new(History::default()));
+    let mut plan = cluster(Durability::standard(), &history, &[(RESTORE_NODE, "az-b1", "region-2")]);
+    let mut rng = sim::rng::derive(seed, "~schedule", 0);
+    let target_ms = rng.gen_range(2_000..28_000);
+    plan.schedule = schedule(&mut rng);
+    let h = history.clone();
+    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, target_ms, h.clone())));
+    let check = move |outcome: &sim::Outcome| {
+        let h = history.lock().unwrap_or_else(|e| e.into_inner());
+        checker::check(outcome, &h, target_ms)
+    };
+    Built { plan, check: Box::new(check) }
+}
+
+/// Torn writes armed; the primary killed (half the seeds) or isolated (a quarter) mid-run.
+fn schedule(rng: &mut rand_chacha::ChaCha8Rng) -> Vec<Scheduled> {
+    let members = Target::Nodes(PG.iter().map(|s| s.to_string()).collect());
+    let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
+    let mut s = vec![Scheduled { at_ms: 0, fault: Fault::Disk { target: members, faults: torn } }];
+    let at_ms = rng.gen_range(8_000..16_000);
+    let primary = Target::role("pg-primary");
+    match rng.gen_range(0..4) {
+        0 | 1 => s.push(Scheduled { at_ms, fault: Fault::Kill(primary) }),
+        2 => s.push(Scheduled { at_ms, fault: Fault::Isolate(primary) }),
+        _ => {}
+    }
+    s.push(Scheduled { at_ms: HEAL_AT_MS, fault: Fault::HealAll });
+    s
+}
+
+/// Waits, restores the archive to the target time, and writes the rebuilt data durably.
+async fn restore_node(ctx: NodeCtx, target_ms: u64, history: Arc<Mutex<History>>) {
+    tokio::time::sleep(Duration::from_millis(RESTORE_AT_MS.saturating_sub(ctx.clock.now_ms()))).await;
+    let target_wall_ms = SIM_EPOCH_UNIX_MS + target_ms;
+    let mut result = Err("not attempted".to_string());
+    for _ in 0..3 {
+        result = system::postgres::archive::restore(&ctx.net, BACKUP, target_wall_ms).await.map_err(|e| e.to_string());
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    if let Ok(r) = &result {
+        ctx.trace("pg.pitr.restored", json!({ "target_ms": target_ms, "position": r.position, "base": r.base, "replayed": r.replayed }));
+        if r.base.is_some() {
+            ctx.sometimes("pg.pitr.from_base_backup");
+        }
+        if r.history.len() > 1 {
+            ctx.sometimes("pg.pitr.second_timeline");
+        }
+    }
+    if let Ok(r) = &result {
+        let bytes = serde_json::to_vec(r).expect("restores serialize");
+        if let Err(e) = system::consensus::replace_file(&ctx.disk, RESTORED_FILE, &bytes).await {
+            result = Err(format!("writing the restored data: {e}"));
+        }
+    }
+    history.lock().unwrap_or_else(|e| e.into_inner()).restore = Some(result);
+}

@@ -1,0 +1,231 @@
+//! The controller's async shell: a member of the KRaft quorum (the project's Raft consensus,
+//! persisted and fsynced, as KRaft's metadata log is), the controller listener for broker
+//! heartbeats and AlterPartition, and the [`ControllerCore`] deciding what to commit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sim::net::Net;
+use sim::NodeCtx;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::config::ControllerSettings;
+use super::controller::ControllerCore;
+use super::metadata::{Applied, MetadataRecord};
+use super::protocol::{ControllerRequest, ControllerResponse, CONTROLLER_PORT, RAFT_PORT};
+use crate::consensus::{Consensus, ConsensusConfig};
+use crate::raft::{self, Entry, Role};
+use crate::wire;
+
+/// Told of every metadata change a controller applies, with the simulated time: how checkers
+/// learn when leaders changed. Each controller applies every record (again after a restart).
+pub type Observer = Arc<dyn Fn(u64, &Applied) + Send + Sync>;
+
+/// The role the active controller claims, for fault targeting.
+pub const ACTIVE_CONTROLLER_ROLE: &str = "kafka-active-controller";
+/// Raft's tick: with the default 10-tick election timeout this is
+/// `controller.quorum.election.timeout.ms` = 1000, Kafka's default.
+const RAFT_TICK_MS: u64 = 100;
+const TICK: Duration = Duration::from_millis(100);
+const IDLE: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct ControllerConfig {
+    /// This controller's id in the quorum (`node.id`).
+    pub id: u64,
+    /// Every controller's id and node name (`controller.quorum.voters`).
+    pub voters: BTreeMap<u64, String>,
+    pub settings: ControllerSettings,
+    pub observer: Option<Observer>,
+}
+
+type Pending = (ControllerRequest, oneshot::Sender<ControllerResponse>);
+
+/// Runs a controller on this node until the node dies.
+pub async fn run(mut ctx: NodeCtx, config: ControllerConfig) {
+    let raft_config = raft::Config::new(config.id, config.voters.keys().copied().collect());
+    let consensus_config = ConsensusConfig {
+        me: config.id,
+        members: config.voters.clone(),
+        port: RAFT_PORT,
+        tick_ms: RAFT_TICK_MS,
+        file_prefix: "kraft".into(),
+        leader_role: "kraft-leader".into(),
+        raft: raft_config,
+    };
+    let (consensus, mut committed) = Consensus::start(&mut ctx, consensus_config);
+    let (req_tx, mut requests) = mpsc::unbounded_channel::<Pending>();
+    let (done_tx, mut done) = mpsc::unbounded_channel::<u64>();
+    tokio::spawn(listen(ctx.net.clone(), req_tx));
+    let mut c = Controller {
+        ctx,
+        core: ControllerCore::new(config.settings.clone()),
+        consensus,
+        observer: config.observer,
+    };
+    let mut next_tick = Instant::now() + TICK;
+    loop {
+        tokio::select! {
+            biased;
+            Some(entry) = committed.recv() => c.apply(entry),
+            Some(token) = done.recv() => c.core.proposal_done(token),
+            Some((req, reply)) = requests.recv() => {
+                let _ = reply.send(c.handle(req));
+            }
+            _ = tokio::time::sleep_until(next_tick) => {
+                next_tick += TICK;
+                c.tick(&done_tx);
+            }
+        }
+    }
+}
+
+struct Controller {
+    ctx: NodeCtx,
+    core: ControllerCore,
+    consensus: Consensus,
+    observer: Option<Observer>,
+}
+
+impl Controller {
+    fn apply(&mut self, entry: Entry) {
+        if entry.is_noop() {
+            // The first entry of a leader's term: once applied, this controller's image holds
+            // everything committed before it, so it may act as the active controller.
+            let status = self.consensus.status();
+            if status.role == Some(Role::Leader) && status.term == entry.term && !self.core.is_active() {
+                self.core.activate(self.ctx.clock.now_ms());
+                self.ctx.set_role(ACTIVE_CONTROLLER_ROLE, true);
+                self.ctx.trace(
+                    "kafka.controller_active",
+                    json!({ "term": entry.term, "offset": entry.index }),
+                );
+                self.ctx.sometimes("kafka.controller_elected");
+            }
+            return;
+        }
+        let Ok(records) = serde_json::from_slice::<Vec<MetadataRecord>>(&entry.data) else {
+            self.ctx
+                .trace("kafka.bad_metadata_entry", json!({ "index": entry.index }));
+            return;
+        };
+        let now = self.ctx.clock.now_ms();
+        for applied in self.core.apply(entry.index, &records) {
+            self.note(&applied);
+            if let Some(observer) = &self.observer {
+                observer(now, &applied);
+            }
+        }
+    }
+
+    /// Traces and probes, from the active controller only (the others apply the same records).
+    fn note(&self, applied: &Applied) {
+        if !self.core.is_active() {
+            return;
+        }
+        let (kind, fields) = match applied {
+            Applied::LeaderChanged {
+                tp,
+                from,
+                to,
+                leader_epoch,
+                isr,
+                unclean,
+            } => {
+                if from.is_some() && to.is_some() {
+                    self.ctx.sometimes("kafka.leader_failover");
+                }
+                if *unclean {
+                    self.ctx.sometimes("kafka.unclean_election");
+                }
+                let fields = json!({ "tp": tp.to_string(), "from": from, "to": to, "epoch": leader_epoch, "isr": isr, "unclean": unclean });
+                ("kafka.leader_changed", fields)
+            }
+            Applied::IsrChanged { tp, from, to } => {
+                self.ctx.sometimes(if to.len() < from.len() {
+                    "kafka.isr_shrink"
+                } else {
+                    "kafka.isr_expand"
+                });
+                (
+                    "kafka.isr_changed",
+                    json!({ "tp": tp.to_string(), "from": from, "to": to }),
+                )
+            }
+            Applied::BrokerFenced(b) => {
+                self.ctx.sometimes("kafka.broker_fenced");
+                ("kafka.broker_fenced", json!({ "broker": b }))
+            }
+            Applied::BrokerUnfenced(b) => ("kafka.broker_unfenced", json!({ "broker": b })),
+            Applied::BrokerRegistered(b) => ("kafka.broker_registered", json!({ "broker": b })),
+            Applied::TopicCreated(t) => ("kafka.topic_created", json!({ "topic": t })),
+        };
+        self.ctx.trace(kind, fields);
+    }
+
+    fn handle(&mut self, req: ControllerRequest) -> ControllerResponse {
+        if !self.core.is_active() {
+            return ControllerResponse::NotController {
+                leader: self.consensus.status().leader,
+            };
+        }
+        match req {
+            ControllerRequest::Heartbeat(hb) => {
+                if self.core.heartbeat(self.ctx.clock.now_ms(), &hb) {
+                    ControllerResponse::Heartbeat {
+                        image: self.core.image().clone(),
+                    }
+                } else {
+                    ControllerResponse::StaleIncarnation
+                }
+            }
+            ControllerRequest::AlterPartition(alter) => match self.core.alter_partition(alter) {
+                Ok(()) => ControllerResponse::AlterQueued,
+                Err(reason) => ControllerResponse::AlterRejected { reason },
+            },
+        }
+    }
+
+    fn tick(&mut self, done: &mpsc::UnboundedSender<u64>) {
+        let status = self.consensus.status();
+        if self.core.is_active() && status.role != Some(Role::Leader) {
+            self.core.deactivate();
+            self.ctx.set_role(ACTIVE_CONTROLLER_ROLE, false);
+            self.ctx
+                .trace("kafka.controller_resigned", json!({ "term": status.term }));
+        }
+        let Some((token, records)) = self.core.decide(self.ctx.clock.now_ms()) else {
+            return;
+        };
+        let data = serde_json::to_vec(&records).expect("metadata records serialize");
+        let (consensus, done) = (self.consensus.clone(), done.clone());
+        tokio::spawn(async move {
+            let _ = consensus.propose(data).await;
+            let _ = done.send(token);
+        });
+    }
+}
+
+async fn listen(net: Net, tx: mpsc::UnboundedSender<Pending>) {
+    let Ok(listener) = net.bind(CONTROLLER_PORT).await else {
+        return;
+    };
+    while let Ok((mut conn, _)) = listener.accept().await {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Ok(Ok(req)) = tokio::time::timeout(IDLE, wire::recv::<_, ControllerRequest>(&mut conn)).await {
+                let (reply_tx, reply_rx) = oneshot::channel();
+                if tx.send((req, reply_tx)).is_err() {
+                    return;
+                }
+                let Ok(resp) = reply_rx.await else { return };
+                if wire::send(&mut conn, &resp).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}

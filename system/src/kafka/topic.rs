@@ -1,0 +1,92 @@
+//! Names shared by every part of the log: brokers, topic-partitions and records.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// `broker.id` / `node.id`.
+pub type BrokerId = u32;
+
+/// The internal topic that stores consumer groups' committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// One partition of one topic: the unit of ordering, replication and leadership. On the wire
+/// it is the string `topic-partition`, so it can key JSON maps.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: &str, partition: u32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// The partition's log file on a broker's disk (Kafka: `<topic>-<partition>/<base>.log`;
+    /// the disk seam's names are flat, and there is one segment).
+    pub fn log_file(&self) -> String {
+        format!("{self}.log")
+    }
+
+    /// The role a broker claims while it leads this partition, so faults can target "the
+    /// leader of edits-0".
+    pub fn leader_role(&self) -> String {
+        format!("kafka-leader-{self}")
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.topic == OFFSETS_TOPIC
+    }
+
+    /// Parses `topic-partition`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (topic, partition) = s.rsplit_once('-')?;
+        if topic.is_empty() {
+            return None;
+        }
+        Some(TopicPartition::new(topic, partition.parse().ok()?))
+    }
+}
+
+impl Serialize for TopicPartition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopicPartition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TopicPartition::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("not a topic-partition: {s:?}")))
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// One record of a partition log. Each record carries its batch's `partitionLeaderEpoch` (the
+/// epoch of the leader that appended it), so the leader-epoch cache can be rebuilt from the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub offset: u64,
+    pub leader_epoch: u64,
+    /// The idempotent producer's id; 0 for records without one (the coordinator's own).
+    pub producer_id: u64,
+    /// The record's sequence number within its producer id and partition.
+    pub seq: u64,
+    pub value: String,
+}
+
+/// The `__consumer_offsets` partition that stores `group` (Kafka: `abs(hash(group)) %
+/// offsets.topic.num.partitions`; FNV here, for a hash that is stable everywhere).
+pub fn offsets_partition_for(group: &str, partitions: u32) -> TopicPartition {
+    let hash = crate::kafka::fnv(group.as_bytes());
+    TopicPartition::new(OFFSETS_TOPIC, (hash % u64::from(partitions.max(1))) as u32)
+}

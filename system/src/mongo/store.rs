@@ -1,0 +1,120 @@
+//! The document store of one member: every version of every document, tagged with the oplog
+//! position (`ts`) that wrote it.
+//!
+//! Keeping versions is how WiredTiger serves MongoDB's `majority` read concern (a read at the
+//! majority commit point's timestamp) and how MongoDB 4.0+ rolls back (recover to a stable
+//! timestamp, then reapply up to the common point): here a read at `ts` sees the newest version
+//! at or before `ts`, and a rollback to `ts` drops every newer version. Versions are never
+//! pruned (MongoDB's `minSnapshotHistoryWindowInSeconds` history window is left out).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::oplog::{Op, OplogEntry};
+
+/// (namespace, document id).
+type Key = (String, String);
+
+/// A version: the oplog `ts` that wrote it and the document (None: deleted).
+type Version = (u64, Option<Value>);
+
+#[derive(Debug, Default)]
+pub struct Store {
+    docs: BTreeMap<Key, Vec<Version>>,
+}
+
+/// A document as found by a read, with the `ts` of the write that produced it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    pub id: String,
+    pub doc: Value,
+    pub ts: u64,
+}
+
+impl Store {
+    pub fn apply(&mut self, entry: &OplogEntry) {
+        let ts = entry.optime.ts;
+        for op in &entry.ops {
+            match op {
+                Op::Noop { .. } => {}
+                Op::Put { ns, id, doc } => self.push((ns.clone(), id.clone()), (ts, Some(doc.clone()))),
+                Op::Delete { ns, id } => self.push((ns.clone(), id.clone()), (ts, None)),
+            }
+        }
+    }
+
+    fn push(&mut self, key: Key, version: Version) {
+        self.docs.entry(key).or_default().push(version);
+    }
+
+    /// Forgets every version written after `ts` (the rollback of the oplog suffix after it).
+    pub fn rollback_after(&mut self, ts: u64) {
+        self.docs.retain(|_, versions| {
+            versions.retain(|(at, _)| *at <= ts);
+            !versions.is_empty()
+        });
+    }
+
+    /// The document as of `at` (None: the latest applied version).
+    pub fn get(&self, ns: &str, id: &str, at: Option<u64>) -> Option<&Value> {
+        let versions = self.docs.get(&(ns.to_string(), id.to_string()))?;
+        visible(versions, at).and_then(|(_, d)| d.as_ref())
+    }
+
+    /// Every live document of `ns` whose id starts with `prefix`, as of `at`, in id order.
+    pub fn scan(&self, ns: &str, prefix: &str, at: Option<u64>) -> Vec<Found> {
+        let start = (ns.to_string(), prefix.to_string());
+        self.docs
+            .range(start..)
+            .take_while(|((n, id), _)| n == ns && id.starts_with(prefix))
+            .filter_map(|((_, id), versions)| {
+                let (ts, doc) = visible(versions, at)?;
+                Some(Found { id: id.clone(), doc: doc.clone()?, ts: *ts })
+            })
+            .collect()
+    }
+}
+
+fn visible(versions: &[Version], at: Option<u64>) -> Option<&Version> {
+    match at {
+        None => versions.last(),
+        Some(at) => versions.iter().rev().find(|(ts, _)| *ts <= at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mongo::oplog::OpTime;
+    use serde_json::json;
+
+    fn put(ts: u64, id: &str, v: i64) -> OplogEntry {
+        let op = Op::Put { ns: "c".into(), id: id.into(), doc: json!(v) };
+        OplogEntry { optime: OpTime::new(1, ts), wall_ms: 0, ops: vec![op], fence: None }
+    }
+
+    #[test]
+    fn reads_see_the_version_at_their_timestamp_and_rollback_drops_newer_ones() {
+        let mut s = Store::default();
+        s.apply(&put(1, "a", 1));
+        s.apply(&put(2, "a", 2));
+        s.apply(&put(3, "b", 3));
+        assert_eq!(s.get("c", "a", None), Some(&json!(2)));
+        assert_eq!(s.get("c", "a", Some(1)), Some(&json!(1)));
+        assert_eq!(s.get("c", "b", Some(2)), None);
+        assert_eq!(s.scan("c", "", Some(2)).len(), 1);
+        s.rollback_after(1);
+        assert_eq!(s.get("c", "a", None), Some(&json!(1)));
+        assert_eq!(s.scan("c", "", None).len(), 1);
+        let del = OplogEntry {
+            optime: OpTime::new(1, 2),
+            wall_ms: 0,
+            ops: vec![Op::Delete { ns: "c".into(), id: "a".into() }],
+            fence: None,
+        };
+        s.apply(&del);
+        assert_eq!(s.get("c", "a", None), None);
+        assert_eq!(s.scan("c", "a", Some(1))[0].ts, 1);
+    }
+}

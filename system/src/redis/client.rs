@@ -1,0 +1,139 @@
+//! A Sentinel-aware client, as redis-py's `Sentinel.master_for` and Jedis's `JedisSentinelPool`
+//! behave: ask the Sentinels for the master (`get-master-addr-by-name`), check it with `ROLE`,
+//! and look again after a connection error or a `READONLY` answer. Jedis also follows
+//! `+switch-master` announcements; that is modelled by asking one Sentinel a second and
+//! switching when it names a master under a newer configuration epoch than the one in use.
+
+use std::time::Duration;
+
+use sim::net::{Conn, Net};
+use tokio::time::Instant;
+
+use super::protocol::{Command, ReplRole, Reply, SentinelReply, SentinelRequest, REDIS_PORT};
+use super::sentinel_node::{call_redis, call_sentinel};
+use crate::wire;
+
+const CONNECT: Duration = Duration::from_millis(500);
+const REPLY: Duration = Duration::from_secs(1);
+const FOLLOW_PERIOD: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RedisError {
+    #[error("no master found through the Sentinels")]
+    NoMaster,
+    #[error("READONLY: {0} is a replica")]
+    ReadOnly(String),
+    /// Sent, but no answer: the command may or may not have been applied.
+    #[error("{node}: {reason}")]
+    Io { node: String, reason: String },
+    #[error("{0}")]
+    Server(String),
+}
+
+pub struct RedisClient {
+    net: Net,
+    sentinels: Vec<String>,
+    next: usize,
+    master: Option<(String, u64)>,
+    conn: Option<Conn>,
+    last_follow: Option<Instant>,
+}
+
+impl RedisClient {
+    pub fn new(net: Net, sentinels: Vec<String>) -> Self {
+        RedisClient { net, sentinels, next: 0, master: None, conn: None, last_follow: None }
+    }
+
+    /// The master in use, if any.
+    pub fn master(&self) -> Option<&str> {
+        self.master.as_ref().map(|m| m.0.as_str())
+    }
+
+    fn forget(&mut self) {
+        self.master = None;
+        self.conn = None;
+    }
+
+    async fn ask_sentinel(&mut self) -> Option<(String, u64)> {
+        if self.sentinels.is_empty() {
+            return None;
+        }
+        let s = self.sentinels[self.next % self.sentinels.len()].clone();
+        self.next += 1;
+        match call_sentinel(&self.net, &s, &SentinelRequest::GetMaster).await {
+            Ok(SentinelReply::Master { node, config_epoch }) => Some((node, config_epoch)),
+            _ => None,
+        }
+    }
+
+    async fn is_master(&self, node: &str) -> bool {
+        matches!(call_redis(&self.net, node, &Command::Role).await, Ok(Reply::Role { info }) if matches!(info.role, ReplRole::Master { .. }))
+    }
+
+    /// Asks the Sentinels in turn for a master that confirms its role.
+    async fn discover(&mut self) -> Option<String> {
+        for _ in 0..self.sentinels.len() {
+            let Some((node, epoch)) = self.ask_sentinel().await else { continue };
+            if self.is_master(&node).await {
+                self.master = Some((node.clone(), epoch));
+                self.conn = None;
+                return Some(node);
+            }
+        }
+        None
+    }
+
+    /// Follows a failover announced under a newer configuration epoch.
+    async fn follow(&mut self) {
+        if self.last_follow.is_some_and(|t| t.elapsed() < FOLLOW_PERIOD) {
+            return;
+        }
+        self.last_follow = Some(Instant::now());
+        let Some((current, epoch)) = self.master.clone() else { return };
+        if let Some((node, e)) = self.ask_sentinel().await {
+            if node != current && e > epoch && self.is_master(&node).await {
+                self.master = Some((node, e));
+                self.conn = None;
+            }
+        }
+    }
+
+    /// Runs `cmd` on the master; returns which node answered.
+    pub async fn call(&mut self, cmd: &Command) -> Result<(String, Reply), RedisError> {
+        self.follow().await;
+        let node = match self.master.clone() {
+            Some((m, _)) => m,
+            None => self.discover().await.ok_or(RedisError::NoMaster)?,
+        };
+        if self.conn.is_none() {
+            match tokio::time::timeout(CONNECT, self.net.connect(&node, REDIS_PORT)).await {
+                Ok(Ok(c)) => self.conn = Some(c),
+                _ => {
+                    self.forget();
+                    return Err(RedisError::Io { node, reason: "cannot connect".into() });
+                }
+            }
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        let exchange = async {
+            wire::send(conn, cmd).await?;
+            wire::recv::<_, Reply>(conn).await
+        };
+        match tokio::time::timeout(REPLY, exchange).await {
+            Ok(Ok(Reply::ReadOnly)) => {
+                self.forget();
+                Err(RedisError::ReadOnly(node))
+            }
+            Ok(Ok(Reply::Err { message })) => Err(RedisError::Server(message)),
+            Ok(Ok(reply)) => Ok((node, reply)),
+            Ok(Err(e)) => {
+                self.forget();
+                Err(RedisError::Io { node, reason: e.to_string() })
+            }
+            Err(_) => {
+                self.forget();
+                Err(RedisError::Io { node, reason: "no answer in time".into() })
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! A Redis-like cache: a master with asynchronously replicated replicas, watched by Sentinels
+//! that fail it over, and clients that find the master through the Sentinels.
+//!
+//! # What it models
+//! - **Cache semantics** ([`keyspace`]): `GET`/`SET [PX]`/`DEL`, keys expiring at absolute
+//!   times (lazily on access and by the active expire cycle on the master, deletions propagated
+//!   to replicas; replicas hide logically expired keys). Nothing is persisted (`save ""`,
+//!   `appendonly no`, as cache deployments run it): a restarted node starts empty.
+//! - **Asynchronous replication** ([`server`]): a write is acknowledged once applied in the
+//!   master's memory and streamed to replicas afterwards, so a failover loses the writes the
+//!   promoted replica had not received, and an old master cut off from the Sentinels but not
+//!   from clients keeps acknowledging writes that are thrown away when it is turned into a
+//!   replica (full resynchronisation). `PSYNC` resumes from the backlog when it can (PSYNC2:
+//!   a promoted replica keeps its old replication id valid up to the promotion point).
+//!   `replica-read-only yes`, `replica-serve-stale-data yes`, `min-replicas-to-write 0`.
+//! - **Sentinel** ([`sentinel`], [`sentinel_node`]): SDOWN after `down-after-milliseconds`,
+//!   ODOWN at `quorum`, leader election by epoch votes, replica selection, promotion, replica
+//!   reconfiguration, configuration epochs spread by hello messages, and reconversion of an old
+//!   master that comes back.
+//! - **Clients** ([`client`]): discovery through the Sentinels with a `ROLE` check, rediscovery
+//!   on errors and `READONLY`, and following announced failovers.
+//!
+//! # Defaults copied (scaled for simulation)
+//! Sentinel `quorum` 2, `down-after-milliseconds` 30000 → 3000, `failover-timeout`
+//! 180000 → 6000, ping period 1 s, ask period 1 s, hello period 2 s; Redis `repl-timeout`
+//! 60 s → 3 s, `repl-backlog-size` 1 MB → 10000 writes, `replica-priority` 100.
+//!
+//! # What it leaves out
+//! RESP and every other command and data type, eviction (`maxmemory`), RDB/AOF persistence,
+//! `WAIT`, Redis Cluster, Sentinel auto-discovery (peers and replicas are configured), TILT
+//! mode, `parallel-syncs`, and replication on the client port (a separate port here).
+
+pub mod client;
+pub mod keyspace;
+pub mod protocol;
+pub mod sentinel;
+pub mod sentinel_node;
+pub mod server;
+
+pub use client::{RedisClient, RedisError};
+pub use server::{run, RedisConfig};
+
+/// Hooks for checkers. All default to nothing.
+pub trait Observer: Send + Sync {
+    /// A Redis node became a master (`true`) or a replica.
+    fn role_changed(&self, _node: &str, _master: bool, _at_ms: u64) {}
+    /// A Sentinel switched its configuration to a new master.
+    fn switched_master(&self, _sentinel: &str, _from: &str, _to: &str, _config_epoch: u64, _at_ms: u64) {}
+}
