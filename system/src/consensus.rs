@@ -113,14 +113,12 @@ impl Consensus {
         rx.await.unwrap_or(Err(ProposeError::Stopped))
     }
 
+    /// The member's latest status. (Read only: tokio's `watch` wakes multiple waiters in an
+    /// order drawn from a process-global random stream, so simulated code must not await it.)
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
     }
 
-    /// Waits until the status changes (leader elected, commit advanced...).
-    pub async fn changed(&mut self) -> bool {
-        self.status.changed().await.is_ok()
-    }
 }
 
 struct Member {

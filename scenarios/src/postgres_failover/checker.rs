@@ -25,15 +25,20 @@ pub(crate) fn final_logs(outcome: &Outcome) -> Vec<(String, Wal)> {
         .collect()
 }
 
-/// The most advanced log: the final primary's.
-pub(crate) fn newest(logs: &[(String, Wal)]) -> Option<&(String, Wal)> {
-    logs.iter().max_by_key(|(n, w)| (w.position(), std::cmp::Reverse(n.clone())))
+/// The most advanced log, the final primary's: the last promoted member's when it is among the
+/// most advanced (caught-up standbys hold the same log).
+pub(crate) fn newest<'a>(logs: &'a [(String, Wal)], h: &History) -> Option<&'a (String, Wal)> {
+    let best = logs.iter().map(|(_, w)| w.position()).max()?;
+    let last_promoted = h.promotions.last().map(|p| p.0.as_str());
+    logs.iter()
+        .filter(|(_, w)| w.position() == best)
+        .max_by_key(|(n, _)| (Some(n.as_str()) == last_promoted, std::cmp::Reverse(n.clone())))
 }
 
 pub fn check(outcome: &Outcome, h: &History, fault_at_ms: u64, fault: &str) -> Verdict {
     let mut v = Verdict::default();
     let logs = final_logs(outcome);
-    let Some((final_node, final_wal)) = newest(&logs) else {
+    let Some((final_node, final_wal)) = newest(&logs, h) else {
         v.violation("lost commit: no member has a WAL at all");
         return v;
     };
@@ -60,8 +65,9 @@ fn list(v: &mut Verdict, mut lines: Vec<String>, kind: &str) {
     }
 }
 
-/// Acknowledged commits on credentials and permissions must be on the final timeline, at the
-/// position they were acknowledged at. Others may be lost (asynchronous commit): counted.
+/// Acknowledged commits on credentials and permissions ("protected", whatever durability the
+/// store was configured with) must be on the final timeline, at the position they were
+/// acknowledged at. Others may be lost (asynchronous commit): counted.
 fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict) {
     let on_timeline: BTreeMap<&str, Position> = final_wal
         .records()
@@ -93,9 +99,9 @@ fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict)
         }
     }
     let durable = h.acks.iter().filter(|a| a.must_survive()).count();
-    v.metric("sync_commits", durable as f64);
-    v.metric("lost_sync_commits", lost.len() as f64);
-    v.metric("lost_async_commits", lost_async as f64);
+    v.metric("protected_commits", durable as f64);
+    v.metric("lost_protected_commits", lost.len() as f64);
+    v.metric("lost_unprotected_commits", lost_async as f64);
     list(v, lost, "lost commit");
 }
 
@@ -158,10 +164,7 @@ fn committed(h: &History, epoch: u64, index: u64, at_ms: u64) -> bool {
 fn liveness(h: &History, fault_at_ms: u64, fault: &str, v: &mut Verdict) {
     let before = h.promotions.iter().filter(|p| p.3 <= fault_at_ms).map(|p| p.1).max().unwrap_or(0);
     match h.promotions.iter().find(|p| p.3 > fault_at_ms && p.1 > before) {
-        Some((node, epoch, _, at)) if at - fault_at_ms <= FAILOVER_BOUND_MS => {
-            v.metric("failover_ms", (at - fault_at_ms) as f64);
-            let _ = (node, epoch);
-        }
+        Some((_, _, _, at)) if at - fault_at_ms <= FAILOVER_BOUND_MS => v.metric("failover_ms", (at - fault_at_ms) as f64),
         Some((node, epoch, _, at)) => v.violation(format!(
             "liveness: {node} became primary (epoch {epoch}) {} ms after the {fault} at {fault_at_ms} ms, over the {FAILOVER_BOUND_MS} ms bound",
             at - fault_at_ms

@@ -37,7 +37,7 @@ pub fn check(outcome: &Outcome, h: &History, target_ms: u64) -> Verdict {
     };
     let restored = &restored;
     let logs = final_logs(outcome);
-    let Some((final_node, wal)) = newest(&logs) else {
+    let Some((final_node, wal)) = newest(&logs, h) else {
         v.violation("pitr: no member has a WAL to compare with");
         return v;
     };

@@ -31,8 +31,8 @@ pub static SCENARIO: Scenario = Scenario {
 pub const RESTORE_NODE: &str = "pg-restore";
 const HEAL_AT_MS: u64 = 26_000;
 const RESTORE_AT_MS: u64 = 36_000;
-/// The rebuilt data on the restore node: the restored tables and where the restore stopped
-/// (a single-node cluster's data directory, on the new timeline the restore starts).
+/// The rebuilt data on the restore node: the restored tables, the base backup used, and where
+/// replay stopped. The checker reads it back from that node's disk.
 pub(crate) const RESTORED_FILE: &str = "restored.json";
 
 fn build(seed: u64, _config: Option<&str>) -> Built {

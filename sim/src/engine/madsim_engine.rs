@@ -55,6 +55,13 @@ async fn drive(plan: Plan, mut options: RunOptions) -> Outcome {
     }
     tokio::time::sleep_until(base + Duration::from_millis(plan.duration_ms)).await;
     let sim_time_ms = world.now_ms();
+    // madsim drops a task's future only when the task is next scheduled; tasks parked on
+    // something that holds their own waker would never be, and would keep the node, its context
+    // and the whole world alive after the run. Killing every node lets them all go.
+    for id in ops.ids.values() {
+        ops.handle.kill(*id);
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
     if std::env::var_os("CHAOS_NET_STATS").is_some() {
         eprintln!("madsim messages: {}", madsim::net::NetSim::current().stat().msg_count);
     }
