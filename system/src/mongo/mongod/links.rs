@@ -13,6 +13,7 @@ use crate::wire;
 /// A connection silent this long is closed (clients and peers reconnect).
 const IDLE: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 /// Peer connections are replaced this often, so one stuck after a partition heals does not
 /// outlive it.
@@ -113,7 +114,9 @@ pub async fn send_to(
             }
         }
         let c = conn.as_mut().expect("connected above");
-        if wire::send(c, &frame).await.is_err() {
+        // A write deadline, as in consensus.rs's twin of this loop: a stream stuck behind a
+        // partition (send buffer full, never acknowledged) is abandoned, not waited on forever.
+        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, wire::send(c, &frame)).await, Ok(Ok(()))) {
             conn = None;
             report(frame);
         }
