@@ -27,7 +27,11 @@ pub enum Command {
         /// Write the trace as JSON Lines to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
-        /// Print the result as one JSON object.
+        /// Run this fault schedule (JSON: a list of `{at_ms, fault}`, or a `run --json` object)
+        /// instead of the one the seed draws.
+        #[arg(long)]
+        schedule: Option<PathBuf>,
+        /// Print the result as one JSON object (with the schedule it ran).
         #[arg(long)]
         json: bool,
     },
@@ -58,9 +62,34 @@ pub enum Command {
         seed: String,
         #[arg(long)]
         config: Option<String>,
+        /// Run this fault schedule instead of the one the seed draws.
+        #[arg(long)]
+        schedule: Option<PathBuf>,
         /// Log filter (tracing's EnvFilter syntax).
         #[arg(long, default_value = "debug,madsim=info")]
         log: String,
+    },
+    /// Cut a failing run's fault schedule down to a minimal one that still fails with the same
+    /// kind of violation; print it and write it to a file that `run --schedule` replays.
+    Shrink {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        seed: String,
+        #[arg(long)]
+        config: Option<String>,
+        /// Start from this schedule instead of the one the seed draws.
+        #[arg(long)]
+        schedule: Option<PathBuf>,
+        /// The violation kind to keep (default: the first the run fails with).
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 300)]
+        max_runs: usize,
+        /// Where to write the shrunk schedule (default: target/chaos/shrink/SCENARIO[-CONFIG]-SEED.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Benchmark a scenario over seeds, one run at a time: simulated seconds per wall second,
     /// events per wall second, peak RSS and the p50/p99 of the scenario's metrics.

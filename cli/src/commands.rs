@@ -30,10 +30,12 @@ fn usage(msg: String) -> Failure {
 pub fn dispatch(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::List => Ok(list()),
-        Command::Run { scenario, seed, config, trace, json } => {
+        Command::Run { scenario, seed, config, trace, schedule, json } => {
             let scenario = one_scenario(&scenario, config.as_deref())?;
             let seed = parse_seed(&seed).map_err(usage)?;
-            run(scenario, seed, config, trace, json)
+            let mut req = request(scenario, seed, config, trace);
+            given_schedule(&mut req, schedule)?;
+            run(req, json)
         }
         Command::Sweep { scenario, seeds, config, jobs, out, json } => {
             let scenarios = scenario_set(&scenario, config.as_deref())?;
@@ -42,11 +44,27 @@ pub fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             let out = out.unwrap_or_else(|| PathBuf::from("target/chaos/sweep"));
             sweep(&scenarios, range, &seeds, config, jobs, &out, json)
         }
-        Command::Replay { scenario, seed, config, log } => {
+        Command::Replay { scenario, seed, config, schedule, log } => {
             let scenario = one_scenario(&scenario, config.as_deref())?;
             let seed = parse_seed(&seed).map_err(usage)?;
+            let mut req = request(scenario, seed, config, None);
+            given_schedule(&mut req, schedule)?;
             crate::logging::init(&log).map_err(usage)?;
-            run(scenario, seed, config, None, false)
+            run(req, false)
+        }
+        Command::Shrink { scenario, seed, config, schedule, kind, max_runs, out } => {
+            let scenario = one_scenario(&scenario, config.as_deref())?;
+            let seed = parse_seed(&seed).map_err(usage)?;
+            if max_runs == 0 {
+                return Err(usage("--max-runs must be at least 1".into()));
+            }
+            let mut req = request(scenario, seed, config.clone(), None);
+            given_schedule(&mut req, schedule)?;
+            let out = out.unwrap_or_else(|| {
+                let config = config.map(|c| format!("-{c}")).unwrap_or_default();
+                PathBuf::from(format!("target/chaos/shrink/{}{config}-{seed}.json", scenario.name))
+            });
+            shrink(req, kind, max_runs, &out)
         }
         Command::Bench { scenario, seeds, config } => {
             let scenarios = scenario_set(&scenario, config.as_deref())?;
@@ -105,7 +123,18 @@ fn list() -> ExitCode {
 }
 
 fn request(scenario: &'static Scenario, seed: u64, config: Option<String>, trace: Option<PathBuf>) -> RunRequest {
-    RunRequest { scenario, seed, config, trace }
+    let mut req = RunRequest::new(scenario, seed).with_config(config.as_deref());
+    req.trace = trace;
+    req
+}
+
+/// Reads `--schedule FILE` into the request (a bad file is a usage error).
+fn given_schedule(req: &mut RunRequest, file: Option<PathBuf>) -> Result<(), Failure> {
+    if let Some(file) = file {
+        req.schedule = Some(scenarios::schedule_file::read(&file).map_err(|e| usage(e.to_string()))?);
+        req.schedule_file = Some(file);
+    }
+    Ok(())
 }
 
 fn execute(req: RunRequest) -> Result<RunReport, Failure> {
@@ -114,14 +143,8 @@ fn execute(req: RunRequest) -> Result<RunReport, Failure> {
     Ok(report)
 }
 
-fn run(
-    scenario: &'static Scenario,
-    seed: u64,
-    config: Option<String>,
-    trace: Option<PathBuf>,
-    json: bool,
-) -> Result<ExitCode, Failure> {
-    let report = execute(request(scenario, seed, config, trace))?;
+fn run(req: RunRequest, json: bool) -> Result<ExitCode, Failure> {
+    let report = execute(req)?;
     if json {
         println!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
@@ -141,7 +164,50 @@ fn print_human(r: &RunReport) {
     }
     if !r.passed {
         println!("  replay: {}", r.replay_command());
+        println!("  shrink: {}", r.shrink_command());
     }
+}
+
+fn shrink(req: RunRequest, kind: Option<String>, max_runs: usize, out: &std::path::Path) -> Result<ExitCode, Failure> {
+    use scenarios::shrink::{Progress, ShrinkError};
+    let bar = progress(max_runs, "shrink");
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} runs {elapsed_precise} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let mut phase = String::new();
+    let mut on_progress = |p: Progress| match p {
+        Progress::Phase(name) => phase = name.to_string(),
+        Progress::Ran { runs, smallest, .. } => {
+            bar.set_position(runs as u64);
+            bar.set_message(format!("{phase}: smallest failing schedule {smallest} faults"));
+        }
+    };
+    let shrunk = match scenarios::shrink::shrink(req.clone(), kind, max_runs, &mut on_progress) {
+        Ok(s) => s,
+        Err(ShrinkError::Io(e)) => return Err(e.into()),
+        Err(e) => return Err(usage(e.to_string())),
+    };
+    bar.finish_and_clear();
+    scenarios::schedule_file::write(out, &shrunk.schedule).map_err(|e| Failure::Other(e.into()))?;
+    println!(
+        "{} seed {}: `{}` still fails with {} of {} faults ({} runs{})",
+        req.scenario.name,
+        req.seed,
+        shrunk.kind,
+        shrunk.schedule.len(),
+        shrunk.original.len(),
+        shrunk.runs,
+        if shrunk.bounded { ", stopped at the run bound" } else { "" }
+    );
+    println!("{}", serde_json::to_string_pretty(&shrunk.schedule).expect("schedules serialize"));
+    for v in shrunk.report.violations.iter().filter(|v| v.kind == shrunk.kind).take(3) {
+        println!("  violation: {v}");
+    }
+    let config = req.config.as_ref().map(|c| format!(" --config {c}")).unwrap_or_default();
+    println!("written to {}; replay: cargo chaos run --scenario {}{config} --seed {} --schedule {}", out.display(), req.scenario.name, req.seed, out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `requests` on `jobs` workers, each run on its own fresh thread, in request order.
@@ -159,7 +225,7 @@ fn run_all(requests: Vec<RunRequest>, jobs: usize, bar: &ProgressBar) -> Result<
                 });
                 if let Ok(r) = &outcome {
                     if !r.passed {
-                        bar.println(format!("seed {} failed: {}", r.seed, r.replay_command()));
+                        bar.println(format!("seed {} failed: {} (shrink: {})", r.seed, r.replay_command(), r.shrink_command()));
                     }
                 }
                 bar.inc(1);

@@ -76,7 +76,7 @@ pub fn markdown(s: &Summary) -> String {
     if s.failed > 0 {
         let _ = writeln!(md, "\n## Failing seeds\n");
         for r in s.runs.iter().filter(|r| !r.passed) {
-            let _ = writeln!(md, "- seed {}: {}\n  `{}`", r.seed, r.violations.join("; "), r.replay_command());
+            let _ = writeln!(md, "- seed {}: {}\n  `{}`", r.seed, r.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), r.replay_command());
         }
     }
     metrics_table(s, &mut md);

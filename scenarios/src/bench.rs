@@ -26,7 +26,7 @@ pub struct Figures {
 pub fn measure(scenario: &'static Scenario, seeds: std::ops::Range<u64>, config: Option<&str>) -> std::io::Result<Figures> {
     let mut reports: Vec<RunReport> = Vec::new();
     for seed in seeds {
-        let req = RunRequest { scenario, seed, config: config.map(String::from), trace: None };
+        let req = RunRequest::new(scenario, seed).with_config(config);
         reports.push(run(req)?);
     }
     Ok(figures(scenario.name, &reports))

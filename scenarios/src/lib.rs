@@ -10,10 +10,12 @@ pub mod postgres_pitr;
 pub mod redis_failover;
 pub mod runner;
 pub mod scenario;
+pub mod schedule_file;
+pub mod shrink;
 pub mod smoke;
 
 pub use runner::{run, RunReport, RunRequest};
-pub use scenario::{Built, Scenario, Verdict};
+pub use scenario::{Built, Checker, Scenario, Verdict, Violation};
 
 /// Every registered scenario, by name.
 pub fn all() -> &'static [&'static Scenario] {

@@ -6,9 +6,9 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use sim::{Engine, RunOptions};
+use sim::{Engine, RunOptions, Scheduled};
 
-use crate::scenario::Scenario;
+use crate::scenario::{Built, Scenario, Verdict, Violation};
 
 /// What to run.
 #[derive(Clone)]
@@ -18,6 +18,27 @@ pub struct RunRequest {
     pub config: Option<String>,
     /// Write the trace as JSON Lines here.
     pub trace: Option<PathBuf>,
+    /// Run this schedule instead of the one the seed draws.
+    pub schedule: Option<Vec<Scheduled>>,
+    /// Where a given schedule came from, for the replay line.
+    pub schedule_file: Option<PathBuf>,
+}
+
+impl RunRequest {
+    /// The seed's own run: its drawn schedule, the default config, no trace file.
+    pub fn new(scenario: &'static Scenario, seed: u64) -> Self {
+        RunRequest { scenario, seed, config: None, trace: None, schedule: None, schedule_file: None }
+    }
+
+    pub fn with_config(mut self, config: Option<&str>) -> Self {
+        self.config = config.map(String::from);
+        self
+    }
+
+    pub fn with_schedule(mut self, schedule: Vec<Scheduled>) -> Self {
+        self.schedule = Some(schedule);
+        self
+    }
 }
 
 /// The result of one run: the `--json` line and one entry of a sweep's summary.
@@ -32,16 +53,42 @@ pub struct RunReport {
     pub sim_time_ms: u64,
     pub wall_ms: u64,
     pub events: u64,
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
     pub sometimes: BTreeMap<String, u64>,
     pub metrics: BTreeMap<String, f64>,
+    /// The fault schedule this run ran (the seed's draw unless one was given).
+    pub schedule: Vec<Scheduled>,
+    /// The file the schedule was read from, when it was given as one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_file: Option<String>,
 }
 
 impl RunReport {
     /// The command that replays this run exactly.
     pub fn replay_command(&self) -> String {
+        format!("cargo chaos replay {}", self.run_args())
+    }
+
+    /// The command that cuts this run's schedule down to a minimal one that still fails.
+    pub fn shrink_command(&self) -> String {
+        format!("cargo chaos shrink {}", self.run_args())
+    }
+
+    fn run_args(&self) -> String {
         let config = self.config.as_ref().map(|c| format!(" --config {c}")).unwrap_or_default();
-        format!("cargo chaos replay --scenario {}{config} --seed {}", self.scenario, self.seed)
+        let schedule = self.schedule_file.as_ref().map(|f| format!(" --schedule {f}")).unwrap_or_default();
+        format!("--scenario {}{config} --seed {}{schedule}", self.scenario, self.seed)
+    }
+
+    /// The kinds of violation this run found, each once, in order of first appearance.
+    pub fn violation_kinds(&self) -> Vec<&str> {
+        let mut kinds: Vec<&str> = Vec::new();
+        for v in &self.violations {
+            if !kinds.contains(&v.kind.as_str()) {
+                kinds.push(&v.kind);
+            }
+        }
+        kinds
     }
 }
 
@@ -69,16 +116,26 @@ fn run_here(req: RunRequest, sink: Option<BufWriter<File>>) -> RunReport {
     let scenario = req.scenario;
     let seed = req.seed;
     let config = req.config.clone();
+    let schedule = req.schedule.clone().unwrap_or_else(|| (scenario.draw)(seed, config.as_deref()));
+    let ran = schedule.clone();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        let built = (scenario.build)(seed, config.as_deref());
+        let Built { plan, checkers } = (scenario.build)(seed, config.as_deref(), schedule);
         let options = RunOptions {
             seed,
             trace_sink: sink.map(|s| Box::new(s) as Box<dyn std::io::Write + Send>),
             keep_events: false,
         };
-        let outcome = sim::engine::run(built.plan, options);
-        let mut verdict = (built.check)(&outcome);
-        let mut violations = outcome.world.failures();
+        let outcome = sim::engine::run(plan, options);
+        let mut verdict = Verdict::default();
+        for checker in &checkers {
+            checker.check(&outcome, &mut verdict);
+        }
+        let mut violations: Vec<Violation> = outcome
+            .world
+            .failures()
+            .into_iter()
+            .map(|message| Violation { kind: "node failure".into(), message })
+            .collect();
         violations.append(&mut verdict.violations);
         let _ = outcome.world.with_trace(|t| t.flush());
         let sometimes = outcome.world.sometimes_counts();
@@ -88,7 +145,8 @@ fn run_here(req: RunRequest, sink: Option<BufWriter<File>>) -> RunReport {
         Ok(r) => r,
         Err(panic) => {
             let msg = panic_message(&panic);
-            (String::new(), 0, 0, BTreeMap::new(), vec![format!("panic: {msg}")], BTreeMap::new())
+            let panicked = Violation { kind: "panic".into(), message: msg };
+            (String::new(), 0, 0, BTreeMap::new(), vec![panicked], BTreeMap::new())
         }
     };
     RunReport {
@@ -104,6 +162,8 @@ fn run_here(req: RunRequest, sink: Option<BufWriter<File>>) -> RunReport {
         violations,
         sometimes,
         metrics,
+        schedule: ran,
+        schedule_file: req.schedule_file.map(|p| p.display().to_string()),
     }
 }
 

@@ -7,12 +7,7 @@ use scenarios::{RunReport, RunRequest};
 
 fn run(seed: u64, config: Option<&str>) -> RunReport {
     let scenario = scenarios::find("kafka-partition").expect("kafka-partition is registered");
-    let report = scenarios::run(RunRequest {
-        scenario,
-        seed,
-        config: config.map(String::from),
-        trace: None,
-    })
+    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config))
     .expect("run starts");
     scenarios::ledger::record(&report);
     report
@@ -75,7 +70,7 @@ fn kafka_same_seed_same_hash_across_processes_on_turmoil() {
 fn kafka_acks1_unclean_loses_acknowledged_records_on_turmoil() {
     let lost = (0..4)
         .map(|seed| run(seed, Some("kafka-acks1-unclean")))
-        .find(|r| r.violations.iter().any(|v| v.starts_with("lost record:")));
+        .find(|r| r.violations.iter().any(|v| v.kind == "lost record"));
     assert!(
         lost.is_some(),
         "acks=1 with unclean election lost nothing in seeds 0..4"

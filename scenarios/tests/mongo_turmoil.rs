@@ -7,7 +7,7 @@ use scenarios::{RunReport, RunRequest};
 
 fn run(seed: u64, config: Option<&str>) -> RunReport {
     let scenario = scenarios::find("mongo-failover").expect("mongo-failover is registered");
-    let report = scenarios::run(RunRequest { scenario, seed, config: config.map(String::from), trace: None })
+    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config))
         .expect("run starts");
     scenarios::ledger::record(&report);
     report
@@ -36,7 +36,7 @@ fn mongo_failover_same_seed_same_hash_on_turmoil() {
 fn mongo_w1_loses_acknowledged_writes_on_turmoil() {
     let r = run(W1_SEED, Some("mongo-w1"));
     assert!(!r.passed, "w:1 writes should have been lost: {:?}", r.metrics);
-    assert!(r.violations.iter().all(|v| v.starts_with("lost write:")), "{:?}", r.violations);
+    assert!(r.violations.iter().all(|v| v.kind == "lost write"), "{:?}", r.violations);
 }
 
 const W1_SEED: u64 = 10;

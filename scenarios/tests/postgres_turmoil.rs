@@ -8,7 +8,7 @@ use scenarios::{RunReport, RunRequest};
 
 fn run(scenario: &str, seed: u64, config: Option<&str>) -> RunReport {
     let scenario = scenarios::find(scenario).expect("scenario is registered");
-    let report = scenarios::run(RunRequest { scenario, seed, config: config.map(String::from), trace: None })
+    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config))
         .expect("run starts");
     scenarios::ledger::record(&report);
     report
@@ -36,7 +36,7 @@ fn async_credentials_lose_commits_on_turmoil() {
         .map(|seed| run("postgres-failover", seed, Some("async-credentials")))
         .find(|r| !r.passed)
         .expect("no seed lost an asynchronously committed credential");
-    assert!(failed.violations.iter().all(|v| v.starts_with("lost commit")), "{:?}", failed.violations);
+    assert!(failed.violations.iter().all(|v| v.kind == "lost commit"), "{:?}", failed.violations);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use scenarios::{RunReport, RunRequest};
 
 fn run(seed: u64) -> RunReport {
     let scenario = scenarios::find("redis-failover").expect("redis-failover is registered");
-    let report = scenarios::run(RunRequest { scenario, seed, config: None, trace: None }).expect("run starts");
+    let report = scenarios::run(RunRequest::new(scenario, seed)).expect("run starts");
     scenarios::ledger::record(&report);
     report
 }

@@ -83,6 +83,17 @@ impl NodeCtx {
         }
     }
 
+    /// Records a typed observation for the checkers (in the real build, a log line).
+    pub fn observe<T: crate::observation::Observation>(&self, value: &T) {
+        match &self.world {
+            Some(w) => w.observe(&self.name, value),
+            None => {
+                let fields = serde_json::to_value(value).expect("observations serialize");
+                tracing::info!(node = %self.name, kind = T::KIND, %fields);
+            }
+        }
+    }
+
     /// Marks that this node reached a rare state worth proving a sweep reaches.
     pub fn sometimes(&self, what: &str) {
         if let Some(w) = &self.world {

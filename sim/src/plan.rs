@@ -88,6 +88,10 @@ impl Outcome {
     pub fn trace_hash(&self) -> String {
         self.world.with_trace(|t| t.hash_hex())
     }
+    /// Reads the run's observations (faults included).
+    pub fn observations<R>(&self, f: impl FnOnce(&crate::observation::Observations) -> R) -> R {
+        self.world.with_observations(f)
+    }
     pub fn events(&self) -> u64 {
         self.world.with_trace(|t| t.events())
     }

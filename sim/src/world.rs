@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::disk::{DiskFarm, DiskFaults};
 use crate::fault::{Fault, Target};
 use crate::link::LinkTable;
+use crate::observation::{FaultApplied, Observation, Observations};
 use crate::topology::Topology;
 use crate::trace::{Event, Trace};
 
@@ -37,10 +38,13 @@ pub struct WorldState {
     skews_ms: Mutex<BTreeMap<String, i64>>,
     incarnations: Mutex<BTreeMap<String, u64>>,
     links: Mutex<LinkTable>,
-    net_rng: Mutex<ChaCha8Rng>,
+    /// One random stream per directed link, so traffic or a fault on one link never shifts the
+    /// delays drawn for another (a shrunk schedule keeps the rest of the run as it was).
+    link_rngs: Mutex<BTreeMap<(String, String), ChaCha8Rng>>,
     roles: Mutex<BTreeMap<String, BTreeSet<String>>>,
     sometimes: Mutex<BTreeMap<String, u64>>,
     failures: Mutex<Vec<String>>,
+    observations: Mutex<Observations>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,10 +64,11 @@ impl WorldState {
             skews_ms: Mutex::default(),
             incarnations: Mutex::default(),
             links: Mutex::default(),
-            net_rng: Mutex::new(crate::rng::derive(seed, "~net", 0)),
+            link_rngs: Mutex::default(),
             roles: Mutex::default(),
             sometimes: Mutex::default(),
             failures: Mutex::default(),
+            observations: Mutex::default(),
         }
     }
 
@@ -85,6 +90,20 @@ impl WorldState {
         let event = Event { t_ms: self.now_ms(), node: node.into(), kind: kind.into(), fields };
         tracing::debug!(target: "trace", node, kind, fields = %event.fields);
         lock(&self.trace).record(event);
+    }
+
+    /// Records a typed observation from `node`: into the trace, and into the stream the
+    /// checkers read.
+    pub fn observe<T: Observation>(&self, node: &str, value: &T) {
+        let fields = serde_json::to_value(value).expect("observations serialize");
+        let t_ms = self.now_ms();
+        lock(&self.observations).push(t_ms, node, T::KIND, fields.clone());
+        self.record(node, T::KIND, fields);
+    }
+
+    /// Reads the observations recorded so far.
+    pub fn with_observations<R>(&self, f: impl FnOnce(&Observations) -> R) -> R {
+        f(&lock(&self.observations))
     }
 
     pub fn with_trace<R>(&self, f: impl FnOnce(&mut Trace) -> R) -> R {
@@ -122,7 +141,11 @@ impl WorldState {
         if shape.is_clear() {
             return Duration::ZERO;
         }
-        shape.draw_delay(&mut lock(&self.net_rng))
+        let mut rngs = lock(&self.link_rngs);
+        let rng = rngs
+            .entry((from.to_string(), to.to_string()))
+            .or_insert_with(|| crate::rng::derive(self.seed, &format!("~link/{from}/{to}"), 0));
+        shape.draw_delay(rng)
     }
 
     /// Counts a new life of `node` and returns its number (1 for the first start).
@@ -209,7 +232,7 @@ impl FaultDriver {
         if let Some(scope) = fault.target_scope() {
             w.sometimes(&format!("fault.{}.{scope}", fault.kind()));
         }
-        w.record("world", "fault", json!({ "fault": fault, "nodes": touched }));
+        w.observe("world", &FaultApplied { fault: fault.clone(), nodes: touched });
     }
 
     fn apply_inner(&mut self, ops: &mut dyn EngineOps, fault: &Fault) -> Vec<String> {

@@ -67,8 +67,7 @@ fn rebalanced(h: &History, v: &mut Verdict) {
     let covered: BTreeSet<&TopicPartition> = last.values().flat_map(|m| m.partitions.iter()).collect();
     let whole = generations.len() == 1 && !generations.contains(&None) && covered.len() == PARTITIONS as usize;
     if !whole {
-        v.violation(format!(
-            "liveness: the consumer group is not stable at the end (generations {generations:?}, {} of {PARTITIONS} partitions assigned)",
+        v.violation("liveness", format!("the consumer group is not stable at the end (generations {generations:?}, {} of {PARTITIONS} partitions assigned)",
             covered.len()
         ));
         return;
@@ -77,8 +76,7 @@ fn rebalanced(h: &History, v: &mut Verdict) {
     let after_heal = settled.saturating_sub(HEAL_AT_MS);
     v.metric("rebalance_after_heal_ms", after_heal as f64);
     if after_heal > REBALANCE_BOUND_MS {
-        v.violation(format!(
-            "liveness: the group settled {after_heal} ms after the heal (bound {REBALANCE_BOUND_MS} ms)"
+        v.violation("liveness", format!("the group settled {after_heal} ms after the heal (bound {REBALANCE_BOUND_MS} ms)"
         ));
     }
 }
@@ -99,8 +97,7 @@ fn consumed(h: &History, logs: &BTreeMap<TopicPartition, FinalPartition>, v: &mu
         .filter(|v| in_log.contains(v) && !processed.contains(v))
         .collect();
     if let Some(first) = unconsumed.first() {
-        v.violation(format!(
-            "liveness: {} acknowledged records were never consumed (first: {first})",
+        v.violation("liveness", format!("{} acknowledged records were never consumed (first: {first})",
             unconsumed.len()
         ));
     }
@@ -111,13 +108,12 @@ fn produce_recovered(h: &History, v: &mut Verdict) {
         Some(t) => {
             v.metric("produce_recovery_after_heal_ms", (t - HEAL_AT_MS) as f64);
             if t - HEAL_AT_MS > PRODUCE_RECOVERY_BOUND_MS {
-                v.violation(format!(
-                    "liveness: first acknowledgement after the heal came {} ms after it",
+                v.violation("liveness", format!("first acknowledgement after the heal came {} ms after it",
                     t - HEAL_AT_MS
                 ));
             }
         }
-        None => v.violation("liveness: no record was acknowledged after the heal"),
+        None => v.violation("liveness", "no record was acknowledged after the heal"),
     }
 }
 

@@ -58,7 +58,7 @@ pub fn read_final_logs(outcome: &Outcome) -> BTreeMap<TopicPartition, FinalParti
 pub fn check(h: &History, logs: &BTreeMap<TopicPartition, FinalPartition>, v: &mut Verdict) {
     for (tp, fp) in logs {
         let Some(leader_log) = fp.leader_log() else {
-            v.violation(format!("liveness: no single leader of {tp} at the end of the run"));
+            v.violation("liveness", format!("no single leader of {tp} at the end of the run"));
             continue;
         };
         let leader = fp.leader.as_deref().unwrap_or_default();
@@ -104,11 +104,10 @@ fn lost(h: &History, tp: &TopicPartition, leader: &str, log: &[Record], v: &mut 
     }
     let n = missing.len();
     for line in missing.into_iter().take(LIST_AT_MOST) {
-        v.violation(line);
+        v.violation_line(line);
     }
     if n > LIST_AT_MOST {
-        v.violation(format!(
-            "lost record: {} more acknowledged records of {tp} are missing or misplaced",
+        v.violation("lost record", format!("{} more acknowledged records of {tp} are missing or misplaced",
             n - LIST_AT_MOST
         ));
     }
@@ -136,11 +135,10 @@ fn duplicates(tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
     }
     let n = dups.len();
     for line in dups.into_iter().take(LIST_AT_MOST) {
-        v.violation(line);
+        v.violation_line(line);
     }
     if n > LIST_AT_MOST {
-        v.violation(format!(
-            "duplicate record: {} more duplicates in {tp}",
+        v.violation("duplicate record", format!("{} more duplicates in {tp}",
             n - LIST_AT_MOST
         ));
     }
@@ -150,18 +148,15 @@ fn duplicates(tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
 /// stopped well before the end). The offsets partition may trail by an in-flight commit.
 fn converged(tp: &TopicPartition, leader: &str, leader_log: &[Record], node: &str, log: &[Record], v: &mut Verdict) {
     if let Some(o) = log.iter().zip(leader_log).position(|(a, b)| a != b) {
-        v.violation(format!(
-            "replicas diverged: {node}'s {tp} differs from leader {leader}'s at offset {o}"
+        v.violation("replicas diverged", format!("{node}'s {tp} differs from leader {leader}'s at offset {o}"
         ));
     } else if log.len() > leader_log.len() {
-        v.violation(format!(
-            "replicas diverged: {node}'s {tp} has {} records, more than leader {leader}'s {}",
+        v.violation("replicas diverged", format!("{node}'s {tp} has {} records, more than leader {leader}'s {}",
             log.len(),
             leader_log.len()
         ));
     } else if log.len() < leader_log.len() && !tp.is_internal() {
-        v.violation(format!(
-            "liveness: {node}'s {tp} has {} of leader {leader}'s {} records at the end",
+        v.violation("liveness", format!("{node}'s {tp} has {} of leader {leader}'s {} records at the end",
             log.len(),
             leader_log.len()
         ));

@@ -52,6 +52,7 @@ pub static SCENARIO: Scenario = Scenario {
         "workload.rebalance",
         "workload.resumed_from_commit",
     ],
+    draw: |seed, _config| schedule::draw(seed),
     build,
 };
 
@@ -82,7 +83,7 @@ pub struct Durability {
     pub unclean: bool,
 }
 
-fn build(seed: u64, config: Option<&str>) -> Built {
+fn build(seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
     let durability = match config {
         Some("kafka-acks1-unclean") => Durability {
             acks: Acks::Leader,
@@ -116,15 +117,14 @@ fn build(seed: u64, config: Option<&str>) -> Built {
         let h = history.clone();
         plan.node(name, node_main(move |ctx| consumer::run(ctx, h.clone(), bounce_at)));
     }
-    plan.schedule = schedule::draw(seed);
-    let faults = plan.schedule.clone();
-    Built {
-        plan,
-        check: Box::new(move |outcome| {
-            let h = history.lock().expect("history");
-            checker::check(outcome, &h, &faults, durability)
-        }),
-    }
+    let faults = schedule.clone();
+    plan.schedule = schedule;
+    Built::new(plan).checker(move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
+        let h = history.lock().expect("history");
+        let v = checker::check(outcome, &h, &faults, durability);
+        verdict.violations.extend(v.violations);
+        verdict.metrics.extend(v.metrics);
+    })
 }
 
 fn topology() -> Topology {

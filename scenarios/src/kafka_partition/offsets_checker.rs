@@ -116,9 +116,9 @@ fn no_phantoms(h: &History, tp: &TopicPartition, log: &[system::kafka::Record], 
 fn list(v: &mut Verdict, found: Vec<String>, prefix: &str, tp: &TopicPartition) {
     let n = found.len();
     for line in found.into_iter().take(LIST_AT_MOST) {
-        v.violation(line);
+        v.violation_line(line);
     }
     if n > LIST_AT_MOST {
-        v.violation(format!("{prefix}: {} more for {tp}", n - LIST_AT_MOST));
+        v.violation(prefix, format!("{} more for {tp}", n - LIST_AT_MOST));
     }
 }

@@ -34,12 +34,10 @@ fn routers_recover(h: &History, verdict: &mut Verdict) {
                 h.acks.iter().filter(|a| a.app == app && a.set == set && a.t_ms >= HEAL_AT_MS).map(|a| a.t_ms).min();
             match first {
                 Some(t) if t - HEAL_AT_MS <= RECOVERY_BOUND_MS => worst = worst.max(t - HEAL_AT_MS),
-                Some(t) => verdict.violation(format!(
-                    "liveness: {app}'s router first reached {set} {} ms after the heal (bound {RECOVERY_BOUND_MS} ms)",
+                Some(t) => verdict.violation("liveness", format!("{app}'s router first reached {set} {} ms after the heal (bound {RECOVERY_BOUND_MS} ms)",
                     t - HEAL_AT_MS
                 )),
-                None => verdict.violation(format!(
-                    "liveness: {app}'s router never reached {set} after the heal at {HEAL_AT_MS} ms ({} failed attempts in all)",
+                None => verdict.violation("liveness", format!("{app}'s router never reached {set} after the heal at {HEAL_AT_MS} ms ({} failed attempts in all)",
                     h.failed_attempts
                 )),
             }
@@ -52,8 +50,7 @@ fn routers_recover(h: &History, verdict: &mut Verdict) {
 fn locks_recover(h: &History, verdict: &mut Verdict) {
     let first = h.grants.iter().filter(|g| g.t_ms >= HEAL_AT_MS).map(|g| g.t_ms).min();
     if first.is_none_or(|t| t - HEAL_AT_MS > RECOVERY_BOUND_MS) {
-        verdict.violation(format!(
-            "liveness: the {CONFIG_SET} replica set granted no lock within {RECOVERY_BOUND_MS} ms of the heal (first: {first:?})"
+        verdict.violation("liveness", format!("the {CONFIG_SET} replica set granted no lock within {RECOVERY_BOUND_MS} ms of the heal (first: {first:?})"
         ));
     }
 }

@@ -10,8 +10,7 @@ pub fn no_two_primaries_in_a_term(h: &History, verdict: &mut Verdict) {
     for e in &h.elections {
         let first = *by_term.entry((e.set.as_str(), e.term)).or_insert(e.member.as_str());
         if first != e.member {
-            verdict.violation(format!(
-                "split brain: {} and {} were both primary of {} in term {} (second at {} ms)",
+            verdict.violation("split brain", format!("{} and {} were both primary of {} in term {} (second at {} ms)",
                 first, e.member, e.set, e.term, e.t_ms
             ));
         }

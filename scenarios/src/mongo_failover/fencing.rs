@@ -11,8 +11,7 @@ pub fn tokens_decide_lock_order(h: &History, verdict: &mut Verdict) {
     for g in &h.grants {
         let first = *holders.entry((g.lock.as_str(), g.token)).or_insert(g.holder.as_str());
         if first != g.holder {
-            verdict.violation(format!(
-                "split lock: token {} of {} was granted to both {} and {}",
+            verdict.violation("split lock", format!("token {} of {} was granted to both {} and {}",
                 g.token, g.lock, first, g.holder
             ));
         }
@@ -24,8 +23,7 @@ pub fn tokens_decide_lock_order(h: &History, verdict: &mut Verdict) {
             let Some(f) = fence else { continue };
             let seen = highest.entry(f.lock.as_str()).or_insert((f.token, i + 1));
             if f.token < seen.0 {
-                verdict.violation(format!(
-                    "split lock: {set} accepted a write of {} with token {} at ts {} after token {} at ts {}",
+                verdict.violation("split lock", format!("{set} accepted a write of {} with token {} at ts {} after token {} at ts {}",
                     f.lock,
                     f.token,
                     i + 1,

@@ -15,7 +15,7 @@ pub fn acknowledged_writes_survive(h: &History, verdict: &mut Verdict) {
     let mut unrelied_lost = 0;
     for ack in &h.acks {
         let Some(primary) = h.final_primary(&ack.set) else {
-            verdict.violation(format!("liveness: {} never elected a primary", ack.set));
+            verdict.violation("liveness", format!("{} never elected a primary", ack.set));
             return;
         };
         if holds(h.oplog(&ack.set, &primary.member), ack.optime) {
@@ -29,13 +29,12 @@ pub fn acknowledged_writes_survive(h: &History, verdict: &mut Verdict) {
     }
     for ack in lost.iter().take(LIST_AT_MOST) {
         let p = h.final_primary(&ack.set).expect("checked above");
-        verdict.violation(format!(
-            "lost write: {} acknowledged at {} by {} at optime {} (t={} ms) is missing from {}'s final primary {} (term {})",
+        verdict.violation("lost write", format!("{} acknowledged at {} by {} at optime {} (t={} ms) is missing from {}'s final primary {} (term {})",
             ack.what, ack.concern, ack.primary, ack.optime, ack.t_ms, ack.set, p.member, p.term
         ));
     }
     if lost.len() > LIST_AT_MOST {
-        verdict.violation(format!("lost write: {} more acknowledged writes lost", lost.len() - LIST_AT_MOST));
+        verdict.violation("lost write", format!("{} more acknowledged writes lost", lost.len() - LIST_AT_MOST));
     }
     verdict.metric("unrelied_w1_writes_lost", unrelied_lost as f64);
 }
@@ -49,8 +48,7 @@ pub fn majority_reads_never_roll_back(h: &History, verdict: &mut Verdict) {
         if let Some(gone) = read.seen.iter().find(|o| !holds(log, **o)) {
             listed += 1;
             if listed <= LIST_AT_MOST {
-                verdict.violation(format!(
-                    "dirty read: {}'s majority read of {} on {} at {} ms returned a version written at {} that was rolled back",
+                verdict.violation("dirty read", format!("{}'s majority read of {} on {} at {} ms returned a version written at {} that was rolled back",
                     read.app, read.doc, read.set, read.t_ms, gone
                 ));
             }

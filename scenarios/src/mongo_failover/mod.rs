@@ -48,6 +48,7 @@ pub static SCENARIO: Scenario = Scenario {
         "mongo.lock_busy",
         "mongo.fence_rejected_stale",
     ],
+    draw: |seed, _config| schedule::draw(seed).schedule,
     build,
 };
 
@@ -83,7 +84,7 @@ fn set_config(set: &str) -> SetConfig {
     SetConfig { name: set.into(), members }
 }
 
-fn build(seed: u64, config: Option<&str>) -> Built {
+fn build(seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
     let sets: Vec<&str> = SHARDS.iter().copied().chain([CONFIG_SET]).collect();
     let mut topology = Topology::new();
     for (k, set) in sets.iter().enumerate() {
@@ -116,9 +117,13 @@ fn build(seed: u64, config: Option<&str>) -> Built {
         plan.node(app, node_main(move |ctx| workload::run(ctx, h.clone(), workload::Load { concern })));
     }
     let drawn = schedule::draw(seed);
-    plan.schedule = drawn.schedule;
+    plan.schedule = schedule;
     history.lock().faults = drawn.faults;
-    Built { plan, check: Box::new(move |outcome| checker::check(outcome, &history.lock())) }
+    Built::new(plan).checker(move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
+        let v = checker::check(outcome, &history.lock());
+        verdict.violations.extend(v.violations);
+        verdict.metrics.extend(v.metrics);
+    })
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub fn check(outcome: &Outcome, h: &History, fault_at_ms: u64, fault: &str) -> V
     let mut v = Verdict::default();
     let logs = final_logs(outcome);
     let Some((final_node, final_wal)) = newest(&logs, h) else {
-        v.violation("lost commit: no member has a WAL at all");
+        v.violation("lost commit", "no member has a WAL at all");
         return v;
     };
     lost_commits(h, final_node, final_wal, &mut v);
@@ -58,10 +58,10 @@ fn list(v: &mut Verdict, mut lines: Vec<String>, kind: &str) {
     let more = lines.len().saturating_sub(LIST_AT_MOST);
     lines.truncate(LIST_AT_MOST);
     for l in lines {
-        v.violation(l);
+        v.violation_line(l);
     }
     if more > 0 {
-        v.violation(format!("{kind}: {more} more"));
+        v.violation(kind, format!("{more} more"));
     }
 }
 
@@ -165,15 +165,14 @@ fn liveness(h: &History, fault_at_ms: u64, fault: &str, v: &mut Verdict) {
     let before = h.promotions.iter().filter(|p| p.3 <= fault_at_ms).map(|p| p.1).max().unwrap_or(0);
     match h.promotions.iter().find(|p| p.3 > fault_at_ms && p.1 > before) {
         Some((_, _, _, at)) if at - fault_at_ms <= FAILOVER_BOUND_MS => v.metric("failover_ms", (at - fault_at_ms) as f64),
-        Some((node, epoch, _, at)) => v.violation(format!(
-            "liveness: {node} became primary (epoch {epoch}) {} ms after the {fault} at {fault_at_ms} ms, over the {FAILOVER_BOUND_MS} ms bound",
+        Some((node, epoch, _, at)) => v.violation("liveness", format!("{node} became primary (epoch {epoch}) {} ms after the {fault} at {fault_at_ms} ms, over the {FAILOVER_BOUND_MS} ms bound",
             at - fault_at_ms
         )),
-        None => v.violation(format!("liveness: no new primary after the {fault} of the primary at {fault_at_ms} ms")),
+        None => v.violation("liveness", format!("no new primary after the {fault} of the primary at {fault_at_ms} ms")),
     }
     match h.acks.iter().find(|a| a.at_ms > HEAL_AT_MS) {
         Some(a) => v.metric("first_commit_after_heal_ms", (a.at_ms - HEAL_AT_MS) as f64),
-        None => v.violation(format!("liveness: no commit acknowledged after the heal at {HEAL_AT_MS} ms")),
+        None => v.violation("liveness", format!("no commit acknowledged after the heal at {HEAL_AT_MS} ms")),
     }
 }
 
@@ -182,15 +181,13 @@ fn converged(logs: &[(String, Wal)], final_node: &str, final_wal: &Wal, v: &mut 
     for (node, wal) in logs.iter().filter(|(n, _)| n != final_node) {
         let agree = wal.records().iter().zip(final_wal.records()).take_while(|(a, b)| a == b).count() as u64;
         if agree < wal.last_index() {
-            v.violation(format!(
-                "replicas diverged: {node} differs from the final primary {final_node} at index {} (it holds {:?}, the primary {:?})",
+            v.violation("replicas diverged", format!("{node} differs from the final primary {final_node} at index {} (it holds {:?}, the primary {:?})",
                 agree + 1,
                 wal.position(),
                 final_wal.position()
             ));
         } else if wal.last_index() < final_wal.last_index() {
-            v.violation(format!(
-                "liveness: {node} did not catch up by the end ({:?}, the final primary {final_node} is at {:?})",
+            v.violation("liveness", format!("{node} did not catch up by the end ({:?}, the final primary {final_node} is at {:?})",
                 wal.position(),
                 final_wal.position()
             ));

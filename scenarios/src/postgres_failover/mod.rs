@@ -46,6 +46,7 @@ pub static SCENARIO: Scenario = Scenario {
         "pg.wal_archived",
         "pg.base_backup",
     ],
+    draw: |seed, _config| schedule::draw(seed).schedule,
     build,
 };
 
@@ -99,7 +100,7 @@ pub(crate) fn cluster(durability: Durability, history: &Arc<Mutex<History>>, ext
     plan
 }
 
-fn build(seed: u64, config: Option<&str>) -> Built {
+fn build(seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
     let durability = match config {
         Some("async-credentials") => Durability::async_credentials(),
         _ => Durability::standard(),
@@ -107,11 +108,13 @@ fn build(seed: u64, config: Option<&str>) -> Built {
     let history = Arc::new(Mutex::new(History::default()));
     let mut plan = cluster(durability, &history, &[]);
     let drawn = schedule::draw(seed);
-    plan.schedule = drawn.schedule;
+    plan.schedule = schedule;
     let (fault_at_ms, fault) = (drawn.fault_at_ms, drawn.fault);
-    let check = move |outcome: &sim::Outcome| {
+    let check = move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
         let h = history.lock().unwrap_or_else(|e| e.into_inner());
-        checker::check(outcome, &h, fault_at_ms, fault)
+        let v = checker::check(outcome, &h, fault_at_ms, fault);
+        verdict.violations.extend(v.violations);
+        verdict.metrics.extend(v.metrics);
     };
-    Built { plan, check: Box::new(check) }
+    Built::new(plan).checker(check)
 }

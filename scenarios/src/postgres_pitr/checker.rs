@@ -21,37 +21,36 @@ pub fn check(outcome: &Outcome, h: &History, target_ms: u64) -> Verdict {
     match &h.restore {
         Some(Ok(_)) => {}
         Some(Err(e)) => {
-            v.violation(format!("pitr: restore to {target_ms} ms failed: {e}"));
+            v.violation("pitr", format!("restore to {target_ms} ms failed: {e}"));
             return v;
         }
         None => {
-            v.violation("pitr: the restore never finished");
+            v.violation("pitr", "the restore never finished");
             return v;
         }
     }
     // What is checked is the rebuilt data as it lies on the restore node's disk.
     let on_disk = outcome.world.disks.disk(RESTORE_NODE).read(RESTORED_FILE).ok();
     let Some(restored) = on_disk.and_then(|b| serde_json::from_slice::<Restored>(&b).ok()) else {
-        v.violation(format!("pitr: {RESTORE_NODE} holds no readable {RESTORED_FILE}"));
+        v.violation("pitr", format!("{RESTORE_NODE} holds no readable {RESTORED_FILE}"));
         return v;
     };
     let restored = &restored;
     let logs = final_logs(outcome);
     let Some((final_node, wal)) = newest(&logs, h) else {
-        v.violation("pitr: no member has a WAL to compare with");
+        v.violation("pitr", "no member has a WAL to compare with");
         return v;
     };
     let upto = wal.records().iter().take_while(|r| r.commit_wall_ms <= target_wall_ms).count() as u64;
     let expected = wal.replay(upto);
     if restored.position.index != upto || expected != restored.tables {
         let diff = first_difference(&expected, &restored.tables).unwrap_or_else(|| "same rows".into());
-        v.violation(format!(
-            "pitr mismatch: restore to {target_ms} ms stopped at {:?}, the final timeline ({final_node}) reaches index {upto} by then; {diff}",
+        v.violation("pitr mismatch", format!("restore to {target_ms} ms stopped at {:?}, the final timeline ({final_node}) reaches index {upto} by then; {diff}",
             restored.position
         ));
     }
     if let Some(r) = wal.get(restored.position.index).filter(|r| r.commit_wall_ms > target_wall_ms) {
-        v.violation(format!("pitr future write: the restore holds index {} committed at {} ms, after the target", r.index, r.commit_wall_ms - SIM_EPOCH_UNIX_MS));
+        v.violation("pitr future write", format!("the restore holds index {} committed at {} ms, after the target", r.index, r.commit_wall_ms - SIM_EPOCH_UNIX_MS));
     }
     let missing: Vec<String> = h
         .acks
@@ -68,7 +67,7 @@ pub fn check(outcome: &Outcome, h: &History, target_ms: u64) -> Verdict {
         })
         .collect();
     for line in missing.iter().take(LIST_AT_MOST) {
-        v.violation(line.clone());
+        v.violation_line(line.clone());
     }
     let switches = restored.history.len().saturating_sub(1);
     let commits = wal.records().iter().take(upto as usize).filter(|r| matches!(r.body, Body::Commit { .. })).count();

@@ -25,6 +25,7 @@ pub static SCENARIO: Scenario = Scenario {
     about: "PostgreSQL-like WAL archiving and base backups to another region, then a point-in-time restore to a seeded time",
     configs: &[],
     sweep_must_reach: &["pg.base_backup", "pg.wal_archived", "pg.pitr.from_base_backup", "pg.pitr.second_timeline", "fault.kill"],
+    draw: |seed, _config| schedule(&mut draw_target(seed).1),
     build,
 };
 
@@ -35,19 +36,26 @@ const RESTORE_AT_MS: u64 = 36_000;
 /// replay stopped. The checker reads it back from that node's disk.
 pub(crate) const RESTORED_FILE: &str = "restored.json";
 
-fn build(seed: u64, _config: Option<&str>) -> Built {
+fn build(seed: u64, _config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     let history = Arc::new(Mutex::new(History::default()));
     let mut plan = cluster(Durability::standard(), &history, &[(RESTORE_NODE, "az-b1", "region-2")]);
-    let mut rng = sim::rng::derive(seed, "~schedule", 0);
-    let target_ms = rng.gen_range(2_000..28_000);
-    plan.schedule = schedule(&mut rng);
+    let (target_ms, _) = draw_target(seed);
+    plan.schedule = schedule;
     let h = history.clone();
     plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, target_ms, h.clone())));
-    let check = move |outcome: &sim::Outcome| {
+    let check = move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
         let h = history.lock().unwrap_or_else(|e| e.into_inner());
-        checker::check(outcome, &h, target_ms)
+        let v = checker::check(outcome, &h, target_ms);
+        verdict.violations.extend(v.violations);
+        verdict.metrics.extend(v.metrics);
     };
-    Built { plan, check: Box::new(check) }
+    Built::new(plan).checker(check)
+}
+
+/// The restore's target time, and the seed's schedule stream after it.
+fn draw_target(seed: u64) -> (u64, rand_chacha::ChaCha8Rng) {
+    let mut rng = sim::rng::derive(seed, "~schedule", 0);
+    (rng.gen_range(2_000..28_000), rng)
 }
 
 /// Torn writes armed; the primary killed (half the seeds) or isolated (a quarter) mid-run.

@@ -14,15 +14,15 @@ pub fn check(outcome: &Outcome, h: &History, fault_at_ms: u64, fault: &str) -> V
     failover(h, fault_at_ms, fault, &mut v);
     demoted_masters(h, initial, &mut v);
     for line in h.bad_reads.iter().take(LIST_AT_MOST) {
-        v.violation(line.clone());
+        v.violation_line(line.clone());
     }
     if h.bad_reads.len() > LIST_AT_MOST {
-        v.violation(format!("cache served wrong data: {} more", h.bad_reads.len() - LIST_AT_MOST));
+        v.violation("cache served wrong data", format!("{} more", h.bad_reads.len() - LIST_AT_MOST));
     }
     lost(outcome, h, initial, &mut v);
     match h.writes.iter().find(|w| w.at_ms > HEAL_AT_MS) {
         Some(w) => v.metric("first_write_after_heal_ms", (w.at_ms - HEAL_AT_MS) as f64),
-        None => v.violation(format!("liveness: no cache write acknowledged after the heal at {HEAL_AT_MS} ms")),
+        None => v.violation("liveness", format!("no cache write acknowledged after the heal at {HEAL_AT_MS} ms")),
     }
     let reads = h.hits + h.misses;
     v.metric("cache_hits", h.hits as f64);
@@ -34,18 +34,17 @@ pub fn check(outcome: &Outcome, h: &History, fault_at_ms: u64, fault: &str) -> V
 /// A Sentinel promoted a new master within the bound, and clients wrote to it afterwards.
 fn failover(h: &History, fault_at_ms: u64, fault: &str, v: &mut Verdict) {
     let Some((_, from, to, epoch, at)) = h.switches.iter().filter(|s| s.4 > fault_at_ms).min_by_key(|s| s.4) else {
-        v.violation(format!("sentinel failover: no failover after the {fault} of the master at {fault_at_ms} ms"));
+        v.violation("sentinel failover", format!("no failover after the {fault} of the master at {fault_at_ms} ms"));
         return;
     };
     let took = at - fault_at_ms;
     v.metric("sentinel_failover_ms", took as f64);
     if took > FAILOVER_BOUND_MS {
-        v.violation(format!(
-            "sentinel failover: {from} -> {to} (epoch {epoch}) took {took} ms after the {fault}, over the {FAILOVER_BOUND_MS} ms bound"
+        v.violation("sentinel failover", format!("{from} -> {to} (epoch {epoch}) took {took} ms after the {fault}, over the {FAILOVER_BOUND_MS} ms bound"
         ));
     }
     if !h.writes.iter().any(|w| w.node == *to && w.at_ms > *at) {
-        v.violation(format!("clients did not follow: no write acknowledged by the new master {to} after the failover at {at} ms"));
+        v.violation("clients did not follow", format!("no write acknowledged by the new master {to} after the failover at {at} ms"));
     }
 }
 
@@ -73,10 +72,10 @@ fn demoted_masters(h: &History, initial: &str, v: &mut Verdict) {
     v.metric("writes_to_demoted_master", stale as f64);
     let more = late.len().saturating_sub(LIST_AT_MOST);
     for line in late.into_iter().take(LIST_AT_MOST) {
-        v.violation(line);
+        v.violation_line(line);
     }
     if more > 0 {
-        v.violation(format!("demoted master: {more} more"));
+        v.violation("demoted master", format!("{more} more"));
     }
 }
 
@@ -84,7 +83,7 @@ fn demoted_masters(h: &History, initial: &str, v: &mut Verdict) {
 /// as metrics and "sometimes" marks: losing them is the cache's nature, not a violation.
 fn lost(outcome: &Outcome, h: &History, initial: &str, v: &mut Verdict) {
     let Some((_master, at, keys)) = &h.readback else {
-        v.violation("liveness: the final read-back found no master");
+        v.violation("liveness", "the final read-back found no master");
         return;
     };
     let acked: Vec<_> = h.writes.iter().filter(|w| w.at_ms < *at).collect();

@@ -40,6 +40,7 @@ pub static SCENARIO: Scenario = Scenario {
         "redis.writes_to_demoted_master",
         "redis.cache_miss_refilled",
     ],
+    draw: |seed, _config| schedule::draw(seed).schedule,
     build,
 };
 
@@ -56,7 +57,7 @@ pub const DURATION_MS: u64 = 36_000;
 /// The Sentinels must have promoted a new master within this long of the fault.
 pub const FAILOVER_BOUND_MS: u64 = 15_000;
 
-fn build(seed: u64, _config: Option<&str>) -> Built {
+fn build(seed: u64, _config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
     let mut topology = Topology::new();
     for (i, zone) in ZONES.iter().enumerate() {
         topology.add(REDIS[i], zone, "region-1");
@@ -81,11 +82,13 @@ fn build(seed: u64, _config: Option<&str>) -> Built {
     let h = history.clone();
     plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, h.clone())));
     let drawn = schedule::draw(seed);
-    plan.schedule = drawn.schedule;
+    plan.schedule = schedule;
     let (fault_at_ms, fault) = (drawn.fault_at_ms, drawn.fault);
-    let check = move |outcome: &sim::Outcome| {
+    let check = move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
         let h = history.lock().unwrap_or_else(|e| e.into_inner());
-        checker::check(outcome, &h, fault_at_ms, fault)
+        let v = checker::check(outcome, &h, fault_at_ms, fault);
+        verdict.violations.extend(v.violations);
+        verdict.metrics.extend(v.metrics);
     };
-    Built { plan, check: Box::new(check) }
+    Built::new(plan).checker(check)
 }

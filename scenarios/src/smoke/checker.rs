@@ -1,70 +1,108 @@
 //! The smoke invariants: acknowledged appends survive on every replica, replicas converge after
-//! the heal, and the log makes progress after the heal.
+//! the heal, and the log makes progress after the last fault.
+//!
+//! Fault times come from the observations (the last `HealAll`, or else the last fault), so a run
+//! given another schedule, or none, is judged by the same rules.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sim::Outcome;
 
-use super::history::History;
-use crate::scenario::Verdict;
-use super::{HEAL_AT_MS, REPLICAS, WORKLOAD_STOP_MS};
+use super::history::{Acked, ReplicaApplied};
+use crate::scenario::{Checker, Verdict};
 
 /// At most this many individual violations are listed per kind; the count says the rest.
 const LIST_AT_MOST: usize = 5;
 
-pub fn check(outcome: &Outcome, h: &History) -> Verdict {
-    let mut verdict = Verdict::default();
-    acked_survive(h, &mut verdict.violations);
-    converged(h, &mut verdict.violations);
-    match h.acked.iter().find(|(_, t)| *t > HEAL_AT_MS) {
-        Some((_, t)) => verdict.metric("recovery_after_heal_ms", (t - HEAL_AT_MS) as f64),
-        None => verdict.violation(format!(
-            "liveness: no append acknowledged after the heal at {HEAL_AT_MS} ms ({} attempts in all)",
-            h.attempts
-        )),
-    }
-    let sim_s = outcome.sim_time_ms as f64 / 1000.0;
-    verdict.metric("acked_appends_per_sim_s", h.acked.len() as f64 / sim_s);
-    let (available, windows) = availability(h);
-    verdict.metric("availability_pct", 100.0 * available as f64 / windows as f64);
-    verdict.metric("unavailable_s", (windows - available) as f64);
-    verdict
+/// Judges a replicated log's replicas against what its clients were told.
+pub struct LogChecker {
+    pub replicas: Vec<String>,
+    /// Clients stop here, so the replicas have settled by the end.
+    pub workload_stop_ms: u64,
 }
 
-/// Seconds of the workload in which at least one append was acknowledged, out of all of them:
-/// what a user typing through the faults would have seen.
-fn availability(h: &History) -> (u64, u64) {
-    let windows = WORKLOAD_STOP_MS / 1000;
-    let served: BTreeSet<u64> = h.acked.iter().map(|(_, t)| t / 1000).filter(|w| *w < windows).collect();
-    (served.len() as u64, windows)
+/// What the observations say about one run.
+struct Seen {
+    acked: Vec<(String, u64)>,
+    /// Each replica's applied entries in its last life.
+    applied: BTreeMap<String, Vec<String>>,
+    recovery_from_ms: u64,
 }
 
-fn acked_survive(h: &History, violations: &mut Vec<String>) {
-    for replica in REPLICAS {
-        let log: BTreeSet<&str> = h.applied.get(replica).into_iter().flatten().map(String::as_str).collect();
-        let missing: Vec<&str> = h.acked.iter().map(|(v, _)| v.as_str()).filter(|v| !log.contains(v)).collect();
-        for v in missing.iter().take(LIST_AT_MOST) {
-            violations.push(format!("lost acknowledged append: {v} is missing from {replica}"));
-        }
-        if missing.len() > LIST_AT_MOST {
-            violations.push(format!("lost acknowledged append: {} more missing from {replica}", missing.len() - LIST_AT_MOST));
-        }
+impl LogChecker {
+    fn read(&self, outcome: &Outcome) -> Seen {
+        outcome.observations(|o| {
+            let acked = o.of::<Acked>().map(|a| (a.value.value, a.t_ms)).collect();
+            let mut applied: BTreeMap<String, Vec<String>> =
+                self.replicas.iter().map(|r| (r.clone(), Vec::new())).collect();
+            for seen in o.of::<ReplicaApplied>() {
+                let log = applied.entry(seen.node.to_string()).or_default();
+                match seen.value {
+                    ReplicaApplied::Started => log.clear(),
+                    ReplicaApplied::Entry { value } => log.push(value),
+                }
+            }
+            let recovery_from_ms = o.last_heal_ms().or(o.last_fault_ms()).unwrap_or(0);
+            Seen { acked, applied, recovery_from_ms }
+        })
     }
 }
 
-fn converged(h: &History, violations: &mut Vec<String>) {
-    let logs: Vec<(&str, &[String])> =
-        REPLICAS.iter().map(|r| (*r, h.applied.get(*r).map(Vec::as_slice).unwrap_or_default())).collect();
-    let (first, reference) = logs[0];
-    for (name, log) in &logs[1..] {
-        if log != &reference {
-            let diverge = reference.iter().zip(log.iter()).position(|(a, b)| a != b);
-            violations.push(format!(
-                "replicas diverged: {first} has {} entries, {name} has {}, first difference at {:?}",
-                reference.len(),
-                log.len(),
-                diverge
-            ));
+impl Checker for LogChecker {
+    fn check(&self, outcome: &Outcome, verdict: &mut Verdict) {
+        let seen = self.read(outcome);
+        self.acked_survive(&seen, verdict);
+        self.converged(&seen, verdict);
+        let from = seen.recovery_from_ms;
+        match seen.acked.iter().find(|(_, t)| *t > from) {
+            Some((_, t)) => verdict.metric("recovery_after_heal_ms", (t - from) as f64),
+            None => verdict.violation("liveness", format!("no append acknowledged after the last fault at {from} ms")),
+        }
+        let sim_s = outcome.sim_time_ms as f64 / 1000.0;
+        verdict.metric("acked_appends_per_sim_s", seen.acked.len() as f64 / sim_s);
+        let (available, windows) = self.availability(&seen);
+        verdict.metric("availability_pct", 100.0 * available as f64 / windows.max(1) as f64);
+        verdict.metric("unavailable_s", (windows - available) as f64);
+    }
+}
+
+impl LogChecker {
+    /// Seconds of the workload in which at least one append was acknowledged, out of all of
+    /// them: what a user typing through the faults would have seen.
+    fn availability(&self, seen: &Seen) -> (u64, u64) {
+        let windows = self.workload_stop_ms / 1000;
+        let served: BTreeSet<u64> = seen.acked.iter().map(|(_, t)| t / 1000).filter(|w| *w < windows).collect();
+        (served.len() as u64, windows)
+    }
+
+    fn acked_survive(&self, seen: &Seen, verdict: &mut Verdict) {
+        for (replica, log) in &seen.applied {
+            let log: BTreeSet<&str> = log.iter().map(String::as_str).collect();
+            let missing: Vec<String> = seen
+                .acked
+                .iter()
+                .filter(|(v, _)| !log.contains(v.as_str()))
+                .map(|(v, _)| format!("{v} is missing from {replica}"))
+                .collect();
+            verdict.violations_upto("lost acknowledged append", missing, LIST_AT_MOST);
+        }
+    }
+
+    fn converged(&self, seen: &Seen, verdict: &mut Verdict) {
+        let mut logs = seen.applied.iter();
+        let Some((first, reference)) = logs.next() else { return };
+        for (name, log) in logs {
+            if log != reference {
+                let diverge = reference.iter().zip(log.iter()).position(|(a, b)| a != b);
+                verdict.violation(
+                    "replicas diverged",
+                    format!(
+                        "{first} has {} entries, {name} has {}, first difference at {diverge:?}",
+                        reference.len(),
+                        log.len(),
+                    ),
+                );
+            }
         }
     }
 }

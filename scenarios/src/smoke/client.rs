@@ -2,16 +2,14 @@
 //! timeouts, and recording what the log acknowledged.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use serde_json::json;
 use sim::net::Conn;
 use sim::NodeCtx;
 use system::wire;
 
-use super::history::History;
+use super::history::Acked;
 use super::replica::{AppendRequest, AppendResponse, CLIENT_PORT};
 use super::{REPLICAS, WORKLOAD_STOP_MS};
 
@@ -23,10 +21,10 @@ const WRITERS: usize = 3;
 /// sees different values.
 static LEAK: AtomicU64 = AtomicU64::new(0);
 
-pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, leak: bool) {
+pub async fn run(mut ctx: NodeCtx, leak: bool) {
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        writers.push(tokio::spawn(writer(ctx.fork(), w, history.clone(), leak)));
+        writers.push(tokio::spawn(writer(ctx.fork(), w, leak)));
     }
     for w in writers {
         let _ = w.await;
@@ -34,7 +32,7 @@ pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, leak: bool) {
 }
 
 /// Appends until the workload stops, then returns so the log can settle before the check.
-async fn writer(mut ctx: NodeCtx, id: usize, history: Arc<Mutex<History>>, leak: bool) {
+async fn writer(mut ctx: NodeCtx, id: usize, leak: bool) {
     let mut target = REPLICAS[ctx.rng.gen_range(0..REPLICAS.len())].to_string();
     let mut conn: Option<Conn> = None;
     let mut seq = 0u64;
@@ -45,11 +43,9 @@ async fn writer(mut ctx: NodeCtx, id: usize, history: Arc<Mutex<History>>, leak:
         // Retry the same value until acknowledged: a retry after a timeout may append it twice,
         // which the checker tolerates (the log is at-least-once for retried appends).
         while ctx.clock.now_ms() < WORKLOAD_STOP_MS {
-            history.lock().expect("history").attempts += 1;
             match append(&ctx, &mut conn, &target, &value).await {
                 Some(AppendResponse::Committed { index }) => {
-                    ctx.trace("client.acked", json!({ "value": value, "index": index, "replica": target }));
-                    history.lock().expect("history").acked.push((value.clone(), ctx.clock.now_ms()));
+                    ctx.observe(&Acked { value: value.clone(), index, replica: target.clone() });
                     break;
                 }
                 Some(AppendResponse::NotLeader { leader: Some(l) }) if l != target => {

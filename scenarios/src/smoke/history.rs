@@ -1,12 +1,29 @@
-//! What the smoke workload and replicas leave behind for the checker.
+//! What the smoke workload and replicas observe, for the checker: acknowledged appends and each
+//! replica's applied entries (a replica's applied log starts empty in every life).
 
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
+use sim::Observation;
 
-#[derive(Debug, Default)]
-pub struct History {
-    /// Appends the log acknowledged, with the simulated time of the acknowledgement.
-    pub acked: Vec<(String, u64)>,
-    pub attempts: u64,
-    /// Each replica's applied log (value per index) in its current life.
-    pub applied: BTreeMap<String, Vec<String>>,
+/// The log acknowledged an append to the client.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Acked {
+    pub value: String,
+    pub index: u64,
+    pub replica: String,
+}
+
+impl Observation for Acked {
+    const KIND: &'static str = "smoke.acked";
+}
+
+/// What a replica did to its applied log: a new life starts it empty (entries are re-applied
+/// as they commit again), and each committed entry is appended.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ReplicaApplied {
+    Started,
+    Entry { value: String },
+}
+
+impl Observation for ReplicaApplied {
+    const KIND: &'static str = "smoke.applied";
 }

@@ -14,12 +14,10 @@ mod replica;
 mod schedule;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
-use sim::{node_main, Plan, Topology};
+use sim::{node_main, Plan, Scheduled, Topology};
 
 use crate::scenario::{Built, Scenario};
-use history::History;
 
 pub static SCENARIO: Scenario = Scenario {
     name: "smoke",
@@ -36,6 +34,7 @@ pub static SCENARIO: Scenario = Scenario {
         "disk.torn_write",
         "consensus.leader_elected",
     ],
+    draw: |seed, _config| schedule::draw(seed),
     build,
 };
 
@@ -48,22 +47,24 @@ pub const HEAL_AT_MS: u64 = 40_000;
 pub const WORKLOAD_STOP_MS: u64 = 55_000;
 pub const DURATION_MS: u64 = 60_000;
 
-fn build(seed: u64, config: Option<&str>) -> Built {
+fn build(_seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     let mut topology = Topology::new();
     for (replica, zone) in REPLICAS.iter().zip(ZONES) {
         topology.add(replica, zone, "region-1");
     }
     topology.add(CLIENT, "edge", "region-1");
-    let history = Arc::new(Mutex::new(History::default()));
     let mut plan = Plan::new(topology, DURATION_MS);
     let members: BTreeMap<u64, String> = REPLICAS.iter().enumerate().map(|(i, r)| (i as u64 + 1, r.to_string())).collect();
     for (i, name) in REPLICAS.iter().enumerate() {
-        let (members, history) = (members.clone(), history.clone());
-        plan.node(name, node_main(move |ctx| replica::run(ctx, i as u64 + 1, members.clone(), history.clone())));
+        let members = members.clone();
+        plan.node(name, node_main(move |ctx| replica::run(ctx, i as u64 + 1, members.clone())));
     }
     let leak = config == Some("planted-leak");
-    let h = history.clone();
-    plan.node(CLIENT, node_main(move |ctx| client::run(ctx, h.clone(), leak)));
-    plan.schedule = schedule::draw(seed);
-    Built { plan, check: Box::new(move |outcome| checker::check(outcome, &history.lock().expect("history"))) }
+    plan.node(CLIENT, node_main(move |ctx| client::run(ctx, leak)));
+    plan.schedule = schedule;
+    let checker = checker::LogChecker {
+        replicas: REPLICAS.iter().map(|r| r.to_string()).collect(),
+        workload_stop_ms: WORKLOAD_STOP_MS,
+    };
+    Built::new(plan).checker(checker)
 }

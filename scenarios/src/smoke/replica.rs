@@ -1,14 +1,13 @@
 //! A replica of the smoke log: a Raft member that applies appends in order and serves clients.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sim::NodeCtx;
 use system::consensus::{Consensus, ConsensusConfig, ProposeError};
 use system::{raft, wire};
 
-use super::history::History;
+use super::history::ReplicaApplied;
 
 pub const RAFT_PORT: u16 = 7000;
 pub const CLIENT_PORT: u16 = 7001;
@@ -28,7 +27,7 @@ pub enum AppendResponse {
     Failed { reason: String },
 }
 
-pub async fn run(mut ctx: NodeCtx, id: u64, members: BTreeMap<u64, String>, history: Arc<Mutex<History>>) {
+pub async fn run(mut ctx: NodeCtx, id: u64, members: BTreeMap<u64, String>) {
     let mut config = raft::Config::new(id, members.keys().copied().collect());
     config.election_timeout_ticks = 10;
     config.heartbeat_ticks = 1;
@@ -42,17 +41,14 @@ pub async fn run(mut ctx: NodeCtx, id: u64, members: BTreeMap<u64, String>, hist
         raft: config,
     };
     let (consensus, mut committed) = Consensus::start(&mut ctx, config);
-    let name = ctx.name.clone();
-    history.lock().expect("history").applied.insert(name.clone(), Vec::new());
+    ctx.observe(&ReplicaApplied::Started);
+    let applier = ctx.fork();
     tokio::spawn(async move {
         while let Some(entry) = committed.recv().await {
             if entry.is_noop() {
                 continue;
             }
-            let value = String::from_utf8_lossy(&entry.data).into_owned();
-            let mut h = history.lock().expect("history");
-            let log = h.applied.entry(name.clone()).or_default();
-            log.push(value);
+            applier.observe(&ReplicaApplied::Entry { value: String::from_utf8_lossy(&entry.data).into_owned() });
         }
     });
     serve_clients(ctx, consensus).await;

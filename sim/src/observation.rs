@@ -1,0 +1,102 @@
+//! Typed observations: what nodes tell the checkers, as one stream.
+//!
+//! A node records an observation through its context ([`crate::NodeCtx::observe`]); the world
+//! writes it into the trace (so the trace hash covers it and a trace file shows it) and keeps it
+//! for the checkers, which read it back by type with [`Observations::of`]. Every store, service
+//! and workload uses this one mechanism, so a checker written for one scenario works unchanged in
+//! any scenario that runs the nodes it watches. The world's own faults are observations too
+//! ([`FaultApplied`]): checkers learn fault times from what happened, never from the schedule a
+//! seed drew, so a run given another schedule (or a shrunk one) is judged by the same rules.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use sim::observation::{Observation, Observations};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Promoted { epoch: u64 }
+//! impl Observation for Promoted { const KIND: &'static str = "doc.promoted"; }
+//!
+//! let mut seen = Observations::default();
+//! seen.push(1_500, "pg-1", Promoted::KIND, serde_json::to_value(Promoted { epoch: 2 }).unwrap());
+//! let promotions: Vec<_> = seen.of::<Promoted>().collect();
+//! assert_eq!((promotions[0].t_ms, promotions[0].node, promotions[0].value.epoch), (1_500, "pg-1", 2));
+//! ```
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::fault::Fault;
+use crate::trace::Event;
+
+/// A typed fact a node reports. `KIND` names it in the trace; it must be unique per type (prefix
+/// it with the store or service: `pg.promoted`, `redis.write_acked`).
+pub trait Observation: Serialize + DeserializeOwned + 'static {
+    const KIND: &'static str;
+}
+
+/// One observation read back: when, where, what.
+#[derive(Clone, Debug)]
+pub struct Seen<'a, T> {
+    pub t_ms: u64,
+    pub node: &'a str,
+    pub value: T,
+}
+
+/// A fault the world applied, and the nodes it touched (resolved when it fired).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultApplied {
+    pub fault: Fault,
+    pub nodes: Vec<String>,
+}
+
+impl Observation for FaultApplied {
+    const KIND: &'static str = "fault";
+}
+
+/// Every observation of a run, in the order they were recorded.
+#[derive(Default)]
+pub struct Observations {
+    events: Vec<Event>,
+}
+
+impl Observations {
+    pub fn push(&mut self, t_ms: u64, node: &str, kind: &str, fields: Value) {
+        self.events.push(Event { t_ms, node: node.into(), kind: kind.into(), fields });
+    }
+
+    /// Every observation of type `T`, in order. An event of `T`'s kind that does not decode as a
+    /// `T` is a bug in the node that recorded it, not something a checker may skip over.
+    pub fn of<T: Observation>(&self) -> impl Iterator<Item = Seen<'_, T>> + '_ {
+        self.events.iter().filter(|e| e.kind == T::KIND).map(|e| Seen {
+            t_ms: e.t_ms,
+            node: e.node.as_str(),
+            value: serde_json::from_value(e.fields.clone())
+                .unwrap_or_else(|err| panic!("observation {} does not decode: {err}", T::KIND)),
+        })
+    }
+
+    /// The faults the world applied, in order.
+    pub fn faults(&self) -> impl Iterator<Item = Seen<'_, FaultApplied>> + '_ {
+        self.of::<FaultApplied>()
+    }
+
+    /// The time of the last fault that heals everything (`HealAll`), if any: after it, the
+    /// system owes recovery.
+    pub fn last_heal_ms(&self) -> Option<u64> {
+        self.faults().filter(|f| matches!(f.value.fault, Fault::HealAll)).map(|f| f.t_ms).last()
+    }
+
+    /// The time of the last fault of any kind.
+    pub fn last_fault_ms(&self) -> Option<u64> {
+        self.faults().map(|f| f.t_ms).last()
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
