@@ -45,7 +45,7 @@ fn one(rng: &mut ChaCha8Rng, at: u64) -> Vec<Scheduled> {
     let undo_at = at + rng.gen_range(1_000..6_000);
     let (fault, undo) = match rng.gen_range(0..7) {
         0 => {
-            let t = if rng.gen_bool(0.5) { Target::role("log-leader") } else { Target::node(pick(rng, &REPLICAS)) };
+            let t = if rng.gen_ratio(1, 2) { Target::role("log-leader") } else { Target::node(pick(rng, &REPLICAS)) };
             (Fault::Kill(t.clone()), Fault::Restart(Target::Nodes(REPLICAS.iter().map(|s| s.to_string()).collect())))
         }
         1 => {
@@ -53,7 +53,7 @@ fn one(rng: &mut ChaCha8Rng, at: u64) -> Vec<Scheduled> {
             (Fault::Kill(z.clone()), Fault::Restart(z))
         }
         2 => {
-            let t = if rng.gen_bool(0.5) { Target::role("log-leader") } else { Target::node(pick(rng, &REPLICAS)) };
+            let t = if rng.gen_ratio(1, 2) { Target::role("log-leader") } else { Target::node(pick(rng, &REPLICAS)) };
             (Fault::Isolate(t), Fault::HealNetwork)
         }
         3 => {

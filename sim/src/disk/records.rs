@@ -258,7 +258,7 @@ mod tests {
             let mut bytes = vec![0u8; rng.gen_range(0..200)];
             rng.fill(&mut bytes[..]);
             // Small lengths make the header plausible more often than pure noise does.
-            if bytes.len() >= 4 && rng.gen_bool(0.5) {
+            if bytes.len() >= 4 && crate::ratio::Ratio::new(1, 2).draw(&mut rng) {
                 bytes[0..4].copy_from_slice(&rng.gen_range(0u32..64).to_le_bytes());
             }
             check_invariants(&bytes);

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sim::ratio::Ratio;
 
 use super::super::*;
 use super::Storage;
@@ -25,17 +26,17 @@ struct Network {
     queue: Vec<InFlight>,
     cut: BTreeSet<(NodeId, NodeId)>,
     seq: u64,
-    drop_p: f64,
-    dup_p: f64,
+    drop: Ratio,
+    dup: Ratio,
     max_delay: u64,
 }
 
 impl Network {
     fn send(&mut self, rng: &mut ChaCha8Rng, now: u64, from: NodeId, to: NodeId, msg: Message) {
-        if self.cut.contains(&(from, to)) || rng.gen_bool(self.drop_p) {
+        if self.cut.contains(&(from, to)) || self.drop.draw(rng) {
             return;
         }
-        let copies = if rng.gen_bool(self.dup_p) { 2 } else { 1 };
+        let copies = if self.dup.draw(rng) { 2 } else { 1 };
         for _ in 0..copies {
             self.seq += 1;
             let at = now + rng.gen_range(1..=self.max_delay);
@@ -197,17 +198,18 @@ struct Cluster {
     seed: u64,
     proposals: u64,
     /// Scales the rate of chaos events for this seed.
-    intensity: f64,
+    /// How often chaos strikes, in percent of the base rate (50..300).
+    intensity_pct: u64,
 }
 
 impl Cluster {
     fn new(seed: u64, n: u64) -> Cluster {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let ids: Vec<NodeId> = (1..=n).collect();
-        let (pre_vote, check_quorum) = (rng.gen_bool(0.75), rng.gen_bool(0.75));
+        let (pre_vote, check_quorum) = (Ratio::new(3, 4).draw(&mut rng), Ratio::new(3, 4).draw(&mut rng));
         let mut nodes = BTreeMap::new();
         // At most one priority-0 member, so a majority of promotable nodes remains.
-        let passive = if rng.gen_bool(0.3) {
+        let passive = if Ratio::new(3, 10).draw(&mut rng) {
             Some(rng.gen_range(1..=n))
         } else {
             None
@@ -239,11 +241,11 @@ impl Cluster {
             queue: Vec::new(),
             cut: BTreeSet::new(),
             seq: 0,
-            drop_p: rng.gen_range(0.0..0.2),
-            dup_p: 0.02,
+            drop: Ratio::new(rng.gen_range(0..200), 1_000),
+            dup: Ratio::new(2, 100),
             max_delay: rng.gen_range(1..=4),
         };
-        let intensity = rng.gen_range(0.5..3.0);
+        let intensity_pct = rng.gen_range(50..300);
         Cluster {
             rng,
             net,
@@ -253,27 +255,28 @@ impl Cluster {
             now: 0,
             seed,
             proposals: 0,
-            intensity,
+            intensity_pct,
         }
     }
 
     fn chaos(&mut self) {
         let ids = self.ids.clone();
-        let roll: f64 = self.rng.gen::<f64>() / self.intensity;
-        if roll < 0.02 {
+        // Per 100,000, scaled by the intensity: the rarest faults are a few per 1,000 ticks.
+        let roll: u64 = self.rng.gen_range(0..100_000) * 100 / self.intensity_pct;
+        if roll < 2_000 {
             let mut side = ids.clone();
             side.shuffle(&mut self.rng);
             side.truncate(self.rng.gen_range(1..ids.len()));
             self.net.partition(&side, &ids);
-        } else if roll < 0.04 {
+        } else if roll < 4_000 {
             let id = *ids.choose(&mut self.rng).unwrap();
             self.net.isolate(id, &ids);
-        } else if roll < 0.07 {
+        } else if roll < 7_000 {
             self.net.cut.clear();
-        } else if roll < 0.085 {
+        } else if roll < 8_500 {
             let id = *ids.choose(&mut self.rng).unwrap();
             self.crash(id);
-        } else if roll < 0.1 {
+        } else if roll < 10_000 {
             // Leaders dying young leave uncommitted, divergent tails behind (Figure 8).
             let young = self
                 .rafts()
@@ -282,12 +285,12 @@ impl Cluster {
             if let Some(id) = young {
                 self.crash(id);
             }
-        } else if roll < 0.105 {
+        } else if roll < 10_500 {
             let to = *ids.choose(&mut self.rng).unwrap();
             if let Some(r) = self.leader_mut() {
                 let _ = r.transfer_leadership(to);
             }
-        } else if roll < 0.108 {
+        } else if roll < 10_800 {
             if let Some(r) = self.leader_mut() {
                 r.step_down();
             }
@@ -327,7 +330,7 @@ impl Cluster {
         }
     }
 
-    fn step_time(&mut self, propose_p: f64, flush_p: f64) {
+    fn step_time(&mut self, propose: Ratio, flush: Ratio) {
         self.now += 1;
         for node in self.nodes.values_mut() {
             if let Some(r) = node.raft.as_mut() {
@@ -339,13 +342,13 @@ impl Cluster {
                 r.step(m.from, m.msg);
             }
         }
-        if self.rng.gen_bool(propose_p) {
+        if propose.draw(&mut self.rng) {
             self.propose_somewhere();
         }
         let ids = self.ids.clone();
         for id in ids {
             // Sometimes a node does not get to persist this tick; a crash now loses it.
-            if self.rng.gen_bool(flush_p) {
+            if flush.draw(&mut self.rng) {
                 self.flush(id);
             }
         }
@@ -403,13 +406,13 @@ impl Cluster {
     /// entry on every node and all logs agree up to it.
     fn converge(&mut self, limit: u64) -> u64 {
         self.net.cut.clear();
-        self.net.drop_p = 0.0;
-        self.net.dup_p = 0.0;
+        self.net.drop = Ratio::NEVER;
+        self.net.dup = Ratio::NEVER;
         self.restart_due(true);
         let start = self.now;
         let mut target: Option<(NodeId, u64, u64)> = None;
         while self.now - start < limit {
-            self.step_time(0.0, 1.0);
+            self.step_time(Ratio::NEVER, Ratio::ALWAYS);
             if let Some((id, index, term)) = target {
                 let leader = &self.nodes[&id].raft.as_ref().unwrap();
                 if leader.role() != Role::Leader || leader.term() != term {
@@ -470,7 +473,7 @@ fn run(seed: u64, n: u64, ticks: u64) -> (u64, usize) {
     for _ in 0..ticks {
         c.chaos();
         c.restart_due(false);
-        c.step_time(0.3, 0.9);
+        c.step_time(Ratio::new(3, 10), Ratio::new(9, 10));
     }
     let healed_in = c.converge(200);
     (healed_in, c.check.committed.len())
