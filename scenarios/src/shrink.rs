@@ -46,30 +46,27 @@ pub enum ShrinkError {
     Io(#[from] io::Error),
 }
 
+/// The search itself, over any predicate "this schedule still fails", so its logic is tested
+/// without running scenarios. The predicate is called at most `max_runs` times.
 struct Search<'a> {
-    base: RunRequest,
-    kind: String,
+    fails_with: &'a mut dyn FnMut(&[Scheduled]) -> io::Result<bool>,
     runs: usize,
     max_runs: usize,
-    best: Vec<Scheduled>,
-    best_report: RunReport,
+    smallest: usize,
     progress: &'a mut dyn FnMut(Progress),
 }
 
 impl Search<'_> {
-    /// Whether `candidate` still fails with the kind; remembers it when it does and is no larger.
     fn fails(&mut self, candidate: &[Scheduled]) -> io::Result<bool> {
         if self.runs >= self.max_runs {
             return Ok(false);
         }
         self.runs += 1;
-        let report = run(self.base.clone().with_schedule(candidate.to_vec()))?;
-        let fails = report.violations.iter().any(|v| v.kind == self.kind);
-        if fails && candidate.len() <= self.best.len() {
-            self.best = candidate.to_vec();
-            self.best_report = report;
+        let fails = (self.fails_with)(candidate)?;
+        if fails {
+            self.smallest = self.smallest.min(candidate.len());
         }
-        (self.progress)(Progress::Ran { runs: self.runs, max_runs: self.max_runs, smallest: self.best.len() });
+        (self.progress)(Progress::Ran { runs: self.runs, max_runs: self.max_runs, smallest: self.smallest });
         Ok(fails)
     }
 
@@ -79,7 +76,7 @@ impl Search<'_> {
 
     /// ddmin over the entries of `items`, which fails.
     fn ddmin(&mut self, mut items: Vec<Scheduled>) -> io::Result<Vec<Scheduled>> {
-        if self.fails(&[])? {
+        if items.is_empty() || self.fails(&[])? {
             return Ok(Vec::new());
         }
         let mut n = 2;
@@ -94,7 +91,7 @@ impl Search<'_> {
                     break;
                 }
             }
-            if !reduced && n > 2 {
+            if !reduced && chunks.len() > 2 {
                 for i in 0..chunks.len() {
                     let complement: Vec<Scheduled> =
                         chunks.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, c)| c.clone()).collect();
@@ -157,6 +154,16 @@ impl Search<'_> {
         }
         Ok(items)
     }
+
+    /// All three phases; returns the smallest failing schedule found.
+    fn minimize(&mut self, original: Vec<Scheduled>) -> io::Result<Vec<Scheduled>> {
+        (self.progress)(Progress::Phase("faults"));
+        let items = self.ddmin(original)?;
+        (self.progress)(Progress::Phase("durations"));
+        let items = self.shorten(items)?;
+        (self.progress)(Progress::Phase("start times"));
+        self.round(items)
+    }
 }
 
 /// Whether a fault undoes an earlier one (so moving it earlier makes that fault shorter).
@@ -190,29 +197,82 @@ pub fn shrink(
         None => kinds[0].clone(),
     };
     let original = first.schedule.clone();
-    let mut search = Search {
-        base,
-        kind: kind.clone(),
-        runs: 1,
-        max_runs,
-        best: original.clone(),
-        best_report: first,
-        progress,
+    let mut last_failing = first;
+    let mut fails_with = |candidate: &[Scheduled]| -> io::Result<bool> {
+        let report = run(base.clone().with_schedule(candidate.to_vec()))?;
+        let fails = report.violations.iter().any(|v| v.kind == kind);
+        if fails {
+            last_failing = report;
+        }
+        Ok(fails)
     };
-    (search.progress)(Progress::Phase("faults"));
-    let items = search.ddmin(original.clone())?;
-    (search.progress)(Progress::Phase("durations"));
-    let items = search.shorten(items)?;
-    (search.progress)(Progress::Phase("start times"));
-    let items = search.round(items)?;
-    debug_assert!(items.len() == search.best.len());
-    let bounded = search.exhausted();
-    Ok(Shrunk {
-        kind,
-        original,
-        schedule: search.best,
-        report: search.best_report,
-        runs: search.runs,
-        bounded,
-    })
+    let mut search =
+        Search { fails_with: &mut fails_with, runs: 1, max_runs, smallest: original.len(), progress };
+    let schedule = search.minimize(original.clone())?;
+    let (runs, bounded) = (search.runs, search.exhausted());
+    // The search only ever keeps a candidate that failed, so the last failing run is the
+    // shrunk schedule's own run (unless nothing smaller failed: then it is the original's).
+    debug_assert_eq!(last_failing.schedule, schedule);
+    Ok(Shrunk { kind, original, schedule, report: last_failing, runs, bounded })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim::Target;
+
+    fn at(at_ms: u64, fault: Fault) -> Scheduled {
+        Scheduled { at_ms, fault }
+    }
+
+    fn kill(node: &str) -> Fault {
+        Fault::Kill(Target::node(node))
+    }
+
+    /// Runs the search against a predicate instead of a scenario.
+    fn minimize(original: Vec<Scheduled>, max_runs: usize, mut fails: impl FnMut(&[Scheduled]) -> bool) -> (Vec<Scheduled>, usize) {
+        let mut pred = |c: &[Scheduled]| Ok(fails(c));
+        let mut quiet = |_: Progress| {};
+        let mut s = Search { fails_with: &mut pred, runs: 0, max_runs, smallest: original.len(), progress: &mut quiet };
+        let out = s.minimize(original).expect("no io");
+        (out, s.runs)
+    }
+
+    #[test]
+    fn finds_the_two_faults_that_together_fail_among_many() {
+        let original: Vec<Scheduled> = (0..16).map(|i| at(i * 1_000 + 7, kill(&format!("n{i}")))).collect();
+        let needs = |c: &[Scheduled]| {
+            let has = |n: &str| c.iter().any(|s| s.fault == kill(n));
+            has("n3") && has("n11")
+        };
+        let (out, runs) = minimize(original, 500, needs);
+        let names: Vec<Fault> = out.iter().map(|s| s.fault.clone()).collect();
+        assert_eq!(names, vec![kill("n3"), kill("n11")]);
+        assert_eq!(out.iter().map(|s| s.at_ms).collect::<Vec<_>>(), vec![0, 10_000], "starts rounded to the coarsest step");
+        assert!(runs < 80, "{runs} runs");
+    }
+
+    #[test]
+    fn shortens_an_undo_to_the_shortest_duration_that_still_fails() {
+        let original = vec![at(10_000, Fault::Pause(Target::node("a"))), at(20_000, Fault::Resume(Target::node("a")))];
+        // Fails only if the pause lasts at least 3 s.
+        let (out, _) = minimize(original, 500, |c| c.len() == 2 && c[1].at_ms >= c[0].at_ms + 3_000);
+        assert_eq!(out[0].at_ms, 10_000);
+        assert!((13_000..13_200).contains(&out[1].at_ms), "{out:?}");
+    }
+
+    #[test]
+    fn a_failure_without_faults_shrinks_to_the_empty_schedule_in_one_run() {
+        let (out, runs) = minimize(vec![at(5, kill("a")), at(6, kill("b"))], 500, |_| true);
+        assert!(out.is_empty());
+        assert_eq!(runs, 1);
+    }
+
+    #[test]
+    fn the_run_bound_is_kept() {
+        let original: Vec<Scheduled> = (0..64).map(|i| at(i, kill(&format!("n{i}")))).collect();
+        let (out, runs) = minimize(original, 10, |c| c.len() > 40);
+        assert_eq!(runs, 10);
+        assert!(out.len() > 40, "what is returned still fails");
+    }
 }
