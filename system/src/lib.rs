@@ -8,4 +8,5 @@ pub mod postgres;
 pub mod mongo;
 pub mod raft;
 pub mod redis;
+pub mod rpc;
 pub mod wire;
