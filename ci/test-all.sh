@@ -34,6 +34,9 @@ cargo chaos sweep --scenario all --seeds "$SEEDS" --jobs 2 --out target/chaos/te
 step "determinism: every scenario, each seed twice"
 cargo chaos check-determinism --scenario all --seeds 0..5 --jobs 2
 
+step "the schedule is an input: fed back, emptied, shrunk"
+bash ci/schedule-check.sh
+
 step "the determinism check catches a planted leak"
 if CHAOS_RUN_LEDGER= cargo chaos check-determinism --scenario smoke --config planted-leak --seeds 0..2; then
     echo "error: check-determinism passed a run with a planted nondeterminism leak" >&2
