@@ -65,7 +65,9 @@ fn election_time(o: &Observations, claims: &[Claim], verdict: &mut Verdict) {
         Some((f.t_ms, f.value.fault.kind(), set))
     });
     let Some((at_ms, kind, set)) = hit else { return };
-    let elected = claims.iter().find(|c| c.t_ms > at_ms && matches!(&c.value, MemberEvent::BecamePrimary { set: s, .. } if s == set));
+    let elected = claims
+        .iter()
+        .find(|c| c.t_ms > at_ms && matches!(&c.value, MemberEvent::BecamePrimary { set: s, .. } if s == set));
     if let Some(c) = elected {
         verdict.metric("election_ms", (c.t_ms - at_ms) as f64);
         verdict.metric(&format!("election_after_{kind}_ms"), (c.t_ms - at_ms) as f64);

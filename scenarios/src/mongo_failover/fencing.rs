@@ -22,7 +22,8 @@ impl Checker for FencingChecker {
         let config_set = self.cluster.config_set();
         let shards = self.cluster.shard_sets();
         let (grants, rejections) = outcome.observations(|o| {
-            let grants: Vec<LockGranted> = o.of::<LockGranted>().map(|g| g.value).filter(|g| g.set == config_set).collect();
+            let grants: Vec<LockGranted> =
+                o.of::<LockGranted>().map(|g| g.value).filter(|g| g.set == config_set).collect();
             (grants, o.of::<FencedOut>().filter(|f| shards.contains(&f.value.set.as_str())).count())
         });
         one_holder_per_token(&grants, verdict);

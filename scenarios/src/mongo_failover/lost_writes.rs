@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use sim::observation::Observations;
 use sim::Outcome;
 use system::mongo::{MajorityRead, MemberEvent, MongoCluster, WriteAcked, WriteConcern};
 
@@ -26,51 +27,66 @@ pub struct DurabilityChecker {
     pub cluster: MongoCluster,
 }
 
+/// The sets of one cluster as their members' disks left them, by name.
+type Sets<'a> = BTreeMap<&'a str, &'a SetOnDisk>;
+
 impl Checker for DurabilityChecker {
     fn check(&self, outcome: &Outcome, verdict: &mut Verdict) {
         let sets = SetOnDisk::read_all(&self.cluster, outcome, verdict);
-        let sets: BTreeMap<&str, &SetOnDisk> = sets.iter().map(|s| (s.set.as_str(), s)).collect();
+        let sets: Sets = sets.iter().map(|s| (s.set.as_str(), s)).collect();
         outcome.observations(|o| {
-            let acks: Vec<(u64, WriteAcked)> =
-                o.of::<WriteAcked>().filter(|a| sets.contains_key(a.value.set.as_str())).map(|a| (a.t_ms, a.value)).collect();
-            acknowledged_writes_survive(&sets, &acks, verdict);
-            let reads = o.of::<MajorityRead>().filter(|r| sets.contains_key(r.value.set.as_str()));
-            let dirty: Vec<String> = reads
-                .filter_map(|r| {
-                    let set = sets[r.value.set.as_str()];
-                    let gone = r.value.seen.iter().find(|at| !set.survives(**at))?;
-                    Some(format!(
-                        "{}'s majority read of {} at {} ms returned a version written at {gone}, which is not in {}",
-                        r.node,
-                        r.value.what,
-                        r.t_ms,
-                        set.describe_final()
-                    ))
-                })
+            let acks: Vec<(u64, WriteAcked)> = o
+                .of::<WriteAcked>()
+                .filter(|a| sets.contains_key(a.value.set.as_str()))
+                .map(|a| (a.t_ms, a.value))
                 .collect();
-            verdict.violations_upto("dirty read", dirty, LIST_AT_MOST);
+            acknowledged_writes_survive(&sets, &acks, verdict);
+            majority_reads_never_roll_back(&sets, o, verdict);
             let sim_s = outcome.sim_time_ms as f64 / 1000.0;
             verdict.metric("acked_writes_per_sim_s", acks.len() as f64 / sim_s);
-            let rollbacks: Vec<u64> = o
-                .of::<MemberEvent>()
-                .filter_map(|e| match e.value {
-                    MemberEvent::RolledBack { set, removed, .. } if sets.contains_key(set.as_str()) => Some(removed),
-                    _ => None,
-                })
-                .collect();
-            verdict.metric("rollbacks", rollbacks.len() as f64);
-            verdict.metric("rolled_back_entries", rollbacks.iter().sum::<u64>() as f64);
+            rollback_metrics(&sets, o, verdict);
         });
     }
 }
 
-fn acknowledged_writes_survive(sets: &BTreeMap<&str, &SetOnDisk>, acks: &[(u64, WriteAcked)], verdict: &mut Verdict) {
+fn majority_reads_never_roll_back(sets: &Sets, o: &Observations, verdict: &mut Verdict) {
+    let reads = o.of::<MajorityRead>().filter(|r| sets.contains_key(r.value.set.as_str()));
+    let dirty: Vec<String> = reads
+        .filter_map(|r| {
+            let set = sets[r.value.set.as_str()];
+            let gone = r.value.seen.iter().find(|at| !set.survives(**at))?;
+            let (who, what, at, history) = (r.node, &r.value.what, r.t_ms, set.describe_final());
+            Some(format!(
+                "{who}'s majority read of {what} at {at} ms returned a version written at {gone}, not in {history}"
+            ))
+        })
+        .collect();
+    verdict.violations_upto("dirty read", dirty, LIST_AT_MOST);
+}
+
+/// What the members claim they rolled back: how often, and how many entries.
+fn rollback_metrics(sets: &Sets, o: &Observations, verdict: &mut Verdict) {
+    let removed: Vec<u64> = o
+        .of::<MemberEvent>()
+        .filter_map(|e| match e.value {
+            MemberEvent::RolledBack { set, removed, .. } if sets.contains_key(set.as_str()) => Some(removed),
+            _ => None,
+        })
+        .collect();
+    verdict.metric("rollbacks", removed.len() as f64);
+    verdict.metric("rolled_back_entries", removed.iter().sum::<u64>() as f64);
+}
+
+fn acknowledged_writes_survive(sets: &Sets, acks: &[(u64, WriteAcked)], verdict: &mut Verdict) {
     let mut lost = Vec::new();
     let mut unrelied_lost = 0;
     for (t_ms, ack) in acks {
         let set = sets[ack.set.as_str()];
         let said = |why: String| {
-            format!("{} acknowledged at {} by {} at optime {} (t={t_ms} ms) {why}", ack.what, ack.concern, ack.primary, ack.optime)
+            format!(
+                "{} acknowledged at {} by {} at optime {} (t={t_ms} ms) {why}",
+                ack.what, ack.concern, ack.primary, ack.optime
+            )
         };
         if !set.survives(ack.optime) {
             if ack.relied {

@@ -25,7 +25,7 @@ pub mod lost_writes;
 pub mod on_disk;
 pub mod recovery;
 mod schedule;
-mod workload;
+pub mod workload;
 
 use sim::{node_main, Plan, Topology};
 use system::mongo::{MongoClusterSpec, WriteConcern};

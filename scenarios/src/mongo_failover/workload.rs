@@ -15,7 +15,7 @@ use serde_json::json;
 use sim::NodeCtx;
 use system::mongo::collections as coll;
 use system::mongo::{
-    FencedOut, Fence, LockGranted, MajorityRead, MongoCluster, ReadConcern, RouteError, Router, WriteAcked,
+    Fence, FencedOut, LockGranted, MajorityRead, MongoCluster, ReadConcern, RouteError, Router, WriteAcked,
     WriteConcern, WriteOp, Written,
 };
 
@@ -26,6 +26,7 @@ const LEASE_MS: u64 = 4_000;
 /// The first documents of [`DOCS`] are the ones compactors work on.
 const HOT_DOCS: usize = 2;
 
+/// Runs one app against `mongo`: an editor and a compactor, each with the app's router.
 pub async fn run(mut ctx: NodeCtx, mongo: MongoCluster) {
     let router = mongo.router(ctx.fork());
     let concern = mongo.write_concern();
