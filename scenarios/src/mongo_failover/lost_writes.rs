@@ -1,57 +1,107 @@
-//! Durability: what the stack was told is stored survives, and majority reads only return
-//! data that was never rolled back.
+//! Durability, judged from what the members' disks hold at the end ([`super::on_disk`]), not
+//! from what any member said it appended:
+//! - every acknowledged write a client relied on is in its set's final history (`lost write`);
+//! - every `w:majority` acknowledgement is on the disks of a majority of its set's members, the
+//!   promise of that class (`lost write` too: one more failure would lose it);
+//! - a `readConcern: "majority"` read returned only versions the final history still holds
+//!   (`dirty read`).
+//!
+//! Every set is judged, and every loss reported (up to a listing bound per kind, with a count of
+//! the rest). Writes a client did not rely on (progress markers at `w:1`) are counted, not
+//! flagged. Observations from another cluster's sets are ignored, so two clusters in one world
+//! each get their own checker.
 
-use super::history::{holds, Ack, History};
-use crate::scenario::Verdict;
+use std::collections::BTreeMap;
+
+use sim::observation::Observations;
+use sim::Outcome;
+use system::mongo::{MajorityRead, MemberEvent, MongoCluster, WriteAcked, WriteConcern};
+
+use super::on_disk::SetOnDisk;
+use crate::scenario::{Checker, Verdict};
 
 /// At most this many violations are listed per kind; a count says the rest.
 const LIST_AT_MOST: usize = 5;
 
-/// Every acknowledged write the stack relies on is in the oplog of its set's final primary
-/// (the member elected in the highest term, which holds every majority-committed entry).
-/// Unrelied writes (consumer positions at w:1) may be lost: they are counted, not flagged.
-pub fn acknowledged_writes_survive(h: &History, verdict: &mut Verdict) {
-    let mut lost: Vec<&Ack> = Vec::new();
-    let mut unrelied_lost = 0;
-    for ack in &h.acks {
-        let Some(primary) = h.final_primary(&ack.set) else {
-            verdict.violation("liveness", format!("{} never elected a primary", ack.set));
-            return;
-        };
-        if holds(h.oplog(&ack.set, &primary.member), ack.optime) {
-            continue;
-        }
-        if ack.relied {
-            lost.push(ack);
-        } else {
-            unrelied_lost += 1;
-        }
-    }
-    for ack in lost.iter().take(LIST_AT_MOST) {
-        let p = h.final_primary(&ack.set).expect("checked above");
-        verdict.violation("lost write", format!("{} acknowledged at {} by {} at optime {} (t={} ms) is missing from {}'s final primary {} (term {})",
-            ack.what, ack.concern, ack.primary, ack.optime, ack.t_ms, ack.set, p.member, p.term
-        ));
-    }
-    if lost.len() > LIST_AT_MOST {
-        verdict.violation("lost write", format!("{} more acknowledged writes lost", lost.len() - LIST_AT_MOST));
-    }
-    verdict.metric("unrelied_w1_writes_lost", unrelied_lost as f64);
+pub struct DurabilityChecker {
+    pub cluster: MongoCluster,
 }
 
-/// `readConcern: majority` returns only majority-committed data, which no rollback undoes.
-pub fn majority_reads_never_roll_back(h: &History, verdict: &mut Verdict) {
-    let mut listed = 0;
-    for read in &h.reads {
-        let Some(primary) = h.final_primary(&read.set) else { continue };
-        let log = h.oplog(&read.set, &primary.member);
-        if let Some(gone) = read.seen.iter().find(|o| !holds(log, **o)) {
-            listed += 1;
-            if listed <= LIST_AT_MOST {
-                verdict.violation("dirty read", format!("{}'s majority read of {} on {} at {} ms returned a version written at {} that was rolled back",
-                    read.app, read.doc, read.set, read.t_ms, gone
-                ));
+/// The sets of one cluster as their members' disks left them, by name.
+type Sets<'a> = BTreeMap<&'a str, &'a SetOnDisk>;
+
+impl Checker for DurabilityChecker {
+    fn check(&self, outcome: &Outcome, verdict: &mut Verdict) {
+        let sets = SetOnDisk::read_all(&self.cluster, outcome, verdict);
+        let sets: Sets = sets.iter().map(|s| (s.set.as_str(), s)).collect();
+        outcome.observations(|o| {
+            let acks: Vec<(u64, WriteAcked)> = o
+                .of::<WriteAcked>()
+                .filter(|a| sets.contains_key(a.value.set.as_str()))
+                .map(|a| (a.t_ms, a.value))
+                .collect();
+            acknowledged_writes_survive(&sets, &acks, verdict);
+            majority_reads_never_roll_back(&sets, o, verdict);
+            let sim_s = outcome.sim_time_ms as f64 / 1000.0;
+            verdict.metric("acked_writes_per_sim_s", acks.len() as f64 / sim_s);
+            rollback_metrics(&sets, o, verdict);
+        });
+    }
+}
+
+fn majority_reads_never_roll_back(sets: &Sets, o: &Observations, verdict: &mut Verdict) {
+    let reads = o.of::<MajorityRead>().filter(|r| sets.contains_key(r.value.set.as_str()));
+    let dirty: Vec<String> = reads
+        .filter_map(|r| {
+            let set = sets[r.value.set.as_str()];
+            let gone = r.value.seen.iter().find(|at| !set.survives(**at))?;
+            let (who, what, at, history) = (r.node, &r.value.what, r.t_ms, set.describe_final());
+            Some(format!(
+                "{who}'s majority read of {what} at {at} ms returned a version written at {gone}, not in {history}"
+            ))
+        })
+        .collect();
+    verdict.violations_upto("dirty read", dirty, LIST_AT_MOST);
+}
+
+/// What the members claim they rolled back: how often, and how many entries.
+fn rollback_metrics(sets: &Sets, o: &Observations, verdict: &mut Verdict) {
+    let removed: Vec<u64> = o
+        .of::<MemberEvent>()
+        .filter_map(|e| match e.value {
+            MemberEvent::RolledBack { set, removed, .. } if sets.contains_key(set.as_str()) => Some(removed),
+            _ => None,
+        })
+        .collect();
+    verdict.metric("rollbacks", removed.len() as f64);
+    verdict.metric("rolled_back_entries", removed.iter().sum::<u64>() as f64);
+}
+
+fn acknowledged_writes_survive(sets: &Sets, acks: &[(u64, WriteAcked)], verdict: &mut Verdict) {
+    let mut lost = Vec::new();
+    let mut unrelied_lost = 0;
+    for (t_ms, ack) in acks {
+        let set = sets[ack.set.as_str()];
+        let said = |why: String| {
+            format!(
+                "{} acknowledged at {} by {} at optime {} (t={t_ms} ms) {why}",
+                ack.what, ack.concern, ack.primary, ack.optime
+            )
+        };
+        if !set.survives(ack.optime) {
+            if ack.relied {
+                lost.push(said(format!("is missing from {}", set.describe_final())));
+            } else {
+                unrelied_lost += 1;
             }
+            continue;
+        }
+        let holders = set.holders(ack.optime);
+        let majority = set.members.len() / 2 + 1;
+        if ack.concern == WriteConcern::Majority && holders < majority {
+            lost.push(said(format!("is on {holders} of {} members' disks of {}", set.members.len(), set.set)));
         }
     }
+    verdict.violations_upto("lost write", lost, LIST_AT_MOST);
+    verdict.metric("unrelied_w1_writes_lost", unrelied_lost as f64);
 }

@@ -2,6 +2,10 @@
 //! version vectors, and recording consumer positions) and a compactor that takes a lock per
 //! document, reads its operations and writes a fenced snapshot, as the stack's snapshot
 //! compaction does.
+//!
+//! What the apps are told they record as observations ([`WriteAcked`] with the write concern
+//! the acknowledgement carried, [`LockGranted`], [`MajorityRead`], [`FencedOut`]), for the
+//! checkers.
 
 use std::time::Duration;
 
@@ -10,35 +14,39 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use sim::NodeCtx;
 use system::mongo::collections as coll;
-use system::mongo::{Fence, ReadConcern, RouteError, Router, RouterSettings, WriteConcern, WriteOp};
+use system::mongo::{
+    Fence, FencedOut, LockGranted, MajorityRead, MongoCluster, ReadConcern, RouteError, Router, WriteAcked,
+    WriteConcern, WriteOp, Written,
+};
 
-use super::history::{Ack, Grant, MajorityRead, Shared};
-use super::{config_hosts, DOCS};
+use super::DOCS;
 
 /// How long a compactor's lock lease lasts.
 const LEASE_MS: u64 = 4_000;
 /// The first documents of [`DOCS`] are the ones compactors work on.
 const HOT_DOCS: usize = 2;
 
-/// What the apps do, by config.
-#[derive(Clone, Copy, Debug)]
-pub struct Load {
-    /// The write concern of writes the stack relies on.
-    pub concern: WriteConcern,
+/// Runs one app against `mongo`: an editor and a compactor, each with the app's router.
+pub async fn run(mut ctx: NodeCtx, mongo: MongoCluster) {
+    let router = mongo.router(ctx.fork());
+    let concern = mongo.write_concern();
+    let config_set = mongo.config_set().to_string();
+    let compactor = Compactor { ctx: ctx.fork(), router: router.clone(), concern, config_set };
+    tokio::spawn(compactor.run());
+    Editor { ctx, router, concern }.run().await;
 }
 
-pub async fn run(mut ctx: NodeCtx, history: Shared, load: Load) {
-    let router = Router::new(ctx.fork(), config_hosts(), RouterSettings::default());
-    let compactor = Compactor { ctx: ctx.fork(), router: router.clone(), history: history.clone(), load };
-    tokio::spawn(compactor.run());
-    Editor { ctx, router, history, load }.run().await;
+/// Records an acknowledgement for the checkers.
+fn acked(ctx: &NodeCtx, w: Written, what: String, concern: WriteConcern, relied: bool) {
+    let Written { set, primary, optime, .. } = w;
+    ctx.observe(&WriteAcked { set, primary, what, concern, relied, optime });
 }
 
 struct Editor {
     ctx: NodeCtx,
     router: Router,
-    history: Shared,
-    load: Load,
+    /// The write concern of writes the stack relies on (the cluster's default).
+    concern: WriteConcern,
 }
 
 impl Editor {
@@ -55,7 +63,7 @@ impl Editor {
                 coll::bump_version_vector(doc, &client, clock),
             ];
             let what = format!("crdt op {}", coll::crdt_op_id(doc, &client, clock));
-            self.write_until_acked(doc, writes, self.load.concern, true, &what).await;
+            self.write_until_acked(doc, writes, self.concern, true, &what).await;
             if clock.is_multiple_of(10) {
                 let partition = (clock / 10 % 4) as u32;
                 let key = coll::consumer_key("collab-consumer", partition);
@@ -88,26 +96,10 @@ impl Editor {
         loop {
             match self.router.write(route_key, writes.clone(), concern, None).await {
                 Ok(w) => {
-                    let t_ms = self.ctx.clock.now_ms();
-                    self.ctx.trace(
-                        "app.acked",
-                        json!({ "what": what, "set": w.set, "optime": w.optime, "concern": concern }),
-                    );
-                    let ack = Ack {
-                        app: self.ctx.name.clone(),
-                        set: w.set,
-                        primary: w.primary,
-                        what: what.into(),
-                        concern,
-                        relied,
-                        optime: w.optime,
-                        t_ms,
-                    };
-                    self.history.lock().acks.push(ack);
+                    acked(&self.ctx, w, what.into(), concern, relied);
                     return;
                 }
                 Err(e) => {
-                    self.history.lock().failed_attempts += 1;
                     self.ctx.trace("app.write_failed", json!({ "what": what, "error": e.to_string() }));
                     sleep_ms(&mut self.ctx.rng, 100..300).await;
                 }
@@ -123,9 +115,7 @@ impl Editor {
             let mut seen: Vec<_> = docs.iter().map(|d| d.optime).collect();
             seen.sort();
             seen.dedup();
-            let read =
-                MajorityRead { app: self.ctx.name.clone(), set, doc: doc.into(), t_ms: self.ctx.clock.now_ms(), seen };
-            self.history.lock().reads.push(read);
+            self.ctx.observe(&MajorityRead { set, what: format!("{} of {doc}", coll::CRDT_OPS), seen });
         }
     }
 }
@@ -133,8 +123,9 @@ impl Editor {
 struct Compactor {
     ctx: NodeCtx,
     router: Router,
-    history: Shared,
-    load: Load,
+    concern: WriteConcern,
+    /// Where locks are granted, for the observations.
+    config_set: String,
 }
 
 impl Compactor {
@@ -146,14 +137,8 @@ impl Compactor {
             let doc = DOCS[self.ctx.rng.gen_range(0..HOT_DOCS)];
             let lock = format!("compact/{doc}");
             let Ok(grant) = self.router.acquire_lock(&lock, &holder, LEASE_MS).await else { continue };
-            let t_ms = self.ctx.clock.now_ms();
-            self.ctx.trace("app.lock_granted", json!({ "lock": lock, "token": grant.token }));
-            self.history.lock().grants.push(Grant {
-                lock: lock.clone(),
-                holder: holder.clone(),
-                token: grant.token,
-                t_ms,
-            });
+            let (set, token) = (self.config_set.clone(), grant.token);
+            self.ctx.observe(&LockGranted { set, lock: lock.clone(), holder: holder.clone(), token });
             self.compact(doc, &lock, grant.token).await;
             let _ = self.router.release_lock(&lock, &holder, grant.token).await;
         }
@@ -168,25 +153,15 @@ impl Compactor {
         let state = json!({ "ops": ops.len(), "compacted_by": token });
         let snapshot = coll::insert_snapshot(doc, ops.len() as u64, state);
         let fence = Fence { lock: lock.into(), token };
-        match self.router.write(doc, vec![snapshot], self.load.concern, Some(fence)).await {
+        match self.router.write(doc, vec![snapshot], self.concern, Some(fence)).await {
             Ok(w) => {
-                let t_ms = self.ctx.clock.now_ms();
                 let what = format!("snapshot {} (token {token})", coll::snapshot_id(doc, ops.len() as u64));
-                let ack = Ack {
-                    app: self.ctx.name.clone(),
-                    set: w.set,
-                    primary: w.primary,
-                    what,
-                    concern: self.load.concern,
-                    relied: true,
-                    optime: w.optime,
-                    t_ms,
-                };
-                self.history.lock().acks.push(ack);
+                acked(&self.ctx, w, what, self.concern, true);
             }
             Err(RouteError::StaleFence { lock, token, highest }) => {
-                self.ctx.trace("app.fenced_out", json!({ "lock": lock, "token": token, "highest": highest }));
-                self.history.lock().stale_fence_rejections += 1;
+                // The map is loaded (the find above used it): no network, nothing can fail.
+                let set = self.router.shard_for(doc).await.unwrap_or_default();
+                self.ctx.observe(&FencedOut { set, lock, token, highest });
             }
             Err(_) => {}
         }

@@ -6,10 +6,14 @@
 //! ([`sim::NodeCtx`]), so the same code runs under madsim, turmoil and the real runtime.
 //!
 //! ```text
-//!  app ── Router (mongos, in-process) ──┬── shard-a: replica set of 3 mongods (one per zone)
-//!                                       ├── shard-b: replica set of 3 mongods
-//!                                       └── config:  replica set of 3 mongods (shard map, locks)
+//!  app ── Router (mongos, in-process) ──┬── mongo-shard-a: replica set of 3 mongods (one per zone)
+//!                                       ├── mongo-shard-b: replica set of 3 mongods
+//!                                       └── mongo-config:  replica set of 3 mongods (shard map, locks)
 //! ```
+//!
+//! A scenario builds a cluster with [`cluster::MongoClusterSpec`] (names namespaced by a prefix,
+//! here `mongo`), and learns what happened from typed observations ([`observe`]) and from the
+//! members' disks ([`cluster::MongoCluster::oplogs_on_disk`]).
 //!
 //! # What it models
 //! - **Replica sets** ([`replset`], sans-IO, driven by [`mongod`]): terms, one durable vote per
@@ -49,10 +53,11 @@
 //! `writeConcernMajorityJournalDefault` true, member `priority` 1, port 27017. Timeouts are not
 //! scaled for simulation: madsim skips idle time, and scenarios size their runs around them.
 
+pub mod cluster;
 pub mod collections;
 pub mod locks;
 pub mod mongod;
-pub mod observer;
+pub mod observe;
 pub mod oplog;
 pub mod protocol;
 pub mod replset;
@@ -61,10 +66,11 @@ pub mod shard_map;
 pub mod store;
 pub mod writes;
 
+pub use cluster::{MongoCluster, MongoClusterSpec, SetSpec};
 pub use mongod::{run as run_mongod, ClusterRole, MongodConfig};
-pub use observer::{NoObserver, Observer};
+pub use observe::{FencedOut, LockGranted, MajorityRead, MemberEvent, WriteAcked};
 pub use oplog::{Fence, OpTime, OplogEntry};
 pub use protocol::{ReadConcern, WriteConcern, WriteOp};
 pub use replset::{MemberConfig, SetConfig, Settings};
-pub use router::{LockGrant, RouteError, Router, RouterSettings, Written};
+pub use router::{LockGrant, RouteError, Router, RouterConfig, RouterSettings, Written};
 pub use shard_map::ShardMap;

@@ -28,8 +28,17 @@ use super::protocol::{Command, FoundDoc, Frame, ReadConcern, Reply, WriteConcern
 use super::shard_map::{ShardMap, CHUNKS_NS, SHARDS_NS};
 use crate::wire;
 
-/// The config server replica set's name.
-pub const CONFIG_SET: &str = "config";
+/// What a router needs to know of its cluster: where the config servers are (the rest it
+/// learns from them), and its timing. A cluster builder makes one
+/// ([`crate::mongo::cluster::MongoCluster::router_config`]).
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// The config server replica set's name (`sharding.configDB`'s set name).
+    pub config_set: String,
+    /// Its members (`sharding.configDB`'s seed list).
+    pub config_hosts: Vec<String>,
+    pub settings: RouterSettings,
+}
 
 /// Router timing.
 #[derive(Clone, Debug)]
@@ -107,6 +116,7 @@ pub struct Router {
 struct Inner {
     ctx: Mutex<NodeCtx>,
     net: Net,
+    config_set: String,
     config_hosts: Vec<String>,
     settings: RouterSettings,
     state: Mutex<State>,
@@ -117,9 +127,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Router {
-    pub fn new(ctx: NodeCtx, config_hosts: Vec<String>, settings: RouterSettings) -> Self {
+    pub fn new(ctx: NodeCtx, config: RouterConfig) -> Self {
         let net = ctx.net.clone();
-        Router { inner: Arc::new(Inner { ctx: Mutex::new(ctx), net, config_hosts, settings, state: Mutex::default() }) }
+        let RouterConfig { config_set, config_hosts, settings } = config;
+        let inner = Inner { ctx: Mutex::new(ctx), net, config_set, config_hosts, settings, state: Mutex::default() };
+        Router { inner: Arc::new(inner) }
     }
 
     pub fn settings(&self) -> &RouterSettings {
@@ -179,8 +191,8 @@ impl Router {
 
     pub async fn acquire_lock(&self, name: &str, holder: &str, lease_ms: u64) -> Result<LockGrant, RouteError> {
         let cmd = Command::AcquireLock { name: name.into(), holder: holder.into(), lease_ms };
-        let hosts = self.inner.config_hosts.clone();
-        match self.exec(CONFIG_SET, &hosts, &cmd, self.deadline(), self.inner.settings.wtimeout_ms).await?.1 {
+        let (set, hosts) = (&self.inner.config_set, &self.inner.config_hosts);
+        match self.exec(set, hosts, &cmd, self.deadline(), self.inner.settings.wtimeout_ms).await?.1 {
             Reply::Locked { token, expires_wall_ms, optime } => Ok(LockGrant { token, expires_wall_ms, optime }),
             other => Err(error_of(other)),
         }
@@ -188,8 +200,8 @@ impl Router {
 
     pub async fn release_lock(&self, name: &str, holder: &str, token: u64) -> Result<(), RouteError> {
         let cmd = Command::ReleaseLock { name: name.into(), holder: holder.into(), token };
-        let hosts = self.inner.config_hosts.clone();
-        match self.exec(CONFIG_SET, &hosts, &cmd, self.deadline(), self.inner.settings.wtimeout_ms).await?.1 {
+        let (set, hosts) = (&self.inner.config_set, &self.inner.config_hosts);
+        match self.exec(set, hosts, &cmd, self.deadline(), self.inner.settings.wtimeout_ms).await?.1 {
             Reply::Released => Ok(()),
             other => Err(error_of(other)),
         }
@@ -211,11 +223,11 @@ impl Router {
         if let Some(map) = lock(&self.inner.state).map.clone() {
             return Ok(map);
         }
-        let hosts = self.inner.config_hosts.clone();
+        let (set, hosts) = (&self.inner.config_set, &self.inner.config_hosts);
         loop {
             let read = |ns: &str| Command::Find { ns: ns.into(), prefix: String::new(), read: ReadConcern::Majority };
-            let shards = self.exec(CONFIG_SET, &hosts, &read(SHARDS_NS), deadline, 0).await?.1;
-            let chunks = self.exec(CONFIG_SET, &hosts, &read(CHUNKS_NS), deadline, 0).await?.1;
+            let shards = self.exec(set, hosts, &read(SHARDS_NS), deadline, 0).await?.1;
+            let chunks = self.exec(set, hosts, &read(CHUNKS_NS), deadline, 0).await?.1;
             if let (Reply::Found { docs: s }, Reply::Found { docs: c }) = (shards, chunks) {
                 if let Some(map) = ShardMap::from_docs(&s, &c) {
                     let map = Arc::new(map);

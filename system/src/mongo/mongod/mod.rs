@@ -8,12 +8,15 @@
 //!
 //! On start it reads back what its disk kept (a torn tail is cut at the last good record) and
 //! rebuilds the store by replaying the oplog.
+//!
+//! What it claims about its replication (the oplog it recovered, elections won, step-downs,
+//! rollbacks) it records as [`MemberEvent`] observations through its context; what it wrote is
+//! on its disk, where checkers read it.
 
 mod commands;
 mod links;
-mod storage;
+pub(super) mod storage;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -23,7 +26,7 @@ use sim::NodeCtx;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::observer::Observer;
+use super::observe::MemberEvent;
 use super::oplog::{OpTime, OplogEntry};
 use super::protocol::{Command, Frame, PeerMsg, Reply, MONGOD_PORT};
 use super::replset::{Action, ElectionReason, Input, Now, Persisted, ReplSet, SetConfig, Settings};
@@ -50,7 +53,8 @@ pub struct MongodConfig {
     pub me: usize,
     pub settings: Settings,
     pub cluster_role: ClusterRole,
-    /// The role claimed while primary (for fault targeting), e.g. "shard-a-primary".
+    /// The role claimed while primary, for fault targeting. Named by the cluster builder
+    /// ([`crate::mongo::cluster`]) within its prefix, so two clusters never share one.
     pub primary_role: String,
     pub port: u16,
     /// `storage.journal.commitIntervalMs`.
@@ -61,8 +65,7 @@ pub struct MongodConfig {
 
 impl MongodConfig {
     /// MongoDB's defaults; member 0 initiates the set.
-    pub fn new(set: SetConfig, me: usize, cluster_role: ClusterRole) -> Self {
-        let primary_role = format!("{}-primary", set.name);
+    pub fn new(set: SetConfig, me: usize, cluster_role: ClusterRole, primary_role: String) -> Self {
         MongodConfig {
             set,
             me,
@@ -83,7 +86,7 @@ impl MongodConfig {
 type CommandIn = (Command, oneshot::Sender<Reply>);
 
 /// Runs one mongod until the node dies.
-pub async fn run(mut ctx: NodeCtx, config: MongodConfig, observer: Arc<dyn Observer>) {
+pub async fn run(mut ctx: NodeCtx, config: MongodConfig) {
     let (peer_tx, peer_rx) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (undelivered_tx, undelivered_rx) = mpsc::unbounded_channel();
@@ -111,7 +114,7 @@ pub async fn run(mut ctx: NodeCtx, config: MongodConfig, observer: Arc<dyn Obser
         })
         .collect();
     let rng = ChaCha8Rng::from_rng(&mut ctx.rng).expect("chacha never fails");
-    let mongod = Mongod::recover(ctx, config, observer, peers, rng);
+    let mongod = Mongod::recover(ctx, config, peers, rng);
     mongod.serve(peer_rx, cmd_rx, undelivered_rx).await;
 }
 
@@ -129,7 +132,6 @@ struct Mongod {
     core: ReplSet,
     store: Store,
     peers: Vec<Option<mpsc::UnboundedSender<Frame>>>,
-    observer: Arc<dyn Observer>,
     waiters: Vec<Waiter>,
     /// Set while the primary has oplog entries not yet fsynced: since when.
     journal_dirty_since_ms: Option<u64>,
@@ -142,7 +144,6 @@ impl Mongod {
     fn recover(
         ctx: NodeCtx,
         config: MongodConfig,
-        observer: Arc<dyn Observer>,
         peers: Vec<Option<mpsc::UnboundedSender<Frame>>>,
         rng: ChaCha8Rng,
     ) -> Self {
@@ -152,9 +153,8 @@ impl Mongod {
         for e in oplog.entries() {
             store.apply(e);
         }
-        observer.recovered(&config.set.name, config.host(), oplog.entries());
-        let last = oplog.last();
-        ctx.trace("mongo.recovered", json!({ "set": config.set.name, "term": hs.term, "last": last }));
+        let (set, last, entries) = (config.set.name.clone(), oplog.last(), oplog.entries().len() as u64);
+        ctx.observe(&MemberEvent::Recovered { set, term: hs.term, last, entries });
         let now = Now { ms: ctx.clock.now_ms(), wall_ms: ctx.clock.wall_ms() };
         let initiate = config.initiate && ctx.incarnation == 1;
         let core = ReplSet::new(
@@ -172,7 +172,6 @@ impl Mongod {
             core,
             store,
             peers,
-            observer,
             waiters: Vec::new(),
             journal_dirty_since_ms: None,
             bootstrap_pending: false,
@@ -263,7 +262,6 @@ impl Mongod {
         for e in entries {
             self.store.apply(e);
         }
-        self.observer.appended(&self.config.set.name, self.config.host(), entries);
         let result = match storage::append_oplog(&self.ctx.disk, entries) {
             Ok(()) if sync => self.ctx.disk.sync(storage::OPLOG_FILE).await,
             other => other,
@@ -286,10 +284,8 @@ impl Mongod {
             self.ctx.trace("mongo.io_error", json!({ "file": storage::OPLOG_FILE, "error": e.to_string() }));
         }
         storage::write_rollback_file(&self.ctx.disk, self.rollbacks, removed);
-        let now_ms = self.ctx.clock.now_ms();
-        self.observer.rolled_back(&self.config.set.name, self.config.host(), common, removed, now_ms);
-        let fields = json!({ "set": self.config.set.name, "common": common, "removed": removed.len(), "past_commit": past_commit });
-        self.ctx.trace("mongo.rollback", fields);
+        let (set, removed_count) = (self.config.set.name.clone(), removed.len() as u64);
+        self.ctx.observe(&MemberEvent::RolledBack { set, common, removed: removed_count, past_commit });
         self.ctx.sometimes("mongo.rollback");
         if past_commit {
             self.ctx.sometimes("mongo.rollback_past_commit");
@@ -303,10 +299,8 @@ impl Mongod {
     }
 
     fn became_primary(&mut self, term: u64, reason: ElectionReason) {
-        let (set, host) = (self.config.set.name.clone(), self.config.host().to_string());
         self.ctx.set_role(&self.config.primary_role, true);
-        self.observer.became_primary(&set, &host, term, self.ctx.clock.now_ms());
-        self.ctx.trace("mongo.primary", json!({ "set": set, "term": term, "reason": reason }));
+        self.ctx.observe(&MemberEvent::BecamePrimary { set: self.config.set.name.clone(), term, reason });
         self.ctx.sometimes("mongo.election");
         if reason == ElectionReason::PriorityTakeover {
             self.ctx.sometimes("mongo.election.priority_takeover");
@@ -315,10 +309,9 @@ impl Mongod {
     }
 
     fn stepped_down(&mut self, term: u64, reason: &str) {
-        let (set, host) = (self.config.set.name.clone(), self.config.host().to_string());
         self.ctx.set_role(&self.config.primary_role, false);
-        self.observer.stepped_down(&set, &host, term, self.ctx.clock.now_ms());
-        self.ctx.trace("mongo.stepdown", json!({ "set": set, "term": term, "reason": reason }));
+        let set = self.config.set.name.clone();
+        self.ctx.observe(&MemberEvent::SteppedDown { set, term, reason: reason.into() });
         self.ctx.sometimes("mongo.stepdown");
         for w in self.waiters.drain(..) {
             let _ = w.reply.send(Reply::WriteConcernFailed { optime: w.optime, reason: "primary stepped down".into() });

@@ -34,15 +34,25 @@ pub async fn rewrite_oplog(disk: &Disk, entries: &[OplogEntry]) -> io::Result<()
 /// Reads the oplog back, cutting a torn or corrupt tail at the last good record.
 pub fn read_oplog(ctx: &NodeCtx) -> Oplog {
     let bytes = ctx.disk.read(OPLOG_FILE).unwrap_or_default();
-    let decoded = records::decode_all(&bytes);
-    if !decoded.is_clean() {
-        ctx.trace("mongo.oplog_tail_cut", json!({ "valid_len": decoded.valid_len, "len": bytes.len() }));
+    let (oplog, valid_len) = decode_oplog(&bytes);
+    if valid_len < bytes.len() {
+        ctx.trace("mongo.oplog_tail_cut", json!({ "valid_len": valid_len, "len": bytes.len() }));
         ctx.sometimes("mongo.oplog_tail_cut");
         // Durable only with the next fsync; a crash before it cuts the same tail again.
-        let _ = ctx.disk.truncate(OPLOG_FILE, decoded.valid_len as u64);
+        let _ = ctx.disk.truncate(OPLOG_FILE, valid_len as u64);
     }
+    oplog
+}
+
+/// The oplog an oplog file's bytes hold, as a starting member reads it: whole records up to the
+/// first torn or corrupt one, entries up to the first that does not continue the sequence. Also
+/// returns how many bytes of good records precede the cut. Checkers read members' disks with
+/// this same function, so they judge exactly what a restarted member would serve.
+pub fn decode_oplog(bytes: &[u8]) -> (Oplog, usize) {
+    let decoded = records::decode_all(bytes);
+    let valid_len = if decoded.is_clean() { bytes.len() } else { decoded.valid_len };
     let entries = decoded.records.iter().map_while(|r| serde_json::from_slice::<OplogEntry>(r).ok());
-    Oplog::from_entries(entries)
+    (Oplog::from_entries(entries), valid_len)
 }
 
 pub fn read_hard_state(disk: &Disk) -> HardState {

@@ -153,7 +153,7 @@ pub enum Input {
 }
 
 /// Why a member stood for election.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ElectionReason {
     /// `replSetInitiate` on a fresh set: the initiating member stands at once.
