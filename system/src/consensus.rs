@@ -19,10 +19,9 @@ use sim::disk::{records, Disk};
 use sim::net::Net;
 use sim::NodeCtx;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
 
 use crate::raft::{self, Entry, HardState, Message, NodeId, Raft, Role};
-use crate::wire;
+use crate::rpc::{self, Answer, Encoding, Listen, PeerOptions, PeerSender};
 
 /// How a consensus group is laid out and paced.
 #[derive(Clone, Debug)]
@@ -84,15 +83,13 @@ impl Consensus {
         let (status_tx, status_rx) = watch::channel(Status::default());
         let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
         tokio::spawn(listen(ctx.net.clone(), config.port, inbound_tx));
+        // Raft tolerates loss (heartbeats repeat, the leader resends what a follower lacks), so
+        // nothing needs to hear of frames the links could not deliver.
         let outbound = config
             .members
             .iter()
             .filter(|(id, _)| **id != config.me)
-            .map(|(id, name)| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(send_to(ctx.net.clone(), name.clone(), config.port, config.me, rx));
-                (*id, tx)
-            })
+            .map(|(id, name)| (*id, PeerSender::spawn(ctx, name, peer_options(config.port), |_| {})))
             .collect();
         let member = Member {
             ctx: ctx.fork(),
@@ -124,7 +121,7 @@ impl Consensus {
 struct Member {
     ctx: NodeCtx,
     config: ConsensusConfig,
-    outbound: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
+    outbound: BTreeMap<NodeId, PeerSender<Envelope>>,
     applied: mpsc::UnboundedSender<Entry>,
     status: watch::Sender<Status>,
     /// The hard state last written to disk.
@@ -207,8 +204,8 @@ impl Member {
             }
         }
         for (to, msg) in ready.messages {
-            if let Some(tx) = self.outbound.get(&to) {
-                let _ = tx.send(msg);
+            if let Some(link) = self.outbound.get(&to) {
+                link.send(Envelope { from: self.config.me, msg });
             }
         }
         for entry in ready.committed {
@@ -267,12 +264,12 @@ impl Member {
         for e in keep {
             records::encode_into(&mut buf, &postcard::to_stdvec(e).expect("entries serialize"));
         }
-        replace_file(&self.ctx.disk, &self.log_file(), &buf).await
+        self.ctx.disk.replace_file(&self.log_file(), &buf).await
     }
 
     async fn write_hard_state(&self, hs: &HardState) -> io::Result<()> {
         let bytes = records::encode(&postcard::to_stdvec(hs).expect("hard state serializes"));
-        replace_file(&self.ctx.disk, &self.hs_file(), &bytes).await
+        self.ctx.disk.replace_file(&self.hs_file(), &bytes).await
     }
 
     /// Rebuilds the core from disk, cutting a torn or corrupt log tail.
@@ -329,12 +326,10 @@ fn fail_all(pending: &mut Pending, err: ProposeError) {
     }
 }
 
-/// Atomically replaces `file`: write a temporary, fsync it, rename over the original.
+/// Moved next to the disk seam: [`Disk::replace_file`]. Kept only until the PostgreSQL and
+/// Redis shells (and the PITR scenario) call it there.
 pub async fn replace_file(disk: &Disk, file: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = format!("{file}.tmp");
-    disk.write(&tmp, bytes)?;
-    disk.sync(&tmp).await?;
-    disk.rename(&tmp, file)
+    disk.replace_file(file, bytes).await
 }
 
 /// The entries that survive truncation at `from`.
@@ -342,64 +337,25 @@ fn log_before(raft: &Raft, from: u64) -> Vec<Entry> {
     raft.log().iter().take_while(|e| e.index < from).cloned().collect()
 }
 
-/// Accepts peers' connections and forwards their messages to the member.
-async fn listen(net: Net, port: u16, inbound: mpsc::UnboundedSender<Envelope>) {
-    let listener = match net.bind(port).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(port, error = %e, "consensus cannot listen");
-            return;
-        }
-    };
-    while let Ok((mut conn, _peer)) = listener.accept().await {
-        let inbound = inbound.clone();
-        // Senders replace their connections every CONN_MAX_AGE, closing the old one, so a
-        // reader ends with its stream; no per-message timer is needed.
-        tokio::spawn(async move {
-            while let Ok(env) = wire::recv_bin::<_, Envelope>(&mut conn).await {
-                if inbound.send(env).is_err() {
-                    return;
-                }
-            }
-        });
-    }
+/// The options of every member's peer links: postcard frames (replication is the hot path).
+fn peer_options(port: u16) -> PeerOptions {
+    PeerOptions::new(port, Encoding::Postcard)
 }
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
-/// A connection is replaced this often, so one stuck after a partition does not outlive it.
-const CONN_MAX_AGE: Duration = Duration::from_secs(3);
-
-/// Sends the member's messages to one peer, reconnecting as needed. Raft tolerates loss, so
-/// messages produced while the peer is unreachable are dropped rather than queued.
-async fn send_to(net: Net, peer: String, port: u16, me: NodeId, mut rx: mpsc::UnboundedReceiver<Message>) {
-    let mut conn = None;
-    let mut opened = Instant::now();
-    while let Some(msg) = rx.recv().await {
-        if opened.elapsed() > CONN_MAX_AGE {
-            // Dropped, not shut down: a shutdown waits on the peer, which may be gone.
-            conn = None;
-        }
-        if conn.is_none() {
-            match tokio::time::timeout(CONNECT_TIMEOUT, net.connect(&peer, port)).await {
-                Ok(Ok(c)) => {
-                    conn = Some(c);
-                    opened = Instant::now();
-                }
-                _ => {
-                    tokio::time::sleep(RECONNECT_BACKOFF).await;
-                    while rx.try_recv().is_ok() {}
-                    continue;
-                }
+/// Accepts peers' connections and forwards their messages to the member. Senders replace their
+/// connections every few seconds and heartbeat every tick, so a connection idle for 10 s is one
+/// whose sender is gone or cut off.
+async fn listen(net: Net, port: u16, inbound: mpsc::UnboundedSender<Envelope>) {
+    let listen = Listen::new(port, Encoding::Postcard).idle_timeout_ms(10_000);
+    rpc::serve(net, listen, move |env: Envelope| {
+        let delivered = inbound.send(env).is_ok();
+        async move {
+            if delivered {
+                Answer::<()>::Quiet
+            } else {
+                Answer::Close
             }
         }
-        let c = conn.as_mut().expect("connected above");
-        // A write deadline, as real RPC stacks have: a stream stuck behind a partition (its
-        // send buffer full, never acknowledged) is abandoned rather than waited on forever.
-        let sent = tokio::time::timeout(WRITE_TIMEOUT, wire::send_bin(c, &Envelope { from: me, msg })).await;
-        if !matches!(sent, Ok(Ok(()))) {
-            conn = None;
-        }
-    }
+    })
+    .await;
 }

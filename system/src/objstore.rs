@@ -14,21 +14,22 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sim::disk::Disk;
-use sim::net::{Conn, Net};
+use sim::net::Net;
 use sim::NodeCtx;
 
-use crate::wire;
+use crate::rpc::{self, Answer, ChannelOptions, Encoding, Listen};
 
 pub const OBJSTORE_PORT: u16 = 9000;
 pub const MAX_KEY_LEN: usize = 200;
 const FILE_PREFIX: &str = "obj.";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Requests and responses travel as postcard frames: objects are WAL segments and base
+/// backups, bytes that JSON would inflate into number lists.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ObjRequest {
-    /// Followed by one raw frame holding the object.
-    Put { key: String },
+    Put { key: String, body: Vec<u8> },
     Get { key: String },
     List { prefix: String },
 }
@@ -37,8 +38,7 @@ enum ObjRequest {
 #[serde(rename_all = "snake_case")]
 enum ObjResponse {
     Stored,
-    /// Followed by one raw frame holding the object.
-    Found,
+    Found { body: Vec<u8> },
     Missing,
     Keys { keys: Vec<String> },
     Failed { reason: String },
@@ -53,44 +53,28 @@ pub fn valid_key(key: &str) -> bool {
         && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
-/// Runs the object store on this node.
+/// Runs the object store on this node. A connection idle for 10 s is closed.
 pub async fn run(ctx: NodeCtx) {
-    let Ok(listener) = ctx.net.bind(OBJSTORE_PORT).await else {
-        ctx.trace("objstore.bind_failed", json!({ "port": OBJSTORE_PORT }));
-        return;
-    };
-    while let Ok((conn, _)) = listener.accept().await {
-        tokio::spawn(session(ctx.disk.clone(), conn));
-    }
+    let listen = Listen::new(OBJSTORE_PORT, Encoding::Postcard).idle_timeout_ms(10_000);
+    let disk = ctx.disk.clone();
+    let err = rpc::serve(ctx.net.clone(), listen, move |req: ObjRequest| {
+        let disk = disk.clone();
+        async move { Answer::Reply(handle(&disk, req).await) }
+    })
+    .await;
+    ctx.trace("objstore.listen_failed", json!({ "port": OBJSTORE_PORT, "error": err.to_string() }));
 }
 
-async fn session(disk: Disk, mut conn: Conn) {
-    while let Ok(Ok(req)) = tokio::time::timeout(Duration::from_secs(10), wire::recv::<_, ObjRequest>(&mut conn)).await {
-        let ok = match req {
-            ObjRequest::Put { key } => {
-                let Ok(Ok(body)) = tokio::time::timeout(REQUEST_TIMEOUT, wire::read_frame(&mut conn)).await else { return };
-                let resp = match put(&disk, &key, &body).await {
-                    Ok(()) => ObjResponse::Stored,
-                    Err(e) => ObjResponse::Failed { reason: e.to_string() },
-                };
-                wire::send(&mut conn, &resp).await.is_ok()
-            }
-            ObjRequest::Get { key } => match get(&disk, &key) {
-                Ok(Some(body)) => wire::send(&mut conn, &ObjResponse::Found).await.is_ok() && wire::write_frame(&mut conn, &body).await.is_ok(),
-                Ok(None) => wire::send(&mut conn, &ObjResponse::Missing).await.is_ok(),
-                Err(e) => wire::send(&mut conn, &ObjResponse::Failed { reason: e.to_string() }).await.is_ok(),
-            },
-            ObjRequest::List { prefix } => {
-                let resp = match list(&disk, &prefix) {
-                    Ok(keys) => ObjResponse::Keys { keys },
-                    Err(e) => ObjResponse::Failed { reason: e.to_string() },
-                };
-                wire::send(&mut conn, &resp).await.is_ok()
-            }
-        };
-        if !ok {
-            return;
-        }
+async fn handle(disk: &Disk, req: ObjRequest) -> ObjResponse {
+    let failed = |e: io::Error| ObjResponse::Failed { reason: e.to_string() };
+    match req {
+        ObjRequest::Put { key, body } => put(disk, &key, &body).await.map_or_else(failed, |()| ObjResponse::Stored),
+        ObjRequest::Get { key } => match get(disk, &key) {
+            Ok(Some(body)) => ObjResponse::Found { body },
+            Ok(None) => ObjResponse::Missing,
+            Err(e) => failed(e),
+        },
+        ObjRequest::List { prefix } => list(disk, &prefix).map_or_else(failed, |keys| ObjResponse::Keys { keys }),
     }
 }
 
@@ -102,7 +86,7 @@ async fn put(disk: &Disk, key: &str, body: &[u8]) -> io::Result<()> {
     if !valid_key(key) {
         return Err(bad_key(key));
     }
-    crate::consensus::replace_file(disk, &format!("{FILE_PREFIX}{key}"), body).await
+    disk.replace_file(&format!("{FILE_PREFIX}{key}"), body).await
 }
 
 fn get(disk: &Disk, key: &str) -> io::Result<Option<Vec<u8>>> {
@@ -126,7 +110,9 @@ fn list(disk: &Disk, prefix: &str) -> io::Result<Vec<String>> {
         .collect())
 }
 
-/// A client of one object-store node.
+/// A client of one object-store node: a connection per request (puts and gets are rare and
+/// large; a backup tool opens one per object too), each within [`REQUEST_TIMEOUT`] to connect
+/// and twice that in all.
 #[derive(Clone)]
 pub struct ObjClient {
     net: Net,
@@ -138,10 +124,11 @@ impl ObjClient {
         ObjClient { net, node: node.into() }
     }
 
-    async fn connect(&self) -> io::Result<Conn> {
-        tokio::time::timeout(REQUEST_TIMEOUT, self.net.connect(&self.node, OBJSTORE_PORT))
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+    async fn call(&self, req: &ObjRequest) -> io::Result<ObjResponse> {
+        let mut options = ChannelOptions::new(OBJSTORE_PORT, Encoding::Postcard);
+        options.connect_timeout_ms = REQUEST_TIMEOUT.as_millis() as u64;
+        options.write_timeout_ms = REQUEST_TIMEOUT.as_millis() as u64;
+        Ok(rpc::call_once(&self.net, &self.node, &options, req, REQUEST_TIMEOUT * 2).await?)
     }
 
     /// Stores `body` under `key`; Ok once durable.
@@ -149,47 +136,27 @@ impl ObjClient {
         if !valid_key(key) {
             return Err(bad_key(key));
         }
-        let exchange = async {
-            let mut conn = self.connect().await?;
-            wire::send(&mut conn, &ObjRequest::Put { key: key.into() }).await?;
-            wire::write_frame(&mut conn, body).await?;
-            match wire::recv(&mut conn).await? {
-                ObjResponse::Stored => Ok(()),
-                other => Err(io::Error::other(format!("put {key}: {other:?}"))),
-            }
-        };
-        timed(exchange).await
+        match self.call(&ObjRequest::Put { key: key.into(), body: body.to_vec() }).await? {
+            ObjResponse::Stored => Ok(()),
+            other => Err(io::Error::other(format!("put {key}: {other:?}"))),
+        }
     }
 
     pub async fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
-        let exchange = async {
-            let mut conn = self.connect().await?;
-            wire::send(&mut conn, &ObjRequest::Get { key: key.into() }).await?;
-            match wire::recv(&mut conn).await? {
-                ObjResponse::Found => Ok(Some(wire::read_frame(&mut conn).await?)),
-                ObjResponse::Missing => Ok(None),
-                other => Err(io::Error::other(format!("get {key}: {other:?}"))),
-            }
-        };
-        timed(exchange).await
+        match self.call(&ObjRequest::Get { key: key.into() }).await? {
+            ObjResponse::Found { body } => Ok(Some(body)),
+            ObjResponse::Missing => Ok(None),
+            other => Err(io::Error::other(format!("get {key}: {other:?}"))),
+        }
     }
 
     /// Keys starting with `prefix`, in order.
     pub async fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
-        let exchange = async {
-            let mut conn = self.connect().await?;
-            wire::send(&mut conn, &ObjRequest::List { prefix: prefix.into() }).await?;
-            match wire::recv(&mut conn).await? {
-                ObjResponse::Keys { keys } => Ok(keys),
-                other => Err(io::Error::other(format!("list {prefix}: {other:?}"))),
-            }
-        };
-        timed(exchange).await
+        match self.call(&ObjRequest::List { prefix: prefix.into() }).await? {
+            ObjResponse::Keys { keys } => Ok(keys),
+            other => Err(io::Error::other(format!("list {prefix}: {other:?}"))),
+        }
     }
-}
-
-async fn timed<T>(f: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
-    tokio::time::timeout(REQUEST_TIMEOUT * 2, f).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
 }
 
 #[cfg(test)]

@@ -43,9 +43,9 @@ enum End {
     Bounced,
 }
 
-pub async fn run(ctx: NodeCtx, history: Arc<Mutex<History>>, bounce_at: Option<u64>) {
+pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, bounce_at: Option<u64>) {
     let bootstrap = BROKERS.iter().map(|b| b.to_string()).collect();
-    let client = Client::new(ctx.net.clone(), bootstrap, ClientSettings::default());
+    let client = Client::new(&mut ctx, bootstrap, ClientSettings::default());
     let client_id = ctx.name.clone();
     let group = GroupMember::new(
         client,

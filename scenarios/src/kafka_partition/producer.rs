@@ -21,11 +21,11 @@ pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, acks: Acks, ind
     std::future::pending::<()>().await;
 }
 
-async fn pipeline(ctx: NodeCtx, history: Arc<Mutex<History>>, acks: Acks, index: u64, partition: u32) {
+async fn pipeline(mut ctx: NodeCtx, history: Arc<Mutex<History>>, acks: Acks, index: u64, partition: u32) {
     let mut rng = ctx.rng.clone();
     let tp = TopicPartition::new(TOPIC, partition);
     let bootstrap = BROKERS.iter().map(|b| b.to_string()).collect();
-    let client = Client::new(ctx.net.clone(), bootstrap, ClientSettings::default());
+    let client = Client::new(&mut ctx, bootstrap, ClientSettings::default());
     // Unique per producer node, life and partition; a reset takes the next id.
     let base_pid = (index << 40) | (ctx.incarnation << 20) | (u64::from(partition) << 12);
     let mut resets = 0u64;

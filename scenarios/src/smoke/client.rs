@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
-use sim::net::Conn;
 use sim::NodeCtx;
-use system::wire;
+use system::rpc::{Channel, ChannelOptions, Encoding};
 
 use super::history::Acked;
 use super::replica::{AppendRequest, AppendResponse, CLIENT_PORT};
@@ -34,7 +33,7 @@ pub async fn run(mut ctx: NodeCtx, leak: bool) {
 /// Appends until the workload stops, then returns so the log can settle before the check.
 async fn writer(mut ctx: NodeCtx, id: usize, leak: bool) {
     let mut target = REPLICAS[ctx.rng.gen_range(0..REPLICAS.len())].to_string();
-    let mut conn: Option<Conn> = None;
+    let channel = Channel::new(&mut ctx, ChannelOptions::new(CLIENT_PORT, Encoding::Json));
     let mut seq = 0u64;
     while ctx.clock.now_ms() < WORKLOAD_STOP_MS {
         seq += 1;
@@ -43,17 +42,17 @@ async fn writer(mut ctx: NodeCtx, id: usize, leak: bool) {
         // Retry the same value until acknowledged: a retry after a timeout may append it twice,
         // which the checker tolerates (the log is at-least-once for retried appends).
         while ctx.clock.now_ms() < WORKLOAD_STOP_MS {
-            match append(&ctx, &mut conn, &target, &value).await {
+            match append(&ctx, &channel, &target, &value).await {
                 Some(AppendResponse::Committed { index }) => {
                     ctx.observe(&Acked { value: value.clone(), index, replica: target.clone() });
                     break;
                 }
                 Some(AppendResponse::NotLeader { leader: Some(l) }) if l != target => {
+                    channel.forget(&target);
                     target = l;
-                    conn = None;
                 }
                 _ => {
-                    conn = None;
+                    channel.forget(&target);
                     target = REPLICAS[ctx.rng.gen_range(0..REPLICAS.len())].to_string();
                     tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(50..250))).await;
                 }
@@ -63,16 +62,7 @@ async fn writer(mut ctx: NodeCtx, id: usize, leak: bool) {
     }
 }
 
-async fn append(ctx: &NodeCtx, conn: &mut Option<Conn>, target: &str, value: &str) -> Option<AppendResponse> {
-    if conn.is_none() {
-        let c = tokio::time::timeout(REQUEST_TIMEOUT, ctx.net.connect(target, CLIENT_PORT)).await.ok()?.ok()?;
-        *conn = Some(c);
-    }
-    let c = conn.as_mut()?;
+async fn append(ctx: &NodeCtx, channel: &Channel, target: &str, value: &str) -> Option<AppendResponse> {
     let req = AppendRequest { value: value.to_string(), client_wall_ms: ctx.clock.wall_ms() };
-    let exchange = async {
-        wire::send(c, &req).await.ok()?;
-        wire::recv::<_, AppendResponse>(c).await.ok()
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.ok()?
+    channel.call(target, &req, REQUEST_TIMEOUT).await.ok()
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sim::NodeCtx;
 use system::consensus::{Consensus, ConsensusConfig, ProposeError};
-use system::{raft, wire};
+use system::raft;
+use system::rpc::{self, Answer, Encoding, Listen};
 
 use super::history::ReplicaApplied;
 
@@ -54,25 +55,19 @@ pub async fn run(mut ctx: NodeCtx, id: u64, members: BTreeMap<u64, String>) {
     serve_clients(ctx, consensus).await;
 }
 
+/// Answers appends: each request is proposed to the log and answered once committed.
 async fn serve_clients(ctx: NodeCtx, consensus: Consensus) {
-    let Ok(listener) = ctx.net.bind(CLIENT_PORT).await else {
-        ctx.trace("replica.bind_failed", serde_json::json!({ "port": CLIENT_PORT }));
-        return;
-    };
-    while let Ok((mut conn, _)) = listener.accept().await {
+    let listen = Listen::new(CLIENT_PORT, Encoding::Json);
+    let err = rpc::serve(ctx.net.clone(), listen, move |req: AppendRequest| {
         let consensus = consensus.clone();
-        tokio::spawn(async move {
-            // Clients time out and drop their connection; the read then ends.
-            while let Ok(req) = wire::recv::<_, AppendRequest>(&mut conn).await {
-                let resp = match consensus.propose(req.value.into_bytes()).await {
-                    Ok(index) => AppendResponse::Committed { index },
-                    Err(ProposeError::NotLeader(leader)) => AppendResponse::NotLeader { leader },
-                    Err(e) => AppendResponse::Failed { reason: e.to_string() },
-                };
-                if wire::send(&mut conn, &resp).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
+        async move {
+            Answer::Reply(match consensus.propose(req.value.into_bytes()).await {
+                Ok(index) => AppendResponse::Committed { index },
+                Err(ProposeError::NotLeader(leader)) => AppendResponse::NotLeader { leader },
+                Err(e) => AppendResponse::Failed { reason: e.to_string() },
+            })
+        }
+    })
+    .await;
+    ctx.trace("replica.listen_failed", serde_json::json!({ "port": CLIENT_PORT, "error": err.to_string() }));
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sim::disk::{records, Disk};
-use sim::net::{Conn, Net};
+use sim::net::Net;
 use sim::NodeCtx;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -22,17 +22,13 @@ use super::protocol::{
     ControllerRequest, ControllerResponse, FetchRequest, Request, Response, BROKER_PORT, CONTROLLER_PORT,
 };
 use super::topic::TopicPartition;
-use crate::consensus::replace_file;
-use crate::wire;
+use crate::rpc::{self, Answer, Channel, ChannelOptions, Encoding, Listen};
 
 /// The file holding the broker's life counter (Kafka keeps an incarnation id in memory and a
 /// `meta.properties` on disk; a counter on disk gives each life a larger id).
 const INCARNATION_FILE: &str = "broker.incarnation";
 const TICK: Duration = Duration::from_millis(50);
 const CONTROLLER_TIMEOUT: Duration = Duration::from_millis(1_000);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
-/// A client connection idle this long is dropped (its peer reconnects).
-const IDLE: Duration = Duration::from_secs(30);
 
 /// What the loop's other tasks send it.
 enum Envelope {
@@ -47,7 +43,7 @@ enum Waiting {
 }
 
 /// Runs a broker on this node until the node dies. `controllers` are the controller nodes.
-pub async fn run(ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<String>) {
+pub async fn run(mut ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<String>) {
     let incarnation = match next_incarnation(&ctx.disk).await {
         Ok(i) => i,
         Err(e) => {
@@ -65,8 +61,9 @@ pub async fn run(ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<String
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (alter_tx, alter_rx) = mpsc::unbounded_channel();
     tokio::spawn(listen(ctx.net.clone(), tx.clone()));
+    let brokers = Channel::new(&mut ctx, ChannelOptions::new(BROKER_PORT, Encoding::Json));
     let hb = Heartbeater {
-        net: ctx.net.clone(),
+        channel: Channel::new(&mut ctx, ChannelOptions::new(CONTROLLER_PORT, Encoding::Json)),
         controllers,
         node: ctx.name.clone(),
         settings: settings.clone(),
@@ -101,6 +98,7 @@ pub async fn run(ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<String
         let actions = core.step(ctx.clock.now_ms(), input);
         let shell = Shell {
             ctx: &ctx,
+            brokers: &brokers,
             settings: &settings,
             tx: &tx,
             alter_tx: &alter_tx,
@@ -116,6 +114,7 @@ pub async fn run(ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<String
 
 struct Shell<'a> {
     ctx: &'a NodeCtx,
+    brokers: &'a Channel,
     settings: &'a BrokerSettings,
     tx: &'a mpsc::UnboundedSender<Envelope>,
     alter_tx: &'a mpsc::UnboundedSender<AlterPartition>,
@@ -140,7 +139,7 @@ impl Shell<'_> {
                 Action::Checkpoint(bytes) => {
                     let disk = self.ctx.disk.clone();
                     tokio::spawn(async move {
-                        let _ = replace_file(&disk, CHECKPOINT_FILE, &records::encode(&bytes)).await;
+                        let _ = disk.replace_file(CHECKPOINT_FILE, &records::encode(&bytes)).await;
                     });
                 }
                 Action::AlterPartition(req) => {
@@ -148,7 +147,7 @@ impl Shell<'_> {
                 }
                 Action::StartFetcher(tp) => {
                     let f = Fetcher {
-                        net: self.ctx.net.clone(),
+                        brokers: self.brokers.clone(),
                         tp,
                         backoff_ms: self.settings.replica_fetch_backoff_ms,
                     };
@@ -172,7 +171,7 @@ async fn next_incarnation(disk: &Disk) -> std::io::Result<u64> {
         .and_then(|r| r.as_slice().try_into().ok())
         .map_or(0, u64::from_le_bytes);
     let next = last + 1;
-    replace_file(disk, INCARNATION_FILE, &records::encode(&next.to_le_bytes())).await?;
+    disk.replace_file(INCARNATION_FILE, &records::encode(&next.to_le_bytes())).await?;
     Ok(next)
 }
 
@@ -226,78 +225,45 @@ async fn writeback(disk: Disk, interval_ms: u64) {
     }
 }
 
-/// Accepts clients and replicas; each connection carries one request at a time.
+/// Accepts clients and replicas; each connection carries one request at a time, and one idle
+/// for 30 s is closed.
 async fn listen(net: Net, tx: mpsc::UnboundedSender<Envelope>) {
-    let Ok(listener) = net.bind(BROKER_PORT).await else {
-        return;
-    };
-    while let Ok((mut conn, _)) = listener.accept().await {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Ok(Ok(req)) = tokio::time::timeout(IDLE, wire::recv::<_, Request>(&mut conn)).await {
-                let (reply_tx, reply_rx) = oneshot::channel();
-                if tx.send(Envelope::Request(req, reply_tx)).is_err() {
-                    return;
-                }
-                let Ok(resp) = reply_rx.await else { return };
-                if wire::send(&mut conn, &resp).await.is_err() {
-                    return;
-                }
+    rpc::serve(net, Listen::new(BROKER_PORT, Encoding::Json), move |req: Request| {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let queued = tx.send(Envelope::Request(req, reply_tx)).is_ok();
+        async move {
+            match reply_rx.await {
+                Ok(resp) if queued => Answer::Reply(resp),
+                _ => Answer::Close,
             }
-        });
-    }
-}
-
-/// Sends one request on a connection and waits for its answer, within `timeout`.
-pub(crate) async fn call<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
-    conn: &mut Conn,
-    req: &Req,
-    timeout: Duration,
-) -> Option<Resp> {
-    let exchange = async {
-        wire::send(conn, req).await.ok()?;
-        wire::recv::<_, Resp>(conn).await.ok()
-    };
-    tokio::time::timeout(timeout, exchange).await.ok()?
-}
-
-async fn connect(net: &Net, node: &str, port: u16) -> Option<Conn> {
-    tokio::time::timeout(CONNECT_TIMEOUT, net.connect(node, port))
-        .await
-        .ok()?
-        .ok()
+        }
+    })
+    .await;
 }
 
 /// Replicates one partition from its leader for as long as the core says to.
 struct Fetcher {
-    net: Net,
+    /// The broker's channel to other brokers, shared by its fetchers.
+    brokers: Channel,
     tp: TopicPartition,
     backoff_ms: u64,
 }
 
 impl Fetcher {
     async fn run(self, tx: mpsc::UnboundedSender<Envelope>) {
-        let mut conn: Option<(String, Conn)> = None;
         loop {
             let (plan_tx, plan_rx) = oneshot::channel();
             if tx.send(Envelope::NextFetch(self.tp.clone(), plan_tx)).is_err() {
                 return;
             }
             let Ok(Some((node, req))) = plan_rx.await else { return };
-            if conn.as_ref().is_none_or(|(n, _)| *n != node) {
-                conn = connect(&self.net, &node, BROKER_PORT).await.map(|c| (node.clone(), c));
-            }
             let timeout = Duration::from_millis(req.max_wait_ms + 2_000);
-            let resp = match conn.as_mut() {
-                Some((_, c)) => call::<_, Response>(c, &Request::Fetch(req.clone()), timeout).await,
-                None => None,
-            };
+            let resp = self.brokers.call::<_, Response>(&node, &Request::Fetch(req.clone()), timeout).await.ok();
             let failed = !matches!(resp, Some(Response::Fetched(_)));
             if tx.send(Envelope::Input(Input::Fetched { req, resp })).is_err() {
                 return;
             }
             if failed {
-                conn = None;
                 tokio::time::sleep(Duration::from_millis(self.backoff_ms)).await;
             }
         }
@@ -306,7 +272,7 @@ impl Fetcher {
 
 /// Heartbeats to the active controller and carries AlterPartition requests to it.
 struct Heartbeater {
-    net: Net,
+    channel: Channel,
     controllers: Vec<String>,
     node: String,
     settings: BrokerSettings,
@@ -316,7 +282,6 @@ struct Heartbeater {
 impl Heartbeater {
     async fn run(self, tx: mpsc::UnboundedSender<Envelope>, mut alters: mpsc::UnboundedReceiver<AlterPartition>) {
         let mut target = 0usize;
-        let mut conn: Option<Conn> = None;
         let mut offset = 0u64;
         let interval = Duration::from_millis(self.settings.heartbeat_interval_ms);
         let mut next = Instant::now();
@@ -334,7 +299,8 @@ impl Heartbeater {
                     })
                 }
             };
-            match self.send(&mut conn, &self.controllers[target], &req).await {
+            let reply = self.channel.call(&self.controllers[target], &req, CONTROLLER_TIMEOUT).await;
+            match reply.ok() {
                 Some(ControllerResponse::Heartbeat { image }) => {
                     if image.offset >= offset {
                         offset = image.offset;
@@ -342,7 +308,7 @@ impl Heartbeater {
                     }
                 }
                 Some(ControllerResponse::NotController { leader }) => {
-                    conn = None;
+                    self.channel.forget(&self.controllers[target]);
                     target = match leader.and_then(|l| self.controllers.iter().position(|c| *c == l)) {
                         Some(i) if i != target => i,
                         _ => (target + 1) % self.controllers.len(),
@@ -351,18 +317,8 @@ impl Heartbeater {
                     next = Instant::now() + Duration::from_millis(50);
                 }
                 Some(_) => {}
-                None => {
-                    conn = None;
-                    target = (target + 1) % self.controllers.len();
-                }
+                None => target = (target + 1) % self.controllers.len(),
             }
         }
-    }
-
-    async fn send(&self, conn: &mut Option<Conn>, node: &str, req: &ControllerRequest) -> Option<ControllerResponse> {
-        if conn.is_none() {
-            *conn = connect(&self.net, node, CONTROLLER_PORT).await;
-        }
-        call(conn.as_mut()?, req, CONTROLLER_TIMEOUT).await
     }
 }

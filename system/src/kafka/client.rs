@@ -8,34 +8,32 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::Rng;
-use sim::net::{Conn, Net};
+use sim::NodeCtx;
 
-use super::broker_node::call;
 use super::config::{Acks, ClientSettings};
 use super::protocol::{
     CommittedOffset, ErrorCode, FetchRequest, FetchResponse, ProduceRequest, Request, Response, BROKER_PORT,
 };
 use super::topic::{BrokerId, TopicPartition};
-
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
+use crate::rpc::{Channel, ChannelOptions, Encoding};
 
 /// A client's connections and view of the cluster.
 pub struct Client {
-    net: Net,
+    /// One cached connection per broker.
+    channel: Channel,
     bootstrap: Vec<String>,
     pub settings: ClientSettings,
-    conns: BTreeMap<String, Conn>,
     brokers: BTreeMap<BrokerId, String>,
     leaders: BTreeMap<TopicPartition, (Option<BrokerId>, u64)>,
 }
 
 impl Client {
-    pub fn new(net: Net, bootstrap: Vec<String>, settings: ClientSettings) -> Self {
+    /// A client of this node (its reconnect jitter is forked from the node's rng).
+    pub fn new(ctx: &mut NodeCtx, bootstrap: Vec<String>, settings: ClientSettings) -> Self {
         Client {
-            net,
+            channel: Channel::new(ctx, ChannelOptions::new(BROKER_PORT, Encoding::Json)),
             bootstrap,
             settings,
-            conns: BTreeMap::new(),
             brokers: BTreeMap::new(),
             leaders: BTreeMap::new(),
         }
@@ -54,19 +52,7 @@ impl Client {
     /// One request to `node`; `None` when it could not be sent or answered in time (the
     /// connection is then dropped, as a client drops a connection after a request timeout).
     pub async fn call(&mut self, node: &str, req: &Request, timeout: Duration) -> Option<Response> {
-        if !self.conns.contains_key(node) {
-            let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.net.connect(node, BROKER_PORT))
-                .await
-                .ok()?
-                .ok()?;
-            self.conns.insert(node.to_string(), conn);
-        }
-        let conn = self.conns.get_mut(node)?;
-        let resp = call::<_, Response>(conn, req, timeout).await;
-        if resp.is_none() {
-            self.conns.remove(node);
-        }
-        resp
+        self.channel.call(node, req, timeout).await.ok()
     }
 
     /// Asks a random bootstrap broker for metadata and keeps, per partition, the newest leader

@@ -18,7 +18,7 @@ use super::metadata::{Applied, MetadataRecord};
 use super::protocol::{ControllerRequest, ControllerResponse, CONTROLLER_PORT, RAFT_PORT};
 use crate::consensus::{Consensus, ConsensusConfig};
 use crate::raft::{self, Entry, Role};
-use crate::wire;
+use crate::rpc::{self, Answer, Encoding, Listen};
 
 /// Told of every metadata change a controller applies, with the simulated time: how checkers
 /// learn when leaders changed. Each controller applies every record (again after a restart).
@@ -30,7 +30,6 @@ pub const ACTIVE_CONTROLLER_ROLE: &str = "kafka-active-controller";
 /// `controller.quorum.election.timeout.ms` = 1000, Kafka's default.
 const RAFT_TICK_MS: u64 = 100;
 const TICK: Duration = Duration::from_millis(100);
-const IDLE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct ControllerConfig {
@@ -209,23 +208,17 @@ impl Controller {
     }
 }
 
+/// The controller listener: one request at a time per connection, idle ones closed after 30 s.
 async fn listen(net: Net, tx: mpsc::UnboundedSender<Pending>) {
-    let Ok(listener) = net.bind(CONTROLLER_PORT).await else {
-        return;
-    };
-    while let Ok((mut conn, _)) = listener.accept().await {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Ok(Ok(req)) = tokio::time::timeout(IDLE, wire::recv::<_, ControllerRequest>(&mut conn)).await {
-                let (reply_tx, reply_rx) = oneshot::channel();
-                if tx.send((req, reply_tx)).is_err() {
-                    return;
-                }
-                let Ok(resp) = reply_rx.await else { return };
-                if wire::send(&mut conn, &resp).await.is_err() {
-                    return;
-                }
+    rpc::serve(net, Listen::new(CONTROLLER_PORT, Encoding::Json), move |req: ControllerRequest| {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let queued = tx.send((req, reply_tx)).is_ok();
+        async move {
+            match reply_rx.await {
+                Ok(resp) if queued => Answer::Reply(resp),
+                _ => Answer::Close,
             }
-        });
-    }
+        }
+    })
+    .await;
 }

@@ -761,16 +761,16 @@ mod real_runtime {
             );
             tokio::spawn(node);
         }
-        let net = Net::tokio("client", directory.clone(), None);
+        let mut client_ctx = ctx(&dir, &directory, "client");
         let bootstrap: Vec<String> = BROKERS.iter().map(|b| b.to_string()).collect();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let work = async {
-            let client = Client::new(net.clone(), bootstrap.clone(), ClientSettings::default());
+            let client = Client::new(&mut client_ctx, bootstrap.clone(), ClientSettings::default());
             let mut producer = PartitionProducer::new(client, tp(), Acks::All, 1);
             let d = producer
                 .send(&mut rng, vec!["hello".into(), "world".into()], || 2)
                 .await;
-            let client = Client::new(net.clone(), bootstrap.clone(), ClientSettings::default());
+            let client = Client::new(&mut client_ctx, bootstrap.clone(), ClientSettings::default());
             let mut member = GroupMember::new(client, "g", "c", vec!["edits".into()], 5_000);
             let assignment = loop {
                 if let Ok(a) = member.join(&mut rng).await {

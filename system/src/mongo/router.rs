@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::json;
-use sim::net::{Conn, Net};
 use sim::NodeCtx;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -26,7 +25,7 @@ use tokio::time::Instant;
 use super::oplog::{Fence, OpTime};
 use super::protocol::{Command, FoundDoc, Frame, ReadConcern, Reply, WriteConcern, WriteOp, MONGOD_PORT};
 use super::shard_map::{ShardMap, CHUNKS_NS, SHARDS_NS};
-use crate::wire;
+use crate::rpc::{Channel, ChannelOptions, Encoding};
 
 /// What a router needs to know of its cluster: where the config servers are (the rest it
 /// learns from them), and its timing. A cluster builder makes one
@@ -104,7 +103,6 @@ pub struct LockGrant {
 struct State {
     map: Option<Arc<ShardMap>>,
     primaries: BTreeMap<String, String>,
-    pool: BTreeMap<String, Vec<Conn>>,
 }
 
 /// A handle on the router; clones share its caches.
@@ -115,7 +113,8 @@ pub struct Router {
 
 struct Inner {
     ctx: Mutex<NodeCtx>,
-    net: Net,
+    /// Connections to the mongods, pooled: concurrent operations each hold their own.
+    channel: Channel,
     config_set: String,
     config_hosts: Vec<String>,
     settings: RouterSettings,
@@ -127,10 +126,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Router {
-    pub fn new(ctx: NodeCtx, config: RouterConfig) -> Self {
-        let net = ctx.net.clone();
+    pub fn new(mut ctx: NodeCtx, config: RouterConfig) -> Self {
         let RouterConfig { config_set, config_hosts, settings } = config;
-        let inner = Inner { ctx: Mutex::new(ctx), net, config_set, config_hosts, settings, state: Mutex::default() };
+        let mut options = ChannelOptions::new(MONGOD_PORT, Encoding::Json);
+        options.connect_timeout_ms = settings.connect_timeout_ms;
+        // Every write the stack sends is idempotent, so a command that met a connection the
+        // mongod closed while it sat in the pool may be sent again on a fresh one.
+        options.retry_stale_once = true;
+        let channel = Channel::new(&mut ctx, options);
+        let inner = Inner { ctx: Mutex::new(ctx), channel, config_set, config_hosts, settings, state: Mutex::default() };
         Router { inner: Arc::new(inner) }
     }
 
@@ -328,31 +332,7 @@ impl Router {
 
     /// One request and its reply; None on any connection error or timeout.
     async fn call(&self, host: &str, cmd: &Command, limit: Duration) -> Option<Reply> {
-        let pooled = lock(&self.inner.state).pool.get_mut(host).and_then(Vec::pop);
-        let fresh = pooled.is_none();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => self.connect(host).await?,
-        };
-        let frame = Frame::Command(cmd.clone());
-        let exchange = async {
-            wire::send(&mut conn, &frame).await?;
-            wire::recv::<_, Reply>(&mut conn).await
-        };
-        match tokio::time::timeout(limit, exchange).await {
-            Ok(Ok(reply)) => {
-                lock(&self.inner.state).pool.entry(host.to_string()).or_default().push(conn);
-                Some(reply)
-            }
-            // A pooled connection the server closed while idle: one retry on a fresh one.
-            Ok(Err(_)) if !fresh => Box::pin(self.call(host, cmd, limit)).await,
-            _ => None,
-        }
-    }
-
-    async fn connect(&self, host: &str) -> Option<Conn> {
-        let limit = Duration::from_millis(self.inner.settings.connect_timeout_ms);
-        tokio::time::timeout(limit, self.inner.net.connect(host, MONGOD_PORT)).await.ok()?.ok()
+        self.inner.channel.call(host, &Frame::Command(cmd.clone()), limit).await.ok()
     }
 }
 

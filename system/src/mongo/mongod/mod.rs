@@ -32,6 +32,7 @@ use super::protocol::{Command, Frame, PeerMsg, Reply, MONGOD_PORT};
 use super::replset::{Action, ElectionReason, Input, Now, Persisted, ReplSet, SetConfig, Settings};
 use super::shard_map::ShardMap;
 use super::store::Store;
+use crate::rpc::PeerSender;
 
 /// How often the shell ticks the replication core.
 const TICK_MS: u64 = 50;
@@ -99,18 +100,7 @@ pub async fn run(mut ctx: NodeCtx, config: MongodConfig) {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            (i != me).then(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(links::send_to(
-                    ctx.net.clone(),
-                    m.host.clone(),
-                    i,
-                    config.port,
-                    rx,
-                    undelivered_tx.clone(),
-                ));
-                tx
-            })
+            (i != me).then(|| links::peer_link(&mut ctx, &m.host, i, config.port, undelivered_tx.clone()))
         })
         .collect();
     let rng = ChaCha8Rng::from_rng(&mut ctx.rng).expect("chacha never fails");
@@ -131,7 +121,7 @@ struct Mongod {
     config: MongodConfig,
     core: ReplSet,
     store: Store,
-    peers: Vec<Option<mpsc::UnboundedSender<Frame>>>,
+    peers: Vec<Option<PeerSender<Frame>>>,
     waiters: Vec<Waiter>,
     /// Set while the primary has oplog entries not yet fsynced: since when.
     journal_dirty_since_ms: Option<u64>,
@@ -144,7 +134,7 @@ impl Mongod {
     fn recover(
         ctx: NodeCtx,
         config: MongodConfig,
-        peers: Vec<Option<mpsc::UnboundedSender<Frame>>>,
+        peers: Vec<Option<PeerSender<Frame>>>,
         rng: ChaCha8Rng,
     ) -> Self {
         let hs = storage::read_hard_state(&ctx.disk);
@@ -253,8 +243,8 @@ impl Mongod {
     }
 
     fn send(&self, to: usize, msg: PeerMsg) {
-        if let Some(Some(tx)) = self.peers.get(to) {
-            let _ = tx.send(Frame::Peer { set: self.config.set.name.clone(), from: self.config.me, msg });
+        if let Some(Some(link)) = self.peers.get(to) {
+            link.send(Frame::Peer { set: self.config.set.name.clone(), from: self.config.me, msg });
         }
     }
 

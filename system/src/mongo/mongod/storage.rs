@@ -28,7 +28,7 @@ pub fn append_oplog(disk: &Disk, entries: &[OplogEntry]) -> io::Result<()> {
 
 /// Replaces the oplog file with `entries` (after a rollback truncated it).
 pub async fn rewrite_oplog(disk: &Disk, entries: &[OplogEntry]) -> io::Result<()> {
-    replace(disk, OPLOG_FILE, &encode(entries)).await
+    disk.replace_file(OPLOG_FILE, &encode(entries)).await
 }
 
 /// Reads the oplog back, cutting a torn or corrupt tail at the last good record.
@@ -62,19 +62,11 @@ pub fn read_hard_state(disk: &Disk) -> HardState {
 
 pub async fn write_hard_state(disk: &Disk, hs: &HardState) -> io::Result<()> {
     let bytes = records::encode(&serde_json::to_vec(hs).expect("hard state serializes"));
-    replace(disk, ELECTION_FILE, &bytes).await
+    disk.replace_file(ELECTION_FILE, &bytes).await
 }
 
 /// MongoDB writes what a rollback undid to `rollback/` for the operator; so do we (unsynced:
 /// it is a courtesy, not part of the protocol).
 pub fn write_rollback_file(disk: &Disk, n: u64, removed: &[OplogEntry]) {
     let _ = disk.write(&format!("rollback.{n}.json"), &serde_json::to_vec(removed).unwrap_or_default());
-}
-
-/// Write a temporary, fsync it, rename over the original: the atomic-replace idiom.
-async fn replace(disk: &Disk, file: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = format!("{file}.tmp");
-    disk.write(&tmp, bytes)?;
-    disk.sync(&tmp).await?;
-    disk.rename(&tmp, file)
 }
