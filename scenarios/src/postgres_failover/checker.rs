@@ -5,11 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sim::Outcome;
-use sim::disk::Disk;
-use system::postgres::wal::{read_segments, Body, Position, Wal};
+use system::postgres::wal::{Body, Position, Wal};
 
 use super::history::History;
-use super::{FAILOVER_BOUND_MS, HEAL_AT_MS, PG};
+use super::{names, FAILOVER_BOUND_MS, HEAL_AT_MS};
 use crate::scenario::Verdict;
 
 /// At most this many violations of one kind are listed; a count says how many more.
@@ -17,12 +16,7 @@ const LIST_AT_MOST: usize = 5;
 
 /// Each member's WAL as found on its disk at the end.
 pub(crate) fn final_logs(outcome: &Outcome) -> Vec<(String, Wal)> {
-    PG.iter()
-        .map(|n| {
-            let segments = read_segments(&Disk::from(outcome.world.disks.disk(n))).unwrap_or_default();
-            (n.to_string(), Wal::load(&segments).wal)
-        })
-        .collect()
+    names().durable_logs(outcome)
 }
 
 /// The most advanced log, the final primary's: the last promoted member's when it is among the

@@ -11,28 +11,27 @@ use rand_chacha::ChaCha8Rng;
 use sim::NodeCtx;
 use system::postgres::data::{Check, Table, Txn, Write};
 use system::postgres::protocol::{Request, Response};
-use system::postgres::{Executed, PgClient};
+use system::postgres::{Executed, PgClient, PgCluster};
 
 use super::history::{Ack, History, OpKind, ReplicaRead};
-use super::{DCS, PG, WORKLOAD_END_MS};
+use super::WORKLOAD_END_MS;
 
 const WRITERS: usize = 3;
 const DOCS: u32 = 12;
 const EXECUTE_BUDGET: Duration = Duration::from_secs(4);
 
-pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>) {
+pub async fn run(mut ctx: NodeCtx, pg: PgCluster, history: Arc<Mutex<History>>) {
     for session in 0..WRITERS {
-        tokio::spawn(writer(ctx.fork(), session, history.clone()));
+        tokio::spawn(writer(ctx.fork(), pg.client(ctx.net.clone()), session, history.clone()));
     }
-    reader(ctx.fork(), history).await;
+    reader(ctx.fork(), pg, history).await;
 }
 
 fn lock(h: &Mutex<History>) -> std::sync::MutexGuard<'_, History> {
     h.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn writer(mut ctx: NodeCtx, session: usize, history: Arc<Mutex<History>>) {
-    let mut client = PgClient::new(ctx.net.clone(), DCS.iter().map(|s| s.to_string()).collect());
+async fn writer(mut ctx: NodeCtx, mut client: PgClient, session: usize, history: Arc<Mutex<History>>) {
     let mut users: Vec<String> = Vec::new();
     let mut grants: Vec<String> = Vec::new();
     let mut n = 0u64;
@@ -103,10 +102,10 @@ fn next_txn(
 }
 
 /// Scans one document's permissions on a random member; keeps what standbys served.
-async fn reader(mut ctx: NodeCtx, history: Arc<Mutex<History>>) {
+async fn reader(mut ctx: NodeCtx, pg: PgCluster, history: Arc<Mutex<History>>) {
     while ctx.clock.now_ms() < WORKLOAD_END_MS {
         tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(50..150))).await;
-        let node = PG[ctx.rng.gen_range(0..PG.len())];
+        let node = &pg.members()[ctx.rng.gen_range(0..pg.members().len())];
         let prefix = format!("doc-{}:", ctx.rng.gen_range(0..DOCS));
         let req = Request::Scan { table: Table::DocPermissions, prefix, limit: 100 };
         let Ok(Response::Rows { rows, read }) = PgClient::ask(&ctx.net, node, &req).await else { continue };
@@ -116,7 +115,7 @@ async fn reader(mut ctx: NodeCtx, history: Arc<Mutex<History>>) {
         let rows = rows.into_iter().map(|(k, r)| (k, r.epoch, r.index)).collect();
         let at_ms = ctx.clock.now_ms();
         ctx.sometimes("pg.replica_read");
-        let r = ReplicaRead { node: node.into(), at_ms, applied: read.applied, rows, lag_ms: read.lag_ms, lag_records: read.lag_records };
+        let r = ReplicaRead { node: node.clone(), at_ms, applied: read.applied, rows, lag_ms: read.lag_ms, lag_records: read.lag_records };
         lock(&history).reads.push(r);
     }
 }

@@ -15,9 +15,10 @@ use sim::clock::SIM_EPOCH_UNIX_MS;
 use sim::disk::DiskFaults;
 use sim::{node_main, Fault, NodeCtx, Scheduled, Target};
 use system::postgres::data::Durability;
+use system::postgres::PgCluster;
 
 use crate::postgres_failover::history::History;
-use crate::postgres_failover::{cluster, BACKUP, PG};
+use crate::postgres_failover::{cluster, names};
 use crate::scenario::{Built, Scenario};
 
 pub static SCENARIO: Scenario = Scenario {
@@ -25,7 +26,7 @@ pub static SCENARIO: Scenario = Scenario {
     about: "PostgreSQL-like WAL archiving and base backups to another region, then a point-in-time restore to a seeded time",
     configs: &[],
     sweep_must_reach: &["pg.base_backup", "pg.wal_archived", "pg.pitr.from_base_backup", "pg.pitr.second_timeline", "fault.kill"],
-    draw: |seed, _config| schedule(&mut draw_target(seed).1),
+    draw: |seed, _config| schedule(&mut draw_target(seed).1, &names()),
     build,
 };
 
@@ -38,11 +39,13 @@ pub(crate) const RESTORED_FILE: &str = "restored.json";
 
 fn build(seed: u64, _config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     let history = Arc::new(Mutex::new(History::default()));
-    let mut plan = cluster(Durability::standard(), &history, &[(RESTORE_NODE, "az-b1", "region-2")]);
+    let (mut plan, pg) = cluster(Durability::standard(), &history);
+    plan.topology.add(RESTORE_NODE, "az-b1", "region-2");
+    let store = pg.backup().expect("the cluster archives").to_string();
     let (target_ms, _) = draw_target(seed);
     plan.schedule = schedule;
     let h = history.clone();
-    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, target_ms, h.clone())));
+    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, store.clone(), target_ms, h.clone())));
     let check = move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
         let h = history.lock().unwrap_or_else(|e| e.into_inner());
         let v = checker::check(outcome, &h, target_ms);
@@ -59,12 +62,12 @@ fn draw_target(seed: u64) -> (u64, rand_chacha::ChaCha8Rng) {
 }
 
 /// Torn writes armed; the primary killed (half the seeds) or isolated (a quarter) mid-run.
-fn schedule(rng: &mut rand_chacha::ChaCha8Rng) -> Vec<Scheduled> {
-    let members = Target::Nodes(PG.iter().map(|s| s.to_string()).collect());
+fn schedule(rng: &mut rand_chacha::ChaCha8Rng, pg: &PgCluster) -> Vec<Scheduled> {
+    let members = Target::Nodes(pg.members().to_vec());
     let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
     let mut s = vec![Scheduled { at_ms: 0, fault: Fault::Disk { target: members, faults: torn } }];
     let at_ms = rng.gen_range(8_000..16_000);
-    let primary = Target::role("pg-primary");
+    let primary = Target::role(pg.role_primary());
     match rng.gen_range(0..4) {
         0 | 1 => s.push(Scheduled { at_ms, fault: Fault::Kill(primary) }),
         2 => s.push(Scheduled { at_ms, fault: Fault::Isolate(primary) }),
@@ -75,12 +78,12 @@ fn schedule(rng: &mut rand_chacha::ChaCha8Rng) -> Vec<Scheduled> {
 }
 
 /// Waits, restores the archive to the target time, and writes the rebuilt data durably.
-async fn restore_node(ctx: NodeCtx, target_ms: u64, history: Arc<Mutex<History>>) {
+async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, history: Arc<Mutex<History>>) {
     tokio::time::sleep(Duration::from_millis(RESTORE_AT_MS.saturating_sub(ctx.clock.now_ms()))).await;
     let target_wall_ms = SIM_EPOCH_UNIX_MS + target_ms;
     let mut result = Err("not attempted".to_string());
     for _ in 0..3 {
-        result = system::postgres::archive::restore(&ctx.net, BACKUP, target_wall_ms).await.map_err(|e| e.to_string());
+        result = system::postgres::archive::restore(&ctx.net, &store, target_wall_ms).await.map_err(|e| e.to_string());
         if result.is_ok() {
             break;
         }

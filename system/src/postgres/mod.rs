@@ -40,6 +40,7 @@
 
 pub mod archive;
 pub mod client;
+pub mod cluster;
 pub mod data;
 pub mod dcs;
 pub mod dcs_client;
@@ -53,4 +54,5 @@ mod standby;
 pub mod wal;
 
 pub use client::{Executed, PgClient};
+pub use cluster::{PgCluster, PgClusterSpec};
 pub use node::{run, Observer, PgConfig};

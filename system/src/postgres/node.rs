@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::cluster::PgRoles;
 use super::data::{Durability, Tables};
 use super::dcs::{ClusterView, Command, Outcome};
 use super::dcs_client::DcsClient;
@@ -54,6 +55,8 @@ pub struct PgConfig {
     pub archive: Option<String>,
     pub durability: Durability,
     pub timing: Timing,
+    /// The roles this member claims, namespaced by its cluster.
+    pub roles: PgRoles,
     pub observer: Option<Arc<dyn Observer>>,
 }
 
@@ -199,7 +202,7 @@ impl Node {
             t.abort();
         }
         if was_primary {
-            self.ctx.set_role("pg-primary", false);
+            self.ctx.set_role(&self.config.roles.primary, false);
         }
         inner.generation
     }
@@ -424,8 +427,8 @@ impl Node {
         let Some(view) = view else { return };
         let primary = self.lock().primary_epoch().is_some();
         let sync = !primary && view.sync.standby.as_deref() == Some(self.name());
-        self.ctx.set_role("pg-sync-standby", sync);
-        self.ctx.set_role("pg-async-replica", !primary && !sync);
+        self.ctx.set_role(&self.config.roles.sync_standby, sync);
+        self.ctx.set_role(&self.config.roles.async_replica, !primary && !sync);
     }
 
     /// Asks every other member for its status (Patroni polls members' REST APIs); members that

@@ -52,7 +52,7 @@ impl Node {
             inner.fence_ms = fence_ms;
             self.advance_flushed(&mut inner, index);
         }
-        self.ctx.set_role("pg-primary", true);
+        self.ctx.set_role(&self.config.roles.primary, true);
         self.ctx.trace("pg.promoted", json!({ "epoch": epoch, "index": index }));
         self.ctx.sometimes(if epoch == 1 { "pg.bootstrapped" } else { "pg.promoted_standby" });
         if let Some(o) = &self.config.observer {
