@@ -23,13 +23,6 @@ use system::postgres::PgCluster;
 
 use super::HEAL_AT_MS;
 
-/// The drawn schedule and the moment of the main fault.
-pub struct Drawn {
-    pub schedule: Vec<Scheduled>,
-    pub fault_at_ms: u64,
-    pub fault: &'static str,
-}
-
 fn members(pg: &PgCluster) -> Target {
     Target::Nodes(pg.members().to_vec())
 }
@@ -38,7 +31,8 @@ fn at(at_ms: u64, fault: Fault) -> Scheduled {
     Scheduled { at_ms, fault }
 }
 
-pub fn draw(seed: u64, pg: &PgCluster) -> Drawn {
+/// The schedule seed `seed` draws for cluster `pg`.
+pub fn draw(seed: u64, pg: &PgCluster) -> Vec<Scheduled> {
     let mut rng = sim::rng::derive(seed, "~schedule", 0);
     let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
     let mut schedule = vec![at(0, Fault::Disk { target: members(pg), faults: torn.clone() })];
@@ -52,13 +46,12 @@ pub fn draw(seed: u64, pg: &PgCluster) -> Drawn {
         schedule.push(at(down, Fault::Kill(dcs.clone())));
         schedule.push(at(down + rng.gen_range(3_000..8_000), Fault::Restart(dcs)));
     }
-    if rng.gen_bool(0.5) {
+    if rng.gen_ratio(1, 2) {
         schedule.push(lag_sync_standby(&mut rng, pg, fault_at_ms));
     }
-    let (fault, main) = main_fault(&mut rng, pg, fault_at_ms);
-    schedule.extend(main);
+    schedule.extend(main_fault(&mut rng, pg, fault_at_ms));
     schedule.push(at(HEAL_AT_MS, Fault::HealAll));
-    Drawn { schedule, fault_at_ms, fault }
+    schedule
 }
 
 /// Restarts the asynchronous replica on a disk that flips a byte in whatever it reads.
@@ -76,7 +69,7 @@ fn corrupt_replica(rng: &mut ChaCha8Rng, pg: &PgCluster, before_ms: u64, torn: D
 fn lag_sync_standby(rng: &mut ChaCha8Rng, pg: &PgCluster, fault_at_ms: u64) -> Scheduled {
     let start = fault_at_ms - rng.gen_range(500..2_500);
     let (a, b) = (Target::role(pg.role_primary()), Target::role(pg.role_sync_standby()));
-    if rng.gen_bool(0.5) {
+    if rng.gen_ratio(1, 2) {
         let shape = LinkShape { latency_ms: rng.gen_range(100..400), jitter_ms: rng.gen_range(0..100), loss: Ratio::NEVER };
         at(start, Fault::Link { a, b, shape })
     } else {
@@ -85,18 +78,18 @@ fn lag_sync_standby(rng: &mut ChaCha8Rng, pg: &PgCluster, fault_at_ms: u64) -> S
 }
 
 /// The fault on the primary, and what undoes it (kills wait for the heal).
-fn main_fault(rng: &mut ChaCha8Rng, pg: &PgCluster, t: u64) -> (&'static str, Vec<Scheduled>) {
+fn main_fault(rng: &mut ChaCha8Rng, pg: &PgCluster, t: u64) -> Vec<Scheduled> {
     let primary = Target::role(pg.role_primary());
     let undo_at = (t + rng.gen_range(8_000..14_000)).min(HEAL_AT_MS);
     match rng.gen_range(0..4) {
-        0 => ("kill", vec![at(t, Fault::Kill(primary))]),
-        1 => ("isolate", vec![at(t, Fault::Isolate(primary)), at(undo_at, Fault::HealNetwork)]),
+        0 => vec![at(t, Fault::Kill(primary))],
+        1 => vec![at(t, Fault::Isolate(primary)), at(undo_at, Fault::HealNetwork)],
         2 => {
             let mut others: Vec<String> = pg.dcs().iter().chain(pg.members()).cloned().collect();
             others.sort();
             let fault = Fault::Partition { a: primary, b: Target::Nodes(others) };
-            ("partition", vec![at(t, fault), at(undo_at, Fault::HealNetwork)])
+            vec![at(t, fault), at(undo_at, Fault::HealNetwork)]
         }
-        _ => ("pause", vec![at(t, Fault::Pause(primary.clone())), at(undo_at, Fault::Resume(Target::All))]),
+        _ => vec![at(t, Fault::Pause(primary.clone())), at(undo_at, Fault::Resume(Target::All))],
     }
 }

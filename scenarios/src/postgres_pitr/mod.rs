@@ -6,18 +6,17 @@
 
 mod checker;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sim::clock::SIM_EPOCH_UNIX_MS;
 use sim::disk::DiskFaults;
-use sim::{node_main, Fault, NodeCtx, Scheduled, Target};
+use sim::{node_main, Fault, NodeCtx, Observation, Scheduled, Target};
 use system::postgres::data::Durability;
+use system::postgres::wal::{History, Position};
 use system::postgres::PgCluster;
 
-use crate::postgres_failover::history::History;
 use crate::postgres_failover::{cluster, names};
 use crate::scenario::{Built, Scenario};
 
@@ -37,22 +36,37 @@ const RESTORE_AT_MS: u64 = 36_000;
 /// replay stopped. The checker reads it back from that node's disk.
 pub(crate) const RESTORED_FILE: &str = "restored.json";
 
+/// How a restore ended, as the restore node observes it (the rebuilt tables are on its disk).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RestoreDone {
+    /// The target, in simulated ms (the wall-clock target less the simulation's epoch).
+    pub target_ms: u64,
+    pub result: Result<RestoreSummary, String>,
+}
+
+impl Observation for RestoreDone {
+    const KIND: &'static str = "pg.pitr.restore";
+}
+
+/// Where a restore started and stopped.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RestoreSummary {
+    pub history: History,
+    pub base: Option<Position>,
+    pub position: Position,
+    pub replayed: u64,
+    pub stopped: String,
+}
+
 fn build(seed: u64, _config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
-    let history = Arc::new(Mutex::new(History::default()));
-    let (mut plan, pg) = cluster(Durability::standard(), &history);
+    let (mut plan, pg) = cluster(Durability::standard());
     plan.topology.add(RESTORE_NODE, "az-b1", "region-2");
     let store = pg.backup().expect("the cluster archives").to_string();
     let (target_ms, _) = draw_target(seed);
     plan.schedule = schedule;
-    let h = history.clone();
-    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, store.clone(), target_ms, h.clone())));
-    let check = move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
-        let h = history.lock().unwrap_or_else(|e| e.into_inner());
-        let v = checker::check(outcome, &h, target_ms);
-        verdict.violations.extend(v.violations);
-        verdict.metrics.extend(v.metrics);
-    };
-    Built::new(plan).checker(check)
+    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, store.clone(), target_ms)));
+    let checker = checker::PitrChecker { pg, restore_node: RESTORE_NODE.into(), restored_file: RESTORED_FILE.into() };
+    Built::new(plan).checker(checker)
 }
 
 /// The restore's target time, and the seed's schedule stream after it.
@@ -78,7 +92,7 @@ fn schedule(rng: &mut rand_chacha::ChaCha8Rng, pg: &PgCluster) -> Vec<Scheduled>
 }
 
 /// Waits, restores the archive to the target time, and writes the rebuilt data durably.
-async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, history: Arc<Mutex<History>>) {
+async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64) {
     tokio::time::sleep(Duration::from_millis(RESTORE_AT_MS.saturating_sub(ctx.clock.now_ms()))).await;
     let target_wall_ms = SIM_EPOCH_UNIX_MS + target_ms;
     let mut result = Err("not attempted".to_string());
@@ -90,19 +104,23 @@ async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, history: Arc<
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     if let Ok(r) = &result {
-        ctx.trace("pg.pitr.restored", json!({ "target_ms": target_ms, "position": r.position, "base": r.base, "replayed": r.replayed }));
         if r.base.is_some() {
             ctx.sometimes("pg.pitr.from_base_backup");
         }
         if r.history.len() > 1 {
             ctx.sometimes("pg.pitr.second_timeline");
         }
-    }
-    if let Ok(r) = &result {
         let bytes = serde_json::to_vec(r).expect("restores serialize");
         if let Err(e) = system::consensus::replace_file(&ctx.disk, RESTORED_FILE, &bytes).await {
             result = Err(format!("writing the restored data: {e}"));
         }
     }
-    history.lock().unwrap_or_else(|e| e.into_inner()).restore = Some(result);
+    let result = result.map(|r| RestoreSummary {
+        history: r.history,
+        base: r.base,
+        position: r.position,
+        replayed: r.replayed,
+        stopped: r.stopped,
+    });
+    ctx.observe(&RestoreDone { target_ms, result });
 }

@@ -66,7 +66,7 @@ impl PgRoles {
 }
 
 /// What a cluster is made of and where it goes.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PgClusterSpec {
     /// Namespaces every node and role name.
     pub prefix: String,
@@ -78,7 +78,6 @@ pub struct PgClusterSpec {
     pub backup: Option<Placement>,
     pub durability: Durability,
     pub timing: Timing,
-    pub observer: Option<std::sync::Arc<dyn super::Observer>>,
 }
 
 impl PgClusterSpec {
@@ -93,7 +92,6 @@ impl PgClusterSpec {
             backup: Some(Placement::new("az-b1", "region-2")),
             durability: Durability::standard(),
             timing: Timing::simulation(),
-            observer: None,
         }
     }
 
@@ -192,7 +190,6 @@ impl PgCluster {
             durability: spec.durability.clone(),
             timing: spec.timing.clone(),
             roles: self.roles.clone(),
-            observer: spec.observer.clone(),
         }
     }
 

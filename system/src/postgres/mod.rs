@@ -47,6 +47,7 @@ pub mod dcs_client;
 pub mod dcs_server;
 pub mod manager;
 mod node;
+pub mod observe;
 mod primary;
 pub mod protocol;
 pub mod replication;
@@ -55,4 +56,4 @@ pub mod wal;
 
 pub use client::{Executed, PgClient};
 pub use cluster::{PgCluster, PgClusterSpec};
-pub use node::{run, Observer, PgConfig};
+pub use node::{run, PgConfig};

@@ -24,6 +24,7 @@ use super::data::{Durability, Tables};
 use super::dcs::{ClusterView, Command, Outcome};
 use super::dcs_client::DcsClient;
 use super::manager::{Action, Local, LocalRole, Manager, Timing};
+use super::observe::{Demoted, Flushed};
 use super::protocol::{MemberRole, MemberStatus, ReadInfo, Request, Response, CLIENT_PORT, MEMBER_PORT};
 use super::replication::{StandbyProgress, SyncRep};
 use super::wal::{read_segments, Cut, LoadTail, Position, Wal};
@@ -34,15 +35,6 @@ use crate::wire;
 pub(super) const DAMAGE_FILE: &str = "pg.damaged";
 const MEMBER_POLL_TIMEOUT: Duration = Duration::from_millis(300);
 const CLIENT_IDLE: Duration = Duration::from_secs(10);
-
-/// Hooks for checkers: what a member did and when (simulated ms). All default to nothing.
-pub trait Observer: Send + Sync {
-    fn promoted(&self, _node: &str, _epoch: u64, _index: u64, _at_ms: u64) {}
-    fn demoted(&self, _node: &str, _epoch: u64, _at_ms: u64, _reason: &str) {}
-    /// The primary of `epoch` flushed its WAL up to `index`.
-    fn flushed(&self, _node: &str, _epoch: u64, _index: u64, _at_ms: u64) {}
-    fn rewound(&self, _node: &str, _kept: u64, _discarded: u64, _at_ms: u64) {}
-}
 
 /// How a member is set up.
 #[derive(Clone)]
@@ -57,7 +49,6 @@ pub struct PgConfig {
     pub timing: Timing,
     /// The roles this member claims, namespaced by its cluster.
     pub roles: PgRoles,
-    pub observer: Option<Arc<dyn Observer>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,8 +211,8 @@ impl Node {
         }
         inner.flushed = upto;
         self.flushed_moved.notify_waiters();
-        if let (Some(epoch), Some(o)) = (inner.primary_epoch(), &self.config.observer) {
-            o.flushed(self.name(), epoch, upto, self.now_ms());
+        if let Some(epoch) = inner.primary_epoch() {
+            self.ctx.observe(&Flushed { epoch, index: upto });
         }
     }
 
@@ -403,11 +394,8 @@ impl Node {
     async fn demote(&self, reason: &str) {
         let epoch = self.lock().primary_epoch();
         if let Some(epoch) = epoch {
-            self.ctx.trace("pg.demoted", json!({ "epoch": epoch, "reason": reason }));
+            self.ctx.observe(&Demoted { epoch, reason: reason.into() });
             self.ctx.sometimes("pg.demoted");
-            if let Some(o) = &self.config.observer {
-                o.demoted(self.name(), epoch, self.now_ms(), reason);
-            }
         }
         self.reload("demote").await;
     }

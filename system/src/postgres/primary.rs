@@ -15,6 +15,7 @@ use super::data::{SyncCommit, Txn};
 use super::dcs::{Command, Outcome};
 use super::dcs_client::DcsClient;
 use super::node::{Inner, Node, Role};
+use super::observe::Promoted;
 use super::protocol::{Replication, Response, REPLICATION_PORT};
 use super::replication::{StandbyProgress, SyncState};
 use super::wal::{Body, WalRecord};
@@ -53,11 +54,8 @@ impl Node {
             self.advance_flushed(&mut inner, index);
         }
         self.ctx.set_role(&self.config.roles.primary, true);
-        self.ctx.trace("pg.promoted", json!({ "epoch": epoch, "index": index }));
+        self.ctx.observe(&Promoted { epoch, index });
         self.ctx.sometimes(if epoch == 1 { "pg.bootstrapped" } else { "pg.promoted_standby" });
-        if let Some(o) = &self.config.observer {
-            o.promoted(self.name(), epoch, index, self.now_ms());
-        }
         if let Some(store) = self.config.archive.clone() {
             self.spawn_role_task(gen, self.clone().archive(epoch, gen, store));
         }

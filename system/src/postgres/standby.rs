@@ -10,6 +10,7 @@ use serde_json::json;
 use sim::net::Conn;
 
 use super::node::Node;
+use super::observe::Rewound;
 use super::protocol::{Replication, REPLICATION_PORT};
 use super::wal::{epoch_at, History, WalRecord};
 use crate::wire;
@@ -83,11 +84,8 @@ impl Node {
             inner.head = inner.wal.replay(keep);
             inner.visible = inner.head.clone();
             inner.flushed = inner.flushed.min(keep);
-            self.ctx.trace("pg.rewound", json!({ "kept": keep, "discarded": last - keep }));
+            self.ctx.observe(&Rewound { kept: keep, discarded: last - keep });
             self.ctx.sometimes("pg.rewind");
-            if let Some(o) = &self.config.observer {
-                o.rewound(self.name(), keep, last - keep, self.now_ms());
-            }
             cut.truncate.map(|(file, _)| file)
         };
         match truncated {
