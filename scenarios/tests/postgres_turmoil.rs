@@ -58,6 +58,12 @@ fn postgres_pitr_seeds_pass_on_turmoil() {
     }
 }
 
+#[test]
+fn pitr_stop_late_restores_past_the_target_on_turmoil() {
+    let failed = first_failure("postgres-pitr", "pitr-stop-late", 0..10);
+    assert!(failed.violations.iter().all(|v| v.kind == "pitr past target"), "{:?}", failed.violations);
+}
+
 /// One client writing to one cluster until `until_ms`; transaction ids carry the client's name.
 async fn writes(ctx: NodeCtx, pg: PgCluster, until_ms: u64) {
     let mut client = pg.client(ctx.net.clone());

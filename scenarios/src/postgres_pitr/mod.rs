@@ -2,7 +2,11 @@
 //! object store in another region while the workload runs (and, on most seeds, while the primary
 //! is killed or isolated, so the archive spans two timelines). Late in the run a node in the
 //! other region restores the newest timeline to a seeded target time and rebuilds the data
-//! there; the checker compares the result with the history at that time.
+//! there; the checker compares the result with the history at that time, computed by its own
+//! replay of the final timeline (see [`checker`]).
+//!
+//! `--config pitr-stop-late` restores with an off-by-one stop rule (the first record after the
+//! target is replayed too); the checker must report `pitr past target`.
 
 mod checker;
 
@@ -13,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sim::clock::SIM_EPOCH_UNIX_MS;
 use sim::disk::DiskFaults;
 use sim::{node_main, Fault, NodeCtx, Observation, Scheduled, Target};
+use system::postgres::archive::StopAt;
 use system::postgres::data::Durability;
 use system::postgres::wal::{History, Position};
 use system::postgres::PgCluster;
@@ -23,7 +28,7 @@ use crate::scenario::{Built, Scenario};
 pub static SCENARIO: Scenario = Scenario {
     name: "postgres-pitr",
     about: "PostgreSQL-like WAL archiving and base backups to another region, then a point-in-time restore to a seeded time",
-    configs: &[],
+    configs: &[("pitr-stop-late", "a restore that also replays the first record after the target time (unsafe): the checker must report `pitr past target`")],
     sweep_must_reach: &["pg.base_backup", "pg.wal_archived", "pg.pitr.from_base_backup", "pg.pitr.second_timeline", "fault.kill"],
     draw: |seed, _config| schedule(&mut draw_target(seed).1, &names()),
     build,
@@ -58,13 +63,17 @@ pub struct RestoreSummary {
     pub stopped: String,
 }
 
-fn build(seed: u64, _config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
+fn build(seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
+    let stop = match config {
+        Some("pitr-stop-late") => StopAt::FirstAfter,
+        _ => StopAt::LastAtOrBefore,
+    };
     let (mut plan, pg) = cluster(Durability::standard());
     plan.topology.add(RESTORE_NODE, "az-b1", "region-2");
     let store = pg.backup().expect("the cluster archives").to_string();
     let (target_ms, _) = draw_target(seed);
     plan.schedule = schedule;
-    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, store.clone(), target_ms)));
+    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, store.clone(), target_ms, stop)));
     let checker = checker::PitrChecker { pg, restore_node: RESTORE_NODE.into(), restored_file: RESTORED_FILE.into() };
     Built::new(plan).checker(checker)
 }
@@ -92,12 +101,12 @@ fn schedule(rng: &mut rand_chacha::ChaCha8Rng, pg: &PgCluster) -> Vec<Scheduled>
 }
 
 /// Waits, restores the archive to the target time, and writes the rebuilt data durably.
-async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64) {
+async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, stop: StopAt) {
     tokio::time::sleep(Duration::from_millis(RESTORE_AT_MS.saturating_sub(ctx.clock.now_ms()))).await;
     let target_wall_ms = SIM_EPOCH_UNIX_MS + target_ms;
     let mut result = Err("not attempted".to_string());
     for _ in 0..3 {
-        result = system::postgres::archive::restore(&ctx.net, &store, target_wall_ms).await.map_err(|e| e.to_string());
+        result = system::postgres::archive::restore(&ctx.net, &store, target_wall_ms, stop).await.map_err(|e| e.to_string());
         if result.is_ok() {
             break;
         }

@@ -163,8 +163,20 @@ impl Node {
     }
 }
 
-/// Restores the newest timeline in `store` to `target_wall_ms` (see the module doc).
-pub async fn restore(net: &Net, store: &str, target_wall_ms: u64) -> io::Result<Restored> {
+/// Where replay stops relative to the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopAt {
+    /// At the last record committed at or before the target, as PostgreSQL's
+    /// `recovery_target_inclusive = on` does.
+    LastAtOrBefore,
+    /// Unsafe, to prove the checker: at the first record committed after the target, which is
+    /// replayed too (an off-by-one in the stop rule).
+    FirstAfter,
+}
+
+/// Restores the newest timeline in `store` to `target_wall_ms`, stopping as `stop` says (see
+/// the module doc).
+pub async fn restore(net: &Net, store: &str, target_wall_ms: u64, stop: StopAt) -> io::Result<Restored> {
     let store = ObjClient::new(net.clone(), store);
     let timeline = store
         .list("history.")
@@ -185,13 +197,18 @@ pub async fn restore(net: &Net, store: &str, target_wall_ms: u64) -> io::Result<
     let mut stopped = "end of archive".to_string();
     for index in position.index + 1.. {
         let Some(r) = records.get(&index) else { break };
-        if r.commit_wall_ms > target_wall_ms {
+        let past = r.commit_wall_ms > target_wall_ms;
+        if past && stop == StopAt::LastAtOrBefore {
             stopped = "target".into();
             break;
         }
         wal::apply(&mut tables, r);
         position = Position { epoch: r.epoch, index };
         replayed += 1;
+        if past {
+            stopped = "target".into();
+            break;
+        }
     }
     let base = base.map(|b| b.position);
     Ok(Restored { target_wall_ms, timeline, history, base, position, replayed, tables, stopped })
