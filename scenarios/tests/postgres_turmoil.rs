@@ -1,17 +1,31 @@
 //! `postgres-failover` and `postgres-pitr` on the turmoil engine, in plain `cargo test`: seeded
-//! runs pass, the same seed gives the same trace hash, and the unsafe variant loses commits the
-//! checker reports.
+//! runs pass, the same seed gives the same trace hash, the unsafe variants fail with the
+//! violation their checker is there to find, and two clusters share one world without mixing.
 #![cfg(not(madsim))]
 
-use scenarios::{RunReport, RunRequest};
+use std::time::Duration;
 
+use scenarios::{RunReport, RunRequest};
+use sim::{node_main, Fault, NodeCtx, Plan, RunOptions, Target, Topology};
+use system::postgres::data::{Table, Txn, Write};
+use system::postgres::observe::Promoted;
+use system::postgres::wal::Body;
+use system::postgres::{PgCluster, PgClusterSpec};
 
 fn run(scenario: &str, seed: u64, config: Option<&str>) -> RunReport {
     let scenario = scenarios::find(scenario).expect("scenario is registered");
-    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config))
-        .expect("run starts");
+    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config)).expect("run starts");
     scenarios::ledger::record(&report);
     report
+}
+
+/// The first failing run of `config` among `seeds`.
+fn first_failure(scenario: &str, config: &str, seeds: std::ops::Range<u64>) -> RunReport {
+    seeds
+        .clone()
+        .map(|seed| run(scenario, seed, Some(config)))
+        .find(|r| !r.passed)
+        .unwrap_or_else(|| panic!("no seed of {scenario} --config {config} in {seeds:?} failed"))
 }
 
 #[test]
@@ -32,10 +46,7 @@ fn postgres_failover_is_deterministic_on_turmoil() {
 #[test]
 fn async_credentials_lose_commits_on_turmoil() {
     // About two seeds in five lose a sign-up; stop at the first that does.
-    let failed = (0..10)
-        .map(|seed| run("postgres-failover", seed, Some("async-credentials")))
-        .find(|r| !r.passed)
-        .expect("no seed lost an asynchronously committed credential");
+    let failed = first_failure("postgres-failover", "async-credentials", 0..20);
     assert!(failed.violations.iter().all(|v| v.kind == "lost commit"), "{:?}", failed.violations);
 }
 
@@ -47,3 +58,79 @@ fn postgres_pitr_seeds_pass_on_turmoil() {
     }
 }
 
+#[test]
+fn pitr_stop_late_restores_past_the_target_on_turmoil() {
+    let failed = first_failure("postgres-pitr", "pitr-stop-late", 0..10);
+    assert!(failed.violations.iter().all(|v| v.kind == "pitr past target"), "{:?}", failed.violations);
+}
+
+/// One client writing to one cluster until `until_ms`; transaction ids carry the client's name.
+async fn writes(ctx: NodeCtx, pg: PgCluster, until_ms: u64) {
+    let mut client = pg.client(ctx.net.clone());
+    let mut n = 0;
+    while ctx.clock.now_ms() < until_ms {
+        n += 1;
+        let write = Write::Put { table: Table::Users, key: format!("u{n}"), value: "x".into() };
+        let txn = Txn { id: format!("{}-{n}", ctx.name), checks: vec![], writes: vec![write] };
+        let _ = client.execute(&txn, Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The transaction ids in `pg`'s durable logs, with the epoch that wrote them.
+fn committed(outcome: &sim::Outcome, pg: &PgCluster) -> Vec<(String, u64)> {
+    let logs = pg.durable_logs(outcome);
+    let (_, longest) = logs.iter().max_by_key(|(_, w)| w.position()).expect("members");
+    longest
+        .records()
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Commit { txn, .. } => Some((txn.clone(), r.epoch)),
+            Body::Promote => None,
+        })
+        .collect()
+}
+
+#[test]
+fn two_clusters_share_a_world_and_keep_apart() {
+    const DURATION_MS: u64 = 24_000;
+    let (outcome, a, b) = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            let mut plan = Plan::new(Topology::new(), DURATION_MS);
+            let mut clusters = Vec::new();
+            for prefix in ["pga", "pgb"] {
+                let mut spec = PgClusterSpec::new(prefix);
+                spec.backup = None;
+                let pg = spec.add_to(&mut plan);
+                let client = format!("{prefix}-app");
+                plan.topology.add(&client, "az-1", "region-1");
+                let cluster = pg.clone();
+                plan.node(&client, node_main(move |ctx| writes(ctx, cluster.clone(), DURATION_MS - 2_000)));
+                clusters.push(pg);
+            }
+            let b = clusters.pop().expect("two clusters");
+            let a = clusters.pop().expect("two clusters");
+            plan.at(9_000, Fault::Kill(Target::role(b.role_primary())));
+            (sim::engine::run(plan, RunOptions { seed: 1, ..RunOptions::default() }), a, b)
+        })
+        .expect("thread starts")
+        .join()
+        .expect("run completes");
+
+    let (killed, promoted) = outcome.observations(|o| {
+        let killed: Vec<String> = o.faults().flat_map(|f| f.value.nodes).collect();
+        let promoted: Vec<(String, u64)> = o.of::<Promoted>().map(|p| (p.node.to_string(), p.value.epoch)).collect();
+        (killed, promoted)
+    });
+    assert_eq!(killed.len(), 1, "the role names one node: {killed:?}");
+    assert!(b.is_member(&killed[0]), "pgb-primary resolved to {}, not a pgb member", killed[0]);
+    let epochs = |pg: &PgCluster| -> Vec<u64> { promoted.iter().filter(|(n, _)| pg.is_member(n)).map(|p| p.1).collect() };
+    assert_eq!(epochs(&a), [1], "pga was not touched: {promoted:?}");
+    assert_eq!(epochs(&b), [1, 2], "pgb failed over once: {promoted:?}");
+    for (pg, client, last_epoch) in [(&a, "pga-app", 1), (&b, "pgb-app", 2)] {
+        let txns = committed(&outcome, pg);
+        assert!(txns.iter().all(|(t, _)| t.starts_with(client)), "{client}'s cluster holds another's writes");
+        assert!(txns.iter().any(|(_, e)| *e == last_epoch), "{client}'s cluster served no write in epoch {last_epoch}");
+    }
+}

@@ -1,67 +1,58 @@
-//! The `postgres-failover` invariants. The members' WAL files are read back from their disks at
-//! the end of the run, as an operator would inspect the data directories; the newest of them
-//! (highest epoch, then index) is the final primary's timeline every other log is held to.
+//! The `postgres-failover` invariants, as two checkers built from the cluster handle and bounds.
+//!
+//! [`SafetyChecker`]: no acknowledged commit on credentials or permissions is lost, one primary
+//! per epoch, replicas never ahead of the primary. [`LivenessChecker`]: every fault that took
+//! the then-primary away is followed by a primary accepting writes within a bound, commits
+//! resume after the last heal, and a world that ends healed ends converged.
+//!
+//! Both read only the observations and the members' disks: the members' WAL files are read back
+//! at the end, as an operator would inspect the data directories, and the newest of them
+//! (highest epoch, then index) is the final primary's timeline every other log is held to. Fault
+//! times and kinds come from the faults the world applied, so a run given another schedule (a
+//! file, a shrunk one, none) is judged by the same rules.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sim::Outcome;
-use sim::disk::Disk;
-use system::postgres::wal::{read_segments, Body, Position, Wal};
+use sim::{Fault, Outcome};
+use system::postgres::wal::{Body, Position, Wal};
+use system::postgres::PgCluster;
 
-use super::history::History;
-use super::{FAILOVER_BOUND_MS, HEAL_AT_MS, PG};
-use crate::scenario::Verdict;
+use super::history::{AppliedFault, History};
+use crate::scenario::{Checker, Verdict};
 
 /// At most this many violations of one kind are listed; a count says how many more.
 const LIST_AT_MOST: usize = 5;
-
-/// Each member's WAL as found on its disk at the end.
-pub(crate) fn final_logs(outcome: &Outcome) -> Vec<(String, Wal)> {
-    PG.iter()
-        .map(|n| {
-            let segments = read_segments(&Disk::from(outcome.world.disks.disk(n))).unwrap_or_default();
-            (n.to_string(), Wal::load(&segments).wal)
-        })
-        .collect()
-}
 
 /// The most advanced log, the final primary's: the last promoted member's when it is among the
 /// most advanced (caught-up standbys hold the same log).
 pub(crate) fn newest<'a>(logs: &'a [(String, Wal)], h: &History) -> Option<&'a (String, Wal)> {
     let best = logs.iter().map(|(_, w)| w.position()).max()?;
-    let last_promoted = h.promotions.last().map(|p| p.0.as_str());
+    let last_promoted = h.promotions.last().map(|p| p.node.as_str());
     logs.iter()
         .filter(|(_, w)| w.position() == best)
         .max_by_key(|(n, _)| (Some(n.as_str()) == last_promoted, std::cmp::Reverse(n.clone())))
 }
 
-pub fn check(outcome: &Outcome, h: &History, fault_at_ms: u64, fault: &str) -> Verdict {
-    let mut v = Verdict::default();
-    let logs = final_logs(outcome);
-    let Some((final_node, final_wal)) = newest(&logs, h) else {
-        v.violation("lost commit", "no member has a WAL at all");
-        return v;
-    };
-    lost_commits(h, final_node, final_wal, &mut v);
-    split_brain(h, &mut v);
-    replica_reads(h, &mut v);
-    liveness(h, fault_at_ms, fault, &mut v);
-    converged(&logs, final_node, final_wal, &mut v);
-    let sim_s = outcome.sim_time_ms as f64 / 1000.0;
-    v.metric("commits_per_sim_s", h.acks.len() as f64 / sim_s);
-    v.metric("indeterminate_commits", h.indeterminate as f64);
-    v.metric("rewinds", h.rewinds.len() as f64);
-    v
+/// Safety: what was acknowledged survives, one primary per epoch, replicas are never ahead.
+pub struct SafetyChecker {
+    pub pg: PgCluster,
 }
 
-fn list(v: &mut Verdict, mut lines: Vec<String>, kind: &str) {
-    let more = lines.len().saturating_sub(LIST_AT_MOST);
-    lines.truncate(LIST_AT_MOST);
-    for l in lines {
-        v.violation_line(l);
-    }
-    if more > 0 {
-        v.violation(kind, format!("{more} more"));
+impl Checker for SafetyChecker {
+    fn check(&self, outcome: &Outcome, v: &mut Verdict) {
+        let h = outcome.observations(|o| History::read(o, &self.pg));
+        let logs = self.pg.durable_logs(outcome);
+        match newest(&logs, &h) {
+            Some((final_node, final_wal)) => lost_commits(&h, final_node, final_wal, v),
+            None => v.violation("lost commit", "the cluster has no member"),
+        }
+        split_brain(&h, v);
+        replica_reads(&h, v);
+        let sim_s = outcome.sim_time_ms.max(1) as f64 / 1000.0;
+        v.metric("commits_per_sim_s", h.acks.len() as f64 / sim_s);
+        v.metric("attempted_commits", h.attempts as f64);
+        v.metric("indeterminate_commits", h.indeterminate as f64);
+        v.metric("rewinds", h.rewinds.len() as f64);
     }
 }
 
@@ -80,13 +71,12 @@ fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict)
     let mut lost = Vec::new();
     let mut lost_async = 0u64;
     for a in &h.acks {
-        let want = Position { epoch: a.epoch, index: a.index };
-        if on_timeline.get(a.txn.as_str()) == Some(&want) {
+        if on_timeline.get(a.txn.as_str()) == Some(&Position { epoch: a.epoch, index: a.index }) {
             continue;
         }
         if a.must_survive() {
             lost.push(format!(
-                "lost commit: {} {} acknowledged by {} (epoch {}, index {}) at {} ms is missing from the final primary {final_node}",
+                "{} {} acknowledged by {} (epoch {}, index {}) at {} ms is missing from the final primary {final_node}",
                 a.kind.name(),
                 a.txn,
                 a.node,
@@ -98,81 +88,176 @@ fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict)
             lost_async += 1;
         }
     }
-    let durable = h.acks.iter().filter(|a| a.must_survive()).count();
-    v.metric("protected_commits", durable as f64);
+    v.metric("protected_commits", h.acks.iter().filter(|a| a.must_survive()).count() as f64);
     v.metric("lost_protected_commits", lost.len() as f64);
     v.metric("lost_unprotected_commits", lost_async as f64);
-    list(v, lost, "lost commit");
+    v.violations_upto("lost commit", lost, LIST_AT_MOST);
 }
 
 /// One epoch, one primary: every acknowledgement and promotion of an epoch names one node.
 fn split_brain(h: &History, v: &mut Verdict) {
     let mut by_epoch: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
-    for (node, epoch, _, _) in &h.promotions {
-        by_epoch.entry(*epoch).or_default().insert(node);
+    for p in &h.promotions {
+        by_epoch.entry(p.epoch).or_default().insert(&p.node);
     }
     let mut lines = Vec::new();
     for a in &h.acks {
-        let promoted = by_epoch.get(&a.epoch).is_some_and(|s| s.contains(a.node.as_str()));
-        if !promoted {
-            lines.push(format!("split brain: {} acknowledged {} in epoch {} without being its primary", a.node, a.txn, a.epoch));
+        if !by_epoch.get(&a.epoch).is_some_and(|s| s.contains(a.node.as_str())) {
+            lines.push(format!("{} acknowledged {} in epoch {} without being its primary", a.node, a.txn, a.epoch));
         }
     }
-    for (epoch, nodes) in &by_epoch {
-        if nodes.len() > 1 {
-            lines.push(format!("split brain: epoch {epoch} had primaries {nodes:?}"));
-        }
+    for (epoch, nodes) in by_epoch.iter().filter(|(_, n)| n.len() > 1) {
+        lines.push(format!("epoch {epoch} had primaries {nodes:?}"));
     }
-    list(v, lines, "split brain");
+    v.violations_upto("split brain", lines, LIST_AT_MOST);
 }
 
 /// A replica may be stale, never ahead: every row it serves was flushed by its epoch's primary.
 fn replica_reads(h: &History, v: &mut Verdict) {
     let mut lines = Vec::new();
     let (mut max_lag_ms, mut max_lag_records) = (0, 0);
-    for r in &h.reads {
+    for (at_ms, r) in &h.reads {
         max_lag_ms = max_lag_ms.max(r.lag_ms);
         max_lag_records = max_lag_records.max(r.lag_records);
-        let applied_ok = committed(h, r.applied.epoch, r.applied.index, r.at_ms);
-        let ahead = r.rows.iter().find(|(_, e, i)| !committed(h, *e, *i, r.at_ms));
+        let ahead = r.rows.iter().find(|(_, e, i)| !committed(h, *e, *i, *at_ms));
         if let Some((key, e, i)) = ahead {
             lines.push(format!(
-                "replica ahead of primary: {} served {key} written at epoch {e} index {i} at {} ms, before the primary committed it",
-                r.node, r.at_ms
+                "{} served {key} written at epoch {e} index {i} at {at_ms} ms, before the primary committed it",
+                r.node
             ));
-        } else if !applied_ok {
-            lines.push(format!(
-                "replica ahead of primary: {} reported applying {:?} at {} ms, beyond the primary's flush",
-                r.node, r.applied, r.at_ms
-            ));
+        } else if !committed(h, r.applied.epoch, r.applied.index, *at_ms) {
+            lines.push(format!("{} reported applying {:?} at {at_ms} ms, beyond the primary's flush", r.node, r.applied));
         }
     }
     v.metric("replica_reads", h.reads.len() as f64);
     v.metric("replica_lag_max_ms", max_lag_ms as f64);
     v.metric("replica_lag_max_records", max_lag_records as f64);
-    list(v, lines, "replica ahead of primary");
+    v.violations_upto("replica ahead of primary", lines, LIST_AT_MOST);
 }
 
 /// Whether record `index` of `epoch` was committed by `at_ms`: flushed by that epoch's
 /// primary, or inherited by a later primary promoted past it (records an old primary flushed
 /// while being demoted become part of its log without a flush report).
 fn committed(h: &History, epoch: u64, index: u64, at_ms: u64) -> bool {
-    index <= h.flushed_by(epoch, at_ms) || h.promotions.iter().any(|p| p.3 <= at_ms && p.1 > epoch && p.2 > index)
+    index <= h.flushed_by(epoch, at_ms) || h.promotions.iter().any(|p| p.at_ms <= at_ms && p.epoch > epoch && p.index > index)
 }
 
-/// A new primary within the bound of the fault; commits again after the heal.
-fn liveness(h: &History, fault_at_ms: u64, fault: &str, v: &mut Verdict) {
-    let before = h.promotions.iter().filter(|p| p.3 <= fault_at_ms).map(|p| p.1).max().unwrap_or(0);
-    match h.promotions.iter().find(|p| p.3 > fault_at_ms && p.1 > before) {
-        Some((_, _, _, at)) if at - fault_at_ms <= FAILOVER_BOUND_MS => v.metric("failover_ms", (at - fault_at_ms) as f64),
-        Some((node, epoch, _, at)) => v.violation("liveness", format!("{node} became primary (epoch {epoch}) {} ms after the {fault} at {fault_at_ms} ms, over the {FAILOVER_BOUND_MS} ms bound",
-            at - fault_at_ms
-        )),
-        None => v.violation("liveness", format!("no new primary after the {fault} of the primary at {fault_at_ms} ms")),
+/// Liveness: failovers within a bound, commits after the heal, convergence at a healed end.
+pub struct LivenessChecker {
+    pub pg: PgCluster,
+    /// A primary must accept writes again within this long of a fault that took it away.
+    pub failover_bound_ms: u64,
+    /// When the workload stops writing.
+    pub workload_end_ms: u64,
+    /// Commits must resume after the last heal if at least this long of workload follows it.
+    pub resume_window_ms: u64,
+    /// Members must have converged by the end if the world was healed at least this long before.
+    pub settle_ms: u64,
+}
+
+impl Checker for LivenessChecker {
+    fn check(&self, outcome: &Outcome, v: &mut Verdict) {
+        let h = outcome.observations(|o| History::read(o, &self.pg));
+        self.failovers(&h, outcome.sim_time_ms, v);
+        self.commits_resume(&h, v);
+        if let Some(healed_ms) = healed_at(&h.faults) {
+            if healed_ms + self.settle_ms <= outcome.sim_time_ms {
+                let logs = self.pg.durable_logs(outcome);
+                if let Some((final_node, final_wal)) = newest(&logs, &h) {
+                    converged(&logs, final_node, final_wal, v);
+                }
+            }
+        }
     }
-    match h.acks.iter().find(|a| a.at_ms > HEAL_AT_MS) {
-        Some(a) => v.metric("first_commit_after_heal_ms", (a.at_ms - HEAL_AT_MS) as f64),
-        None => v.violation("liveness", format!("no commit acknowledged after the heal at {HEAL_AT_MS} ms")),
+}
+
+impl LivenessChecker {
+    /// Each fault that took the then-primary away (kill, isolate, partition, pause) is followed
+    /// within the bound by a primary accepting writes: a new one, or the same one once the
+    /// fault was undone before its lease ran out. A fault too close to the end (`end_ms`) for
+    /// the bound to elapse is judged only if a primary did come back.
+    fn failovers(&self, h: &History, end_ms: u64, v: &mut Verdict) {
+        let mut slowest_ms: Option<u64> = None;
+        for f in h.faults.iter().filter(|f| takes_away(&f.fault)) {
+            for (primary, epoch) in h.primaries_at(f.at_ms) {
+                if !f.nodes.iter().any(|n| n == primary) {
+                    continue;
+                }
+                let what = format!("the {} of primary {primary} (epoch {epoch}) at {} ms", f.fault.kind(), f.at_ms);
+                match back_after(h, f, primary, epoch) {
+                    Some((at, promoted)) if at - f.at_ms <= self.failover_bound_ms => {
+                        if promoted {
+                            slowest_ms = slowest_ms.max(Some(at - f.at_ms));
+                        }
+                    }
+                    Some((at, _)) => v.violation(
+                        "liveness",
+                        format!("writes resumed {} ms after {what}, over the {} ms bound", at - f.at_ms, self.failover_bound_ms),
+                    ),
+                    None if f.at_ms + self.failover_bound_ms > end_ms => {}
+                    None => v.violation("liveness", format!("no new primary after {what}")),
+                }
+            }
+        }
+        if let Some(ms) = slowest_ms {
+            v.metric("failover_ms", ms as f64);
+        }
+    }
+
+    /// After the last heal (or the last fault, or the start), commits are acknowledged again.
+    fn commits_resume(&self, h: &History, v: &mut Verdict) {
+        let heal = h.faults.iter().rev().find(|f| matches!(f.fault, Fault::HealAll)).map(|f| f.at_ms);
+        let from = heal.or(h.faults.last().map(|f| f.at_ms)).unwrap_or(0);
+        if from + self.resume_window_ms > self.workload_end_ms {
+            return;
+        }
+        match h.acks.iter().find(|a| a.at_ms > from) {
+            Some(a) => v.metric("first_commit_after_heal_ms", (a.at_ms - from) as f64),
+            None => v.violation("liveness", format!("no commit acknowledged after the last heal or fault at {from} ms")),
+        }
+    }
+}
+
+/// Faults that take a node away from the cluster.
+fn takes_away(fault: &Fault) -> bool {
+    matches!(fault, Fault::Kill(_) | Fault::Isolate(_) | Fault::Partition { .. } | Fault::Pause(_))
+}
+
+/// When a primary accepted writes again after `f` took `primary` (of `epoch`) away, and
+/// whether by a promotion: a member promoted to a later epoch, or `primary` itself
+/// acknowledging in `epoch` after the fault was undone.
+fn back_after(h: &History, f: &AppliedFault, primary: &str, epoch: u64) -> Option<(u64, bool)> {
+    let promoted = h.promotions.iter().filter(|p| p.at_ms >= f.at_ms && p.epoch > epoch).map(|p| p.at_ms).min();
+    let undone = h.faults.iter().filter(|u| u.at_ms >= f.at_ms && undoes(&f.fault, u, primary)).map(|u| u.at_ms).min();
+    let rode_out = undone.and_then(|u| h.acks.iter().find(|a| a.at_ms >= u && a.node == primary && a.epoch == epoch).map(|a| a.at_ms));
+    match (promoted, rode_out) {
+        (Some(p), Some(r)) if r < p => Some((r, false)),
+        (Some(p), _) => Some((p, true)),
+        (None, r) => r.map(|r| (r, false)),
+    }
+}
+
+/// Whether `later` undoes `fault` for `node` (a killed node comes back as a standby: nothing
+/// undoes a kill of a primary).
+fn undoes(fault: &Fault, later: &AppliedFault, node: &str) -> bool {
+    match (fault, &later.fault) {
+        (_, Fault::HealAll) => !matches!(fault, Fault::Kill(_)),
+        (Fault::Pause(_), Fault::Resume(_)) => later.nodes.iter().any(|n| n == node),
+        (Fault::Isolate(_) | Fault::Partition { .. }, Fault::HealNetwork) => true,
+        _ => false,
+    }
+}
+
+/// When the world was last made whole: the last `HealAll` with no disruptive fault after it
+/// (or the start, when there was no disruptive fault at all). None: it ended disrupted.
+fn healed_at(faults: &[AppliedFault]) -> Option<u64> {
+    let undo = |f: &Fault| matches!(f, Fault::HealAll | Fault::HealNetwork | Fault::Resume(_) | Fault::Restart(_));
+    let last_disruption = faults.iter().filter(|f| !undo(&f.fault)).map(|f| f.at_ms).max();
+    let last_heal = faults.iter().filter(|f| matches!(f.fault, Fault::HealAll)).map(|f| f.at_ms).max();
+    match (last_disruption, last_heal) {
+        (None, heal) => Some(heal.unwrap_or(0)),
+        (Some(d), Some(heal)) if heal >= d => Some(heal),
+        _ => None,
     }
 }
 
@@ -181,16 +266,24 @@ fn converged(logs: &[(String, Wal)], final_node: &str, final_wal: &Wal, v: &mut 
     for (node, wal) in logs.iter().filter(|(n, _)| n != final_node) {
         let agree = wal.records().iter().zip(final_wal.records()).take_while(|(a, b)| a == b).count() as u64;
         if agree < wal.last_index() {
-            v.violation("replicas diverged", format!("{node} differs from the final primary {final_node} at index {} (it holds {:?}, the primary {:?})",
-                agree + 1,
-                wal.position(),
-                final_wal.position()
-            ));
+            v.violation(
+                "replicas diverged",
+                format!(
+                    "{node} differs from the final primary {final_node} at index {} (it holds {:?}, the primary {:?})",
+                    agree + 1,
+                    wal.position(),
+                    final_wal.position()
+                ),
+            );
         } else if wal.last_index() < final_wal.last_index() {
-            v.violation("liveness", format!("{node} did not catch up by the end ({:?}, the final primary {final_node} is at {:?})",
-                wal.position(),
-                final_wal.position()
-            ));
+            v.violation(
+                "liveness",
+                format!(
+                    "{node} did not catch up by the end ({:?}, the final primary {final_node} is at {:?})",
+                    wal.position(),
+                    final_wal.position()
+                ),
+            );
         }
     }
 }

@@ -3,10 +3,12 @@
 //! sign-ups, permission grants and revocations, while the primary is killed, isolated,
 //! partitioned or paused at a seeded moment (see [`schedule`]).
 //!
-//! Checked: no commit acknowledged on credentials or permissions is lost; two primaries never
-//! accept writes in the same epoch; replicas never serve a row the primary had not committed;
-//! a new primary is accepting writes within [`FAILOVER_BOUND_MS`] of the fault; after the heal,
-//! commits resume and every member converges on the primary's WAL.
+//! Checked ([`checker`]): no commit acknowledged on credentials or permissions is lost; two
+//! primaries never accept writes in the same epoch; replicas never serve a row the primary had
+//! not committed; after each fault that took the primary away, a primary accepts writes within
+//! [`FAILOVER_BOUND_MS`]; after the heal, commits resume and every member converges on the
+//! primary's WAL. The checkers read fault times from the faults the world applied, so any
+//! schedule (`run --schedule`, a shrunk one, `[]`) is judged by the same rules.
 //!
 //! `--config async-credentials` puts credentials on asynchronous (local) commit: failovers then
 //! lose acknowledged sign-ups, and the checker must say so.
@@ -16,15 +18,12 @@ pub(crate) mod history;
 mod schedule;
 mod workload;
 
-use std::sync::{Arc, Mutex};
-
 use sim::{node_main, Plan, Topology};
 use system::postgres::data::Durability;
-use system::postgres::manager::Timing;
-use system::postgres::PgConfig;
+use system::postgres::{PgCluster, PgClusterSpec};
 
 use crate::scenario::{Built, Scenario};
-use history::{History, Recorder};
+use checker::{LivenessChecker, SafetyChecker};
 
 pub static SCENARIO: Scenario = Scenario {
     name: "postgres-failover",
@@ -46,75 +45,64 @@ pub static SCENARIO: Scenario = Scenario {
         "pg.wal_archived",
         "pg.base_backup",
     ],
-    draw: |seed, _config| schedule::draw(seed).schedule,
+    draw: |seed, _config| schedule::draw(seed, &names()),
     build,
 };
 
-pub const PG: [&str; 3] = ["pg-1", "pg-2", "pg-3"];
-pub const DCS: [&str; 3] = ["dcs-1", "dcs-2", "dcs-3"];
-pub const ZONES: [&str; 3] = ["az-1", "az-2", "az-3"];
+/// Every postgres scenario's cluster: members `pg-1`..`pg-3`, one per zone.
+pub const PREFIX: &str = "pg";
+/// The application node running the workload.
 pub const CLIENT: &str = "app-1";
-/// The object store for backups, in another region.
-pub const BACKUP: &str = "backup-1";
+/// The drawn schedules heal everything here.
 pub const HEAL_AT_MS: u64 = 30_000;
 /// Writers stop here, so that by the end every member has caught up.
 pub const WORKLOAD_END_MS: u64 = 41_000;
 pub const DURATION_MS: u64 = 45_000;
 /// A new primary must accept writes within this long of the fault (6 s lease, 1 s loop).
 pub const FAILOVER_BOUND_MS: u64 = 15_000;
+/// Commits must resume after the last heal when at least this much workload follows it.
+pub const RESUME_WINDOW_MS: u64 = 10_000;
+/// Members must have converged when the world was healed at least this long before the end.
+pub const SETTLE_MS: u64 = 10_000;
 
-/// The cluster, its DCS, a client and the backup store; shared with `postgres-pitr`, which
-/// adds nodes of its own (`extra`: name, zone, region) without mains.
-pub(crate) fn cluster(durability: Durability, history: &Arc<Mutex<History>>, extra: &[(&str, &str, &str)]) -> Plan {
-    let mut topology = Topology::new();
-    for (i, zone) in ZONES.iter().enumerate() {
-        topology.add(PG[i], zone, "region-1");
-        topology.add(DCS[i], zone, "region-1");
-    }
-    topology.add(CLIENT, "az-1", "region-1");
-    topology.add(BACKUP, "az-b1", "region-2");
-    for (name, zone, region) in extra {
-        topology.add(name, zone, region);
-    }
-    let mut plan = Plan::new(topology, DURATION_MS);
-    let dcs: Vec<String> = DCS.iter().map(|s| s.to_string()).collect();
-    for name in DCS {
-        let members = dcs.clone();
-        plan.node(name, node_main(move |ctx| system::postgres::dcs_server::run(ctx, members.clone())));
-    }
-    let config = PgConfig {
-        members: PG.iter().map(|s| s.to_string()).collect(),
-        dcs,
-        archive: Some(BACKUP.into()),
-        durability,
-        timing: Timing::simulation(),
-        observer: Some(Arc::new(Recorder(history.clone()))),
-    };
-    for name in PG {
-        let config = config.clone();
-        plan.node(name, node_main(move |ctx| system::postgres::run(ctx, config.clone())));
-    }
-    plan.node(BACKUP, node_main(system::objstore::run));
-    let h = history.clone();
-    plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, h.clone())));
-    plan
+/// The names of the cluster every postgres scenario runs (for drawing schedules).
+pub(crate) fn names() -> PgCluster {
+    PgClusterSpec::new(PREFIX).cluster()
 }
 
-fn build(seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
+/// The cluster every postgres scenario runs, with `durability`.
+pub(crate) fn spec(durability: Durability) -> PgClusterSpec {
+    PgClusterSpec::new(PREFIX).durability(durability)
+}
+
+/// The cluster (with its DCS and backup store) and the application node running the workload;
+/// shared with `postgres-pitr`, which adds a node of its own.
+pub(crate) fn cluster(durability: Durability) -> (Plan, PgCluster) {
+    let mut plan = Plan::new(Topology::new(), DURATION_MS);
+    let pg = spec(durability).add_to(&mut plan);
+    plan.topology.add(CLIENT, "az-1", "region-1");
+    let cluster = pg.clone();
+    plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, cluster.clone())));
+    (plan, pg)
+}
+
+/// The checkers of this scenario, for cluster `pg`.
+pub(crate) fn liveness(pg: &PgCluster) -> LivenessChecker {
+    LivenessChecker {
+        pg: pg.clone(),
+        failover_bound_ms: FAILOVER_BOUND_MS,
+        workload_end_ms: WORKLOAD_END_MS,
+        resume_window_ms: RESUME_WINDOW_MS,
+        settle_ms: SETTLE_MS,
+    }
+}
+
+fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
     let durability = match config {
         Some("async-credentials") => Durability::async_credentials(),
         _ => Durability::standard(),
     };
-    let history = Arc::new(Mutex::new(History::default()));
-    let mut plan = cluster(durability, &history, &[]);
-    let drawn = schedule::draw(seed);
+    let (mut plan, pg) = cluster(durability);
     plan.schedule = schedule;
-    let (fault_at_ms, fault) = (drawn.fault_at_ms, drawn.fault);
-    let check = move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
-        let h = history.lock().unwrap_or_else(|e| e.into_inner());
-        let v = checker::check(outcome, &h, fault_at_ms, fault);
-        verdict.violations.extend(v.violations);
-        verdict.metrics.extend(v.metrics);
-    };
-    Built::new(plan).checker(check)
+    Built::new(plan).checker(SafetyChecker { pg: pg.clone() }).checker(liveness(&pg))
 }

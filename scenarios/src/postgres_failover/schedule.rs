@@ -19,62 +19,57 @@ use sim::link::LinkShape;
 use sim::ratio::Ratio;
 use sim::{Fault, Scheduled, Target};
 
-use super::{DCS, HEAL_AT_MS, PG};
+use system::postgres::PgCluster;
 
-/// The drawn schedule and the moment of the main fault.
-pub struct Drawn {
-    pub schedule: Vec<Scheduled>,
-    pub fault_at_ms: u64,
-    pub fault: &'static str,
-}
+use super::HEAL_AT_MS;
 
-fn members() -> Target {
-    Target::Nodes(PG.iter().map(|s| s.to_string()).collect())
+fn members(pg: &PgCluster) -> Target {
+    Target::Nodes(pg.members().to_vec())
 }
 
 fn at(at_ms: u64, fault: Fault) -> Scheduled {
     Scheduled { at_ms, fault }
 }
 
-pub fn draw(seed: u64) -> Drawn {
+/// The schedule seed `seed` draws for cluster `pg`.
+pub fn draw(seed: u64, pg: &PgCluster) -> Vec<Scheduled> {
     let mut rng = sim::rng::derive(seed, "~schedule", 0);
     let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
-    let mut schedule = vec![at(0, Fault::Disk { target: members(), faults: torn.clone() })];
+    let mut schedule = vec![at(0, Fault::Disk { target: members(pg), faults: torn.clone() })];
     let fault_at_ms = rng.gen_range(10_000..18_000);
     if rng.gen_ratio(1, 3) {
-        schedule.extend(corrupt_replica(&mut rng, fault_at_ms, torn));
+        schedule.extend(corrupt_replica(&mut rng, pg, fault_at_ms, torn));
     }
     if rng.gen_ratio(1, 4) {
-        let dcs = Target::node(DCS[rng.gen_range(0..DCS.len())]);
+        let dcs = Target::node(&pg.dcs()[rng.gen_range(0..pg.dcs().len())]);
         let down = rng.gen_range(4_000..24_000);
         schedule.push(at(down, Fault::Kill(dcs.clone())));
         schedule.push(at(down + rng.gen_range(3_000..8_000), Fault::Restart(dcs)));
     }
-    if rng.gen_bool(0.5) {
-        schedule.push(lag_sync_standby(&mut rng, fault_at_ms));
+    if rng.gen_ratio(1, 2) {
+        schedule.push(lag_sync_standby(&mut rng, pg, fault_at_ms));
     }
-    let (fault, main) = main_fault(&mut rng, fault_at_ms);
-    schedule.extend(main);
+    schedule.extend(main_fault(&mut rng, pg, fault_at_ms));
     schedule.push(at(HEAL_AT_MS, Fault::HealAll));
-    Drawn { schedule, fault_at_ms, fault }
+    schedule
 }
 
 /// Restarts the asynchronous replica on a disk that flips a byte in whatever it reads.
-fn corrupt_replica(rng: &mut ChaCha8Rng, before_ms: u64, torn: DiskFaults) -> Vec<Scheduled> {
+fn corrupt_replica(rng: &mut ChaCha8Rng, pg: &PgCluster, before_ms: u64, torn: DiskFaults) -> Vec<Scheduled> {
     let t = rng.gen_range(5_000..before_ms - 3_000);
     let rot = DiskFaults { read_corruption: Ratio::ALWAYS, ..torn.clone() };
     vec![
-        at(t, Fault::Disk { target: Target::role("pg-async-replica"), faults: rot }),
-        at(t, Fault::Restart(Target::role("pg-async-replica"))),
-        at(t + 1_000, Fault::Disk { target: members(), faults: torn }),
+        at(t, Fault::Disk { target: Target::role(pg.role_async_replica()), faults: rot }),
+        at(t, Fault::Restart(Target::role(pg.role_async_replica()))),
+        at(t + 1_000, Fault::Disk { target: members(pg), faults: torn }),
     ]
 }
 
 /// Makes the synchronous standby fall behind the primary just before the main fault.
-fn lag_sync_standby(rng: &mut ChaCha8Rng, fault_at_ms: u64) -> Scheduled {
+fn lag_sync_standby(rng: &mut ChaCha8Rng, pg: &PgCluster, fault_at_ms: u64) -> Scheduled {
     let start = fault_at_ms - rng.gen_range(500..2_500);
-    let (a, b) = (Target::role("pg-primary"), Target::role("pg-sync-standby"));
-    if rng.gen_bool(0.5) {
+    let (a, b) = (Target::role(pg.role_primary()), Target::role(pg.role_sync_standby()));
+    if rng.gen_ratio(1, 2) {
         let shape = LinkShape { latency_ms: rng.gen_range(100..400), jitter_ms: rng.gen_range(0..100), loss: Ratio::NEVER };
         at(start, Fault::Link { a, b, shape })
     } else {
@@ -83,18 +78,18 @@ fn lag_sync_standby(rng: &mut ChaCha8Rng, fault_at_ms: u64) -> Scheduled {
 }
 
 /// The fault on the primary, and what undoes it (kills wait for the heal).
-fn main_fault(rng: &mut ChaCha8Rng, t: u64) -> (&'static str, Vec<Scheduled>) {
-    let primary = Target::role("pg-primary");
+fn main_fault(rng: &mut ChaCha8Rng, pg: &PgCluster, t: u64) -> Vec<Scheduled> {
+    let primary = Target::role(pg.role_primary());
     let undo_at = (t + rng.gen_range(8_000..14_000)).min(HEAL_AT_MS);
     match rng.gen_range(0..4) {
-        0 => ("kill", vec![at(t, Fault::Kill(primary))]),
-        1 => ("isolate", vec![at(t, Fault::Isolate(primary)), at(undo_at, Fault::HealNetwork)]),
+        0 => vec![at(t, Fault::Kill(primary))],
+        1 => vec![at(t, Fault::Isolate(primary)), at(undo_at, Fault::HealNetwork)],
         2 => {
-            let mut others: Vec<String> = DCS.iter().chain(PG.iter()).map(|s| s.to_string()).collect();
+            let mut others: Vec<String> = pg.dcs().iter().chain(pg.members()).cloned().collect();
             others.sort();
             let fault = Fault::Partition { a: primary, b: Target::Nodes(others) };
-            ("partition", vec![at(t, fault), at(undo_at, Fault::HealNetwork)])
+            vec![at(t, fault), at(undo_at, Fault::HealNetwork)]
         }
-        _ => ("pause", vec![at(t, Fault::Pause(primary.clone())), at(undo_at, Fault::Resume(Target::All))]),
+        _ => vec![at(t, Fault::Pause(primary.clone())), at(undo_at, Fault::Resume(Target::All))],
     }
 }

@@ -2,7 +2,6 @@
 //! password hash in one transaction), permission grants and revocations, and tenant creation;
 //! one reader session scanning document permissions on standbys (hot-standby reads).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
@@ -11,28 +10,23 @@ use rand_chacha::ChaCha8Rng;
 use sim::NodeCtx;
 use system::postgres::data::{Check, Table, Txn, Write};
 use system::postgres::protocol::{Request, Response};
-use system::postgres::{Executed, PgClient};
+use system::postgres::{Executed, PgClient, PgCluster};
 
-use super::history::{Ack, History, OpKind, ReplicaRead};
-use super::{DCS, PG, WORKLOAD_END_MS};
+use super::history::{OpKind, ReplicaRead, TxnEvent};
+use super::WORKLOAD_END_MS;
 
 const WRITERS: usize = 3;
 const DOCS: u32 = 12;
 const EXECUTE_BUDGET: Duration = Duration::from_secs(4);
 
-pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>) {
+pub async fn run(mut ctx: NodeCtx, pg: PgCluster) {
     for session in 0..WRITERS {
-        tokio::spawn(writer(ctx.fork(), session, history.clone()));
+        tokio::spawn(writer(ctx.fork(), pg.client(ctx.net.clone()), session));
     }
-    reader(ctx.fork(), history).await;
+    reader(ctx.fork(), pg).await;
 }
 
-fn lock(h: &Mutex<History>) -> std::sync::MutexGuard<'_, History> {
-    h.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-async fn writer(mut ctx: NodeCtx, session: usize, history: Arc<Mutex<History>>) {
-    let mut client = PgClient::new(ctx.net.clone(), DCS.iter().map(|s| s.to_string()).collect());
+async fn writer(mut ctx: NodeCtx, mut client: PgClient, session: usize) {
     let mut users: Vec<String> = Vec::new();
     let mut grants: Vec<String> = Vec::new();
     let mut n = 0u64;
@@ -40,28 +34,24 @@ async fn writer(mut ctx: NodeCtx, session: usize, history: Arc<Mutex<History>>) 
         n += 1;
         let id = format!("{}-s{session}-{n}", ctx.name);
         let (kind, txn) = next_txn(&mut ctx.rng, id, session, n, &mut users, &mut grants);
-        lock(&history).attempts += 1;
+        ctx.observe(&TxnEvent::Invoked { txn: txn.id.clone(), kind });
         let result = client.execute(&txn, EXECUTE_BUDGET).await;
-        record(&ctx, &history, kind, &txn, result);
+        ctx.observe(&settled(kind, &txn, result));
         tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(5..25))).await;
     }
 }
 
-fn record(ctx: &NodeCtx, history: &Mutex<History>, kind: OpKind, txn: &Txn, result: Executed) {
-    let mut h = lock(history);
+/// How a transaction ended, as the workload observes it.
+fn settled(kind: OpKind, txn: &Txn, result: Executed) -> TxnEvent {
+    let id = txn.id.clone();
     match result {
         Executed::Committed { node, epoch, index } => {
             let mut tables: Vec<Table> = txn.writes.iter().map(Write::table).collect();
             tables.dedup();
-            let at_ms = ctx.clock.now_ms();
-            ctx.trace("pg.client.committed", serde_json::json!({ "txn": txn.id, "node": node, "epoch": epoch, "index": index }));
-            h.acks.push(Ack { txn: txn.id.clone(), kind, tables, node, epoch, index, at_ms });
+            TxnEvent::Committed { txn: id, kind, tables, node, epoch, index }
         }
-        Executed::Rejected(_) => h.rejected += 1,
-        Executed::Indeterminate(reason) => {
-            ctx.trace("pg.client.indeterminate", serde_json::json!({ "txn": txn.id, "reason": reason }));
-            h.indeterminate += 1;
-        }
+        Executed::Rejected(reason) => TxnEvent::Rejected { txn: id, reason },
+        Executed::Indeterminate(reason) => TxnEvent::Indeterminate { txn: id, reason },
     }
 }
 
@@ -89,7 +79,7 @@ fn next_txn(
         let user = users.choose(rng).expect("checked non-empty").clone();
         let key = format!("doc-{}:{user}", rng.gen_range(0..DOCS));
         grants.push(key.clone());
-        let value = if rng.gen_bool(0.5) { "edit" } else { "view" };
+        let value = if rng.gen_ratio(1, 2) { "edit" } else { "view" };
         let writes = vec![Write::Put { table: Table::DocPermissions, key, value: value.into() }];
         return (OpKind::Grant, Txn { id, checks: vec![], writes });
     }
@@ -103,10 +93,10 @@ fn next_txn(
 }
 
 /// Scans one document's permissions on a random member; keeps what standbys served.
-async fn reader(mut ctx: NodeCtx, history: Arc<Mutex<History>>) {
+async fn reader(mut ctx: NodeCtx, pg: PgCluster) {
     while ctx.clock.now_ms() < WORKLOAD_END_MS {
         tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(50..150))).await;
-        let node = PG[ctx.rng.gen_range(0..PG.len())];
+        let node = &pg.members()[ctx.rng.gen_range(0..pg.members().len())];
         let prefix = format!("doc-{}:", ctx.rng.gen_range(0..DOCS));
         let req = Request::Scan { table: Table::DocPermissions, prefix, limit: 100 };
         let Ok(Response::Rows { rows, read }) = PgClient::ask(&ctx.net, node, &req).await else { continue };
@@ -114,9 +104,7 @@ async fn reader(mut ctx: NodeCtx, history: Arc<Mutex<History>>) {
             continue;
         }
         let rows = rows.into_iter().map(|(k, r)| (k, r.epoch, r.index)).collect();
-        let at_ms = ctx.clock.now_ms();
         ctx.sometimes("pg.replica_read");
-        let r = ReplicaRead { node: node.into(), at_ms, applied: read.applied, rows, lag_ms: read.lag_ms, lag_records: read.lag_records };
-        lock(&history).reads.push(r);
+        ctx.observe(&ReplicaRead { node: node.clone(), applied: read.applied, rows, lag_ms: read.lag_ms, lag_records: read.lag_records });
     }
 }

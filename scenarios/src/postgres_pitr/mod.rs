@@ -2,30 +2,35 @@
 //! object store in another region while the workload runs (and, on most seeds, while the primary
 //! is killed or isolated, so the archive spans two timelines). Late in the run a node in the
 //! other region restores the newest timeline to a seeded target time and rebuilds the data
-//! there; the checker compares the result with the history at that time.
+//! there; the checker compares the result with the history at that time, computed by its own
+//! replay of the final timeline (see [`checker`]).
+//!
+//! `--config pitr-stop-late` restores with an off-by-one stop rule (the first record after the
+//! target is replayed too); the checker must report `pitr past target`.
 
 mod checker;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sim::clock::SIM_EPOCH_UNIX_MS;
 use sim::disk::DiskFaults;
-use sim::{node_main, Fault, NodeCtx, Scheduled, Target};
+use sim::{node_main, Fault, NodeCtx, Observation, Scheduled, Target};
+use system::postgres::archive::StopAt;
 use system::postgres::data::Durability;
+use system::postgres::wal::{History, Position};
+use system::postgres::PgCluster;
 
-use crate::postgres_failover::history::History;
-use crate::postgres_failover::{cluster, BACKUP, PG};
+use crate::postgres_failover::{cluster, names};
 use crate::scenario::{Built, Scenario};
 
 pub static SCENARIO: Scenario = Scenario {
     name: "postgres-pitr",
     about: "PostgreSQL-like WAL archiving and base backups to another region, then a point-in-time restore to a seeded time",
-    configs: &[],
+    configs: &[("pitr-stop-late", "a restore that also replays the first record after the target time (unsafe): the checker must report `pitr past target`")],
     sweep_must_reach: &["pg.base_backup", "pg.wal_archived", "pg.pitr.from_base_backup", "pg.pitr.second_timeline", "fault.kill"],
-    draw: |seed, _config| schedule(&mut draw_target(seed).1),
+    draw: |seed, _config| schedule(&mut draw_target(seed).1, &names()),
     build,
 };
 
@@ -36,20 +41,41 @@ const RESTORE_AT_MS: u64 = 36_000;
 /// replay stopped. The checker reads it back from that node's disk.
 pub(crate) const RESTORED_FILE: &str = "restored.json";
 
-fn build(seed: u64, _config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
-    let history = Arc::new(Mutex::new(History::default()));
-    let mut plan = cluster(Durability::standard(), &history, &[(RESTORE_NODE, "az-b1", "region-2")]);
+/// How a restore ended, as the restore node observes it (the rebuilt tables are on its disk).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RestoreDone {
+    /// The target, in simulated ms (the wall-clock target less the simulation's epoch).
+    pub target_ms: u64,
+    pub result: Result<RestoreSummary, String>,
+}
+
+impl Observation for RestoreDone {
+    const KIND: &'static str = "pg.pitr.restore";
+}
+
+/// Where a restore started and stopped.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RestoreSummary {
+    pub history: History,
+    pub base: Option<Position>,
+    pub position: Position,
+    pub replayed: u64,
+    pub stopped: String,
+}
+
+fn build(seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
+    let stop = match config {
+        Some("pitr-stop-late") => StopAt::FirstAfter,
+        _ => StopAt::LastAtOrBefore,
+    };
+    let (mut plan, pg) = cluster(Durability::standard());
+    plan.topology.add(RESTORE_NODE, "az-b1", "region-2");
+    let store = pg.backup().expect("the cluster archives").to_string();
     let (target_ms, _) = draw_target(seed);
     plan.schedule = schedule;
-    let h = history.clone();
-    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, target_ms, h.clone())));
-    let check = move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
-        let h = history.lock().unwrap_or_else(|e| e.into_inner());
-        let v = checker::check(outcome, &h, target_ms);
-        verdict.violations.extend(v.violations);
-        verdict.metrics.extend(v.metrics);
-    };
-    Built::new(plan).checker(check)
+    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, store.clone(), target_ms, stop)));
+    let checker = checker::PitrChecker { pg, restore_node: RESTORE_NODE.into(), restored_file: RESTORED_FILE.into() };
+    Built::new(plan).checker(checker)
 }
 
 /// The restore's target time, and the seed's schedule stream after it.
@@ -59,12 +85,12 @@ fn draw_target(seed: u64) -> (u64, rand_chacha::ChaCha8Rng) {
 }
 
 /// Torn writes armed; the primary killed (half the seeds) or isolated (a quarter) mid-run.
-fn schedule(rng: &mut rand_chacha::ChaCha8Rng) -> Vec<Scheduled> {
-    let members = Target::Nodes(PG.iter().map(|s| s.to_string()).collect());
+fn schedule(rng: &mut rand_chacha::ChaCha8Rng, pg: &PgCluster) -> Vec<Scheduled> {
+    let members = Target::Nodes(pg.members().to_vec());
     let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
     let mut s = vec![Scheduled { at_ms: 0, fault: Fault::Disk { target: members, faults: torn } }];
     let at_ms = rng.gen_range(8_000..16_000);
-    let primary = Target::role("pg-primary");
+    let primary = Target::role(pg.role_primary());
     match rng.gen_range(0..4) {
         0 | 1 => s.push(Scheduled { at_ms, fault: Fault::Kill(primary) }),
         2 => s.push(Scheduled { at_ms, fault: Fault::Isolate(primary) }),
@@ -75,31 +101,35 @@ fn schedule(rng: &mut rand_chacha::ChaCha8Rng) -> Vec<Scheduled> {
 }
 
 /// Waits, restores the archive to the target time, and writes the rebuilt data durably.
-async fn restore_node(ctx: NodeCtx, target_ms: u64, history: Arc<Mutex<History>>) {
+async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, stop: StopAt) {
     tokio::time::sleep(Duration::from_millis(RESTORE_AT_MS.saturating_sub(ctx.clock.now_ms()))).await;
     let target_wall_ms = SIM_EPOCH_UNIX_MS + target_ms;
     let mut result = Err("not attempted".to_string());
     for _ in 0..3 {
-        result = system::postgres::archive::restore(&ctx.net, BACKUP, target_wall_ms).await.map_err(|e| e.to_string());
+        result = system::postgres::archive::restore(&ctx.net, &store, target_wall_ms, stop).await.map_err(|e| e.to_string());
         if result.is_ok() {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     if let Ok(r) = &result {
-        ctx.trace("pg.pitr.restored", json!({ "target_ms": target_ms, "position": r.position, "base": r.base, "replayed": r.replayed }));
         if r.base.is_some() {
             ctx.sometimes("pg.pitr.from_base_backup");
         }
         if r.history.len() > 1 {
             ctx.sometimes("pg.pitr.second_timeline");
         }
-    }
-    if let Ok(r) = &result {
         let bytes = serde_json::to_vec(r).expect("restores serialize");
         if let Err(e) = system::consensus::replace_file(&ctx.disk, RESTORED_FILE, &bytes).await {
             result = Err(format!("writing the restored data: {e}"));
         }
     }
-    history.lock().unwrap_or_else(|e| e.into_inner()).restore = Some(result);
+    let result = result.map(|r| RestoreSummary {
+        history: r.history,
+        base: r.base,
+        position: r.position,
+        replayed: r.replayed,
+        stopped: r.stopped,
+    });
+    ctx.observe(&RestoreDone { target_ms, result });
 }

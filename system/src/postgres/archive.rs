@@ -109,7 +109,7 @@ impl Node {
     pub(super) async fn archive(self: Arc<Self>, epoch: u64, gen: u64, store: String) {
         let store = ObjClient::new(self.ctx.net.clone(), &store);
         let timing = self.config.timing.clone();
-        let history = self.lock().wal.history();
+        let history = self.lock().wal().history();
         let body = serde_json::to_vec(&history).expect("history serializes");
         while store.put(&history_key(epoch), &body).await.is_err() {
             tokio::time::sleep(RETRY).await;
@@ -124,11 +124,11 @@ impl Node {
         loop {
             tokio::time::sleep(Duration::from_millis(timing.archive_timeout_ms)).await;
             let (segment, flushed) = {
-                let inner = self.lock();
-                if inner.generation != gen {
+                let member = self.lock();
+                if member.generation() != gen {
                     return;
                 }
-                (inner.wal.range(archived + 1, inner.flushed, MAX_SEGMENT), inner.flushed)
+                (member.wal().range(archived + 1, member.flushed(), MAX_SEGMENT), member.flushed())
             };
             if let (Some(first), Some(last)) = (segment.first(), segment.last()) {
                 let key = wal_key(epoch, first.index, last.index);
@@ -147,13 +147,12 @@ impl Node {
 
     async fn base_backup(&self, store: &ObjClient, gen: u64) -> io::Result<()> {
         let backup = {
-            let inner = self.lock();
-            if inner.generation != gen {
+            let member = self.lock();
+            if member.generation() != gen {
                 return Err(io::Error::other("generation ended"));
             }
-            let position = inner.position_at(inner.flushed);
-            let commit_wall_ms = inner.wal.get(inner.flushed).map_or(0, |r| r.commit_wall_ms);
-            BaseBackup { position, history: inner.wal.history(), commit_wall_ms, tables: inner.visible.clone() }
+            let commit_wall_ms = member.wal().get(member.flushed()).map_or(0, |r| r.commit_wall_ms);
+            BaseBackup { position: member.position(), history: member.wal().history(), commit_wall_ms, tables: member.visible().clone() }
         };
         let key = base_key(backup.position, backup.commit_wall_ms);
         store.put(&key, &serde_json::to_vec(&backup).expect("backups serialize")).await?;
@@ -163,8 +162,20 @@ impl Node {
     }
 }
 
-/// Restores the newest timeline in `store` to `target_wall_ms` (see the module doc).
-pub async fn restore(net: &Net, store: &str, target_wall_ms: u64) -> io::Result<Restored> {
+/// Where replay stops relative to the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopAt {
+    /// At the last record committed at or before the target, as PostgreSQL's
+    /// `recovery_target_inclusive = on` does.
+    LastAtOrBefore,
+    /// Unsafe, to prove the checker: at the first record committed after the target, which is
+    /// replayed too (an off-by-one in the stop rule).
+    FirstAfter,
+}
+
+/// Restores the newest timeline in `store` to `target_wall_ms`, stopping as `stop` says (see
+/// the module doc).
+pub async fn restore(net: &Net, store: &str, target_wall_ms: u64, stop: StopAt) -> io::Result<Restored> {
     let store = ObjClient::new(net.clone(), store);
     let timeline = store
         .list("history.")
@@ -185,13 +196,18 @@ pub async fn restore(net: &Net, store: &str, target_wall_ms: u64) -> io::Result<
     let mut stopped = "end of archive".to_string();
     for index in position.index + 1.. {
         let Some(r) = records.get(&index) else { break };
-        if r.commit_wall_ms > target_wall_ms {
+        let past = r.commit_wall_ms > target_wall_ms;
+        if past && stop == StopAt::LastAtOrBefore {
             stopped = "target".into();
             break;
         }
         wal::apply(&mut tables, r);
         position = Position { epoch: r.epoch, index };
         replayed += 1;
+        if past {
+            stopped = "target".into();
+            break;
+        }
     }
     let base = base.map(|b| b.position);
     Ok(Restored { target_wall_ms, timeline, history, base, position, replayed, tables, stopped })

@@ -55,8 +55,9 @@ struct Applied {
     lease_deadline: Option<((u64, u64), Instant)>,
 }
 
-/// Runs one DCS member. `members` are the DCS node names, this node among them.
-pub async fn run(mut ctx: NodeCtx, members: Vec<String>) {
+/// Runs one DCS member. `members` are the DCS node names, this node among them; the Raft
+/// leader claims `leader_role`.
+pub async fn run(mut ctx: NodeCtx, members: Vec<String>, leader_role: String) {
     let Some(pos) = members.iter().position(|m| *m == ctx.name) else {
         ctx.trace("dcs.not_a_member", json!({ "members": members }));
         return;
@@ -71,7 +72,7 @@ pub async fn run(mut ctx: NodeCtx, members: Vec<String>) {
         port: DCS_RAFT_PORT,
         tick_ms: TICK_MS,
         file_prefix: "dcs".into(),
-        leader_role: "dcs-leader".into(),
+        leader_role,
         raft: raft_config,
     };
     let (consensus, mut committed) = Consensus::start(&mut ctx, config);

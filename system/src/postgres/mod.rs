@@ -6,10 +6,11 @@
 //!   acknowledged; a torn or corrupt record is detected by its checksum on load and never
 //!   applied. A node whose WAL lost synced records marks itself damaged (durably), refuses reads
 //!   and promotion, and repairs itself by streaming the missing tail from the primary.
-//! - **Streaming replication** ([`primary`], [`standby`]): standbys stream flushed WAL, flush
-//!   it, apply it and report `flush`/`replay` positions; hot standbys serve (stale) reads with
-//!   their lag. Timelines are epochs; a standby that diverged rewinds to the new primary's
-//!   timeline before streaming (`pg_rewind`).
+//! - **Streaming replication** ([`member`], a sans-IO core with table tests; [`timeline`]; the
+//!   shells `node`, `primary`, `standby`): standbys stream flushed WAL, flush it, apply it and
+//!   report `flush`/`replay` positions; hot standbys serve (stale) reads with their lag.
+//!   Timelines are epochs; a standby that diverged rewinds to the new primary's timeline before
+//!   streaming (`pg_rewind`).
 //! - **`synchronous_commit` per table class** ([`data::Durability`]): `on` (credentials and
 //!   permissions) waits for the synchronous standby's flush, `local` (tenants, users) does not.
 //!   As in PostgreSQL, a transaction is visible on the primary once flushed locally, before the
@@ -22,6 +23,9 @@
 //!   the old primary demoted, restarted as a standby and rewound.
 //! - **Backups** ([`archive`]): `archive_timeout`-driven WAL archiving, periodic base backups,
 //!   and restore to a `recovery_target_time` on the latest timeline.
+//! - **A cluster as a unit** ([`cluster`]): members, DCS and backup store named under one prefix
+//!   (roles too), so several clusters share a world; members report promotions, demotions,
+//!   flush positions and rewinds as typed observations ([`observe`]).
 //!
 //! # Defaults copied (scaled for simulation, see [`manager::Timing::simulation`])
 //! Patroni `ttl` 30 s → 6 s, `loop_wait` 10 s → 1 s, `retry_timeout` 10 s → 2 s,
@@ -40,17 +44,22 @@
 
 pub mod archive;
 pub mod client;
+pub mod cluster;
 pub mod data;
 pub mod dcs;
 pub mod dcs_client;
 pub mod dcs_server;
 pub mod manager;
+pub mod member;
 mod node;
+pub mod observe;
 mod primary;
 pub mod protocol;
 pub mod replication;
 mod standby;
+pub mod timeline;
 pub mod wal;
 
 pub use client::{Executed, PgClient};
-pub use node::{run, Observer, PgConfig};
+pub use cluster::{PgCluster, PgClusterSpec};
+pub use node::{run, PgConfig};

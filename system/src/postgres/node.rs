@@ -1,14 +1,19 @@
 //! The node shell: one PostgreSQL-like member and its Patroni-like manager, over the seams.
 //!
-//! The node keeps its WAL, its tables and its role in one [`Inner`] behind a mutex (never held
-//! across an await). Each role (primary of an epoch, standby following a leader) runs tasks that
-//! belong to a *generation*; every role change bumps the generation and aborts those tasks, and
-//! every step that awaits re-checks the generation before acting on what it found. A demotion, an
-//! I/O error and a start all go through [`Node::reload`]: the in-memory state is rebuilt from the
-//! WAL on disk, as Patroni restarts PostgreSQL in recovery when it demotes it.
+//! Every protocol decision is the sans-IO core's ([`Member`], [`Manager`]); the shell does the
+//! I/O. [`Node::step`] feeds the core one input under its lock and carries out at once what
+//! must not wait (appends, so the disk holds records in log order; cuts; ending a role's tasks;
+//! answers; observations) and hands back what may (fsyncs) or belongs to the caller (messages
+//! for its connection). [`Node::finish`] performs the fsyncs and reports each back to the core.
+//!
+//! Each role (primary of an epoch, standby following a leader) runs tasks of a *generation*;
+//! every role change bumps it and aborts those tasks. A demotion, an I/O error and a start all
+//! go through [`Node::reload`]: the in-memory state is rebuilt from the WAL on disk, as Patroni
+//! restarts PostgreSQL in recovery when it demotes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,13 +24,14 @@ use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::cluster::PgRoles;
 use super::data::{Durability, Tables};
 use super::dcs::{ClusterView, Command, Outcome};
 use super::dcs_client::DcsClient;
-use super::manager::{Action, Local, LocalRole, Manager, Timing};
-use super::protocol::{MemberRole, MemberStatus, ReadInfo, Request, Response, CLIENT_PORT, MEMBER_PORT};
-use super::replication::{StandbyProgress, SyncRep};
-use super::wal::{read_segments, Cut, LoadTail, Position, Wal};
+use super::manager::{Action as HaAction, LocalRole, Manager, Timing};
+use super::member::{Action, Input, Member, MemberConfig, Observed};
+use super::protocol::{MemberStatus, Replication, Request, Response, CLIENT_PORT, MEMBER_PORT};
+use super::wal::{read_segments, Cut, LoadTail, Wal};
 use crate::wire;
 
 /// Marks a WAL that lost synced records, until a peer has sent them again. Durable, so a second
@@ -33,15 +39,6 @@ use crate::wire;
 pub(super) const DAMAGE_FILE: &str = "pg.damaged";
 const MEMBER_POLL_TIMEOUT: Duration = Duration::from_millis(300);
 const CLIENT_IDLE: Duration = Duration::from_secs(10);
-
-/// Hooks for checkers: what a member did and when (simulated ms). All default to nothing.
-pub trait Observer: Send + Sync {
-    fn promoted(&self, _node: &str, _epoch: u64, _index: u64, _at_ms: u64) {}
-    fn demoted(&self, _node: &str, _epoch: u64, _at_ms: u64, _reason: &str) {}
-    /// The primary of `epoch` flushed its WAL up to `index`.
-    fn flushed(&self, _node: &str, _epoch: u64, _index: u64, _at_ms: u64) {}
-    fn rewound(&self, _node: &str, _kept: u64, _discarded: u64, _at_ms: u64) {}
-}
 
 /// How a member is set up.
 #[derive(Clone)]
@@ -54,54 +51,37 @@ pub struct PgConfig {
     pub archive: Option<String>,
     pub durability: Durability,
     pub timing: Timing,
-    pub observer: Option<Arc<dyn Observer>>,
+    /// The roles this member claims, namespaced by its cluster.
+    pub roles: PgRoles,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Role {
-    Primary { epoch: u64 },
-    Standby { following: Option<(String, u64)> },
+/// Why the stream or flow a step belonged to ends.
+#[derive(Debug)]
+pub(super) struct Ended {
+    pub reason: String,
+    /// The peer broke the protocol or the timelines diverge (not merely a role change).
+    pub refused: bool,
 }
 
-pub(super) struct Inner {
-    pub generation: u64,
-    pub role: Role,
-    pub wal: Wal,
-    /// State including records not yet flushed (the primary checks transactions against it).
-    pub head: Tables,
-    /// State of the flushed records: what readers see.
-    pub visible: Tables,
-    pub flushed: u64,
-    pub damaged: bool,
-    /// An I/O error happened: the HA loop reloads from disk before anything else.
-    pub broken: bool,
-    /// The primary acknowledges writes only before this (simulated ms).
-    pub fence_ms: u64,
-    pub sync: SyncRep,
-    pub standbys: BTreeMap<String, StandbyProgress>,
-    pub waiters: BTreeMap<u64, oneshot::Sender<()>>,
-    pub next_waiter: u64,
-    /// Standby: the primary's flush position as last reported, and when we last knew we had
-    /// all of it (the lag grows from there while nothing arrives, as `now() -
-    /// pg_last_xact_replay_timestamp()` does).
-    pub primary_flushed: u64,
-    pub caught_up_ms: Option<u64>,
-    /// Standby with a damaged WAL: repaired once flushed up to here.
-    pub repair_target: Option<u64>,
-    /// A standby has compared timelines with its leader (and rewound) since its last role
-    /// change: until then its log may hold records the cluster discarded, so it serves no reads.
-    pub streamed: bool,
-}
-
-impl Inner {
-    pub fn position_at(&self, index: u64) -> Position {
-        self.wal.get(index).map_or(Position::default(), |r| Position { epoch: r.epoch, index })
+impl Ended {
+    pub fn into_io(self) -> io::Error {
+        let kind = if self.refused { io::ErrorKind::InvalidData } else { io::ErrorKind::Other };
+        io::Error::new(kind, self.reason)
     }
+}
 
-    pub fn primary_epoch(&self) -> Option<u64> {
-        match self.role {
-            Role::Primary { epoch } => Some(epoch),
-            Role::Standby { .. } => None,
+/// What a step left for its caller once its fsyncs are done.
+pub(super) struct Finished {
+    /// Messages for the caller's connection, in order.
+    pub sends: Vec<Replication>,
+    pub ended: Option<Ended>,
+}
+
+impl Finished {
+    pub fn result(self) -> Result<Vec<Replication>, Ended> {
+        match self.ended {
+            Some(e) => Err(e),
+            None => Ok(self.sends),
         }
     }
 }
@@ -109,7 +89,7 @@ impl Inner {
 pub(super) struct Node {
     pub ctx: NodeCtx,
     pub config: PgConfig,
-    inner: Mutex<Inner>,
+    member: Mutex<Member>,
     /// Woken (all waiters, in order) whenever the flush position moves. A plain `Notify`, not
     /// a `watch` channel: tokio's `watch` spreads waiters over several notifiers chosen by a
     /// process-global random stream, which would make wake-up order differ between runs.
@@ -117,6 +97,9 @@ pub(super) struct Node {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Wakes the HA loop early (a synchronous standby caught up, an I/O error).
     pub wake: Notify,
+    /// Clients waiting for their commit's answer, by commit id.
+    answers: Mutex<BTreeMap<u64, oneshot::Sender<Response>>>,
+    next_commit: AtomicU64,
 }
 
 /// Runs one member until the node dies.
@@ -127,27 +110,24 @@ pub async fn run(ctx: NodeCtx, config: PgConfig) {
     }
     let dcs = DcsClient::new(ctx.net.clone(), config.dcs.clone());
     let manager = Manager::new(&ctx.name, config.timing.clone());
-    let sync = SyncRep::new(config.timing.wal_sender_timeout_ms);
-    let inner = Inner {
-        generation: 0,
-        role: Role::Standby { following: None },
-        wal: Wal::default(),
-        head: Tables::default(),
-        visible: Tables::default(),
-        flushed: 0,
-        damaged: false,
-        broken: false,
-        fence_ms: 0,
-        sync,
-        standbys: BTreeMap::new(),
-        waiters: BTreeMap::new(),
-        next_waiter: 0,
-        primary_flushed: 0,
-        caught_up_ms: None,
-        repair_target: None,
-        streamed: false,
-    };
-    let node = Arc::new(Node { ctx, config, inner: Mutex::new(inner), flushed_moved: Notify::new(), tasks: Mutex::default(), wake: Notify::new() });
+    let member = Member::new(MemberConfig {
+        me: ctx.name.clone(),
+        zone: ctx.zone.clone(),
+        members: config.members.clone(),
+        durability: config.durability.clone(),
+        sender_timeout_ms: config.timing.wal_sender_timeout_ms,
+        roles: config.roles.clone(),
+    });
+    let node = Arc::new(Node {
+        ctx,
+        config,
+        member: Mutex::new(member),
+        flushed_moved: Notify::new(),
+        tasks: Mutex::default(),
+        wake: Notify::new(),
+        answers: Mutex::default(),
+        next_commit: AtomicU64::new(0),
+    });
     node.reload("start").await;
     tokio::spawn(node.clone().serve_clients());
     tokio::spawn(node.clone().serve_replication());
@@ -155,9 +135,14 @@ pub async fn run(ctx: NodeCtx, config: PgConfig) {
     node.ha_loop(dcs, manager).await;
 }
 
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Node {
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// The core, for reading. Never held across an await.
+    pub fn lock(&self) -> MutexGuard<'_, Member> {
+        locked(&self.member)
     }
 
     pub fn name(&self) -> &str {
@@ -168,63 +153,140 @@ impl Node {
         self.ctx.clock.now_ms()
     }
 
+    /// Feeds `input` to the core (see the module doc); returns the fsyncs, sends and closes
+    /// left for the caller, in order.
+    pub fn step(self: &Arc<Self>, input: Input) -> Vec<Action> {
+        self.step_then(input, |_| ()).0
+    }
+
+    /// [`Node::step`], then reads `f` of the core under the same lock.
+    pub fn step_then<R>(self: &Arc<Self>, input: Input, f: impl FnOnce(&Member) -> R) -> (Vec<Action>, R) {
+        let mut member = self.lock();
+        let now = self.now_ms();
+        let mut queue: VecDeque<Action> = member.step(now, input).into();
+        let mut later = Vec::new();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Append { file, bytes, from } => {
+                    if let Err(e) = self.ctx.disk.append(&file, &bytes) {
+                        // Nothing of this write may follow the failed append, its fsync least.
+                        queue.retain(|a| !matches!(a, Action::Append { .. } | Action::Sync { .. }));
+                        let failed = Input::AppendFailed { gen: member.generation(), from, error: e.to_string() };
+                        queue.extend(member.step(now, failed));
+                    }
+                }
+                Action::Cut(cut) => {
+                    if let Err(e) = self.apply_cut(&cut) {
+                        queue.clear();
+                        queue.extend(member.step(now, Input::IoFailed));
+                        later.push(Action::Close { reason: format!("cutting the WAL: {e}"), refused: false });
+                    }
+                }
+                Action::Sync { .. } | Action::Send(_) | Action::Close { .. } | Action::WriteSync { .. } => later.push(action),
+                other => self.perform(other),
+            }
+        }
+        let read = f(&member);
+        (later, read)
+    }
+
+    /// Carries out an action that needs no waiting.
+    fn perform(self: &Arc<Self>, action: Action) {
+        match action {
+            Action::Settle { id, response } => {
+                if let Some(tx) = locked(&self.answers).remove(&id) {
+                    let _ = tx.send(response);
+                }
+            }
+            Action::EndRoleTasks => {
+                for t in locked(&self.tasks).drain(..) {
+                    t.abort();
+                }
+            }
+            Action::StartArchiver { epoch, gen } => {
+                if let Some(store) = self.config.archive.clone() {
+                    self.push_task(tokio::spawn(self.clone().archive(epoch, gen, store)));
+                }
+            }
+            Action::ClearDamage => {
+                // Best effort: if the marker survives a crash, the node repairs itself again.
+                let _ = self.ctx.disk.remove(DAMAGE_FILE);
+            }
+            Action::SetRole { role, holds } => self.ctx.set_role(&role, holds),
+            Action::Observe(o) => match o {
+                Observed::Promoted(p) => self.ctx.observe(&p),
+                Observed::Demoted(d) => self.ctx.observe(&d),
+                Observed::Flushed(f) => self.ctx.observe(&f),
+                Observed::Rewound(r) => self.ctx.observe(&r),
+            },
+            Action::Trace { kind, fields } => self.ctx.trace(kind, fields),
+            Action::Sometimes(what) => self.ctx.sometimes(what),
+            Action::WakeHa => self.wake.notify_one(),
+            Action::FlushMoved => self.flushed_moved.notify_waiters(),
+            Action::Append { .. } | Action::Cut(_) | Action::Sync { .. } | Action::Send(_) | Action::Close { .. } | Action::WriteSync { .. } => {
+                unreachable!("handled by the step")
+            }
+        }
+    }
+
+    /// Performs the fsyncs a step left, reporting each back to the core, and collects the
+    /// messages for the caller's connection (stopping at the first close).
+    pub async fn finish(self: &Arc<Self>, actions: Vec<Action>) -> Finished {
+        let mut queue: VecDeque<Action> = actions.into();
+        let mut sends = Vec::new();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Sync { gen, files, upto } => {
+                    let synced = self.sync_files(&files).await;
+                    let report = match (synced, upto) {
+                        (Ok(()), Some(upto)) => Input::Synced { gen, upto },
+                        (Ok(()), None) => continue,
+                        (Err(_), Some(upto)) => Input::SyncFailed { gen, upto },
+                        (Err(_), None) => Input::IoFailed,
+                    };
+                    let failed = !matches!(report, Input::Synced { .. });
+                    let after = self.step(report);
+                    if failed {
+                        return Finished { sends, ended: Some(Ended { reason: "fsync failed".into(), refused: false }) };
+                    }
+                    for a in after.into_iter().rev() {
+                        queue.push_front(a);
+                    }
+                }
+                Action::Send(msg) => sends.push(msg),
+                Action::Close { reason, refused } => return Finished { sends, ended: Some(Ended { reason, refused }) },
+                _ => {}
+            }
+        }
+        Finished { sends, ended: None }
+    }
+
     /// Spawns a task of generation `gen`; it is aborted at the next role change (or never
     /// started if that change already happened).
     pub fn spawn_role_task<F>(&self, gen: u64, fut: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let inner = self.lock();
-        if inner.generation != gen {
-            return;
+        let member = self.lock();
+        if member.generation() == gen {
+            self.push_task(tokio::spawn(fut));
         }
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+    }
+
+    fn push_task(&self, task: JoinHandle<()>) {
+        let mut tasks = locked(&self.tasks);
         tasks.retain(|t| !t.is_finished());
-        tasks.push(tokio::spawn(fut));
+        tasks.push(task);
     }
 
-    /// Ends the current role: bumps the generation, aborts its tasks, fails every waiting
-    /// commit (its client learns nothing: indeterminate). Returns the new generation.
-    pub fn stop(&self, role: Role) -> u64 {
-        let mut inner = self.lock();
-        let was_primary = inner.primary_epoch().is_some();
-        inner.generation += 1;
-        inner.role = role;
-        inner.waiters.clear();
-        inner.sync = SyncRep::new(self.config.timing.wal_sender_timeout_ms);
-        inner.standbys.clear();
-        inner.fence_ms = 0;
-        inner.streamed = false;
-        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-            t.abort();
-        }
-        if was_primary {
-            self.ctx.set_role("pg-primary", false);
-        }
-        inner.generation
-    }
-
-    /// Moves the flush position to `upto` and applies the newly flushed records for readers.
-    pub fn advance_flushed(&self, inner: &mut Inner, upto: u64) {
-        let upto = upto.min(inner.wal.last_index());
-        if upto <= inner.flushed {
-            return;
-        }
-        for i in inner.flushed + 1..=upto {
-            if let Some(r) = inner.wal.get(i) {
-                super::wal::apply(&mut inner.visible, r);
-            }
-        }
-        inner.flushed = upto;
-        self.flushed_moved.notify_waiters();
-        if let (Some(epoch), Some(o)) = (inner.primary_epoch(), &self.config.observer) {
-            o.flushed(self.name(), epoch, upto, self.now_ms());
-        }
+    /// Ends the current role (as a standby following `following`); returns the new generation.
+    pub fn stop(self: &Arc<Self>, following: Option<(String, u64)>, why: &str) -> u64 {
+        self.step_then(Input::Stop { following, why: why.into() }, Member::generation).1
     }
 
     /// Rebuilds everything from the WAL on disk, as a PostgreSQL restart would, and comes up as
     /// a standby following nobody yet. Retries until the disk cooperates.
-    pub async fn reload(&self, why: &str) {
+    pub async fn reload(self: &Arc<Self>, why: &str) {
         loop {
             match self.try_reload(why).await {
                 Ok(()) => return,
@@ -236,8 +298,8 @@ impl Node {
         }
     }
 
-    async fn try_reload(&self, why: &str) -> io::Result<()> {
-        let gen = self.stop(Role::Standby { following: None });
+    async fn try_reload(self: &Arc<Self>, why: &str) -> io::Result<()> {
+        let gen = self.stop(None, why);
         let disk = &self.ctx.disk;
         let loaded = Wal::load(&read_segments(disk)?);
         if loaded.cut_bytes > 0 {
@@ -252,31 +314,15 @@ impl Node {
             damaged = true;
         }
         // What survived is made durable before anything is built on it.
-        for file in loaded.wal.segments_for(1, loaded.wal.last_index()) {
-            disk.sync(&file).await?;
-        }
-        let head = loaded.wal.replay(loaded.wal.last_index());
-        let mut inner = self.lock();
-        if inner.generation != gen {
-            return Err(io::Error::other("superseded while reloading"));
-        }
         let last = loaded.wal.last_index();
+        self.sync_files(&loaded.wal.segments_for(1, last)).await?;
         self.ctx.trace("pg.reloaded", json!({ "why": why, "last_index": last, "tail": loaded.tail, "damaged": damaged }));
-        inner.visible = head.clone();
-        inner.head = head;
-        inner.wal = loaded.wal;
-        inner.flushed = last;
-        inner.damaged = damaged;
-        inner.broken = false;
-        inner.repair_target = None;
-        inner.primary_flushed = 0;
-        inner.caught_up_ms = None;
-        self.flushed_moved.notify_waiters();
-        Ok(())
+        let installed = self.finish(self.step(Input::Loaded { gen, wal: loaded.wal, damaged })).await;
+        installed.result().map(drop).map_err(Ended::into_io)
     }
 
     /// Cuts the WAL files as `cut` says (the truncation is durable only after a sync).
-    pub fn apply_cut(&self, cut: &Cut) -> io::Result<()> {
+    fn apply_cut(&self, cut: &Cut) -> io::Result<()> {
         if let Some((file, len)) = &cut.truncate {
             self.ctx.disk.truncate(file, *len)?;
         }
@@ -286,44 +332,23 @@ impl Node {
         Ok(())
     }
 
-    /// fsyncs the segments holding records `from..=to`.
-    pub async fn sync_wal(&self, from: u64, to: u64) -> io::Result<()> {
-        let files = self.lock().wal.segments_for(from, to);
+    async fn sync_files(&self, files: &[String]) -> io::Result<()> {
         for file in files {
-            self.ctx.disk.sync(&file).await?;
+            self.ctx.disk.sync(file).await?;
         }
         Ok(())
-    }
-
-    /// Our state for the manager. A standby's position is what it has flushed.
-    fn local(&self) -> Local {
-        let inner = self.lock();
-        let role = match &inner.role {
-            Role::Primary { epoch } => LocalRole::Primary { epoch: *epoch },
-            Role::Standby { following } => LocalRole::Standby { following: following.clone() },
-        };
-        Local { role, position: inner.position_at(inner.flushed), damaged: inner.damaged }
-    }
-
-    pub fn status(&self) -> MemberStatus {
-        let inner = self.lock();
-        let (role, epoch) = match &inner.role {
-            Role::Primary { epoch } => (MemberRole::Primary, *epoch),
-            Role::Standby { following } => (MemberRole::Standby, following.as_ref().map_or(0, |f| f.1)),
-        };
-        MemberStatus { name: self.name().into(), role, epoch, position: inner.position_at(inner.flushed), damaged: inner.damaged }
     }
 
     async fn ha_loop(self: Arc<Self>, mut dcs: DcsClient, mut manager: Manager) {
         let timing = self.config.timing.clone();
         loop {
             let started = Instant::now();
-            if self.lock().broken {
+            if self.lock().is_broken() {
                 manager.on_demoted();
                 self.reload("I/O error").await;
             }
             let view = dcs.read(self.dcs_budget()).await.ok();
-            let local = self.local();
+            let local = self.lock().local();
             let leaderless = view.as_ref().is_some_and(|v| v.leader.is_none());
             let peers = match local.role {
                 LocalRole::Standby { .. } if leaderless => self.poll_members().await,
@@ -347,33 +372,33 @@ impl Node {
     /// so a primary cut off from the DCS notices its lease ran out (and demotes) on time.
     pub fn dcs_budget(&self) -> Duration {
         let retry = self.config.timing.retry_timeout_ms;
-        let inner = self.lock();
-        let ms = match inner.primary_epoch() {
-            Some(_) => retry.min(inner.fence_ms.saturating_sub(self.now_ms())).max(50),
+        let member = self.lock();
+        let ms = match member.primary_epoch() {
+            Some(_) => retry.min(member.fence_ms().saturating_sub(self.now_ms())).max(50),
             None => retry,
         };
         Duration::from_millis(ms)
     }
 
-    async fn act(self: &Arc<Self>, action: Action, dcs: &mut DcsClient, manager: &mut Manager) {
+    async fn act(self: &Arc<Self>, action: HaAction, dcs: &mut DcsClient, manager: &mut Manager) {
         let retry = self.dcs_budget();
         let me = self.name().to_string();
         match action {
-            Action::Renew { epoch } => {
+            HaAction::Renew { epoch } => {
                 let sent = self.now_ms();
                 match dcs.write(Command::Renew { who: me, epoch }, retry).await {
                     Ok((Outcome::Done, _)) => {
                         manager.on_lease(sent);
-                        self.lock().fence_ms = manager.fence_ms();
+                        self.step(Input::Lease { fence_ms: manager.fence_ms() });
                     }
                     Ok((Outcome::Refused(reason), _)) => {
                         manager.on_demoted();
-                        self.demote(&reason).await;
+                        self.reload(&reason).await;
                     }
                     Err(_) => {}
                 }
             }
-            Action::Acquire => {
+            HaAction::Acquire => {
                 let sent = self.now_ms();
                 let ttl_ms = self.config.timing.ttl_ms;
                 if let Ok((Outcome::Done, view)) = dcs.write(Command::Acquire { who: me, ttl_ms }, retry).await {
@@ -386,27 +411,15 @@ impl Node {
                     }
                 }
             }
-            Action::Demote { reason } => {
+            HaAction::Demote { reason } => {
                 manager.on_demoted();
-                self.demote(&reason).await;
+                self.reload(&reason).await;
             }
-            Action::Follow { leader, epoch } => self.follow(leader, epoch).await,
-            Action::Release { epoch } => {
+            HaAction::Follow { leader, epoch } => self.follow(leader, epoch).await,
+            HaAction::Release { epoch } => {
                 let _ = dcs.write(Command::Release { who: me, epoch }, retry).await;
             }
         }
-    }
-
-    async fn demote(&self, reason: &str) {
-        let epoch = self.lock().primary_epoch();
-        if let Some(epoch) = epoch {
-            self.ctx.trace("pg.demoted", json!({ "epoch": epoch, "reason": reason }));
-            self.ctx.sometimes("pg.demoted");
-            if let Some(o) = &self.config.observer {
-                o.demoted(self.name(), epoch, self.now_ms(), reason);
-            }
-        }
-        self.reload("demote").await;
     }
 
     /// Starts following `leader` (the primary of `epoch`).
@@ -415,8 +428,8 @@ impl Node {
             self.reload("follow while primary").await;
         }
         self.ctx.trace("pg.follow", json!({ "leader": leader, "epoch": epoch }));
-        let gen = self.stop(Role::Standby { following: Some((leader.clone(), epoch)) });
-        self.spawn_role_task(gen, self.clone().receive_wal(leader, epoch, gen));
+        let gen = self.stop(Some((leader.clone(), epoch)), "follow");
+        self.spawn_role_task(gen, self.clone().receive_wal(leader, gen));
     }
 
     /// Claims the roles faults target: the synchronous standby and the asynchronous replicas.
@@ -424,8 +437,8 @@ impl Node {
         let Some(view) = view else { return };
         let primary = self.lock().primary_epoch().is_some();
         let sync = !primary && view.sync.standby.as_deref() == Some(self.name());
-        self.ctx.set_role("pg-sync-standby", sync);
-        self.ctx.set_role("pg-async-replica", !primary && !sync);
+        self.ctx.set_role(&self.config.roles.sync_standby, sync);
+        self.ctx.set_role(&self.config.roles.async_replica, !primary && !sync);
     }
 
     /// Asks every other member for its status (Patroni polls members' REST APIs); members that
@@ -449,7 +462,7 @@ impl Node {
     async fn serve_member_api(self: Arc<Self>) {
         let Ok(listener) = self.ctx.net.bind(MEMBER_PORT).await else { return };
         while let Ok((mut conn, _)) = listener.accept().await {
-            let status = self.status();
+            let status = self.lock().status();
             tokio::spawn(async move {
                 let _ = wire::send(&mut conn, &status).await;
             });
@@ -476,25 +489,19 @@ impl Node {
         }
     }
 
-    /// Serves a read from flushed state (a hot standby's, or the primary's), with its staleness.
     fn read(&self, query: impl FnOnce(&Tables) -> Vec<(String, super::data::Row)>) -> Response {
-        let inner = self.lock();
-        if inner.damaged {
-            return Response::Unavailable { reason: "WAL damaged; waiting to repair it from a peer".into() };
-        }
-        let primary = inner.primary_epoch().is_some();
-        if !primary && !inner.streamed {
-            return Response::Unavailable { reason: "not yet on the leader's timeline".into() };
-        }
-        let lag_records = if primary { 0 } else { inner.primary_flushed.saturating_sub(inner.flushed) };
-        let lag_ms = inner.caught_up_ms.map_or(0, |t| self.now_ms().saturating_sub(t));
-        let read = ReadInfo {
-            node: self.name().into(),
-            primary,
-            applied: inner.position_at(inner.flushed),
-            lag_records,
-            lag_ms: if primary { 0 } else { lag_ms },
-        };
-        Response::Rows { rows: query(&inner.visible), read }
+        self.lock().read(self.now_ms(), query)
+    }
+
+    /// Commits `txn` if this node is the primary of `epoch` (any, when None): the core answers
+    /// once the commit is as durable as its tables require, or settles it otherwise.
+    pub(super) async fn execute(self: &Arc<Self>, epoch: Option<u64>, txn: super::data::Txn) -> Response {
+        let id = self.next_commit.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        locked(&self.answers).insert(id, tx);
+        let wall_ms = self.ctx.clock.wall_ms();
+        let actions = self.step(Input::Commit { id, epoch, txn, wall_ms });
+        self.finish(actions).await;
+        rx.await.unwrap_or_else(|_| Response::Indeterminate { reason: "the member stopped before answering".into() })
     }
 }

@@ -54,7 +54,7 @@ pub struct ReadInfo {
 }
 
 /// Replication messages, both directions on one stream.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Replication {
     /// Standby → primary: who I am and where my log ends.
