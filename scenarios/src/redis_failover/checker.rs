@@ -3,14 +3,13 @@
 use sim::Outcome;
 
 use super::history::History;
-use super::{FAILOVER_BOUND_MS, FOLLOW_BOUND_MS, HEAL_AT_MS, REDIS};
+use super::{FAILOVER_BOUND_MS, FOLLOW_BOUND_MS, HEAL_AT_MS};
 use crate::scenario::Verdict;
 
 const LIST_AT_MOST: usize = 5;
 
-pub fn check(outcome: &Outcome, h: &History, fault_at_ms: u64, fault: &str) -> Verdict {
+pub fn check(outcome: &Outcome, h: &History, initial: &str, fault_at_ms: u64, fault: &str) -> Verdict {
     let mut v = Verdict::default();
-    let initial = REDIS[0];
     failover(h, fault_at_ms, fault, &mut v);
     demoted_masters(h, initial, &mut v);
     for line in h.bad_reads.iter().take(LIST_AT_MOST) {
@@ -44,7 +43,10 @@ fn failover(h: &History, fault_at_ms: u64, fault: &str, v: &mut Verdict) {
         ));
     }
     if !h.writes.iter().any(|w| w.node == *to && w.at_ms > *at) {
-        v.violation("clients did not follow", format!("no write acknowledged by the new master {to} after the failover at {at} ms"));
+        v.violation(
+            "clients did not follow",
+            format!("no write acknowledged by the new master {to} after the failover at {at} ms"),
+        );
     }
 }
 

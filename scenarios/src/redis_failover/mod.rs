@@ -17,8 +17,7 @@ mod workload;
 use std::sync::{Arc, Mutex};
 
 use sim::{node_main, Plan, Topology};
-use system::redis::sentinel::SentinelConfig;
-use system::redis::RedisConfig;
+use system::redis::RedisClusterSpec;
 
 use crate::scenario::{Built, Scenario};
 use history::{History, Recorder};
@@ -40,12 +39,10 @@ pub static SCENARIO: Scenario = Scenario {
         "redis.writes_to_demoted_master",
         "redis.cache_miss_refilled",
     ],
-    draw: |seed, _config| schedule::draw(seed).schedule,
+    draw: |seed, config| schedule::draw(seed, &spec(config).names()),
     build,
 };
 
-pub const REDIS: [&str; 3] = ["redis-1", "redis-2", "redis-3"];
-pub const SENTINELS: [&str; 3] = ["sentinel-1", "sentinel-2", "sentinel-3"];
 pub const ZONES: [&str; 3] = ["az-1", "az-2", "az-3"];
 pub const CLIENT: &str = "app-1";
 pub const HEAL_AT_MS: u64 = 26_000;
@@ -57,36 +54,27 @@ pub const DURATION_MS: u64 = 36_000;
 /// The Sentinels must have promoted a new master within this long of the fault.
 pub const FAILOVER_BOUND_MS: u64 = 15_000;
 
-fn build(seed: u64, _config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
-    let mut topology = Topology::new();
-    for (i, zone) in ZONES.iter().enumerate() {
-        topology.add(REDIS[i], zone, "region-1");
-        topology.add(SENTINELS[i], zone, "region-1");
-    }
-    topology.add(CLIENT, "az-1", "region-1");
+/// The cache under test: three members and three Sentinels (quorum 2), one of each per zone.
+fn spec(_config: Option<&str>) -> RedisClusterSpec {
+    RedisClusterSpec::new("redis", "region-1", ZONES.map(String::from).to_vec())
+}
+
+fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
     let history = Arc::new(Mutex::new(History::default()));
-    let observer = Arc::new(Recorder(history.clone()));
-    let mut plan = Plan::new(topology, DURATION_MS);
-    for name in REDIS {
-        let replica_of = (name != REDIS[0]).then(|| REDIS[0].to_string());
-        let config = RedisConfig { replica_of, priority: 100, observer: Some(observer.clone()) };
-        plan.node(name, node_main(move |ctx| system::redis::run(ctx, config.clone())));
-    }
-    let instances: Vec<String> = REDIS.iter().map(|s| s.to_string()).collect();
-    for name in SENTINELS {
-        let peers = SENTINELS.iter().filter(|p| **p != name).map(|p| p.to_string()).collect();
-        let config = SentinelConfig::simulation(name, peers, instances.clone(), REDIS[0]);
-        let observer: Arc<dyn system::redis::Observer> = observer.clone();
-        plan.node(name, node_main(move |ctx| system::redis::sentinel_node::run(ctx, config.clone(), Some(observer.clone()))));
-    }
-    let h = history.clone();
-    plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, h.clone())));
-    let drawn = schedule::draw(seed);
+    let mut plan = Plan::new(Topology::new(), DURATION_MS);
+    let mut spec = spec(config);
+    spec.observer = Some(Arc::new(Recorder(history.clone())));
+    let redis = spec.add_to(&mut plan);
+    plan.topology.add(CLIENT, ZONES[0], "region-1");
+    let (h, client) = (history.clone(), redis.client_config());
+    plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, client.clone(), h.clone())));
     plan.schedule = schedule;
-    let (fault_at_ms, fault) = (drawn.fault_at_ms, drawn.fault);
+    let initial = redis.initial_master().to_string();
     let check = move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
+        let (fault_at_ms, fault) =
+            outcome.observations(|o| o.faults().next().map(|f| (f.t_ms, f.value.fault.kind()))).unwrap_or((0, "none"));
         let h = history.lock().unwrap_or_else(|e| e.into_inner());
-        let v = checker::check(outcome, &h, fault_at_ms, fault);
+        let v = checker::check(outcome, &h, &initial, fault_at_ms, fault);
         verdict.violations.extend(v.violations);
         verdict.metrics.extend(v.metrics);
     };

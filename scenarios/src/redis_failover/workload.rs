@@ -11,10 +11,10 @@ use std::time::Duration;
 use rand::Rng;
 use sim::NodeCtx;
 use system::redis::protocol::{Command, Reply};
-use system::redis::RedisClient;
+use system::redis::{ClientConfig, RedisClient};
 
 use super::history::{History, WriteAck};
-use super::{READBACK_AT_MS, SENTINELS};
+use super::READBACK_AT_MS;
 
 const SESSIONS: usize = 2;
 const DOCS: u64 = 20;
@@ -42,22 +42,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>) {
+pub async fn run(mut ctx: NodeCtx, client: ClientConfig, history: Arc<Mutex<History>>) {
     let source: Source = Arc::default();
     for s in 0..SESSIONS {
-        tokio::spawn(session(ctx.fork(), s, source.clone(), history.clone()));
+        tokio::spawn(session(ctx.fork(), client.clone(), s, source.clone(), history.clone()));
     }
     let now = ctx.clock.now_ms();
     tokio::time::sleep(Duration::from_millis(READBACK_AT_MS.saturating_sub(now))).await;
-    readback(&ctx, &history).await;
+    readback(&ctx, client, &history).await;
 }
 
-fn sentinels() -> Vec<String> {
-    SENTINELS.iter().map(|s| s.to_string()).collect()
-}
-
-async fn session(mut ctx: NodeCtx, s: usize, source: Source, history: Arc<Mutex<History>>) {
-    let mut client = RedisClient::new(ctx.net.clone(), sentinels());
+async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, source: Source, history: Arc<Mutex<History>>) {
+    let mut client = RedisClient::new(ctx.net.clone(), client);
     let mut sessions: Vec<(String, u64)> = Vec::new();
     let mut n = 0u64;
     while ctx.clock.now_ms() + 1_000 < READBACK_AT_MS {
@@ -90,7 +86,14 @@ async fn session(mut ctx: NodeCtx, s: usize, source: Source, history: Arc<Mutex<
 }
 
 /// `SET key value PX ttl`; records the acknowledgement and returns its time.
-async fn set(ctx: &NodeCtx, client: &mut RedisClient, history: &Mutex<History>, key: String, value: String, ttl: u64) -> Option<u64> {
+async fn set(
+    ctx: &NodeCtx,
+    client: &mut RedisClient,
+    history: &Mutex<History>,
+    key: String,
+    value: String,
+    ttl: u64,
+) -> Option<u64> {
     let cmd = Command::Set { key: key.clone(), value, px: Some(ttl) };
     let result = client.call(&cmd).await;
     let at_ms = ctx.clock.now_ms();
@@ -121,7 +124,9 @@ async fn read_through(ctx: &NodeCtx, client: &mut RedisClient, history: &Mutex<H
             h.hits += 1;
             if v != expected {
                 let at = ctx.clock.now_ms();
-                h.bad_reads.push(format!("cache served wrong data: {key} from {node} at {at} ms was {v:?}, the source says {expected:?}"));
+                h.bad_reads.push(format!(
+                    "cache served wrong data: {key} from {node} at {at} ms was {v:?}, the source says {expected:?}"
+                ));
             }
         }
         None => {
@@ -133,7 +138,12 @@ async fn read_through(ctx: &NodeCtx, client: &mut RedisClient, history: &Mutex<H
 }
 
 /// Reads one session key whose TTL has passed: the cache must not return it.
-async fn check_expired(ctx: &NodeCtx, client: &mut RedisClient, history: &Mutex<History>, sessions: &mut Vec<(String, u64)>) {
+async fn check_expired(
+    ctx: &NodeCtx,
+    client: &mut RedisClient,
+    history: &Mutex<History>,
+    sessions: &mut Vec<(String, u64)>,
+) {
     let now = ctx.clock.now_ms();
     let Some(i) = sessions.iter().position(|(_, at)| now >= at + SESSION_TTL_MS + EXPIRY_SLACK_MS) else { return };
     let (key, acked_at) = sessions.swap_remove(i);
@@ -149,8 +159,8 @@ async fn check_expired(ctx: &NodeCtx, client: &mut RedisClient, history: &Mutex<
 }
 
 /// Lists the document keys the master holds, retrying while no master can be found.
-async fn readback(ctx: &NodeCtx, history: &Mutex<History>) {
-    let mut client = RedisClient::new(ctx.net.clone(), sentinels());
+async fn readback(ctx: &NodeCtx, client: ClientConfig, history: &Mutex<History>) {
+    let mut client = RedisClient::new(ctx.net.clone(), client);
     for _ in 0..10 {
         let cmd = Command::Keys { prefix: "doc:".into(), limit: 1_000_000 };
         if let Ok((node, Reply::Keys { keys })) = client.call(&cmd).await {

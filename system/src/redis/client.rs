@@ -30,6 +30,20 @@ pub enum RedisError {
     Server(String),
 }
 
+/// How a client finds its master.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The Sentinels to ask, in turn.
+    pub sentinels: Vec<String>,
+}
+
+impl ClientConfig {
+    /// Discovers and follows the master through these Sentinels.
+    pub fn sentinel(sentinels: Vec<String>) -> Self {
+        ClientConfig { sentinels }
+    }
+}
+
 pub struct RedisClient {
     net: Net,
     sentinels: Vec<String>,
@@ -40,8 +54,8 @@ pub struct RedisClient {
 }
 
 impl RedisClient {
-    pub fn new(net: Net, sentinels: Vec<String>) -> Self {
-        RedisClient { net, sentinels, next: 0, master: None, conn: None, last_follow: None }
+    pub fn new(net: Net, config: ClientConfig) -> Self {
+        RedisClient { net, sentinels: config.sentinels, next: 0, master: None, conn: None, last_follow: None }
     }
 
     /// The master in use, if any.

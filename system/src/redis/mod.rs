@@ -31,14 +31,16 @@
 //! mode, `parallel-syncs`, and replication on the client port (a separate port here).
 
 pub mod client;
+pub mod cluster;
 pub mod keyspace;
 pub mod protocol;
 pub mod sentinel;
 pub mod sentinel_node;
 pub mod server;
 
-pub use client::{RedisClient, RedisError};
-pub use server::{run, RedisConfig};
+pub use client::{ClientConfig, RedisClient, RedisError};
+pub use cluster::{RedisCluster, RedisClusterSpec};
+pub use server::{run, RedisConfig, Roles};
 
 /// Hooks for checkers. All default to nothing.
 pub trait Observer: Send + Sync {

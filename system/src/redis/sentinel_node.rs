@@ -19,7 +19,8 @@ use super::Observer;
 use crate::wire;
 
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
-const CONF_FILE: &str = "sentinel.conf";
+/// What a Sentinel keeps across restarts (its epochs, vote and master).
+pub(super) const CONF_FILE: &str = "sentinel.conf";
 
 enum Event {
     Info(RoleInfo),
@@ -76,16 +77,27 @@ fn handle(core: &mut Sentinel, now: u64, ev: Event) -> (Vec<Output>, Answer) {
             core.on_peer_reply(now, &peer, down, leader);
             (Vec::new(), None)
         }
-        Event::Hello { master, config_epoch, current_epoch } => (core.on_hello(now, &master, config_epoch, current_epoch), None),
+        Event::Hello { master, config_epoch, current_epoch } => {
+            (core.on_hello(now, &master, config_epoch, current_epoch), None)
+        }
         Event::VoteRequest { candidate, epoch, reply } => {
             let (down, leader) = core.on_vote_request(now, candidate.as_deref(), epoch);
             (Vec::new(), Some((reply, SentinelReply::MasterDown { down, leader })))
         }
-        Event::GetMaster { reply } => (Vec::new(), Some((reply, SentinelReply::Master { node: core.master().to_string(), config_epoch: core.config_epoch() }))),
+        Event::GetMaster { reply } => (
+            Vec::new(),
+            Some((reply, SentinelReply::Master { node: core.master().to_string(), config_epoch: core.config_epoch() })),
+        ),
     }
 }
 
-fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, observer: &Option<Arc<dyn Observer>>, tx: &mpsc::UnboundedSender<Event>, o: Output) {
+fn carry_out(
+    ctx: &NodeCtx,
+    cfg: &SentinelConfig,
+    observer: &Option<Arc<dyn Observer>>,
+    tx: &mpsc::UnboundedSender<Event>,
+    o: Output,
+) {
     let net = ctx.net.clone();
     match o {
         Output::Ping(node) => {
@@ -143,7 +155,9 @@ pub(super) async fn call_redis(net: &Net, node: &str, cmd: &Command) -> std::io:
         wire::send(&mut conn, cmd).await?;
         wire::recv(&mut conn).await
     };
-    tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    tokio::time::timeout(CALL_TIMEOUT, exchange)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 pub(super) async fn call_sentinel(net: &Net, peer: &str, req: &SentinelRequest) -> std::io::Result<SentinelReply> {
@@ -152,7 +166,9 @@ pub(super) async fn call_sentinel(net: &Net, peer: &str, req: &SentinelRequest) 
         wire::send(&mut conn, req).await?;
         wire::recv(&mut conn).await
     };
-    tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    tokio::time::timeout(CALL_TIMEOUT, exchange)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 /// Answers peers (`is-master-down-by-addr`, hellos) and clients (`get-master-addr-by-name`).
@@ -164,7 +180,9 @@ async fn serve(net: Net, tx: mpsc::UnboundedSender<Event>) {
 }
 
 async fn session(mut conn: Conn, tx: mpsc::UnboundedSender<Event>) {
-    while let Ok(Ok(req)) = tokio::time::timeout(Duration::from_secs(10), wire::recv::<_, SentinelRequest>(&mut conn)).await {
+    while let Ok(Ok(req)) =
+        tokio::time::timeout(Duration::from_secs(10), wire::recv::<_, SentinelRequest>(&mut conn)).await
+    {
         let reply = match req {
             SentinelRequest::Hello { master, config_epoch, current_epoch, .. } => {
                 let _ = tx.send(Event::Hello { master, config_epoch, current_epoch });

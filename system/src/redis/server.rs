@@ -33,7 +33,8 @@ const ACK_PERIOD: Duration = Duration::from_secs(1);
 const ACTIVE_EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 /// Keys the active expire cycle deletes per run (Redis samples 20 per loop).
 const ACTIVE_EXPIRE_KEYS: usize = 20;
-const CONFIG_FILE: &str = "redis.conf";
+/// The node's configuration file: only its role survives a restart.
+pub(super) const CONFIG_FILE: &str = "redis.conf";
 const CLIENT_IDLE: Duration = Duration::from_secs(10);
 const MAX_PX_MS: u64 = 365 * 24 * 3600 * 1000;
 
@@ -43,12 +44,21 @@ pub struct RedisConfig {
     pub replica_of: Option<String>,
     /// `replica-priority` (100 in Redis; 0: never promoted).
     pub priority: u32,
+    /// The role names this node claims, namespaced by its cluster.
+    pub roles: Roles,
     pub observer: Option<Arc<dyn Observer>>,
 }
 
+/// The names of the roles a node claims (see [`sim::NodeCtx::set_role`]), e.g. `redis-master`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roles {
+    pub master: String,
+    pub replica: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct ConfigFile {
-    replica_of: Option<String>,
+pub(super) struct ConfigFile {
+    pub(super) replica_of: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,7 +141,8 @@ impl Node {
     }
 
     fn announce_role(&self, master: bool) {
-        self.ctx.set_role("redis-master", master);
+        self.ctx.set_role(&self.config.roles.master, master);
+        self.ctx.set_role(&self.config.roles.replica, !master);
         if let Some(o) = &self.config.observer {
             o.role_changed(&self.ctx.name, master, self.ctx.clock.now_ms());
         }
@@ -180,7 +191,11 @@ impl Node {
             }
             Command::Set { .. } | Command::Del { .. } if !master => Reply::ReadOnly,
             Command::Set { key, value, px } => {
-                if key.is_empty() || key.len() > MAX_KEY_LEN || value.len() > MAX_VALUE_LEN || px.is_some_and(|p| p == 0 || p > MAX_PX_MS) {
+                if key.is_empty()
+                    || key.len() > MAX_KEY_LEN
+                    || value.len() > MAX_VALUE_LEN
+                    || px.is_some_and(|p| p == 0 || p > MAX_PX_MS)
+                {
                     return Reply::Err { message: "ERR invalid SET".into() };
                 }
                 let expire_at_ms = px.map(|p| now + p);
@@ -195,7 +210,9 @@ impl Node {
                 }
                 Reply::Int { n: u64::from(existed) }
             }
-            Command::Keys { prefix, limit } => Reply::Keys { keys: inner.keyspace.keys(&prefix, now, limit.min(100_000)) },
+            Command::Keys { prefix, limit } => {
+                Reply::Keys { keys: inner.keyspace.keys(&prefix, now, limit.min(100_000)) }
+            }
             Command::Role => Reply::Role { info: self.role_info(&inner) },
             Command::ReplicaOf { .. } => Reply::Err { message: "ERR handled elsewhere".into() },
         }
@@ -203,10 +220,18 @@ impl Node {
 
     fn role_info(&self, inner: &Inner) -> RoleInfo {
         let role = match &inner.role {
-            Role::Master => ReplRole::Master { replicas: inner.replicas.iter().map(|(n, o)| (n.clone(), *o)).collect() },
+            Role::Master => {
+                ReplRole::Master { replicas: inner.replicas.iter().map(|(n, o)| (n.clone(), *o)).collect() }
+            }
             Role::Replica { master } => ReplRole::Replica { master: master.clone(), link_up: inner.link_up },
         };
-        RoleInfo { node: self.ctx.name.clone(), run_id: self.run_id.clone(), role, offset: inner.offset, priority: self.config.priority }
+        RoleInfo {
+            node: self.ctx.name.clone(),
+            run_id: self.run_id.clone(),
+            role,
+            offset: inner.offset,
+            priority: self.config.priority,
+        }
     }
 
     /// `REPLICAOF NO ONE` / `REPLICAOF master`, then `CONFIG REWRITE`.
@@ -276,7 +301,9 @@ impl Node {
 
     /// Master side of one replica's link: `PSYNC`, then the stream.
     async fn feed_replica(self: Arc<Self>, mut conn: Conn) {
-        let Ok(Ok(Repl::Psync { name, replid, offset })) = tokio::time::timeout(REPL_TIMEOUT, wire::recv(&mut conn)).await else {
+        let Ok(Ok(Repl::Psync { name, replid, offset })) =
+            tokio::time::timeout(REPL_TIMEOUT, wire::recv(&mut conn)).await
+        else {
             return;
         };
         let answer = {
@@ -378,7 +405,11 @@ impl Node {
         let mut conn = tokio::time::timeout(REPL_TIMEOUT, self.ctx.net.connect(master, REPLICATION_PORT)).await??;
         let psync = {
             let inner = self.lock();
-            Repl::Psync { name: self.ctx.name.clone(), replid: inner.synced.then(|| inner.replid.clone()), offset: inner.offset }
+            Repl::Psync {
+                name: self.ctx.name.clone(),
+                replid: inner.synced.then(|| inner.replid.clone()),
+                offset: inner.offset,
+            }
         };
         wire::send(&mut conn, &psync).await?;
         let first = tokio::time::timeout(REPL_TIMEOUT, wire::recv::<_, Repl>(&mut conn)).await??;
@@ -394,7 +425,12 @@ impl Node {
                 match msg {
                     Repl::Op { offset, op } if offset == inner.offset + 1 => apply_replicated(&mut inner, offset, op),
                     Repl::Ping => {}
-                    _ => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "replication stream out of order")),
+                    _ => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "replication stream out of order",
+                        ))
+                    }
                 }
                 inner.offset
             };
