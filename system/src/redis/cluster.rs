@@ -19,8 +19,6 @@
 //! assert_eq!(cache.sentinels()[0], "cache-sentinel-1");
 //! ```
 
-use std::sync::Arc;
-
 use sim::net::Net;
 use sim::{node_main, Plan, WorldState};
 
@@ -28,14 +26,13 @@ use super::client::{ClientConfig, RedisClient};
 use super::sentinel::{Persisted, SentinelConfig};
 use super::sentinel_node::CONF_FILE as SENTINEL_CONF_FILE;
 use super::server::{ConfigFile, RedisConfig, Roles, CONFIG_FILE};
-use super::Observer;
 
 /// How to lay out one Redis deployment with Sentinel.
 ///
 /// Nothing of the data is durable (`save ""`, `appendonly no`, as cache deployments run Redis):
 /// only each node's role (`redis.conf`) and each Sentinel's view (`sentinel.conf`) survive a
 /// restart, so there is no durability knob.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RedisClusterSpec {
     /// Namespaces every node and role name.
     pub prefix: String,
@@ -53,7 +50,6 @@ pub struct RedisClusterSpec {
     pub failover_timeout_ms: u64,
     /// `replica-priority` of every member (100 in Redis; 0: never promoted).
     pub replica_priority: u32,
-    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl RedisClusterSpec {
@@ -71,7 +67,6 @@ impl RedisClusterSpec {
             down_after_ms: timing.down_after_ms,
             failover_timeout_ms: timing.failover_timeout_ms,
             replica_priority: 100,
-            observer: None,
         }
     }
 
@@ -83,19 +78,13 @@ impl RedisClusterSpec {
         for (i, name) in cluster.nodes.iter().enumerate() {
             plan.topology.add(name, zone(i), &self.region);
             let replica_of = (i > 0).then(|| cluster.initial_master().to_string());
-            let config = RedisConfig {
-                replica_of,
-                priority: self.replica_priority,
-                roles: cluster.roles(),
-                observer: self.observer.clone(),
-            };
+            let config = RedisConfig { replica_of, priority: self.replica_priority, roles: cluster.roles() };
             plan.node(name, node_main(move |ctx| super::server::run(ctx, config.clone())));
         }
         for (i, name) in cluster.sentinels.iter().enumerate() {
             plan.topology.add(name, zone(i), &self.region);
             let config = self.sentinel_config(&cluster, name);
-            let observer = self.observer.clone();
-            plan.node(name, node_main(move |ctx| super::sentinel_node::run(ctx, config.clone(), observer.clone())));
+            plan.node(name, node_main(move |ctx| super::sentinel_node::run(ctx, config.clone())));
         }
         cluster
     }
@@ -108,6 +97,7 @@ impl RedisClusterSpec {
             prefix: p.clone(),
             nodes: (1..=self.members).map(|i| format!("{p}-{i}")).collect(),
             sentinels: (1..=self.sentinels).map(|i| format!("{p}-sentinel-{i}")).collect(),
+            quorum: self.quorum,
             down_after_ms: self.down_after_ms,
         }
     }
@@ -131,6 +121,7 @@ pub struct RedisCluster {
     prefix: String,
     nodes: Vec<String>,
     sentinels: Vec<String>,
+    quorum: usize,
     down_after_ms: u64,
 }
 
@@ -151,6 +142,12 @@ impl RedisCluster {
     /// The master every Sentinel starts from.
     pub fn initial_master(&self) -> &str {
         &self.nodes[0]
+    }
+
+    /// How many Sentinels must agree the master is down, and be a majority of all Sentinels,
+    /// for a failover to start: `max(quorum, majority)`.
+    pub fn sentinels_to_fail_over(&self) -> usize {
+        self.quorum.max(self.sentinels.len() / 2 + 1)
     }
 
     /// `down-after-milliseconds`: how long the master may be silent before a failover starts.

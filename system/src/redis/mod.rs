@@ -33,6 +33,7 @@
 pub mod client;
 pub mod cluster;
 pub mod keyspace;
+pub mod observations;
 pub mod protocol;
 pub mod sentinel;
 pub mod sentinel_node;
@@ -40,12 +41,5 @@ pub mod server;
 
 pub use client::{ClientConfig, RedisClient, RedisError};
 pub use cluster::{RedisCluster, RedisClusterSpec};
+pub use observations::{RoleChanged, SentinelObserved};
 pub use server::{run, RedisConfig, Roles};
-
-/// Hooks for checkers. All default to nothing.
-pub trait Observer: Send + Sync {
-    /// A Redis node became a master (`true`) or a replica.
-    fn role_changed(&self, _node: &str, _master: bool, _at_ms: u64) {}
-    /// A Sentinel switched its configuration to a new master.
-    fn switched_master(&self, _sentinel: &str, _from: &str, _to: &str, _config_epoch: u64, _at_ms: u64) {}
-}

@@ -3,7 +3,6 @@
 //! short task whose answer comes back as an event), answers peers and clients, and rewrites
 //! `sentinel.conf` whenever its epochs, vote or master change.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
@@ -13,9 +12,9 @@ use sim::NodeCtx;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::observations::SentinelObserved;
 use super::protocol::{Command, Reply, RoleInfo, SentinelReply, SentinelRequest, REDIS_PORT, SENTINEL_PORT};
 use super::sentinel::{Output, Persisted, Sentinel, SentinelConfig};
-use super::Observer;
 use crate::wire;
 
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -31,7 +30,7 @@ enum Event {
 }
 
 /// Runs one Sentinel until the node dies.
-pub async fn run(mut ctx: NodeCtx, config: SentinelConfig, observer: Option<Arc<dyn Observer>>) {
+pub async fn run(mut ctx: NodeCtx, config: SentinelConfig) {
     let seed = ctx.rng.next_u64();
     let mut core = Sentinel::new(config.clone(), seed, ctx.clock.now_ms());
     if let Some(p) = ctx.disk.read(CONF_FILE).ok().and_then(|b| serde_json::from_slice::<Persisted>(&b).ok()) {
@@ -52,7 +51,7 @@ pub async fn run(mut ctx: NodeCtx, config: SentinelConfig, observer: Option<Arc<
             }
         };
         for o in out {
-            carry_out(&ctx, &config, &observer, &tx, o);
+            carry_out(&ctx, &config, &tx, o);
         }
         if *core.persisted() != saved {
             saved = core.persisted().clone();
@@ -91,13 +90,7 @@ fn handle(core: &mut Sentinel, now: u64, ev: Event) -> (Vec<Output>, Answer) {
     }
 }
 
-fn carry_out(
-    ctx: &NodeCtx,
-    cfg: &SentinelConfig,
-    observer: &Option<Arc<dyn Observer>>,
-    tx: &mpsc::UnboundedSender<Event>,
-    o: Output,
-) {
+fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, tx: &mpsc::UnboundedSender<Event>, o: Output) {
     let net = ctx.net.clone();
     match o {
         Output::Ping(node) => {
@@ -136,15 +129,16 @@ fn carry_out(
             }
         }
         Output::Event { kind, detail } => {
-            ctx.trace("sentinel.event", json!({ "event": kind, "detail": detail }));
             ctx.sometimes(&format!("sentinel.{kind}"));
+            match kind {
+                "+failover-end" => ctx.observe(&SentinelObserved::FailoverEnd { promoted: detail }),
+                "+convert-to-slave" => ctx.observe(&SentinelObserved::ConvertToReplica { node: detail }),
+                _ => ctx.trace("sentinel.event", json!({ "event": kind, "detail": detail })),
+            }
         }
         Output::SwitchMaster { from, to, config_epoch } => {
-            ctx.trace("sentinel.switch_master", json!({ "from": from, "to": to, "config_epoch": config_epoch }));
             ctx.sometimes("sentinel.switch_master");
-            if let Some(o) = observer {
-                o.switched_master(&cfg.me, &from, &to, config_epoch, ctx.clock.now_ms());
-            }
+            ctx.observe(&SentinelObserved::SwitchMaster { from, to, config_epoch });
         }
     }
 }

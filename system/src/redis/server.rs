@@ -21,8 +21,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::keyspace::{Keyspace, MAX_KEY_LEN, MAX_VALUE_LEN};
+use super::observations::RoleChanged;
 use super::protocol::{Command, Op, Repl, ReplRole, Reply, RoleInfo, REDIS_PORT, REPLICATION_PORT};
-use super::Observer;
 use crate::wire;
 
 /// `repl-backlog-size` is 1 MB in Redis; here the backlog holds this many writes.
@@ -46,7 +46,6 @@ pub struct RedisConfig {
     pub priority: u32,
     /// The role names this node claims, namespaced by its cluster.
     pub roles: Roles,
-    pub observer: Option<Arc<dyn Observer>>,
 }
 
 /// The names of the roles a node claims (see [`sim::NodeCtx::set_role`]), e.g. `redis-master`.
@@ -125,8 +124,11 @@ pub async fn run(mut ctx: NodeCtx, config: RedisConfig) {
         synced: role == Role::Master,
     };
     let node = Arc::new(Node { ctx, config, run_id, inner: Mutex::new(inner), offset_moved: Notify::new() });
-    node.ctx.trace("redis.start", json!({ "role": format!("{role:?}") }));
-    node.announce_role(role == Role::Master);
+    let replica_of = match &role {
+        Role::Master => None,
+        Role::Replica { master } => Some(master.clone()),
+    };
+    node.announce_role(replica_of, 0);
     if let Role::Replica { master } = role {
         tokio::spawn(node.clone().replicate(master, 1));
     }
@@ -140,12 +142,11 @@ impl Node {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn announce_role(&self, master: bool) {
+    fn announce_role(&self, replica_of: Option<String>, offset: u64) {
+        let master = replica_of.is_none();
         self.ctx.set_role(&self.config.roles.master, master);
         self.ctx.set_role(&self.config.roles.replica, !master);
-        if let Some(o) = &self.config.observer {
-            o.role_changed(&self.ctx.name, master, self.ctx.clock.now_ms());
-        }
+        self.ctx.observe(&RoleChanged { replica_of, offset });
     }
 
     /// Appends a write to the replication stream (master only).
@@ -246,7 +247,7 @@ impl Node {
                 Some(m) => Role::Replica { master: m.clone() },
             };
             if inner.role == role {
-                (inner.gen, false)
+                (inner.gen, None)
             } else {
                 if role == Role::Master {
                     // PSYNC2: keep the old history valid up to here, start a new one.
@@ -259,12 +260,11 @@ impl Node {
                 inner.role = role;
                 inner.replicas.clear();
                 inner.link_up = false;
-                (inner.gen, true)
+                (inner.gen, Some(inner.offset))
             }
         };
-        if changed {
-            self.ctx.trace("redis.replicaof", json!({ "master": master }));
-            self.announce_role(master.is_none());
+        if let Some(offset) = changed {
+            self.announce_role(master.clone(), offset);
             if let Some(m) = master.clone() {
                 tokio::spawn(self.clone().replicate(m, gen));
             }
