@@ -13,6 +13,14 @@
 //!   that matters: a miss is refilled from the source), and writes resume after the last fault.
 //!
 //! Recorded: how many acknowledged writes the cache lost, and how many a demoted master took.
+//!
+//! `--config redis-stale-client` is unsafe on purpose: one of the two cache sessions finds the
+//! master once through the Sentinels and then keeps using it (a client configured with the
+//! master's address, or a pool that never refreshes it). After a failover it keeps writing to the
+//! old master whenever that node accepts writes: through a partition, after a pause or isolation
+//! ends, or after a killed master restarts empty, until the Sentinels turn it into a replica and
+//! its writes are thrown away by the full resynchronisation. [`follow`] catches those writes as
+//! `write to demoted master` (most seeds of every fault kind; within the first few seeds).
 
 mod cache;
 mod checker;
@@ -30,7 +38,7 @@ use crate::scenario::{Built, Scenario};
 pub static SCENARIO: Scenario = Scenario {
     name: "redis-failover",
     about: "Redis-like cache with three Sentinels: kill, isolate, partition or pause the master under cache traffic",
-    configs: &[],
+    configs: &[(STALE_CLIENT, "one cache session pins the first master it finds and never follows Sentinel (unsafe)")],
     sweep_must_reach: &[
         "fault.kill",
         "fault.isolate",
@@ -48,6 +56,8 @@ pub static SCENARIO: Scenario = Scenario {
     build,
 };
 
+/// The unsafe config: a client that never follows Sentinel.
+pub const STALE_CLIENT: &str = "redis-stale-client";
 pub const ZONES: [&str; 3] = ["az-1", "az-2", "az-3"];
 pub const CLIENT: &str = "app-1";
 pub const HEAL_AT_MS: u64 = 26_000;
@@ -71,7 +81,10 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     let redis = spec(config).add_to(&mut plan);
     plan.topology.add(CLIENT, ZONES[0], "region-1");
     let client = redis.client_config();
-    let sessions = workload::sessions(&client);
+    let mut sessions = workload::sessions(&client);
+    if config == Some(STALE_CLIENT) {
+        sessions[0].pinned = true;
+    }
     plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, sessions.clone(), client.clone(), WORKLOAD)));
     plan.schedule = schedule;
     Built::new(plan)
