@@ -91,7 +91,7 @@ pub enum Op {
     Del { key: String },
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Repl {
     /// Replica → master: `PSYNC replid offset` (None: `PSYNC ? -1`).
