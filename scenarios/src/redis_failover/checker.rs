@@ -1,102 +1,97 @@
-//! The `redis-failover` invariants and what the cache lost.
+//! What the `redis-failover` checkers share: the Sentinels' configuration over time and the
+//! cache's acknowledged writes, both read from the observations of one cluster (nodes and
+//! Sentinels are told apart by the names the [`RedisCluster`] handle gives, so two clusters in one
+//! world are judged separately).
 
-use sim::Outcome;
+use sim::Observations;
+use system::redis::{RedisCluster, SentinelObserved};
 
-use super::history::History;
-use super::{FAILOVER_BOUND_MS, FOLLOW_BOUND_MS, HEAL_AT_MS, REDIS};
-use crate::scenario::Verdict;
+use super::history::CacheObserved;
 
-const LIST_AT_MOST: usize = 5;
+/// At most this many individual violations are listed per kind; the count says the rest.
+pub const LIST_AT_MOST: usize = 5;
 
-pub fn check(outcome: &Outcome, h: &History, fault_at_ms: u64, fault: &str) -> Verdict {
-    let mut v = Verdict::default();
-    let initial = REDIS[0];
-    failover(h, fault_at_ms, fault, &mut v);
-    demoted_masters(h, initial, &mut v);
-    for line in h.bad_reads.iter().take(LIST_AT_MOST) {
-        v.violation_line(line.clone());
-    }
-    if h.bad_reads.len() > LIST_AT_MOST {
-        v.violation("cache served wrong data", format!("{} more", h.bad_reads.len() - LIST_AT_MOST));
-    }
-    lost(outcome, h, initial, &mut v);
-    match h.writes.iter().find(|w| w.at_ms > HEAL_AT_MS) {
-        Some(w) => v.metric("first_write_after_heal_ms", (w.at_ms - HEAL_AT_MS) as f64),
-        None => v.violation("liveness", format!("no cache write acknowledged after the heal at {HEAL_AT_MS} ms")),
-    }
-    let reads = h.hits + h.misses;
-    v.metric("cache_hits", h.hits as f64);
-    v.metric("cache_hit_ratio", if reads == 0 { 0.0 } else { h.hits as f64 / reads as f64 });
-    v.metric("cache_expiry_checks", h.expiry_checks as f64);
-    v
+/// A Sentinel adopted a configuration naming `to` as the master.
+#[derive(Clone, Debug)]
+pub struct Switch {
+    pub t_ms: u64,
+    pub to: String,
+    pub config_epoch: u64,
 }
 
-/// A Sentinel promoted a new master within the bound, and clients wrote to it afterwards.
-fn failover(h: &History, fault_at_ms: u64, fault: &str, v: &mut Verdict) {
-    let Some((_, from, to, epoch, at)) = h.switches.iter().filter(|s| s.4 > fault_at_ms).min_by_key(|s| s.4) else {
-        v.violation("sentinel failover", format!("no failover after the {fault} of the master at {fault_at_ms} ms"));
-        return;
-    };
-    let took = at - fault_at_ms;
-    v.metric("sentinel_failover_ms", took as f64);
-    if took > FAILOVER_BOUND_MS {
-        v.violation("sentinel failover", format!("{from} -> {to} (epoch {epoch}) took {took} ms after the {fault}, over the {FAILOVER_BOUND_MS} ms bound"
-        ));
-    }
-    if !h.writes.iter().any(|w| w.node == *to && w.at_ms > *at) {
-        v.violation("clients did not follow", format!("no write acknowledged by the new master {to} after the failover at {at} ms"));
-    }
+/// The Sentinels' newest configuration at any time: the one a client asking them is sent to.
+pub struct SentinelView {
+    initial: String,
+    /// In the order observed.
+    pub switches: Vec<Switch>,
 }
 
-/// Once the faults have healed and the bound has passed, only the Sentinels' master acks.
-fn demoted_masters(h: &History, initial: &str, v: &mut Verdict) {
-    let deadline = HEAL_AT_MS + FOLLOW_BOUND_MS;
-    let mut stale = 0;
-    let mut late = Vec::new();
-    for w in &h.writes {
-        let master = h.master_at(initial, w.at_ms);
-        if w.node == master {
-            continue;
-        }
-        stale += 1;
-        if w.at_ms > deadline {
-            late.push(format!(
-                "demoted master: {} acknowledged by {} at {} ms, {} ms after the heal, while the Sentinels' master was {master}",
-                w.key,
-                w.node,
-                w.at_ms,
-                w.at_ms - HEAL_AT_MS
-            ));
+impl SentinelView {
+    pub fn read(o: &Observations, redis: &RedisCluster) -> Self {
+        let switches = o
+            .of::<SentinelObserved>()
+            .filter(|s| redis.sentinels().iter().any(|n| n == s.node))
+            .filter_map(|s| match s.value {
+                SentinelObserved::SwitchMaster { to, config_epoch, .. } => {
+                    Some(Switch { t_ms: s.t_ms, to, config_epoch })
+                }
+                _ => None,
+            })
+            .collect();
+        SentinelView { initial: redis.initial_master().to_string(), switches }
+    }
+
+    /// The newest configuration any Sentinel held at `t_ms`: (master, config epoch, when some
+    /// Sentinel first adopted it). Before any switch, the initial master under epoch 0 since 0.
+    pub fn at(&self, t_ms: u64) -> (&str, u64, u64) {
+        let newest =
+            self.switches.iter().filter(|s| s.t_ms <= t_ms).max_by_key(|s| (s.config_epoch, std::cmp::Reverse(s.t_ms)));
+        match newest {
+            Some(s) => (s.to.as_str(), s.config_epoch, s.t_ms),
+            None => (self.initial.as_str(), 0, 0),
         }
     }
-    v.metric("writes_to_demoted_master", stale as f64);
-    let more = late.len().saturating_sub(LIST_AT_MOST);
-    for line in late.into_iter().take(LIST_AT_MOST) {
-        v.violation_line(line);
-    }
-    if more > 0 {
-        v.violation("demoted master", format!("{more} more"));
+
+    pub fn master_at(&self, t_ms: u64) -> &str {
+        self.at(t_ms).0
     }
 }
 
-/// Acknowledged writes the final master no longer holds (documents outlive the run). Recorded
-/// as metrics and "sometimes" marks: losing them is the cache's nature, not a violation.
-fn lost(outcome: &Outcome, h: &History, initial: &str, v: &mut Verdict) {
-    let Some((_master, at, keys)) = &h.readback else {
-        v.violation("liveness", "the final read-back found no master");
-        return;
-    };
-    let acked: Vec<_> = h.writes.iter().filter(|w| w.at_ms < *at).collect();
-    let lost: Vec<_> = acked.iter().filter(|w| !keys.contains(&w.key)).collect();
-    let on_demoted = lost.iter().filter(|w| w.node != h.master_at(initial, w.at_ms)).count();
-    v.metric("cache_acked_writes", acked.len() as f64);
-    v.metric("cache_lost_writes", lost.len() as f64);
-    v.metric("cache_lost_writes_on_demoted_master", on_demoted as f64);
-    v.metric("cache_lost_ratio", if acked.is_empty() { 0.0 } else { lost.len() as f64 / acked.len() as f64 });
-    if !lost.is_empty() {
-        outcome.world.sometimes("redis.cache_lost_writes");
+/// A write the cache acknowledged.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    pub t_ms: u64,
+    pub key: String,
+    pub node: String,
+    pub ttl_ms: u64,
+}
+
+impl Ack {
+    /// Whether the key should still be live at `t_ms` (its TTL, stamped by the master a little
+    /// before the acknowledgement, runs out at least a second later).
+    pub fn outlives(&self, t_ms: u64) -> bool {
+        self.t_ms + self.ttl_ms >= t_ms + 1_000
     }
-    if on_demoted > 0 || acked.iter().any(|w| w.node != h.master_at(initial, w.at_ms)) {
-        outcome.world.sometimes("redis.writes_to_demoted_master");
-    }
+}
+
+/// The writes this cluster's nodes acknowledged, in order.
+pub fn acks(o: &Observations, redis: &RedisCluster) -> Vec<Ack> {
+    o.of::<CacheObserved>()
+        .filter_map(|c| match c.value {
+            CacheObserved::WriteAcked { key, node, ttl_ms } if redis.nodes().contains(&node) => {
+                Some(Ack { t_ms: c.t_ms, key, node, ttl_ms })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The final read-back from this cluster: when, which node answered, and the keys it held.
+pub fn read_back(o: &Observations, redis: &RedisCluster) -> Option<(u64, String, Vec<String>)> {
+    o.of::<CacheObserved>()
+        .filter_map(|c| match c.value {
+            CacheObserved::ReadBack { node, keys } if redis.nodes().contains(&node) => Some((c.t_ms, node, keys)),
+            _ => None,
+        })
+        .last()
 }

@@ -5,33 +5,28 @@
 
 use rand::Rng;
 use sim::{Fault, Scheduled, Target};
+use system::redis::RedisCluster;
 
-use super::{HEAL_AT_MS, REDIS, SENTINELS};
-
-pub struct Drawn {
-    pub schedule: Vec<Scheduled>,
-    pub fault_at_ms: u64,
-    pub fault: &'static str,
-}
+use super::HEAL_AT_MS;
 
 fn at(at_ms: u64, fault: Fault) -> Scheduled {
     Scheduled { at_ms, fault }
 }
 
-pub fn draw(seed: u64) -> Drawn {
+pub fn draw(seed: u64, redis: &RedisCluster) -> Vec<Scheduled> {
     let mut rng = sim::rng::derive(seed, "~schedule", 0);
     let t = rng.gen_range(8_000..14_000);
     let undo = (t + rng.gen_range(8_000..12_000)).min(HEAL_AT_MS);
-    let master = Target::role("redis-master");
-    let (fault, mut schedule) = match rng.gen_range(0..4) {
-        0 => ("kill", vec![at(t, Fault::Kill(master))]),
-        1 => ("isolate", vec![at(t, Fault::Isolate(master)), at(undo, Fault::HealNetwork)]),
+    let master = Target::role(&redis.role_master());
+    let mut schedule = match rng.gen_range(0..4) {
+        0 => vec![at(t, Fault::Kill(master))],
+        1 => vec![at(t, Fault::Isolate(master)), at(undo, Fault::HealNetwork)],
         2 => {
-            let others = Target::Nodes(SENTINELS.iter().chain(REDIS.iter()).map(|s| s.to_string()).collect());
-            ("partition", vec![at(t, Fault::Partition { a: master, b: others }), at(undo, Fault::HealNetwork)])
+            let others = Target::Nodes(redis.sentinels().iter().chain(redis.nodes()).cloned().collect());
+            vec![at(t, Fault::Partition { a: master, b: others }), at(undo, Fault::HealNetwork)]
         }
-        _ => ("pause", vec![at(t, Fault::Pause(master)), at(undo, Fault::Resume(Target::All))]),
+        _ => vec![at(t, Fault::Pause(master)), at(undo, Fault::Resume(Target::All))],
     };
     schedule.push(at(HEAL_AT_MS, Fault::HealAll));
-    Drawn { schedule, fault_at_ms: t, fault }
+    schedule
 }

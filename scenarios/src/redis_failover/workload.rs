@@ -1,20 +1,19 @@
 //! The document service's use of the cache: rendered document versions cached under
 //! version-stamped keys (immutable, so a lost write can only cost a miss, never a stale answer),
 //! cache-aside reads that fall back to the source of truth on a miss, and short-lived session
-//! keys whose expiry is checked. A final read-back records which acknowledged writes the cache
-//! no longer holds.
+//! keys whose expiry is checked. A final read-back lists what the cache still holds. Everything
+//! the clients see is recorded as [`CacheObserved`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 use sim::NodeCtx;
 use system::redis::protocol::{Command, Reply};
-use system::redis::RedisClient;
+use system::redis::{ClientConfig, RedisClient};
 
-use super::history::{History, WriteAck};
-use super::{READBACK_AT_MS, SENTINELS};
+use super::history::CacheObserved;
 
 const SESSIONS: usize = 2;
 const DOCS: u64 = 20;
@@ -24,7 +23,16 @@ const DOC_TTL_MS: u64 = 120_000;
 const SESSION_TTL_MS: u64 = 1_500;
 /// Slack for a read to count as "after the TTL" (the master stamped the expiry a little
 /// before the client saw the acknowledgement, never after).
-const EXPIRY_SLACK_MS: u64 = 50;
+pub const EXPIRY_SLACK_MS: u64 = 50;
+
+/// The workload's timing.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Sessions stop issuing commands here.
+    pub writers_stop_ms: u64,
+    /// The final read-back starts here.
+    pub readback_at_ms: u64,
+}
 
 /// The source of truth (the database) the cache is filled from: each document's version.
 type Source = Arc<Mutex<BTreeMap<u64, u64>>>;
@@ -42,25 +50,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>) {
+/// Runs the sessions (each with its own client config), then the read-back through `readback`.
+pub async fn run(mut ctx: NodeCtx, sessions: Vec<ClientConfig>, readback: ClientConfig, timing: Timing) {
     let source: Source = Arc::default();
-    for s in 0..SESSIONS {
-        tokio::spawn(session(ctx.fork(), s, source.clone(), history.clone()));
+    for (s, client) in sessions.into_iter().enumerate() {
+        tokio::spawn(session(ctx.fork(), client, s, source.clone(), timing));
     }
     let now = ctx.clock.now_ms();
-    tokio::time::sleep(Duration::from_millis(READBACK_AT_MS.saturating_sub(now))).await;
-    readback(&ctx, &history).await;
+    tokio::time::sleep(Duration::from_millis(timing.readback_at_ms.saturating_sub(now))).await;
+    read_back(&ctx, readback).await;
 }
 
-fn sentinels() -> Vec<String> {
-    SENTINELS.iter().map(|s| s.to_string()).collect()
+/// The default number of sessions, each with the same client config.
+pub fn sessions(client: &ClientConfig) -> Vec<ClientConfig> {
+    vec![client.clone(); SESSIONS]
 }
 
-async fn session(mut ctx: NodeCtx, s: usize, source: Source, history: Arc<Mutex<History>>) {
-    let mut client = RedisClient::new(ctx.net.clone(), sentinels());
+async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, source: Source, timing: Timing) {
+    let mut client = RedisClient::new(ctx.net.clone(), client);
     let mut sessions: Vec<(String, u64)> = Vec::new();
     let mut n = 0u64;
-    while ctx.clock.now_ms() + 1_000 < READBACK_AT_MS {
+    while ctx.clock.now_ms() < timing.writers_stop_ms {
         n += 1;
         let roll = ctx.rng.gen_range(0..100);
         let doc = ctx.rng.gen_range(0..DOCS);
@@ -71,92 +81,72 @@ async fn session(mut ctx: NodeCtx, s: usize, source: Source, history: Arc<Mutex<
                 *v += 1;
                 *v
             };
-            set(&ctx, &mut client, &history, doc_key(doc, version), content(doc, version), DOC_TTL_MS).await;
+            set(&ctx, &mut client, doc_key(doc, version), content(doc, version), DOC_TTL_MS).await;
         } else if roll < 40 {
             let key = format!("session:{s}:{n}");
-            if let Some(at) = set(&ctx, &mut client, &history, key.clone(), "token".into(), SESSION_TTL_MS).await {
+            if let Some(at) = set(&ctx, &mut client, key.clone(), "token".into(), SESSION_TTL_MS).await {
                 sessions.push((key, at));
             }
         } else if roll < 50 {
-            check_expired(&ctx, &mut client, &history, &mut sessions).await;
+            check_expired(&ctx, &mut client, &mut sessions).await;
         } else {
             let version = lock(&source).get(&doc).copied().unwrap_or(0);
             if version > 0 {
-                read_through(&ctx, &mut client, &history, doc, version).await;
+                read_through(&ctx, &mut client, doc, version).await;
             }
         }
         tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(10..40))).await;
     }
 }
 
-/// `SET key value PX ttl`; records the acknowledgement and returns its time.
-async fn set(ctx: &NodeCtx, client: &mut RedisClient, history: &Mutex<History>, key: String, value: String, ttl: u64) -> Option<u64> {
-    let cmd = Command::Set { key: key.clone(), value, px: Some(ttl) };
-    let result = client.call(&cmd).await;
-    let at_ms = ctx.clock.now_ms();
-    let mut h = lock(history);
-    match result {
+/// `SET key value PX ttl`; records the outcome and returns when it was acknowledged.
+async fn set(ctx: &NodeCtx, client: &mut RedisClient, key: String, value: String, ttl_ms: u64) -> Option<u64> {
+    let cmd = Command::Set { key: key.clone(), value, px: Some(ttl_ms) };
+    match client.call(&cmd).await {
         Ok((node, Reply::Ok)) => {
-            ctx.trace("redis.client.set", serde_json::json!({ "key": key, "node": node }));
-            if key.starts_with("doc:") {
-                h.writes.push(WriteAck { key, node, at_ms });
-            }
-            Some(at_ms)
+            ctx.observe(&CacheObserved::WriteAcked { key, node, ttl_ms });
+            Some(ctx.clock.now_ms())
         }
-        _ => {
-            h.write_errors += 1;
+        Ok((node, other)) => {
+            ctx.observe(&CacheObserved::WriteFailed { key, error: format!("{node} answered {other:?}") });
+            None
+        }
+        Err(e) => {
+            ctx.observe(&CacheObserved::WriteFailed { key, error: e.to_string() });
             None
         }
     }
 }
 
 /// Cache-aside: a hit must be exactly the rendering; a miss renders from the source and fills.
-async fn read_through(ctx: &NodeCtx, client: &mut RedisClient, history: &Mutex<History>, doc: u64, version: u64) {
+async fn read_through(ctx: &NodeCtx, client: &mut RedisClient, doc: u64, version: u64) {
     let key = doc_key(doc, version);
     let Ok((node, Reply::Value { value })) = client.call(&Command::Get { key: key.clone() }).await else { return };
-    let expected = content(doc, version);
-    match value {
-        Some(v) => {
-            let mut h = lock(history);
-            h.hits += 1;
-            if v != expected {
-                let at = ctx.clock.now_ms();
-                h.bad_reads.push(format!("cache served wrong data: {key} from {node} at {at} ms was {v:?}, the source says {expected:?}"));
-            }
-        }
-        None => {
-            lock(history).misses += 1;
-            ctx.sometimes("redis.cache_miss_refilled");
-            set(ctx, client, history, key, expected, DOC_TTL_MS).await;
-        }
+    let source = content(doc, version);
+    let miss = value.is_none();
+    ctx.observe(&CacheObserved::Read { key: key.clone(), node, returned: value, source: source.clone() });
+    if miss {
+        ctx.sometimes("redis.cache_miss_refilled");
+        set(ctx, client, key, source, DOC_TTL_MS).await;
     }
 }
 
 /// Reads one session key whose TTL has passed: the cache must not return it.
-async fn check_expired(ctx: &NodeCtx, client: &mut RedisClient, history: &Mutex<History>, sessions: &mut Vec<(String, u64)>) {
+async fn check_expired(ctx: &NodeCtx, client: &mut RedisClient, sessions: &mut Vec<(String, u64)>) {
     let now = ctx.clock.now_ms();
     let Some(i) = sessions.iter().position(|(_, at)| now >= at + SESSION_TTL_MS + EXPIRY_SLACK_MS) else { return };
-    let (key, acked_at) = sessions.swap_remove(i);
+    let (key, acked_at_ms) = sessions.swap_remove(i);
     let Ok((node, Reply::Value { value })) = client.call(&Command::Get { key: key.clone() }).await else { return };
-    let mut h = lock(history);
-    h.expiry_checks += 1;
-    if value.is_some() {
-        let at = ctx.clock.now_ms();
-        h.bad_reads.push(format!(
-            "expired key served: {key} (PX {SESSION_TTL_MS}, acknowledged at {acked_at} ms) returned by {node} at {at} ms"
-        ));
-    }
+    ctx.observe(&CacheObserved::SessionRead { key, node, acked_at_ms, ttl_ms: SESSION_TTL_MS, returned: value });
 }
 
-/// Lists the document keys the master holds, retrying while no master can be found.
-async fn readback(ctx: &NodeCtx, history: &Mutex<History>) {
-    let mut client = RedisClient::new(ctx.net.clone(), sentinels());
+/// Lists every key the master holds, retrying while no master can be found.
+async fn read_back(ctx: &NodeCtx, client: ClientConfig) {
+    let mut client = RedisClient::new(ctx.net.clone(), client);
     for _ in 0..10 {
-        let cmd = Command::Keys { prefix: "doc:".into(), limit: 1_000_000 };
+        let cmd = Command::Keys { prefix: String::new(), limit: 1_000_000 };
         if let Ok((node, Reply::Keys { keys })) = client.call(&cmd).await {
-            let at = ctx.clock.now_ms();
-            let keys: BTreeSet<String> = keys.into_iter().collect();
-            lock(history).readback = Some((node, at, keys));
+            ctx.observe(&CacheObserved::ReadBack { node, keys });
             return;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;

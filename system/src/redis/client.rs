@@ -30,9 +30,34 @@ pub enum RedisError {
     Server(String),
 }
 
+/// How a client finds its master.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The Sentinels to ask, in turn.
+    pub sentinels: Vec<String>,
+    /// Once a master is found, keep using it whatever happens: no rediscovery after errors or
+    /// `READONLY`, no following of failovers. This is a client configured with the master's
+    /// address instead of the Sentinels' (or a pool that never refreshes it); it exists to prove
+    /// the checkers catch the writes it loses, and no correct deployment uses it.
+    pub pinned: bool,
+}
+
+impl ClientConfig {
+    /// Discovers and follows the master through these Sentinels.
+    pub fn sentinel(sentinels: Vec<String>) -> Self {
+        ClientConfig { sentinels, pinned: false }
+    }
+
+    /// Unsafe: finds the master once through these Sentinels and never looks again.
+    pub fn pinned(sentinels: Vec<String>) -> Self {
+        ClientConfig { sentinels, pinned: true }
+    }
+}
+
 pub struct RedisClient {
     net: Net,
     sentinels: Vec<String>,
+    pinned: bool,
     next: usize,
     master: Option<(String, u64)>,
     conn: Option<Conn>,
@@ -40,8 +65,16 @@ pub struct RedisClient {
 }
 
 impl RedisClient {
-    pub fn new(net: Net, sentinels: Vec<String>) -> Self {
-        RedisClient { net, sentinels, next: 0, master: None, conn: None, last_follow: None }
+    pub fn new(net: Net, config: ClientConfig) -> Self {
+        RedisClient {
+            net,
+            sentinels: config.sentinels,
+            pinned: config.pinned,
+            next: 0,
+            master: None,
+            conn: None,
+            last_follow: None,
+        }
     }
 
     /// The master in use, if any.
@@ -49,8 +82,11 @@ impl RedisClient {
         self.master.as_ref().map(|m| m.0.as_str())
     }
 
+    /// Drops the connection and, unless pinned, the master (the next call rediscovers it).
     fn forget(&mut self) {
-        self.master = None;
+        if !self.pinned {
+            self.master = None;
+        }
         self.conn = None;
     }
 
@@ -85,7 +121,7 @@ impl RedisClient {
 
     /// Follows a failover announced under a newer configuration epoch.
     async fn follow(&mut self) {
-        if self.last_follow.is_some_and(|t| t.elapsed() < FOLLOW_PERIOD) {
+        if self.pinned || self.last_follow.is_some_and(|t| t.elapsed() < FOLLOW_PERIOD) {
             return;
         }
         self.last_follow = Some(Instant::now());

@@ -6,7 +6,8 @@
 //!   times (lazily on access and by the active expire cycle on the master, deletions propagated
 //!   to replicas; replicas hide logically expired keys). Nothing is persisted (`save ""`,
 //!   `appendonly no`, as cache deployments run it): a restarted node starts empty.
-//! - **Asynchronous replication** ([`server`]): a write is acknowledged once applied in the
+//! - **Asynchronous replication** ([`replication`], a sans-IO core with table tests, run by the
+//!   [`server`] shell): a write is acknowledged once applied in the
 //!   master's memory and streamed to replicas afterwards, so a failover loses the writes the
 //!   promoted replica had not received, and an old master cut off from the Sentinels but not
 //!   from clients keeps acknowledging writes that are thrown away when it is turned into a
@@ -19,6 +20,10 @@
 //!   master that comes back.
 //! - **Clients** ([`client`]): discovery through the Sentinels with a `ROLE` check, rediscovery
 //!   on errors and `READONLY`, and following announced failovers.
+//! - **Deployment** ([`cluster`]): a spec that adds members and Sentinels to a plan under a name
+//!   prefix (so clusters coexist in one world) and a handle with node and role names, a client
+//!   config and readers of the members' durable configuration. Nodes and Sentinels report what
+//!   they do as typed [`observations`].
 //!
 //! # Defaults copied (scaled for simulation)
 //! Sentinel `quorum` 2, `down-after-milliseconds` 30000 → 3000, `failover-timeout`
@@ -31,19 +36,16 @@
 //! mode, `parallel-syncs`, and replication on the client port (a separate port here).
 
 pub mod client;
+pub mod cluster;
 pub mod keyspace;
+pub mod observations;
 pub mod protocol;
+pub mod replication;
 pub mod sentinel;
 pub mod sentinel_node;
 pub mod server;
 
-pub use client::{RedisClient, RedisError};
-pub use server::{run, RedisConfig};
-
-/// Hooks for checkers. All default to nothing.
-pub trait Observer: Send + Sync {
-    /// A Redis node became a master (`true`) or a replica.
-    fn role_changed(&self, _node: &str, _master: bool, _at_ms: u64) {}
-    /// A Sentinel switched its configuration to a new master.
-    fn switched_master(&self, _sentinel: &str, _from: &str, _to: &str, _config_epoch: u64, _at_ms: u64) {}
-}
+pub use client::{ClientConfig, RedisClient, RedisError};
+pub use cluster::{RedisCluster, RedisClusterSpec};
+pub use observations::{RoleChanged, SentinelObserved};
+pub use server::{run, RedisConfig, Roles};

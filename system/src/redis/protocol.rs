@@ -16,29 +16,52 @@ pub const SENTINEL_PORT: u16 = 26379;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Command {
-    Get { key: String },
+    Get {
+        key: String,
+    },
     /// `SET key value [PX ms]`.
-    Set { key: String, value: String, px: Option<u64> },
-    Del { key: String },
+    Set {
+        key: String,
+        value: String,
+        px: Option<u64>,
+    },
+    Del {
+        key: String,
+    },
     /// `SCAN 0 MATCH prefix* COUNT limit`, answered in one go.
-    Keys { prefix: String, limit: usize },
+    Keys {
+        prefix: String,
+        limit: usize,
+    },
     /// `ROLE` plus the `INFO replication` fields Sentinel reads.
     Role,
     /// `REPLICAOF host port` (None: `REPLICAOF NO ONE`), followed by `CONFIG REWRITE`.
-    ReplicaOf { master: Option<String> },
+    ReplicaOf {
+        master: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
-    Value { value: Option<String> },
+    Value {
+        value: Option<String>,
+    },
     Ok,
-    Int { n: u64 },
-    Keys { keys: Vec<String> },
-    Role { info: RoleInfo },
+    Int {
+        n: u64,
+    },
+    Keys {
+        keys: Vec<String>,
+    },
+    Role {
+        info: RoleInfo,
+    },
     /// `-READONLY You can't write against a read only replica.`
     ReadOnly,
-    Err { message: String },
+    Err {
+        message: String,
+    },
 }
 
 /// What `ROLE` / `INFO replication` report.
@@ -68,20 +91,35 @@ pub enum Op {
     Del { key: String },
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Repl {
     /// Replica → master: `PSYNC replid offset` (None: `PSYNC ? -1`).
-    Psync { name: String, replid: Option<String>, offset: u64 },
+    Psync {
+        name: String,
+        replid: Option<String>,
+        offset: u64,
+    },
     /// Master → replica: `+FULLRESYNC replid offset` and the snapshot.
-    FullResync { replid: String, offset: u64, snapshot: Vec<(String, Entry)> },
+    FullResync {
+        replid: String,
+        offset: u64,
+        snapshot: Vec<(String, Entry)>,
+    },
     /// Master → replica: `+CONTINUE replid`: the stream resumes after the replica's offset.
-    Continue { replid: String },
+    Continue {
+        replid: String,
+    },
     /// Master → replica: the write at `offset`.
-    Op { offset: u64, op: Op },
+    Op {
+        offset: u64,
+        op: Op,
+    },
     Ping,
     /// Replica → master: `REPLCONF ACK offset`.
-    Ack { offset: u64 },
+    Ack {
+        offset: u64,
+    },
     /// The node is not a master.
     NotMaster,
 }
@@ -101,8 +139,14 @@ pub enum SentinelRequest {
 #[serde(rename_all = "snake_case")]
 pub enum SentinelReply {
     /// `down` is this Sentinel's SDOWN view; `leader` its vote `(runid, epoch)` if asked to.
-    MasterDown { down: bool, leader: Option<(String, u64)> },
+    MasterDown {
+        down: bool,
+        leader: Option<(String, u64)>,
+    },
     /// The master in this Sentinel's configuration, and that configuration's epoch.
-    Master { node: String, config_epoch: u64 },
+    Master {
+        node: String,
+        config_epoch: u64,
+    },
     Ok,
 }

@@ -85,13 +85,30 @@ pub enum Output {
     /// Send `ROLE`/`INFO` to an instance; feed the answer to [`Sentinel::on_info`].
     Ping(String),
     /// Ask every peer `is-master-down-by-addr` (`candidate` None: just asking, Redis's `*`).
-    Ask { candidate: Option<String>, current_epoch: u64 },
+    Ask {
+        candidate: Option<String>,
+        current_epoch: u64,
+    },
     /// `REPLICAOF` (None: `NO ONE`) plus `CONFIG REWRITE`.
-    ReplicaOf { node: String, master: Option<String> },
-    Hello { master: String, config_epoch: u64, current_epoch: u64 },
+    ReplicaOf {
+        node: String,
+        master: Option<String>,
+    },
+    Hello {
+        master: String,
+        config_epoch: u64,
+        current_epoch: u64,
+    },
     /// Something worth a trace line (`+sdown`, `+odown`, `+try-failover`, ...).
-    Event { kind: &'static str, detail: String },
-    SwitchMaster { from: String, to: String, config_epoch: u64 },
+    Event {
+        kind: &'static str,
+        detail: String,
+    },
+    SwitchMaster {
+        from: String,
+        to: String,
+        config_epoch: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,7 +225,11 @@ impl Sentinel {
     }
 
     fn hello(&self) -> Output {
-        Output::Hello { master: self.state.master.clone(), config_epoch: self.state.config_epoch, current_epoch: self.state.current_epoch }
+        Output::Hello {
+            master: self.state.master.clone(),
+            config_epoch: self.state.config_epoch,
+            current_epoch: self.state.current_epoch,
+        }
     }
 
     fn ask(&mut self, now_ms: u64, out: &mut Vec<Output>) {
@@ -271,7 +292,10 @@ impl Sentinel {
                         self.failover = Failover::WaitPromotion { epoch, replica, since_ms: now_ms };
                     }
                     None => {
-                        out.push(Output::Event { kind: "-failover-abort-no-good-slave", detail: self.state.master.clone() });
+                        out.push(Output::Event {
+                            kind: "-failover-abort-no-good-slave",
+                            detail: self.state.master.clone(),
+                        });
                         self.failover = Failover::Idle;
                     }
                 }
@@ -367,7 +391,9 @@ impl Sentinel {
         let promoted = matches!(info.role, ReplRole::Master { .. });
         inst.info = Some(info.clone());
         match self.failover.clone() {
-            Failover::WaitPromotion { epoch, replica, .. } if replica == info.node && promoted => self.switch(now_ms, epoch),
+            Failover::WaitPromotion { epoch, replica, .. } if replica == info.node && promoted => {
+                self.switch(now_ms, epoch)
+            }
             _ => Vec::new(),
         }
     }
@@ -427,7 +453,12 @@ impl Sentinel {
 
     /// Answers a peer's `is-master-down-by-addr`, voting for `candidate` if we have not voted in
     /// `epoch` yet (`sentinelVoteLeader`).
-    pub fn on_vote_request(&mut self, now_ms: u64, candidate: Option<&str>, epoch: u64) -> (bool, Option<(String, u64)>) {
+    pub fn on_vote_request(
+        &mut self,
+        now_ms: u64,
+        candidate: Option<&str>,
+        epoch: u64,
+    ) -> (bool, Option<(String, u64)>) {
         let Some(candidate) = candidate else { return (self.sdown, None) };
         self.state.current_epoch = self.state.current_epoch.max(epoch);
         if self.state.leader_epoch < epoch && self.state.current_epoch == epoch {

@@ -3,7 +3,6 @@
 //! short task whose answer comes back as an event), answers peers and clients, and rewrites
 //! `sentinel.conf` whenever its epochs, vote or master change.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
@@ -13,13 +12,14 @@ use sim::NodeCtx;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::observations::SentinelObserved;
 use super::protocol::{Command, Reply, RoleInfo, SentinelReply, SentinelRequest, REDIS_PORT, SENTINEL_PORT};
 use super::sentinel::{Output, Persisted, Sentinel, SentinelConfig};
-use super::Observer;
 use crate::wire;
 
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
-const CONF_FILE: &str = "sentinel.conf";
+/// What a Sentinel keeps across restarts (its epochs, vote and master).
+pub(super) const CONF_FILE: &str = "sentinel.conf";
 
 enum Event {
     Info(RoleInfo),
@@ -30,7 +30,7 @@ enum Event {
 }
 
 /// Runs one Sentinel until the node dies.
-pub async fn run(mut ctx: NodeCtx, config: SentinelConfig, observer: Option<Arc<dyn Observer>>) {
+pub async fn run(mut ctx: NodeCtx, config: SentinelConfig) {
     let seed = ctx.rng.next_u64();
     let mut core = Sentinel::new(config.clone(), seed, ctx.clock.now_ms());
     if let Some(p) = ctx.disk.read(CONF_FILE).ok().and_then(|b| serde_json::from_slice::<Persisted>(&b).ok()) {
@@ -51,7 +51,7 @@ pub async fn run(mut ctx: NodeCtx, config: SentinelConfig, observer: Option<Arc<
             }
         };
         for o in out {
-            carry_out(&ctx, &config, &observer, &tx, o);
+            carry_out(&ctx, &config, &tx, o);
         }
         if *core.persisted() != saved {
             saved = core.persisted().clone();
@@ -76,16 +76,21 @@ fn handle(core: &mut Sentinel, now: u64, ev: Event) -> (Vec<Output>, Answer) {
             core.on_peer_reply(now, &peer, down, leader);
             (Vec::new(), None)
         }
-        Event::Hello { master, config_epoch, current_epoch } => (core.on_hello(now, &master, config_epoch, current_epoch), None),
+        Event::Hello { master, config_epoch, current_epoch } => {
+            (core.on_hello(now, &master, config_epoch, current_epoch), None)
+        }
         Event::VoteRequest { candidate, epoch, reply } => {
             let (down, leader) = core.on_vote_request(now, candidate.as_deref(), epoch);
             (Vec::new(), Some((reply, SentinelReply::MasterDown { down, leader })))
         }
-        Event::GetMaster { reply } => (Vec::new(), Some((reply, SentinelReply::Master { node: core.master().to_string(), config_epoch: core.config_epoch() }))),
+        Event::GetMaster { reply } => (
+            Vec::new(),
+            Some((reply, SentinelReply::Master { node: core.master().to_string(), config_epoch: core.config_epoch() })),
+        ),
     }
 }
 
-fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, observer: &Option<Arc<dyn Observer>>, tx: &mpsc::UnboundedSender<Event>, o: Output) {
+fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, tx: &mpsc::UnboundedSender<Event>, o: Output) {
     let net = ctx.net.clone();
     match o {
         Output::Ping(node) => {
@@ -124,15 +129,16 @@ fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, observer: &Option<Arc<dyn Obse
             }
         }
         Output::Event { kind, detail } => {
-            ctx.trace("sentinel.event", json!({ "event": kind, "detail": detail }));
             ctx.sometimes(&format!("sentinel.{kind}"));
+            match kind {
+                "+failover-end" => ctx.observe(&SentinelObserved::FailoverEnd { promoted: detail }),
+                "+convert-to-slave" => ctx.observe(&SentinelObserved::ConvertToReplica { node: detail }),
+                _ => ctx.trace("sentinel.event", json!({ "event": kind, "detail": detail })),
+            }
         }
         Output::SwitchMaster { from, to, config_epoch } => {
-            ctx.trace("sentinel.switch_master", json!({ "from": from, "to": to, "config_epoch": config_epoch }));
             ctx.sometimes("sentinel.switch_master");
-            if let Some(o) = observer {
-                o.switched_master(&cfg.me, &from, &to, config_epoch, ctx.clock.now_ms());
-            }
+            ctx.observe(&SentinelObserved::SwitchMaster { from, to, config_epoch });
         }
     }
 }
@@ -143,7 +149,9 @@ pub(super) async fn call_redis(net: &Net, node: &str, cmd: &Command) -> std::io:
         wire::send(&mut conn, cmd).await?;
         wire::recv(&mut conn).await
     };
-    tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    tokio::time::timeout(CALL_TIMEOUT, exchange)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 pub(super) async fn call_sentinel(net: &Net, peer: &str, req: &SentinelRequest) -> std::io::Result<SentinelReply> {
@@ -152,7 +160,9 @@ pub(super) async fn call_sentinel(net: &Net, peer: &str, req: &SentinelRequest) 
         wire::send(&mut conn, req).await?;
         wire::recv(&mut conn).await
     };
-    tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    tokio::time::timeout(CALL_TIMEOUT, exchange)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 /// Answers peers (`is-master-down-by-addr`, hellos) and clients (`get-master-addr-by-name`).
@@ -164,7 +174,9 @@ async fn serve(net: Net, tx: mpsc::UnboundedSender<Event>) {
 }
 
 async fn session(mut conn: Conn, tx: mpsc::UnboundedSender<Event>) {
-    while let Ok(Ok(req)) = tokio::time::timeout(Duration::from_secs(10), wire::recv::<_, SentinelRequest>(&mut conn)).await {
+    while let Ok(Ok(req)) =
+        tokio::time::timeout(Duration::from_secs(10), wire::recv::<_, SentinelRequest>(&mut conn)).await
+    {
         let reply = match req {
             SentinelRequest::Hello { master, config_epoch, current_epoch, .. } => {
                 let _ = tx.send(Event::Hello { master, config_epoch, current_epoch });

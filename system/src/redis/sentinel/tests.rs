@@ -8,11 +8,23 @@ fn cfg(me: &str) -> SentinelConfig {
 }
 
 fn replica(node: &str, of: &str, offset: u64) -> RoleInfo {
-    RoleInfo { node: node.into(), run_id: node.into(), role: ReplRole::Replica { master: of.into(), link_up: true }, offset, priority: 100 }
+    RoleInfo {
+        node: node.into(),
+        run_id: node.into(),
+        role: ReplRole::Replica { master: of.into(), link_up: true },
+        offset,
+        priority: 100,
+    }
 }
 
 fn master(node: &str) -> RoleInfo {
-    RoleInfo { node: node.into(), run_id: node.into(), role: ReplRole::Master { replicas: vec![] }, offset: 0, priority: 100 }
+    RoleInfo {
+        node: node.into(),
+        run_id: node.into(),
+        role: ReplRole::Master { replicas: vec![] },
+        offset: 0,
+        priority: 100,
+    }
 }
 
 fn events(out: &[Output]) -> Vec<&'static str> {

@@ -1,0 +1,118 @@
+//! The cache's own promises: a hit returns exactly what the source of truth holds, an expired
+//! key is never served, and writes are acknowledged again once the faults are over. What the
+//! cache lost is recorded, not judged: a lost entry costs a miss that is refilled from the source.
+
+use std::collections::BTreeSet;
+
+use sim::Outcome;
+use system::redis::RedisCluster;
+
+use super::checker::{acks, read_back, SentinelView, LIST_AT_MOST};
+use super::history::CacheObserved;
+use super::workload::EXPIRY_SLACK_MS;
+use crate::scenario::{Checker, Verdict};
+
+pub struct CacheChecker {
+    pub redis: RedisCluster,
+    /// Clients stop writing here: recovery can only be judged from faults before it.
+    pub writers_stop_ms: u64,
+}
+
+/// What the reads say.
+#[derive(Default)]
+struct Reads {
+    hits: u64,
+    misses: u64,
+    session_checks: u64,
+    wrong: Vec<String>,
+    expired: Vec<String>,
+}
+
+impl Checker for CacheChecker {
+    fn check(&self, outcome: &Outcome, verdict: &mut Verdict) {
+        let reads = outcome.observations(|o| self.reads(o));
+        verdict.violations_upto("cache served wrong data", reads.wrong, LIST_AT_MOST);
+        verdict.violations_upto("expired key served", reads.expired, LIST_AT_MOST);
+        let total = reads.hits + reads.misses;
+        verdict.metric("cache_hits", reads.hits as f64);
+        verdict.metric("cache_hit_ratio", if total == 0 { 0.0 } else { reads.hits as f64 / total as f64 });
+        verdict.metric("cache_expiry_checks", reads.session_checks as f64);
+        self.recovery(outcome, verdict);
+        self.lost(outcome, verdict);
+    }
+}
+
+impl CacheChecker {
+    fn reads(&self, o: &sim::Observations) -> Reads {
+        let mut r = Reads::default();
+        let ours = |node: &str| self.redis.nodes().iter().any(|n| n == node);
+        for seen in o.of::<CacheObserved>() {
+            match seen.value {
+                CacheObserved::Read { key, node, returned, source } if ours(&node) => match returned {
+                    None => r.misses += 1,
+                    Some(v) => {
+                        r.hits += 1;
+                        if v != source {
+                            r.wrong.push(format!(
+                                "{key} from {node} at {} ms was {v:?}, the source says {source:?}",
+                                seen.t_ms
+                            ));
+                        }
+                    }
+                },
+                CacheObserved::SessionRead { key, node, acked_at_ms, ttl_ms, returned } if ours(&node) => {
+                    if seen.t_ms < acked_at_ms + ttl_ms + EXPIRY_SLACK_MS {
+                        continue;
+                    }
+                    r.session_checks += 1;
+                    if returned.is_some() {
+                        r.expired.push(format!(
+                            "{key} (PX {ttl_ms}, acknowledged at {acked_at_ms} ms) returned by {node} at {} ms",
+                            seen.t_ms
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        r
+    }
+
+    /// A write is acknowledged after the last heal (or the last fault, or the start).
+    fn recovery(&self, outcome: &Outcome, verdict: &mut Verdict) {
+        let (from, acks) =
+            outcome.observations(|o| (o.last_heal_ms().or(o.last_fault_ms()).unwrap_or(0), acks(o, &self.redis)));
+        if from >= self.writers_stop_ms {
+            return;
+        }
+        match acks.iter().find(|a| a.t_ms > from) {
+            Some(a) => verdict.metric("first_write_after_heal_ms", (a.t_ms - from) as f64),
+            None => {
+                verdict.violation("liveness", format!("no cache write acknowledged after the last fault at {from} ms"))
+            }
+        }
+    }
+
+    /// Acknowledged writes the final master no longer holds (of those whose TTL outlives the
+    /// read-back), and how many of them a demoted master had acknowledged.
+    fn lost(&self, outcome: &Outcome, verdict: &mut Verdict) {
+        let (view, acks, back) = outcome
+            .observations(|o| (SentinelView::read(o, &self.redis), acks(o, &self.redis), read_back(o, &self.redis)));
+        let Some((back_ms, _, keys)) = back else {
+            verdict.violation("liveness", "the final read-back found no master");
+            return;
+        };
+        let kept: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+        let expected: Vec<_> = acks.iter().filter(|a| a.t_ms < back_ms && a.outlives(back_ms)).collect();
+        let lost: Vec<_> = expected.iter().filter(|a| !kept.contains(a.key.as_str())).collect();
+        let on_demoted = lost.iter().filter(|a| a.node != view.master_at(a.t_ms)).count();
+        verdict.metric("cache_acked_writes", expected.len() as f64);
+        verdict.metric("cache_lost_writes", lost.len() as f64);
+        verdict.metric("cache_lost_writes_on_demoted_master", on_demoted as f64);
+        let ratio = if expected.is_empty() { 0.0 } else { lost.len() as f64 / expected.len() as f64 };
+        verdict.metric("cache_lost_ratio", ratio);
+        if !lost.is_empty() {
+            outcome.world.sometimes("redis.cache_lost_writes");
+        }
+    }
+}
