@@ -5,25 +5,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sim::{Fault, Outcome, Scheduled, Target};
-use system::kafka::TopicPartition;
+use system::kafka::cluster::FinalPartition;
+use system::kafka::{KafkaCluster, TopicPartition};
 
 use super::history::History;
-use super::log_checker::{self, FinalPartition};
+use super::log_checker;
 use super::{
-    broker_id, offsets_checker, Durability, CONSUMERS, DURATION_MS, HEAL_AT_MS, PARTITIONS, PRODUCE_RECOVERY_BOUND_MS,
-    PRODUCE_UNTIL_MS, REBALANCE_BOUND_MS,
+    offsets_checker, CONSUMERS, DURATION_MS, HEAL_AT_MS, PARTITIONS, PRODUCE_RECOVERY_BOUND_MS, PRODUCE_UNTIL_MS,
+    REBALANCE_BOUND_MS,
 };
 use crate::scenario::Verdict;
 
-pub fn check(outcome: &Outcome, h: &History, faults: &[Scheduled], durability: Durability) -> Verdict {
+pub fn check(outcome: &Outcome, kafka: &KafkaCluster, h: &History, faults: &[Scheduled]) -> Verdict {
     let mut v = Verdict::default();
-    let logs = log_checker::read_final_logs(outcome);
+    let logs = kafka.final_logs(&outcome.world);
     log_checker::check(h, &logs, &mut v);
     offsets_checker::check(h, &logs, &mut v);
     rebalanced(h, &mut v);
     consumed(h, &logs, &mut v);
     produce_recovered(h, &mut v);
-    failover_metrics(h, faults, &mut v);
+    failover_metrics(outcome, kafka, h, faults, &mut v);
     let processed: BTreeSet<(&TopicPartition, u64)> = h.processed.iter().map(|p| (&p.tp, p.offset)).collect();
     v.metric(
         "produced_per_sim_s",
@@ -40,7 +41,7 @@ pub fn check(outcome: &Outcome, h: &History, faults: &[Scheduled], durability: D
     v.metric("duplicate_acks_count", h.duplicate_acks as f64);
     v.metric(
         "acks_all",
-        f64::from(u8::from(durability.acks == system::kafka::Acks::All)),
+        f64::from(u8::from(kafka.acks() == system::kafka::Acks::All)),
     );
     v
 }
@@ -119,19 +120,19 @@ fn produce_recovered(h: &History, v: &mut Verdict) {
 
 /// Leader failover time: from a fault that takes a partition's leader away from the
 /// controllers (kill, isolation, pause, zone loss) to the controller committing a new leader.
-fn failover_metrics(h: &History, faults: &[Scheduled], v: &mut Verdict) {
+fn failover_metrics(outcome: &Outcome, kafka: &KafkaCluster, h: &History, faults: &[Scheduled], v: &mut Verdict) {
     let mut times = Vec::new();
     for (i, s) in faults.iter().enumerate() {
-        let Some(target) = leader_loss_target(&s.fault) else {
+        let Some(target) = leader_loss_target(kafka, &s.fault) else {
             continue;
         };
         let until = faults[i + 1..]
             .iter()
             .find(|n| is_fault(&n.fault))
             .map_or(HEAL_AT_MS, |n| n.at_ms);
-        for tp in super::log_checker::all_partitions() {
+        for tp in kafka.partitions() {
             let Some(old) = h.leader_at(&tp, s.at_ms) else { continue };
-            if !hits(target, old, h, s.at_ms) {
+            if !hits(outcome, kafka, target, old, h, s.at_ms) {
                 continue;
             }
             let next = h
@@ -169,29 +170,25 @@ fn is_fault(f: &Fault) -> bool {
 }
 
 /// The broker set a fault cuts from the controllers, if it does.
-fn leader_loss_target(f: &Fault) -> Option<&Target> {
+fn leader_loss_target<'a>(kafka: &KafkaCluster, f: &'a Fault) -> Option<&'a Target> {
     match f {
         Fault::Kill(t) | Fault::Isolate(t) | Fault::Pause(t) => Some(t),
-        Fault::Partition { a, b: Target::Nodes(b) } if b.iter().any(|n| n.starts_with("kraft")) => Some(a),
+        Fault::Partition { a, b: Target::Nodes(b) } if b.iter().any(|n| kafka.controllers().contains(n)) => Some(a),
         _ => None,
     }
 }
 
 /// Whether `target`, resolved at `t_ms`, includes `leader` (which then led some partition).
-fn hits(target: &Target, leader: u32, h: &History, t_ms: u64) -> bool {
+fn hits(outcome: &Outcome, kafka: &KafkaCluster, target: &Target, leader: u32, h: &History, t_ms: u64) -> bool {
+    let is_leader = |n: &str| kafka.broker_id(n) == Some(leader);
     match target {
         Target::Role(role) => {
-            let named = super::log_checker::all_partitions()
-                .into_iter()
-                .find(|p| p.leader_role() == *role);
+            let named = kafka.partitions().into_iter().find(|p| kafka.role_leader(p) == *role);
             named.and_then(|p| h.leader_at(&p, t_ms)) == Some(leader)
         }
-        Target::Node(n) => broker_id(n) == Some(leader),
-        Target::Nodes(ns) => ns.iter().any(|n| broker_id(n) == Some(leader)),
-        Target::Zone(z) => super::BROKERS
-            .iter()
-            .zip(super::ZONES)
-            .any(|(b, zone)| zone == z && broker_id(b) == Some(leader)),
+        Target::Node(n) => is_leader(n),
+        Target::Nodes(ns) => ns.iter().any(|n| is_leader(n)),
+        Target::Zone(z) => outcome.world.topology.in_zone(z).any(is_leader),
         _ => false,
     }
 }

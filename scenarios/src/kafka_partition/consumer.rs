@@ -11,12 +11,12 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use sim::NodeCtx;
-use system::kafka::client::{Client, FetchError, GroupError, GroupMember};
+use system::kafka::client::{FetchError, GroupError, GroupMember};
 use system::kafka::protocol::CommittedOffset;
-use system::kafka::{ClientSettings, GroupSettings, TopicPartition};
+use system::kafka::{GroupSettings, KafkaCluster, TopicPartition};
 
 use super::history::{Commit, History, Membership, OffsetRead, Processed};
-use super::{BROKERS, GROUP, TOPIC};
+use super::{GROUP, TOPIC};
 
 /// `auto.commit.interval.ms`: 5000 in Kafka, 1000 here.
 const COMMIT_INTERVAL_MS: u64 = 1_000;
@@ -43,9 +43,8 @@ enum End {
     Bounced,
 }
 
-pub async fn run(ctx: NodeCtx, history: Arc<Mutex<History>>, bounce_at: Option<u64>) {
-    let bootstrap = BROKERS.iter().map(|b| b.to_string()).collect();
-    let client = Client::new(ctx.net.clone(), bootstrap, ClientSettings::default());
+pub async fn run(ctx: NodeCtx, kafka: KafkaCluster, history: Arc<Mutex<History>>, bounce_at: Option<u64>) {
+    let client = kafka.client(ctx.net.clone());
     let client_id = ctx.name.clone();
     let group = GroupMember::new(
         client,

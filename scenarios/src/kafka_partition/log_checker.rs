@@ -8,52 +8,14 @@
 
 use std::collections::BTreeMap;
 
-use sim::Outcome;
-use system::kafka::{Acks, Record, TopicPartition, OFFSETS_TOPIC};
+use system::kafka::cluster::FinalPartition;
+use system::kafka::{Acks, Record, TopicPartition};
 
 use super::history::History;
-use super::{BROKERS, PARTITIONS, TOPIC};
 use crate::scenario::Verdict;
 
 /// At most this many violations of one kind are listed per partition; a count says the rest.
 pub const LIST_AT_MOST: usize = 5;
-
-/// Every replica's log of one partition at the end, and who leads it.
-pub struct FinalPartition {
-    pub leader: Option<String>,
-    pub replicas: BTreeMap<String, Vec<Record>>,
-}
-
-impl FinalPartition {
-    pub fn leader_log(&self) -> Option<&[Record]> {
-        self.replicas.get(self.leader.as_ref()?).map(Vec::as_slice)
-    }
-}
-
-pub fn all_partitions() -> Vec<TopicPartition> {
-    let mut tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p)).collect();
-    tps.push(TopicPartition::new(OFFSETS_TOPIC, 0));
-    tps
-}
-
-pub fn read_final_logs(outcome: &Outcome) -> BTreeMap<TopicPartition, FinalPartition> {
-    let world = &outcome.world;
-    all_partitions()
-        .into_iter()
-        .map(|tp| {
-            let holders = world.holders_of(&tp.leader_role());
-            let leader = (holders.len() == 1).then(|| holders[0].clone());
-            let replicas = BROKERS
-                .iter()
-                .map(|b| {
-                    let bytes = world.disks.disk(b).read(&tp.log_file()).unwrap_or_default();
-                    (b.to_string(), system::kafka::log::decode(&bytes).0)
-                })
-                .collect();
-            (tp, FinalPartition { leader, replicas })
-        })
-        .collect()
-}
 
 pub fn check(h: &History, logs: &BTreeMap<TopicPartition, FinalPartition>, v: &mut Verdict) {
     for (tp, fp) in logs {

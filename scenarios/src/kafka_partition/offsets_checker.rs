@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use system::kafka::TopicPartition;
 
 use super::history::History;
-use super::log_checker::{FinalPartition, LIST_AT_MOST};
+use super::log_checker::LIST_AT_MOST;
+use system::kafka::cluster::FinalPartition;
 use crate::scenario::Verdict;
 
 pub fn check(h: &History, logs: &BTreeMap<TopicPartition, FinalPartition>, v: &mut Verdict) {

@@ -7,25 +7,25 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::json;
 use sim::NodeCtx;
-use system::kafka::client::{Client, Delivery, PartitionProducer};
-use system::kafka::{Acks, ClientSettings, TopicPartition};
+use system::kafka::client::{Delivery, PartitionProducer};
+use system::kafka::{Acks, KafkaCluster, TopicPartition};
 
 use super::history::{Acked, History};
-use super::{BROKERS, PARTITIONS, PRODUCE_UNTIL_MS, TOPIC};
+use super::{PARTITIONS, PRODUCE_UNTIL_MS, TOPIC};
 
-pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, acks: Acks, index: u64) {
+pub async fn run(mut ctx: NodeCtx, kafka: KafkaCluster, history: Arc<Mutex<History>>, index: u64) {
     for partition in 0..PARTITIONS {
         let sub = ctx.fork();
-        tokio::spawn(pipeline(sub, history.clone(), acks, index, partition));
+        tokio::spawn(pipeline(sub, kafka.clone(), history.clone(), index, partition));
     }
     std::future::pending::<()>().await;
 }
 
-async fn pipeline(ctx: NodeCtx, history: Arc<Mutex<History>>, acks: Acks, index: u64, partition: u32) {
+async fn pipeline(ctx: NodeCtx, kafka: KafkaCluster, history: Arc<Mutex<History>>, index: u64, partition: u32) {
     let mut rng = ctx.rng.clone();
     let tp = TopicPartition::new(TOPIC, partition);
-    let bootstrap = BROKERS.iter().map(|b| b.to_string()).collect();
-    let client = Client::new(ctx.net.clone(), bootstrap, ClientSettings::default());
+    let acks = kafka.acks();
+    let client = kafka.client(ctx.net.clone());
     // Unique per producer node, life and partition; a reset takes the next id.
     let base_pid = (index << 40) | (ctx.incarnation << 20) | (u64::from(partition) << 12);
     let mut resets = 0u64;

@@ -16,6 +16,7 @@ use super::config::ControllerSettings;
 use super::controller::ControllerCore;
 use super::metadata::{Applied, MetadataRecord};
 use super::protocol::{ControllerRequest, ControllerResponse, CONTROLLER_PORT, RAFT_PORT};
+use super::topic::{active_controller_role, quorum_leader_role};
 use crate::consensus::{Consensus, ConsensusConfig};
 use crate::raft::{self, Entry, Role};
 use crate::wire;
@@ -24,8 +25,6 @@ use crate::wire;
 /// learn when leaders changed. Each controller applies every record (again after a restart).
 pub type Observer = Arc<dyn Fn(u64, &Applied) + Send + Sync>;
 
-/// The role the active controller claims, for fault targeting.
-pub const ACTIVE_CONTROLLER_ROLE: &str = "kafka-active-controller";
 /// Raft's tick: with the default 10-tick election timeout this is
 /// `controller.quorum.election.timeout.ms` = 1000, Kafka's default.
 const RAFT_TICK_MS: u64 = 100;
@@ -34,6 +33,8 @@ const IDLE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct ControllerConfig {
+    /// The cluster's name: it namespaces the roles this controller claims.
+    pub cluster: String,
     /// This controller's id in the quorum (`node.id`).
     pub id: u64,
     /// Every controller's id and node name (`controller.quorum.voters`).
@@ -53,7 +54,7 @@ pub async fn run(mut ctx: NodeCtx, config: ControllerConfig) {
         port: RAFT_PORT,
         tick_ms: RAFT_TICK_MS,
         file_prefix: "kraft".into(),
-        leader_role: "kraft-leader".into(),
+        leader_role: quorum_leader_role(&config.cluster),
         raft: raft_config,
     };
     let (consensus, mut committed) = Consensus::start(&mut ctx, consensus_config);
@@ -63,6 +64,7 @@ pub async fn run(mut ctx: NodeCtx, config: ControllerConfig) {
     let mut c = Controller {
         ctx,
         core: ControllerCore::new(config.settings.clone()),
+        active_role: active_controller_role(&config.cluster),
         consensus,
         observer: config.observer,
     };
@@ -86,6 +88,8 @@ pub async fn run(mut ctx: NodeCtx, config: ControllerConfig) {
 struct Controller {
     ctx: NodeCtx,
     core: ControllerCore,
+    /// The role claimed while active, for fault targeting.
+    active_role: String,
     consensus: Consensus,
     observer: Option<Observer>,
 }
@@ -98,7 +102,7 @@ impl Controller {
             let status = self.consensus.status();
             if status.role == Some(Role::Leader) && status.term == entry.term && !self.core.is_active() {
                 self.core.activate(self.ctx.clock.now_ms());
-                self.ctx.set_role(ACTIVE_CONTROLLER_ROLE, true);
+                self.ctx.set_role(&self.active_role, true);
                 self.ctx.trace(
                     "kafka.controller_active",
                     json!({ "term": entry.term, "offset": entry.index }),
@@ -193,7 +197,7 @@ impl Controller {
         let status = self.consensus.status();
         if self.core.is_active() && status.role != Some(Role::Leader) {
             self.core.deactivate();
-            self.ctx.set_role(ACTIVE_CONTROLLER_ROLE, false);
+            self.ctx.set_role(&self.active_role, false);
             self.ctx
                 .trace("kafka.controller_resigned", json!({ "term": status.term }));
         }

@@ -72,6 +72,7 @@
 pub mod broker;
 pub mod broker_node;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod controller_node;
@@ -88,6 +89,7 @@ pub mod topic;
 pub use config::{Acks, BrokerSettings, ClientSettings, ControllerSettings, GroupSettings, TopicSpec};
 pub use controller_node::{ControllerConfig, Observer};
 pub use metadata::Applied;
+pub use cluster::{Durability, KafkaCluster, KafkaClusterSpec};
 pub use topic::{BrokerId, Record, TopicPartition, OFFSETS_TOPIC};
 
 /// FNV-1a over `bytes`: a hash that is the same on every platform and run.
