@@ -2,7 +2,7 @@
 //! quorum, two idempotent producers and a two-member consumer group, while a seeded schedule
 //! cuts partition leaders off from the controllers, from the clients or from both, isolates and
 //! pauses them, and kills brokers, zones, the active controller and consumers; then everything
-//! heals at [`HEAL_AT_MS`] and the rest of the run proves recovery.
+//! heals at [`HEAL_AT_MS`] (in the drawn schedule) and the rest of the run proves recovery.
 //!
 //! Checked (see the checker files): no record acknowledged under `acks=all` with
 //! `min.insync.replicas=2` is lost, none is in the log twice, replicas converge; committed
@@ -10,25 +10,29 @@
 //! a record the log no longer has; the group is stable again and every acknowledged record is
 //! consumed within bounds after the heal.
 //!
+//! The cluster comes from [`system::kafka::cluster`]; the workload and the controllers report
+//! what happened as typed observations, and each checker is an object built from the cluster
+//! handle and the workload's bounds, reading fault times from the observed faults.
+//!
 //! `--config kafka-acks1-unclean` produces with `acks=1` to a topic with
 //! `unclean.leader.election.enable=true`: a deposed or crashed leader's acknowledged tail is
 //! then lost, and the checker must say so.
 
-mod checker;
+pub mod checker;
 mod consumer;
-mod history;
-mod log_checker;
-mod offsets_checker;
+pub mod history;
+pub mod log_checker;
+pub mod offsets_checker;
 mod producer;
 mod schedule;
-
-use std::sync::{Arc, Mutex};
 
 use sim::{node_main, Plan, Topology};
 use system::kafka::{Acks, KafkaClusterSpec};
 
 use crate::scenario::{Built, Scenario};
-use history::History;
+use checker::{FailoverMetrics, ProgressChecker};
+use log_checker::LogChecker;
+use offsets_checker::OffsetsChecker;
 
 pub static SCENARIO: Scenario = Scenario {
     name: "kafka-partition",
@@ -62,7 +66,8 @@ pub const CLIENT_ZONE: &str = "edge";
 pub const TOPIC: &str = "edits";
 pub const PARTITIONS: u32 = 3;
 pub const GROUP: &str = "log-consumers";
-/// Faults stop and everything heals here.
+/// The drawn schedule's faults stop and everything heals here (the checkers read the heal from
+/// what happened, not from this).
 pub const HEAL_AT_MS: u64 = 40_000;
 /// Producers stop starting new batches here, so consumers can drain before the end.
 pub const PRODUCE_UNTIL_MS: u64 = 50_000;
@@ -85,35 +90,34 @@ pub fn spec(config: Option<&str>) -> KafkaClusterSpec {
 }
 
 fn build(seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
-    let history = Arc::new(Mutex::new(History::default()));
-    let mut spec = spec(config);
-    let h = history.clone();
-    let observer: system::kafka::Observer =
-        Arc::new(move |t_ms, applied| h.lock().expect("history").note_metadata(t_ms, applied));
-    spec.observer = Some(observer);
+    let spec = spec(config);
     let mut plan = Plan::new(Topology::new(), DURATION_MS);
     let kafka = spec.add_to(&mut plan);
     for client in PRODUCERS.iter().chain(CONSUMERS.iter()) {
         plan.topology.add(client, CLIENT_ZONE, &spec.region);
     }
     for (i, name) in PRODUCERS.iter().enumerate() {
-        let (h, kafka) = (history.clone(), kafka.clone());
-        plan.node(
-            name,
-            node_main(move |ctx| producer::run(ctx, kafka.clone(), h.clone(), i as u64 + 1)),
-        );
+        let kafka = kafka.clone();
+        plan.node(name, node_main(move |ctx| producer::run(ctx, kafka.clone(), i as u64 + 1)));
     }
     let bounces = schedule::consumer_bounces(seed);
     for (name, bounce_at) in CONSUMERS.iter().zip(bounces) {
-        let (h, kafka) = (history.clone(), kafka.clone());
-        plan.node(name, node_main(move |ctx| consumer::run(ctx, kafka.clone(), h.clone(), bounce_at)));
+        let kafka = kafka.clone();
+        plan.node(name, node_main(move |ctx| consumer::run(ctx, kafka.clone(), bounce_at)));
     }
-    let faults = schedule.clone();
     plan.schedule = schedule;
-    Built::new(plan).checker(move |outcome: &sim::Outcome, verdict: &mut crate::Verdict| {
-        let h = history.lock().expect("history");
-        let v = checker::check(outcome, &kafka, &h, &faults);
-        verdict.violations.extend(v.violations);
-        verdict.metrics.extend(v.metrics);
-    })
+    let progress = ProgressChecker {
+        kafka: kafka.clone(),
+        group: GROUP.into(),
+        topic: TOPIC.into(),
+        consumers: CONSUMERS.map(String::from).to_vec(),
+        rebalance_bound_ms: REBALANCE_BOUND_MS,
+        produce_recovery_bound_ms: PRODUCE_RECOVERY_BOUND_MS,
+        produce_until_ms: PRODUCE_UNTIL_MS,
+    };
+    Built::new(plan)
+        .checker(LogChecker { kafka: kafka.clone() })
+        .checker(OffsetsChecker { kafka: kafka.clone(), group: GROUP.into() })
+        .checker(progress)
+        .checker(FailoverMetrics { kafka })
 }

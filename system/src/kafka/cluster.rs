@@ -30,7 +30,7 @@ use sim::{node_main, Plan, WorldState};
 
 use super::client::Client;
 use super::config::{Acks, BrokerSettings, ClientSettings, ControllerSettings, TopicSpec};
-use super::controller_node::{ControllerConfig, Observer};
+use super::controller_node::ControllerConfig;
 use super::topic::{active_controller_role, quorum_leader_role, BrokerId, Record, TopicPartition, OFFSETS_TOPIC};
 
 /// What the cluster promises about acknowledged records.
@@ -94,8 +94,6 @@ pub struct KafkaClusterSpec {
     pub replication_factor: usize,
     pub durability: Durability,
     pub timing: Timing,
-    /// Told of every metadata change a controller applies.
-    pub observer: Option<Observer>,
 }
 
 impl KafkaClusterSpec {
@@ -112,7 +110,6 @@ impl KafkaClusterSpec {
             replication_factor: 3,
             durability: Durability::default(),
             timing: Timing::default(),
-            observer: None,
         }
     }
 
@@ -192,7 +189,6 @@ impl KafkaClusterSpec {
             id,
             voters,
             settings,
-            observer: self.observer.clone(),
         }
     }
 }

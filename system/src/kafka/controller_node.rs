@@ -3,7 +3,6 @@
 //! heartbeats and AlterPartition, and the [`ControllerCore`] deciding what to commit.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -15,15 +14,12 @@ use tokio::time::Instant;
 use super::config::ControllerSettings;
 use super::controller::ControllerCore;
 use super::metadata::{Applied, MetadataRecord};
+use super::observations::MetadataApplied;
 use super::protocol::{ControllerRequest, ControllerResponse, CONTROLLER_PORT, RAFT_PORT};
 use super::topic::{active_controller_role, quorum_leader_role};
 use crate::consensus::{Consensus, ConsensusConfig};
 use crate::raft::{self, Entry, Role};
 use crate::wire;
-
-/// Told of every metadata change a controller applies, with the simulated time: how checkers
-/// learn when leaders changed. Each controller applies every record (again after a restart).
-pub type Observer = Arc<dyn Fn(u64, &Applied) + Send + Sync>;
 
 /// Raft's tick: with the default 10-tick election timeout this is
 /// `controller.quorum.election.timeout.ms` = 1000, Kafka's default.
@@ -40,7 +36,6 @@ pub struct ControllerConfig {
     /// Every controller's id and node name (`controller.quorum.voters`).
     pub voters: BTreeMap<u64, String>,
     pub settings: ControllerSettings,
-    pub observer: Option<Observer>,
 }
 
 type Pending = (ControllerRequest, oneshot::Sender<ControllerResponse>);
@@ -66,7 +61,6 @@ pub async fn run(mut ctx: NodeCtx, config: ControllerConfig) {
         core: ControllerCore::new(config.settings.clone()),
         active_role: active_controller_role(&config.cluster),
         consensus,
-        observer: config.observer,
     };
     let mut next_tick = Instant::now() + TICK;
     loop {
@@ -91,7 +85,6 @@ struct Controller {
     /// The role claimed while active, for fault targeting.
     active_role: String,
     consensus: Consensus,
-    observer: Option<Observer>,
 }
 
 impl Controller {
@@ -116,12 +109,16 @@ impl Controller {
                 .trace("kafka.bad_metadata_entry", json!({ "index": entry.index }));
             return;
         };
-        let now = self.ctx.clock.now_ms();
-        for applied in self.core.apply(entry.index, &records) {
-            self.note(&applied);
-            if let Some(observer) = &self.observer {
-                observer(now, &applied);
-            }
+        for (n, change) in (0..).zip(self.core.apply(entry.index, &records)) {
+            self.note(&change);
+            // Every controller reports what it applied (the checkers keep the first sighting):
+            // one that only the active controller reported could be missed, when a new leader
+            // applies its predecessor's last records before it becomes active.
+            self.ctx.observe(&MetadataApplied {
+                offset: entry.index,
+                n,
+                change,
+            });
         }
     }
 

@@ -749,7 +749,6 @@ mod real_runtime {
                 id: i as u64 + 1,
                 voters: voters.clone(),
                 settings: settings.clone(),
-                observer: None,
             };
             tokio::spawn(crate::kafka::controller_node::run(ctx(&dir, &directory, c), config));
         }
