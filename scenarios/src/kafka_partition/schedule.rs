@@ -59,7 +59,7 @@ pub fn consumer_bounces(seed: u64) -> Vec<Option<u64>> {
     let mut rng = sim::rng::derive(seed, "~bounces", 0);
     CONSUMERS
         .iter()
-        .map(|_| rng.gen_bool(0.4).then(|| rng.gen_range(8_000..30_000)))
+        .map(|_| rng.gen_ratio(2, 5).then(|| rng.gen_range(8_000..30_000)))
         .collect()
 }
 
