@@ -4,19 +4,18 @@
 //! (eager rebalancing's revocation), heartbeats, and once per run may leave and come back.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use sim::NodeCtx;
-use system::kafka::client::{Client, FetchError, GroupError, GroupMember};
+use system::kafka::client::{FetchError, GroupError, GroupMember};
+use system::kafka::observations::{ConsumerEvent, ConsumerObserved};
 use system::kafka::protocol::CommittedOffset;
-use system::kafka::{ClientSettings, GroupSettings, TopicPartition};
+use system::kafka::{GroupSettings, KafkaCluster, TopicPartition};
 
-use super::history::{Commit, History, Membership, OffsetRead, Processed};
-use super::{BROKERS, GROUP, TOPIC};
+use super::{GROUP, TOPIC};
 
 /// `auto.commit.interval.ms`: 5000 in Kafka, 1000 here.
 const COMMIT_INTERVAL_MS: u64 = 1_000;
@@ -30,7 +29,8 @@ struct Member {
     ctx: NodeCtx,
     rng: ChaCha8Rng,
     group: GroupMember,
-    history: Arc<Mutex<History>>,
+    /// The cluster's name, for the observations.
+    cluster: String,
     /// Next offset to consume, with the leader epoch of the record before it (KIP-320).
     positions: BTreeMap<TopicPartition, CommittedOffset>,
     committed: BTreeMap<TopicPartition, CommittedOffset>,
@@ -43,9 +43,8 @@ enum End {
     Bounced,
 }
 
-pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, bounce_at: Option<u64>) {
-    let bootstrap = BROKERS.iter().map(|b| b.to_string()).collect();
-    let client = Client::new(&mut ctx, bootstrap, ClientSettings::default());
+pub async fn run(mut ctx: NodeCtx, kafka: KafkaCluster, bounce_at: Option<u64>) {
+    let client = kafka.client(&mut ctx);
     let client_id = ctx.name.clone();
     let group = GroupMember::new(
         client,
@@ -61,7 +60,7 @@ pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, bounce_at: Opti
         ctx,
         rng,
         group,
-        history,
+        cluster: kafka.prefix().to_string(),
         positions: BTreeMap::new(),
         committed: BTreeMap::new(),
         bounce_at,
@@ -74,14 +73,18 @@ pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, bounce_at: Opti
                 continue;
             }
         };
-        m.note_membership(Some(m.group.generation), assignment.clone());
+        let generation = m.group.generation;
+        m.observe(ConsumerEvent::Assigned { generation, partitions: assignment.clone() });
         m.ctx.sometimes("workload.rebalance");
-        if m.load_positions(assignment).await.is_ok() {
-            if let End::Bounced = m.consume().await {
-                m.pause(1_000, 3_000).await;
-            }
+        let end = match m.load_positions(assignment).await {
+            Ok(()) => m.consume().await,
+            Err(_) => End::Rejoin,
+        };
+        let left = matches!(end, End::Bounced);
+        m.observe(ConsumerEvent::Revoked { left });
+        if left {
+            m.pause(1_000, 3_000).await;
         }
-        m.note_membership(None, Vec::new());
     }
 }
 
@@ -94,19 +97,12 @@ impl Member {
         self.ctx.clock.now_ms()
     }
 
-    fn note_membership(&self, generation: Option<u64>, partitions: Vec<TopicPartition>) {
-        let t_ms = self.now();
-        self.ctx.trace(
-            "workload.membership",
-            json!({ "generation": generation, "partitions": partitions }),
-        );
-        let m = Membership {
-            consumer: self.ctx.name.clone(),
-            t_ms,
-            generation,
-            partitions,
-        };
-        self.history.lock().expect("history").memberships.push(m);
+    fn observe(&self, event: ConsumerEvent) {
+        self.ctx.observe(&ConsumerObserved {
+            cluster: self.cluster.clone(),
+            group: GROUP.to_string(),
+            event,
+        });
     }
 
     /// Reads the group's committed offsets for the new assignment.
@@ -117,17 +113,10 @@ impl Member {
             let sent_ms = self.now();
             match self.group.committed(&mut self.rng, assignment.clone()).await {
                 Ok(offsets) => {
-                    let mut h = self.history.lock().expect("history");
+                    let read = offsets.iter().map(|(tp, c)| (tp.clone(), c.map(|c| c.offset))).collect();
+                    self.observe(ConsumerEvent::OffsetsRead { sent_ms, offsets: read });
                     for (tp, committed) in offsets {
-                        let offset = committed.map(|c| c.offset);
-                        let read = OffsetRead {
-                            consumer: self.ctx.name.clone(),
-                            tp: tp.clone(),
-                            offset,
-                            sent_ms,
-                        };
-                        h.offset_reads.push(read);
-                        if offset.is_some_and(|o| o > 0) {
+                        if committed.is_some_and(|c| c.offset > 0) {
                             self.ctx.sometimes("workload.resumed_from_commit");
                         }
                         let position = committed.unwrap_or(START);
@@ -192,22 +181,17 @@ impl Member {
         let pos = self.positions.get(tp).copied().unwrap_or(START);
         match self.group.fetch(&mut self.rng, tp, pos).await {
             Ok(resp) => {
-                let t_ms = self.now();
-                let mut h = self.history.lock().expect("history");
                 let mut next = pos;
+                let mut records = Vec::new();
                 for r in resp.records.into_iter().filter(|r| r.offset >= pos.offset) {
                     next = CommittedOffset {
                         offset: r.offset + 1,
                         leader_epoch: Some(r.leader_epoch),
                     };
-                    let p = Processed {
-                        consumer: self.ctx.name.clone(),
-                        tp: tp.clone(),
-                        offset: r.offset,
-                        value: r.value,
-                        t_ms,
-                    };
-                    h.processed.push(p);
+                    records.push((r.offset, r.value));
+                }
+                if !records.is_empty() {
+                    self.observe(ConsumerEvent::Processed { tp: tp.clone(), records });
                 }
                 self.positions.insert(tp.clone(), next);
             }
@@ -237,18 +221,9 @@ impl Member {
         }
         let sent_ms = self.now();
         self.group.commit(&mut self.rng, offsets.clone()).await?;
-        let acked_ms = self.now();
-        let mut h = self.history.lock().expect("history");
-        for (tp, offset) in offsets {
-            self.committed.insert(tp.clone(), offset);
-            h.commits.push(Commit {
-                consumer: self.ctx.name.clone(),
-                tp,
-                offset: offset.offset,
-                sent_ms,
-                acked_ms,
-            });
-        }
+        let acked: Vec<(TopicPartition, u64)> = offsets.iter().map(|(tp, o)| (tp.clone(), o.offset)).collect();
+        self.committed.extend(offsets);
+        self.observe(ConsumerEvent::CommitAcked { sent_ms, offsets: acked });
         Ok(())
     }
 }

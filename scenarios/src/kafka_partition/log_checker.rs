@@ -1,5 +1,5 @@
-//! The log invariants, judged on the partition logs the brokers hold at the end of the run
-//! (read from their disks): no acknowledged record is lost, none appears twice, and every
+//! The log invariants of one cluster, judged on the partition logs its brokers' disks hold at the
+//! end of the run: no acknowledged record is lost or moved, none appears twice, and every
 //! replica holds the leader's log.
 //!
 //! "No duplicates from producer retries" means the log itself never holds a record twice; a
@@ -9,66 +9,41 @@
 use std::collections::BTreeMap;
 
 use sim::Outcome;
-use system::kafka::{Acks, Record, TopicPartition, OFFSETS_TOPIC};
+use system::kafka::cluster::FinalPartition;
+use system::kafka::{Acks, KafkaCluster, Record, TopicPartition};
 
 use super::history::History;
-use super::{BROKERS, PARTITIONS, TOPIC};
-use crate::scenario::Verdict;
+use crate::scenario::{Checker, Verdict};
 
 /// At most this many violations of one kind are listed per partition; a count says the rest.
 pub const LIST_AT_MOST: usize = 5;
 
-/// Every replica's log of one partition at the end, and who leads it.
-pub struct FinalPartition {
-    pub leader: Option<String>,
-    pub replicas: BTreeMap<String, Vec<Record>>,
+/// Judges every partition of `kafka` against what its producers were acknowledged.
+pub struct LogChecker {
+    pub kafka: KafkaCluster,
 }
 
-impl FinalPartition {
-    pub fn leader_log(&self) -> Option<&[Record]> {
-        self.replicas.get(self.leader.as_ref()?).map(Vec::as_slice)
+impl Checker for LogChecker {
+    fn check(&self, outcome: &Outcome, v: &mut Verdict) {
+        let h = outcome.observations(|o| History::read(o, &self.kafka));
+        for (tp, fp) in &self.kafka.final_logs(&outcome.world) {
+            check_partition(&h, tp, fp, v);
+        }
     }
 }
 
-pub fn all_partitions() -> Vec<TopicPartition> {
-    let mut tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p)).collect();
-    tps.push(TopicPartition::new(OFFSETS_TOPIC, 0));
-    tps
-}
-
-pub fn read_final_logs(outcome: &Outcome) -> BTreeMap<TopicPartition, FinalPartition> {
-    let world = &outcome.world;
-    all_partitions()
-        .into_iter()
-        .map(|tp| {
-            let holders = world.holders_of(&tp.leader_role());
-            let leader = (holders.len() == 1).then(|| holders[0].clone());
-            let replicas = BROKERS
-                .iter()
-                .map(|b| {
-                    let bytes = world.disks.disk(b).read(&tp.log_file()).unwrap_or_default();
-                    (b.to_string(), system::kafka::log::decode(&bytes).0)
-                })
-                .collect();
-            (tp, FinalPartition { leader, replicas })
-        })
-        .collect()
-}
-
-pub fn check(h: &History, logs: &BTreeMap<TopicPartition, FinalPartition>, v: &mut Verdict) {
-    for (tp, fp) in logs {
-        let Some(leader_log) = fp.leader_log() else {
-            v.violation("liveness", format!("no single leader of {tp} at the end of the run"));
-            continue;
-        };
-        let leader = fp.leader.as_deref().unwrap_or_default();
-        if !tp.is_internal() {
-            lost(h, tp, leader, leader_log, v);
-            duplicates(tp, leader_log, v);
-        }
-        for (node, log) in fp.replicas.iter().filter(|(n, _)| n.as_str() != leader) {
-            converged(tp, leader, leader_log, node, log, v);
-        }
+fn check_partition(h: &History, tp: &TopicPartition, fp: &FinalPartition, v: &mut Verdict) {
+    let Some(leader_log) = fp.leader_log() else {
+        v.violation("liveness", format!("no single leader of {tp} at the end of the run"));
+        return;
+    };
+    let leader = fp.leader.as_deref().unwrap_or_default();
+    if !tp.is_internal() {
+        lost(h, tp, leader, leader_log, v);
+        duplicates(tp, leader_log, v);
+    }
+    for (node, log) in fp.replicas.iter().filter(|(n, _)| n.as_str() != leader) {
+        converged(tp, leader, leader_log, node, log, v);
     }
 }
 
@@ -79,86 +54,80 @@ fn acks_name(acks: Acks) -> &'static str {
     }
 }
 
+/// Every acknowledged record is in the leader's final log, at the offset it was acknowledged at.
 fn lost(h: &History, tp: &TopicPartition, leader: &str, log: &[Record], v: &mut Verdict) {
     let mut where_is: BTreeMap<&str, u64> = BTreeMap::new();
     for r in log {
         where_is.entry(r.value.as_str()).or_insert(r.offset);
     }
-    let mut missing = Vec::new();
+    let (mut lost, mut misplaced) = (Vec::new(), Vec::new());
     for a in h.acked.iter().filter(|a| a.tp == *tp) {
         let at = usize::try_from(a.offset).ok().and_then(|o| log.get(o));
         if at.is_some_and(|r| r.value == a.value) {
             continue;
         }
-        let line = match where_is.get(a.value.as_str()) {
-            Some(o) => format!(
-                "misplaced record: {} acknowledged ({}) as {tp}@{} at {} ms is at offset {o} in the final log",
-                a.value, acks_name(a.acks), a.offset, a.t_ms
-            ),
-            None => format!(
-                "lost record: {} (producer {} seq {}) acknowledged ({}) as {tp}@{} at {} ms is not in the final log (leader {leader}, {} records)",
-                a.value, a.producer_id, a.seq, acks_name(a.acks), a.offset, a.t_ms, log.len()
-            ),
-        };
-        missing.push(line);
+        let acks = acks_name(a.acks);
+        match where_is.get(a.value.as_str()) {
+            Some(o) => misplaced.push(format!(
+                "{} acknowledged ({acks}) as {tp}@{} at {} ms is at offset {o} in the final log",
+                a.value, a.offset, a.t_ms
+            )),
+            None => lost.push(format!(
+                "{} (producer {} seq {}) acknowledged ({acks}) as {tp}@{} at {} ms is not in the final log (leader {leader}, {} records)",
+                a.value, a.producer_id, a.seq, a.offset, a.t_ms, log.len()
+            )),
+        }
     }
-    let n = missing.len();
-    for line in missing.into_iter().take(LIST_AT_MOST) {
-        v.violation_line(line);
-    }
-    if n > LIST_AT_MOST {
-        v.violation("lost record", format!("{} more acknowledged records of {tp} are missing or misplaced",
-            n - LIST_AT_MOST
-        ));
-    }
+    v.violations_upto("lost record", lost, LIST_AT_MOST);
+    v.violations_upto("misplaced record", misplaced, LIST_AT_MOST);
 }
 
+/// No value, and no (producer id, sequence), is in the log twice.
 fn duplicates(tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
     let mut first: BTreeMap<&str, u64> = BTreeMap::new();
     let mut by_seq: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     let mut dups = Vec::new();
     for r in log {
         if let Some(o) = first.insert(r.value.as_str(), r.offset) {
-            dups.push(format!(
-                "duplicate record: {} is in {tp} at offsets {o} and {}",
-                r.value, r.offset
-            ));
+            dups.push(format!("{} is in {tp} at offsets {o} and {}", r.value, r.offset));
         } else if let Some(o) = by_seq
             .insert((r.producer_id, r.seq), r.offset)
             .filter(|_| r.producer_id != 0)
         {
             dups.push(format!(
-                "duplicate record: producer {} sequence {} is in {tp} at offsets {o} and {}",
+                "producer {} sequence {} is in {tp} at offsets {o} and {}",
                 r.producer_id, r.seq, r.offset
             ));
         }
     }
-    let n = dups.len();
-    for line in dups.into_iter().take(LIST_AT_MOST) {
-        v.violation_line(line);
-    }
-    if n > LIST_AT_MOST {
-        v.violation("duplicate record", format!("{} more duplicates in {tp}",
-            n - LIST_AT_MOST
-        ));
-    }
+    v.violations_upto("duplicate record", dups, LIST_AT_MOST);
 }
 
 /// A follower must hold a prefix of the leader's log; of the data topic, all of it (producers
 /// stopped well before the end). The offsets partition may trail by an in-flight commit.
 fn converged(tp: &TopicPartition, leader: &str, leader_log: &[Record], node: &str, log: &[Record], v: &mut Verdict) {
     if let Some(o) = log.iter().zip(leader_log).position(|(a, b)| a != b) {
-        v.violation("replicas diverged", format!("{node}'s {tp} differs from leader {leader}'s at offset {o}"
-        ));
+        v.violation(
+            "replicas diverged",
+            format!("{node}'s {tp} differs from leader {leader}'s at offset {o}"),
+        );
     } else if log.len() > leader_log.len() {
-        v.violation("replicas diverged", format!("{node}'s {tp} has {} records, more than leader {leader}'s {}",
-            log.len(),
-            leader_log.len()
-        ));
+        v.violation(
+            "replicas diverged",
+            format!(
+                "{node}'s {tp} has {} records, more than leader {leader}'s {}",
+                log.len(),
+                leader_log.len()
+            ),
+        );
     } else if log.len() < leader_log.len() && !tp.is_internal() {
-        v.violation("liveness", format!("{node}'s {tp} has {} of leader {leader}'s {} records at the end",
-            log.len(),
-            leader_log.len()
-        ));
+        v.violation(
+            "liveness",
+            format!(
+                "{node}'s {tp} has {} of leader {leader}'s {} records at the end",
+                log.len(),
+                leader_log.len()
+            ),
+        );
     }
 }

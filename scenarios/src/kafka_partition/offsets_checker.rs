@@ -1,28 +1,36 @@
 //! The consumer group invariants: committed offsets only move forward, no record below a
 //! committed offset was skipped, and no consumer read a record the log does not have.
 
-use std::collections::BTreeMap;
+use sim::Outcome;
+use system::kafka::{KafkaCluster, Record, TopicPartition};
 
-use system::kafka::TopicPartition;
+use super::history::{GroupHistory, History};
+use super::log_checker::LIST_AT_MOST;
+use crate::scenario::{Checker, Verdict};
 
-use super::history::History;
-use super::log_checker::{FinalPartition, LIST_AT_MOST};
-use crate::scenario::Verdict;
+/// Judges one consumer group of `kafka` against the final logs of its data partitions.
+pub struct OffsetsChecker {
+    pub kafka: KafkaCluster,
+    pub group: String,
+}
 
-pub fn check(h: &History, logs: &BTreeMap<TopicPartition, FinalPartition>, v: &mut Verdict) {
-    let tps: Vec<TopicPartition> = logs.keys().filter(|tp| !tp.is_internal()).cloned().collect();
-    for tp in &tps {
-        forward_only(h, tp, v);
-        not_skipped(h, tp, v);
-        if let Some(log) = logs.get(tp).and_then(FinalPartition::leader_log) {
-            no_phantoms(h, tp, log, v);
+impl Checker for OffsetsChecker {
+    fn check(&self, outcome: &Outcome, v: &mut Verdict) {
+        let h = outcome.observations(|o| History::read(o, &self.kafka));
+        let h = h.group(&self.group);
+        for (tp, fp) in self.kafka.final_logs(&outcome.world).iter().filter(|(tp, _)| !tp.is_internal()) {
+            forward_only(h, tp, v);
+            not_skipped(h, tp, v);
+            if let Some(log) = fp.leader_log() {
+                no_phantoms(h, tp, log, v);
+            }
         }
     }
 }
 
 /// A commit, or an offset read back, that starts after another commit was acknowledged must
 /// not be below it: the group's position never goes back.
-fn forward_only(h: &History, tp: &TopicPartition, v: &mut Verdict) {
+fn forward_only(h: &GroupHistory, tp: &TopicPartition, v: &mut Verdict) {
     let mut acked: Vec<(u64, u64, &str)> = h
         .commits
         .iter()
@@ -42,7 +50,7 @@ fn forward_only(h: &History, tp: &TopicPartition, v: &mut Verdict) {
     for c in h.commits.iter().filter(|c| c.tp == *tp) {
         if let Some((at, high, who)) = high_by(c.sent_ms).filter(|(_, high, _)| c.offset < *high) {
             found.push(format!(
-                "committed offset regressed: {} committed {tp} at {} (sent at {} ms) after {who} had committed {high} (at {at} ms)",
+                "{} committed {tp} at {} (sent at {} ms) after {who} had committed {high} (at {at} ms)",
                 c.consumer, c.offset, c.sent_ms
             ));
         }
@@ -51,17 +59,17 @@ fn forward_only(h: &History, tp: &TopicPartition, v: &mut Verdict) {
         let read = r.offset.unwrap_or(0);
         if let Some((at, high, who)) = high_by(r.sent_ms).filter(|(_, high, _)| read < *high) {
             found.push(format!(
-                "committed offset regressed: {} read {tp}'s committed offset as {:?} at {} ms after {who} had committed {high} (at {at} ms)",
+                "{} read {tp}'s committed offset as {:?} at {} ms after {who} had committed {high} (at {at} ms)",
                 r.consumer, r.offset, r.sent_ms
             ));
         }
     }
-    list(v, found, "committed offset regressed", tp);
+    v.violations_upto("committed offset regressed", found, LIST_AT_MOST);
 }
 
 /// Every record below a committed offset was processed by some consumer before that commit
 /// was sent.
-fn not_skipped(h: &History, tp: &TopicPartition, v: &mut Verdict) {
+fn not_skipped(h: &GroupHistory, tp: &TopicPartition, v: &mut Verdict) {
     let Some(top) = h.commits.iter().filter(|c| c.tp == *tp).map(|c| c.offset).max() else {
         return;
     };
@@ -89,36 +97,26 @@ fn not_skipped(h: &History, tp: &TopicPartition, v: &mut Verdict) {
                 .position(|s| s.is_none_or(|t| t > c.sent_ms))
                 .unwrap_or(0);
             found.push(format!(
-                "skipped record: {} committed {tp} at {} (sent at {} ms) but offset {missing} had not been processed",
+                "{} committed {tp} at {} (sent at {} ms) but offset {missing} had not been processed",
                 c.consumer, c.offset, c.sent_ms
             ));
         }
     }
-    list(v, found, "skipped record", tp);
+    v.violations_upto("skipped record", found, LIST_AT_MOST);
 }
 
 /// What a consumer processed must be what the log holds at that offset: consumers only read
 /// below the high watermark, which no correct leader change takes back.
-fn no_phantoms(h: &History, tp: &TopicPartition, log: &[system::kafka::Record], v: &mut Verdict) {
+fn no_phantoms(h: &GroupHistory, tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
     let mut found = Vec::new();
     for p in h.processed.iter().filter(|p| p.tp == *tp) {
         let actual = log.get(p.offset as usize).map(|r| r.value.as_str());
         if actual != Some(p.value.as_str()) {
             found.push(format!(
-                "phantom read: {} processed {tp}@{} = {} at {} ms, but the final log holds {:?} there",
+                "{} processed {tp}@{} = {} at {} ms, but the final log holds {:?} there",
                 p.consumer, p.offset, p.value, p.t_ms, actual
             ));
         }
     }
-    list(v, found, "phantom read", tp);
-}
-
-fn list(v: &mut Verdict, found: Vec<String>, prefix: &str, tp: &TopicPartition) {
-    let n = found.len();
-    for line in found.into_iter().take(LIST_AT_MOST) {
-        v.violation_line(line);
-    }
-    if n > LIST_AT_MOST {
-        v.violation(prefix, format!("{} more for {tp}", n - LIST_AT_MOST));
-    }
+    v.violations_upto("phantom read", found, LIST_AT_MOST);
 }

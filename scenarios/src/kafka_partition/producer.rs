@@ -1,31 +1,29 @@
 //! The producer workload: one idempotent producer session per partition, each sending small
 //! batches of unique values and retrying every batch until it is acknowledged.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use serde_json::json;
 use sim::NodeCtx;
-use system::kafka::client::{Client, Delivery, PartitionProducer};
-use system::kafka::{Acks, ClientSettings, TopicPartition};
+use system::kafka::client::{Delivery, PartitionProducer};
+use system::kafka::observations::ProduceAcked;
+use system::kafka::{KafkaCluster, TopicPartition};
 
-use super::history::{Acked, History};
-use super::{BROKERS, PARTITIONS, PRODUCE_UNTIL_MS, TOPIC};
+use super::{PARTITIONS, PRODUCE_UNTIL_MS, TOPIC};
 
-pub async fn run(mut ctx: NodeCtx, history: Arc<Mutex<History>>, acks: Acks, index: u64) {
+pub async fn run(mut ctx: NodeCtx, kafka: KafkaCluster, index: u64) {
     for partition in 0..PARTITIONS {
         let sub = ctx.fork();
-        tokio::spawn(pipeline(sub, history.clone(), acks, index, partition));
+        tokio::spawn(pipeline(sub, kafka.clone(), index, partition));
     }
     std::future::pending::<()>().await;
 }
 
-async fn pipeline(mut ctx: NodeCtx, history: Arc<Mutex<History>>, acks: Acks, index: u64, partition: u32) {
+async fn pipeline(mut ctx: NodeCtx, kafka: KafkaCluster, index: u64, partition: u32) {
     let mut rng = ctx.rng.clone();
     let tp = TopicPartition::new(TOPIC, partition);
-    let bootstrap = BROKERS.iter().map(|b| b.to_string()).collect();
-    let client = Client::new(&mut ctx, bootstrap, ClientSettings::default());
+    let acks = kafka.acks();
+    let client = kafka.client(&mut ctx);
     // Unique per producer node, life and partition; a reset takes the next id.
     let base_pid = (index << 40) | (ctx.incarnation << 20) | (u64::from(partition) << 12);
     let mut resets = 0u64;
@@ -42,38 +40,26 @@ async fn pipeline(mut ctx: NodeCtx, history: Arc<Mutex<History>>, acks: Acks, in
                 base_pid + resets
             })
             .await;
-        record(&ctx, &history, &tp, acks, &values, &delivery);
+        record(&ctx, &kafka, &tp, values, &delivery);
         n += count;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(40..120))).await;
     }
 }
 
-fn record(
-    ctx: &NodeCtx,
-    history: &Arc<Mutex<History>>,
-    tp: &TopicPartition,
-    acks: Acks,
-    values: &[String],
-    d: &Delivery,
-) {
-    let t_ms = ctx.clock.now_ms();
-    ctx.trace("workload.acked", json!({ "tp": tp.to_string(), "offset": d.base_offset, "count": values.len(), "attempts": d.attempts, "duplicate": d.duplicate }));
+fn record(ctx: &NodeCtx, kafka: &KafkaCluster, tp: &TopicPartition, values: Vec<String>, d: &Delivery) {
     if d.resets > 0 {
         ctx.sometimes("workload.producer_reset");
     }
-    let mut h = history.lock().expect("history");
-    h.produce_attempts += u64::from(d.attempts);
-    h.producer_resets += u64::from(d.resets);
-    h.duplicate_acks += u64::from(d.duplicate);
-    for (i, v) in values.iter().enumerate() {
-        h.acked.push(Acked {
-            value: v.clone(),
-            tp: tp.clone(),
-            offset: d.base_offset + i as u64,
-            t_ms,
-            acks,
-            producer_id: d.producer_id,
-            seq: d.base_seq + i as u64,
-        });
-    }
+    ctx.observe(&ProduceAcked {
+        cluster: kafka.prefix().to_string(),
+        tp: tp.clone(),
+        acks: kafka.acks(),
+        base_offset: d.base_offset,
+        values,
+        producer_id: d.producer_id,
+        base_seq: d.base_seq,
+        attempts: d.attempts,
+        duplicate: d.duplicate,
+        resets: d.resets,
+    });
 }

@@ -516,7 +516,7 @@ impl BrokerCore {
         match t {
             Transition::BecameLeader => {
                 let leo = r.log.end_offset();
-                self.actions.push(Action::SetRole(tp.leader_role(), true));
+                self.actions.push(Action::SetRole(tp.leader_role(&self.settings.cluster), true));
                 self.actions.push(Action::Trace("kafka.become_leader", fields));
                 self.fail_pending(tp);
                 if tp.is_internal() {
@@ -526,7 +526,7 @@ impl BrokerCore {
             }
             Transition::BecameFollower { was_leader } => {
                 if was_leader {
-                    self.actions.push(Action::SetRole(tp.leader_role(), false));
+                    self.actions.push(Action::SetRole(tp.leader_role(&self.settings.cluster), false));
                     self.actions.push(Action::Trace("kafka.become_follower", fields));
                     if tp.is_internal() {
                         self.coordinator.resign();

@@ -73,6 +73,9 @@ impl Default for ControllerSettings {
 /// A broker's settings.
 #[derive(Clone, Debug)]
 pub struct BrokerSettings {
+    /// The cluster's name: it namespaces the roles the broker claims (see
+    /// [`super::topic::TopicPartition::leader_role`]).
+    pub cluster: String,
     pub broker_id: BrokerId,
     /// `broker.heartbeat.interval.ms`: 2000 in Kafka, 500 here.
     pub heartbeat_interval_ms: u64,
@@ -99,8 +102,9 @@ pub struct BrokerSettings {
 }
 
 impl BrokerSettings {
-    pub fn new(broker_id: BrokerId) -> Self {
+    pub fn new(cluster: &str, broker_id: BrokerId) -> Self {
         BrokerSettings {
+            cluster: cluster.into(),
             broker_id,
             heartbeat_interval_ms: 500,
             replica_lag_time_max_ms: 3_000,

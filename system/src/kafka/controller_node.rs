@@ -3,7 +3,6 @@
 //! heartbeats and AlterPartition, and the [`ControllerCore`] deciding what to commit.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -15,17 +14,13 @@ use tokio::time::Instant;
 use super::config::ControllerSettings;
 use super::controller::ControllerCore;
 use super::metadata::{Applied, MetadataRecord};
+use super::observations::MetadataApplied;
 use super::protocol::{ControllerRequest, ControllerResponse, CONTROLLER_PORT, RAFT_PORT};
+use super::topic::{active_controller_role, quorum_leader_role};
 use crate::consensus::{Consensus, ConsensusConfig};
 use crate::raft::{self, Entry, Role};
 use crate::rpc::{self, Answer, Encoding, Listen};
 
-/// Told of every metadata change a controller applies, with the simulated time: how checkers
-/// learn when leaders changed. Each controller applies every record (again after a restart).
-pub type Observer = Arc<dyn Fn(u64, &Applied) + Send + Sync>;
-
-/// The role the active controller claims, for fault targeting.
-pub const ACTIVE_CONTROLLER_ROLE: &str = "kafka-active-controller";
 /// Raft's tick: with the default 10-tick election timeout this is
 /// `controller.quorum.election.timeout.ms` = 1000, Kafka's default.
 const RAFT_TICK_MS: u64 = 100;
@@ -33,12 +28,13 @@ const TICK: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 pub struct ControllerConfig {
+    /// The cluster's name: it namespaces the roles this controller claims.
+    pub cluster: String,
     /// This controller's id in the quorum (`node.id`).
     pub id: u64,
     /// Every controller's id and node name (`controller.quorum.voters`).
     pub voters: BTreeMap<u64, String>,
     pub settings: ControllerSettings,
-    pub observer: Option<Observer>,
 }
 
 type Pending = (ControllerRequest, oneshot::Sender<ControllerResponse>);
@@ -52,7 +48,7 @@ pub async fn run(mut ctx: NodeCtx, config: ControllerConfig) {
         port: RAFT_PORT,
         tick_ms: RAFT_TICK_MS,
         file_prefix: "kraft".into(),
-        leader_role: "kraft-leader".into(),
+        leader_role: quorum_leader_role(&config.cluster),
         raft: raft_config,
     };
     let (consensus, mut committed) = Consensus::start(&mut ctx, consensus_config);
@@ -62,8 +58,8 @@ pub async fn run(mut ctx: NodeCtx, config: ControllerConfig) {
     let mut c = Controller {
         ctx,
         core: ControllerCore::new(config.settings.clone()),
+        active_role: active_controller_role(&config.cluster),
         consensus,
-        observer: config.observer,
     };
     let mut next_tick = Instant::now() + TICK;
     loop {
@@ -85,8 +81,9 @@ pub async fn run(mut ctx: NodeCtx, config: ControllerConfig) {
 struct Controller {
     ctx: NodeCtx,
     core: ControllerCore,
+    /// The role claimed while active, for fault targeting.
+    active_role: String,
     consensus: Consensus,
-    observer: Option<Observer>,
 }
 
 impl Controller {
@@ -97,7 +94,7 @@ impl Controller {
             let status = self.consensus.status();
             if status.role == Some(Role::Leader) && status.term == entry.term && !self.core.is_active() {
                 self.core.activate(self.ctx.clock.now_ms());
-                self.ctx.set_role(ACTIVE_CONTROLLER_ROLE, true);
+                self.ctx.set_role(&self.active_role, true);
                 self.ctx.trace(
                     "kafka.controller_active",
                     json!({ "term": entry.term, "offset": entry.index }),
@@ -111,12 +108,16 @@ impl Controller {
                 .trace("kafka.bad_metadata_entry", json!({ "index": entry.index }));
             return;
         };
-        let now = self.ctx.clock.now_ms();
-        for applied in self.core.apply(entry.index, &records) {
-            self.note(&applied);
-            if let Some(observer) = &self.observer {
-                observer(now, &applied);
-            }
+        for (n, change) in (0..).zip(self.core.apply(entry.index, &records)) {
+            self.note(&change);
+            // Every controller reports what it applied (the checkers keep the first sighting):
+            // one that only the active controller reported could be missed, when a new leader
+            // applies its predecessor's last records before it becomes active.
+            self.ctx.observe(&MetadataApplied {
+                offset: entry.index,
+                n,
+                change,
+            });
         }
     }
 
@@ -192,7 +193,7 @@ impl Controller {
         let status = self.consensus.status();
         if self.core.is_active() && status.role != Some(Role::Leader) {
             self.core.deactivate();
-            self.ctx.set_role(ACTIVE_CONTROLLER_ROLE, false);
+            self.ctx.set_role(&self.active_role, false);
             self.ctx
                 .trace("kafka.controller_resigned", json!({ "term": status.term }));
         }

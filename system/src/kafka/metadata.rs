@@ -72,8 +72,8 @@ pub enum MetadataRecord {
     },
 }
 
-/// What applying a record changed, for observers and traces.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What applying a record changed, for observations and traces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {
     LeaderChanged {
         tp: TopicPartition,

@@ -54,6 +54,11 @@
 //!   older than that refreshes it before fetching, rather than asking a deposed leader (whose
 //!   shorter log would answer `OFFSET_OUT_OF_RANGE` and reset the position).
 //!
+//! - **Clusters and observations.** [`cluster`] adds a whole cluster (controllers, brokers,
+//!   topics, durability, timing) to a plan under a name prefix that namespaces its node and
+//!   role names, and reads its members' logs back from their disks; [`observations`] are the
+//!   typed facts controllers and clients report to checkers.
+//!
 //! # What it leaves out
 //! Segments, retention and compaction (the log starts at offset 0 forever); transactions and
 //! producer epochs (a producer session that sees a sequence gap starts a new producer id —
@@ -72,6 +77,7 @@
 pub mod broker;
 pub mod broker_node;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod controller_node;
@@ -79,6 +85,7 @@ pub mod coordinator;
 pub mod idempotence;
 pub mod log;
 pub mod metadata;
+pub mod observations;
 pub mod partition;
 pub mod protocol;
 #[cfg(test)]
@@ -86,8 +93,9 @@ mod tests;
 pub mod topic;
 
 pub use config::{Acks, BrokerSettings, ClientSettings, ControllerSettings, GroupSettings, TopicSpec};
-pub use controller_node::{ControllerConfig, Observer};
+pub use controller_node::ControllerConfig;
 pub use metadata::Applied;
+pub use cluster::{Durability, KafkaCluster, KafkaClusterSpec};
 pub use topic::{BrokerId, Record, TopicPartition, OFFSETS_TOPIC};
 
 /// FNV-1a over `bytes`: a hash that is the same on every platform and run.

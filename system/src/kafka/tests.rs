@@ -581,7 +581,7 @@ mod broker_core {
 
     fn cores() -> Vec<BrokerCore> {
         (1..=3)
-            .map(|b| BrokerCore::new(BrokerSettings::new(b), 1, Vec::new(), &BTreeMap::new()))
+            .map(|b| BrokerCore::new(BrokerSettings::new("kafka", b), 1, Vec::new(), &BTreeMap::new()))
             .collect()
     }
 
@@ -689,7 +689,7 @@ mod broker_core {
             ),
             "{failed:?}"
         );
-        assert!(out.contains(&Action::SetRole(tp().leader_role(), false)));
+        assert!(out.contains(&Action::SetRole(tp().leader_role("kafka"), false)));
     }
 }
 
@@ -745,10 +745,10 @@ mod real_runtime {
         };
         for (i, c) in CONTROLLERS.iter().enumerate() {
             let config = ControllerConfig {
+                cluster: "kafka".into(),
                 id: i as u64 + 1,
                 voters: voters.clone(),
                 settings: settings.clone(),
-                observer: None,
             };
             tokio::spawn(crate::kafka::controller_node::run(ctx(&dir, &directory, c), config));
         }
@@ -756,7 +756,7 @@ mod real_runtime {
         for (i, b) in BROKERS.iter().enumerate() {
             let node = crate::kafka::broker_node::run(
                 ctx(&dir, &directory, b),
-                BrokerSettings::new(i as u32 + 1),
+                BrokerSettings::new("kafka", i as u32 + 1),
                 controllers.clone(),
             );
             tokio::spawn(node);

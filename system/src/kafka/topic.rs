@@ -10,6 +10,17 @@ pub type BrokerId = u32;
 /// The internal topic that stores consumer groups' committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// The role the active controller of `cluster` claims (the KRaft quorum leader once it has
+/// applied its term's first entry).
+pub fn active_controller_role(cluster: &str) -> String {
+    format!("{cluster}-active-controller")
+}
+
+/// The role the Raft leader of `cluster`'s controller quorum claims (it may not be active yet).
+pub fn quorum_leader_role(cluster: &str) -> String {
+    format!("{cluster}-kraft-leader")
+}
+
 /// One partition of one topic: the unit of ordering, replication and leadership. On the wire
 /// it is the string `topic-partition`, so it can key JSON maps.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,10 +43,11 @@ impl TopicPartition {
         format!("{self}.log")
     }
 
-    /// The role a broker claims while it leads this partition, so faults can target "the
-    /// leader of edits-0".
-    pub fn leader_role(&self) -> String {
-        format!("kafka-leader-{self}")
+    /// The role a broker of `cluster` claims while it leads this partition, so faults can
+    /// target "the leader of edits-0" (`kafka-leader-edits-0` in the cluster named `kafka`).
+    /// Namespaced by the cluster's name, so two clusters can share a world.
+    pub fn leader_role(&self, cluster: &str) -> String {
+        format!("{cluster}-leader-{self}")
     }
 
     pub fn is_internal(&self) -> bool {
