@@ -40,15 +40,6 @@ impl Verdict {
         self.violations.push(Violation { kind: kind.to_string(), message: message.into() });
     }
 
-    /// A violation written as one `kind: message` line.
-    pub fn violation_line(&mut self, line: impl Into<String>) {
-        let line = line.into();
-        match line.split_once(": ") {
-            Some((kind, message)) => self.violation(kind, message),
-            None => self.violation(&line, ""),
-        }
-    }
-
     /// Lists at most `at_most` violations of `kind`, then one saying how many more there were.
     pub fn violations_upto(&mut self, kind: &str, mut messages: Vec<String>, at_most: usize) {
         let more = messages.len().saturating_sub(at_most);
