@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Every unsafe config must be caught: a sweep of it fails, and fails with the violation kind its
+# checker exists for. Each row: scenario, unsafe config, the kind that must appear.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEEDS="${CHAOS_UNSAFE_SEEDS:-0..60}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+while read -r scenario config kind; do
+    [ -n "$scenario" ] || continue
+    if cargo chaos sweep --scenario "$scenario" --config "$config" --seeds "$SEEDS" --jobs 2 \
+        --out "$work/$config" > "$work/$config.txt" 2>&1; then
+        echo "error: $scenario --config $config passed every seed of $SEEDS: its checker caught nothing" >&2
+        exit 1
+    fi
+    python3 - "$work/$config/summary.json" "$kind" "$scenario" "$config" <<'PY'
+import json, sys
+summary, kind, scenario, config = sys.argv[1:]
+runs = json.load(open(summary))["runs"]
+caught = [r["seed"] for r in runs if any(v["kind"] == kind for v in r["violations"])]
+if not caught:
+    kinds = sorted({v["kind"] for r in runs for v in r["violations"]})
+    sys.exit(f"error: {scenario} --config {config} failed, but never with `{kind}` (found: {kinds})")
+print(f"{scenario} --config {config}: `{kind}` caught in {len(caught)} of {len(runs)} seeds (first: seed {caught[0]})")
+PY
+done <<'TABLE'
+postgres-failover async-credentials   lost commit
+postgres-pitr     pitr-stop-late      pitr past target
+redis-failover    redis-stale-client  write to demoted master
+mongo-failover    mongo-w1            lost write
+kafka-partition   kafka-acks1-unclean lost record
+TABLE
