@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "chaos", version, about = "Deterministic simulation and chaos testing of the collaborative editor's backend")]
@@ -17,20 +17,11 @@ pub enum Command {
     List,
     /// Run one seed of a scenario.
     Run {
-        #[arg(long)]
-        scenario: String,
-        #[arg(long)]
-        seed: String,
-        /// A named variant of the scenario (see `list`).
-        #[arg(long)]
-        config: Option<String>,
+        #[command(flatten)]
+        one: OneRun,
         /// Write the trace as JSON Lines to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
-        /// Run this fault schedule (JSON: a list of `{at_ms, fault}`, or a `run --json` object)
-        /// instead of the one the seed draws.
-        #[arg(long)]
-        schedule: Option<PathBuf>,
         /// Print the result as one JSON object (with the schedule it ran).
         #[arg(long)]
         json: bool,
@@ -56,15 +47,8 @@ pub enum Command {
     },
     /// Re-run one seed with the simulation's log on stderr (simulated time and node per line).
     Replay {
-        #[arg(long)]
-        scenario: String,
-        #[arg(long)]
-        seed: String,
-        #[arg(long)]
-        config: Option<String>,
-        /// Run this fault schedule instead of the one the seed draws.
-        #[arg(long)]
-        schedule: Option<PathBuf>,
+        #[command(flatten)]
+        one: OneRun,
         /// Log filter (tracing's EnvFilter syntax).
         #[arg(long, default_value = "debug,madsim=info")]
         log: String,
@@ -72,15 +56,8 @@ pub enum Command {
     /// Cut a failing run's fault schedule down to a minimal one that still fails with the same
     /// kind of violation; print it and write it to a file that `run --schedule` replays.
     Shrink {
-        #[arg(long)]
-        scenario: String,
-        #[arg(long)]
-        seed: String,
-        #[arg(long)]
-        config: Option<String>,
-        /// Start from this schedule instead of the one the seed draws.
-        #[arg(long)]
-        schedule: Option<PathBuf>,
+        #[command(flatten)]
+        one: OneRun,
         /// The violation kind to keep (default: the first the run fails with).
         #[arg(long)]
         kind: Option<String>,
@@ -112,4 +89,21 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         jobs: usize,
     },
+}
+
+/// One run: a scenario, a seed, a config and, optionally, a schedule to run instead of the
+/// seed's.
+#[derive(Args)]
+pub struct OneRun {
+    #[arg(long)]
+    pub scenario: String,
+    #[arg(long)]
+    pub seed: String,
+    /// A named variant of the scenario (see `list`).
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Run this fault schedule (JSON: a list of `{at_ms, fault}`, or a `run --json` object)
+    /// instead of the one the seed draws.
+    #[arg(long)]
+    pub schedule: Option<PathBuf>,
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::{RunReport, RunRequest, Scenario};
 
-use crate::args::Command;
+use crate::args::{Command, OneRun};
 use crate::seeds::{parse_range, parse_seed};
 
 pub enum Failure {
@@ -30,11 +30,9 @@ fn usage(msg: String) -> Failure {
 pub fn dispatch(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::List => Ok(list()),
-        Command::Run { scenario, seed, config, trace, schedule, json } => {
-            let scenario = one_scenario(&scenario, config.as_deref())?;
-            let seed = parse_seed(&seed).map_err(usage)?;
-            let mut req = request(scenario, seed, config, trace);
-            given_schedule(&mut req, schedule)?;
+        Command::Run { one, trace, json } => {
+            let mut req = one_run(one)?;
+            req.trace = trace;
             run(req, json)
         }
         Command::Sweep { scenario, seeds, config, jobs, out, json } => {
@@ -44,25 +42,19 @@ pub fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             let out = out.unwrap_or_else(|| PathBuf::from("target/chaos/sweep"));
             sweep(&scenarios, range, &seeds, config, jobs, &out, json)
         }
-        Command::Replay { scenario, seed, config, schedule, log } => {
-            let scenario = one_scenario(&scenario, config.as_deref())?;
-            let seed = parse_seed(&seed).map_err(usage)?;
-            let mut req = request(scenario, seed, config, None);
-            given_schedule(&mut req, schedule)?;
+        Command::Replay { one, log } => {
+            let req = one_run(one)?;
             crate::logging::init(&log).map_err(usage)?;
             run(req, false)
         }
-        Command::Shrink { scenario, seed, config, schedule, kind, max_runs, out } => {
-            let scenario = one_scenario(&scenario, config.as_deref())?;
-            let seed = parse_seed(&seed).map_err(usage)?;
+        Command::Shrink { one, kind, max_runs, out } => {
             if max_runs == 0 {
                 return Err(usage("--max-runs must be at least 1".into()));
             }
-            let mut req = request(scenario, seed, config.clone(), None);
-            given_schedule(&mut req, schedule)?;
+            let req = one_run(one)?;
             let out = out.unwrap_or_else(|| {
-                let config = config.map(|c| format!("-{c}")).unwrap_or_default();
-                PathBuf::from(format!("target/chaos/shrink/{}{config}-{seed}.json", scenario.name))
+                let config = req.config.as_ref().map(|c| format!("-{c}")).unwrap_or_default();
+                PathBuf::from(format!("target/chaos/shrink/{}{config}-{}.json", req.scenario.name, req.seed))
             });
             shrink(req, kind, max_runs, &out)
         }
@@ -128,13 +120,17 @@ fn request(scenario: &'static Scenario, seed: u64, config: Option<String>, trace
     req
 }
 
-/// Reads `--schedule FILE` into the request (a bad file is a usage error).
-fn given_schedule(req: &mut RunRequest, file: Option<PathBuf>) -> Result<(), Failure> {
-    if let Some(file) = file {
+/// The request for one run: a known scenario and config, a well-formed seed, and the schedule
+/// file, if any, read (a bad file is a usage error).
+fn one_run(one: OneRun) -> Result<RunRequest, Failure> {
+    let scenario = one_scenario(&one.scenario, one.config.as_deref())?;
+    let seed = parse_seed(&one.seed).map_err(usage)?;
+    let mut req = request(scenario, seed, one.config, None);
+    if let Some(file) = one.schedule {
         req.schedule = Some(scenarios::schedule_file::read(&file).map_err(|e| usage(e.to_string()))?);
         req.schedule_file = Some(file);
     }
-    Ok(())
+    Ok(req)
 }
 
 fn execute(req: RunRequest) -> Result<RunReport, Failure> {
