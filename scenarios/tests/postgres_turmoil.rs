@@ -65,8 +65,8 @@ fn pitr_stop_late_restores_past_the_target_on_turmoil() {
 }
 
 /// One client writing to one cluster until `until_ms`; transaction ids carry the client's name.
-async fn writes(ctx: NodeCtx, pg: PgCluster, until_ms: u64) {
-    let mut client = pg.client(ctx.net.clone());
+async fn writes(mut ctx: NodeCtx, pg: PgCluster, until_ms: u64) {
+    let mut client = pg.client(&mut ctx);
     let mut n = 0;
     while ctx.clock.now_ms() < until_ms {
         n += 1;

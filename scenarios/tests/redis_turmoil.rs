@@ -63,8 +63,8 @@ fn writer(plan: &mut Plan, name: &str, cluster: &RedisCluster) {
     let cluster = cluster.clone();
     plan.node(
         name,
-        node_main(move |ctx| {
-            let mut client = cluster.client(ctx.net.clone());
+        node_main(move |mut ctx| {
+            let mut client = cluster.client(&mut ctx);
             async move {
                 for n in 0.. {
                     let cmd = Command::Set { key: format!("k{n}"), value: "v".into(), px: None };

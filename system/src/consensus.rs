@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sim::disk::{records, Disk};
+use sim::disk::records;
 use sim::net::Net;
 use sim::NodeCtx;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -324,12 +324,6 @@ fn fail_all(pending: &mut Pending, err: ProposeError) {
     for (_, (_, reply)) in std::mem::take(pending) {
         let _ = reply.send(Err(err.clone()));
     }
-}
-
-/// Moved next to the disk seam: [`Disk::replace_file`]. Kept only until the PostgreSQL and
-/// Redis shells (and the PITR scenario) call it there.
-pub async fn replace_file(disk: &Disk, file: &str, bytes: &[u8]) -> io::Result<()> {
-    disk.replace_file(file, bytes).await
 }
 
 /// The entries that survive truncation at `from`.

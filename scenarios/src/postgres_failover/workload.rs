@@ -21,7 +21,7 @@ const EXECUTE_BUDGET: Duration = Duration::from_secs(4);
 
 pub async fn run(mut ctx: NodeCtx, pg: PgCluster) {
     for session in 0..WRITERS {
-        tokio::spawn(writer(ctx.fork(), pg.client(ctx.net.clone()), session));
+        tokio::spawn(writer(ctx.fork(), pg.client(&mut ctx), session));
     }
     reader(ctx.fork(), pg).await;
 }

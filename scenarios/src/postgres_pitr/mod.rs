@@ -120,7 +120,7 @@ async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, stop: StopAt)
             ctx.sometimes("pg.pitr.second_timeline");
         }
         let bytes = serde_json::to_vec(r).expect("restores serialize");
-        if let Err(e) = system::consensus::replace_file(&ctx.disk, RESTORED_FILE, &bytes).await {
+        if let Err(e) = ctx.disk.replace_file(RESTORED_FILE, &bytes).await {
             result = Err(format!("writing the restored data: {e}"));
         }
     }

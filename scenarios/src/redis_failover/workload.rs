@@ -58,7 +58,7 @@ pub async fn run(mut ctx: NodeCtx, sessions: Vec<ClientConfig>, readback: Client
     }
     let now = ctx.clock.now_ms();
     tokio::time::sleep(Duration::from_millis(timing.readback_at_ms.saturating_sub(now))).await;
-    read_back(&ctx, readback).await;
+    read_back(&mut ctx, readback).await;
 }
 
 /// The default number of sessions, each with the same client config.
@@ -67,7 +67,7 @@ pub fn sessions(client: &ClientConfig) -> Vec<ClientConfig> {
 }
 
 async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, source: Source, timing: Timing) {
-    let mut client = RedisClient::new(ctx.net.clone(), client);
+    let mut client = RedisClient::new(&mut ctx, client);
     let mut sessions: Vec<(String, u64)> = Vec::new();
     let mut n = 0u64;
     while ctx.clock.now_ms() < timing.writers_stop_ms {
@@ -141,8 +141,8 @@ async fn check_expired(ctx: &NodeCtx, client: &mut RedisClient, sessions: &mut V
 }
 
 /// Lists every key the master holds, retrying while no master can be found.
-async fn read_back(ctx: &NodeCtx, client: ClientConfig) {
-    let mut client = RedisClient::new(ctx.net.clone(), client);
+async fn read_back(ctx: &mut NodeCtx, client: ClientConfig) {
+    let mut client = RedisClient::new(ctx, client);
     for _ in 0..10 {
         let cmd = Command::Keys { prefix: String::new(), limit: 1_000_000 };
         if let Ok((node, Reply::Keys { keys })) = client.call(&cmd).await {

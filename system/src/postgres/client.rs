@@ -1,18 +1,21 @@
 //! The application's client: finds the primary through the DCS (where the manager publishes the
 //! leader), sends each transaction with the epoch it expects, and retries elsewhere on "not
-//! primary", which promises nothing was written. Anything else that goes wrong after a request
-//! was sent leaves its fate unknown (indeterminate), and the client does not retry it.
+//! primary", or when the request never left (no connection, or it broke while writing), both of
+//! which promise nothing was written. Anything else that goes wrong after a request was sent
+//! leaves its fate unknown (indeterminate), and the client does not retry it. Connections are a
+//! [`Channel`]'s: cached per member, reconnected after a backoff.
 
 use std::io;
 use std::time::Duration;
 
-use sim::net::{Conn, Net};
+use sim::net::Net;
+use sim::NodeCtx;
 use tokio::time::Instant;
 
 use super::data::Txn;
 use super::dcs_client::DcsClient;
 use super::protocol::{Request, Response, CLIENT_PORT};
-use crate::wire;
+use crate::rpc::{self, Channel, ChannelOptions, Encoding, RpcError};
 
 const DCS_BUDGET: Duration = Duration::from_secs(1);
 const CONNECT: Duration = Duration::from_secs(1);
@@ -29,16 +32,20 @@ pub enum Executed {
 }
 
 pub struct PgClient {
-    net: Net,
+    channel: Channel,
     dcs: DcsClient,
     leader: Option<(String, u64)>,
-    conn: Option<Conn>,
+}
+
+fn options() -> ChannelOptions {
+    ChannelOptions { connect_timeout_ms: CONNECT.as_millis() as u64, ..ChannelOptions::new(CLIENT_PORT, Encoding::Json) }
 }
 
 impl PgClient {
-    pub fn new(net: Net, dcs_members: Vec<String>) -> Self {
-        let dcs = DcsClient::new(net.clone(), dcs_members);
-        PgClient { net, dcs, leader: None, conn: None }
+    /// A client of this node (its reconnect jitter is forked from the node's rng).
+    pub fn new(ctx: &mut NodeCtx, dcs_members: Vec<String>) -> Self {
+        let dcs = DcsClient::new(ctx, dcs_members);
+        PgClient { channel: Channel::new(ctx, options()), dcs, leader: None }
     }
 
     /// The primary the DCS names, and its epoch.
@@ -46,14 +53,8 @@ impl PgClient {
         if self.leader.is_none() {
             let view = self.dcs.read(DCS_BUDGET).await.ok()?;
             self.leader = view.leader.map(|k| (k.holder, k.epoch));
-            self.conn = None;
         }
         self.leader.clone()
-    }
-
-    fn forget(&mut self) {
-        self.leader = None;
-        self.conn = None;
     }
 
     /// Commits `txn` on the primary, looking for it for at most `budget`.
@@ -64,40 +65,22 @@ impl PgClient {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
-            if self.conn.is_none() {
-                match tokio::time::timeout(CONNECT, self.net.connect(&leader, CLIENT_PORT)).await {
-                    Ok(Ok(c)) => self.conn = Some(c),
-                    _ => {
-                        self.forget();
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                }
-            }
-            let conn = self.conn.as_mut().expect("connected above");
             let req = Request::Execute { epoch: Some(epoch), txn: txn.clone() };
-            if wire::send(conn, &req).await.is_err() {
-                // A pooled connection the server had already closed: nothing reached it.
-                self.forget();
-                continue;
+            let answer = self.channel.call(&leader, &req, CONNECT + REPLY).await;
+            if !matches!(answer, Ok(Response::Committed { .. } | Response::Rejected { .. } | Response::Indeterminate { .. })) {
+                self.leader = None;
             }
-            match tokio::time::timeout(REPLY, wire::recv::<_, Response>(conn)).await {
-                Ok(Ok(Response::Committed { epoch, index })) => return Executed::Committed { node: leader, epoch, index },
-                Ok(Ok(Response::Rejected { reason })) => return Executed::Rejected(reason),
-                Ok(Ok(Response::NotPrimary { .. })) => {
-                    self.forget();
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Ok(Ok(Response::Indeterminate { reason })) => return Executed::Indeterminate(reason),
-                Ok(Ok(other)) => return Executed::Indeterminate(format!("unexpected answer {other:?}")),
-                Ok(Err(e)) => {
-                    self.forget();
-                    return Executed::Indeterminate(e.to_string());
-                }
-                Err(_) => {
-                    self.forget();
-                    return Executed::Indeterminate("no answer in time".into());
-                }
+            match answer {
+                Ok(Response::Committed { epoch, index }) => return Executed::Committed { node: leader, epoch, index },
+                Ok(Response::Rejected { reason }) => return Executed::Rejected(reason),
+                Ok(Response::NotPrimary { .. }) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(Response::Indeterminate { reason }) => return Executed::Indeterminate(reason),
+                Ok(other) => return Executed::Indeterminate(format!("unexpected answer {other:?}")),
+                Err(RpcError::Connect(_) | RpcError::BackingOff) => tokio::time::sleep(Duration::from_millis(100)).await,
+                // A cached connection the server had already closed: nothing reached it.
+                Err(RpcError::Unsent(_)) => {}
+                Err(RpcError::TimedOut) => return Executed::Indeterminate("no answer in time".into()),
+                Err(e) => return Executed::Indeterminate(e.to_string()),
             }
         }
         Executed::Rejected("no primary found in time".into())
@@ -105,11 +88,6 @@ impl PgClient {
 
     /// One request to one member (reads from a replica), on a fresh connection.
     pub async fn ask(net: &Net, node: &str, req: &Request) -> io::Result<Response> {
-        let exchange = async {
-            let mut conn = net.connect(node, CLIENT_PORT).await?;
-            wire::send(&mut conn, req).await?;
-            wire::recv(&mut conn).await
-        };
-        tokio::time::timeout(REPLY, exchange).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+        Ok(rpc::call_once(net, node, &options(), req, REPLY).await?)
     }
 }

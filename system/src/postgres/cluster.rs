@@ -23,8 +23,7 @@
 
 use serde::{Deserialize, Serialize};
 use sim::disk::Disk;
-use sim::net::Net;
-use sim::{node_main, Plan};
+use sim::{node_main, NodeCtx, Plan};
 
 use super::data::Durability;
 use super::manager::Timing;
@@ -177,9 +176,10 @@ impl PgCluster {
         &self.roles.async_replica
     }
 
-    /// An application client of this cluster (it finds the primary through the cluster's DCS).
-    pub fn client(&self, net: Net) -> PgClient {
-        PgClient::new(net, self.dcs.clone())
+    /// An application client of this cluster on `ctx`'s node (it finds the primary through the
+    /// cluster's DCS).
+    pub fn client(&self, ctx: &mut NodeCtx) -> PgClient {
+        PgClient::new(ctx, self.dcs.clone())
     }
 
     fn member_config(&self, spec: &PgClusterSpec) -> PgConfig {

@@ -1,14 +1,15 @@
 //! The DCS client: finds the DCS leader (following hints, then trying members in turn) and
-//! retries within a time budget, as Patroni's etcd client does within `retry_timeout`.
+//! retries within a time budget, as Patroni's etcd client does within `retry_timeout`. Its
+//! connections are a [`Channel`]'s: cached per member, reconnected after a backoff.
 
 use std::time::Duration;
 
-use sim::net::Net;
+use sim::NodeCtx;
 use tokio::time::Instant;
 
 use super::dcs::{ClusterView, Command, Outcome};
 use super::dcs_server::{DcsRequest, DcsResponse, DCS_CLIENT_PORT};
-use crate::wire;
+use crate::rpc::{Channel, ChannelOptions, Encoding, RpcError};
 
 /// One attempt against one DCS member.
 const ATTEMPT: Duration = Duration::from_millis(600);
@@ -22,15 +23,17 @@ pub enum DcsError {
 }
 
 pub struct DcsClient {
-    net: Net,
+    channel: Channel,
     members: Vec<String>,
     leader: Option<String>,
     next: usize,
 }
 
 impl DcsClient {
-    pub fn new(net: Net, members: Vec<String>) -> Self {
-        DcsClient { net, members, leader: None, next: 0 }
+    /// A client of this node (its reconnect jitter is forked from the node's rng).
+    pub fn new(ctx: &mut NodeCtx, members: Vec<String>) -> Self {
+        let channel = Channel::new(ctx, ChannelOptions::new(DCS_CLIENT_PORT, Encoding::Json));
+        DcsClient { channel, members, leader: None, next: 0 }
     }
 
     pub async fn read(&mut self, budget: Duration) -> Result<ClusterView, DcsError> {
@@ -54,8 +57,8 @@ impl DcsClient {
         while Instant::now() < deadline {
             let target = self.target();
             let left = deadline.saturating_duration_since(Instant::now()).min(ATTEMPT);
-            match tokio::time::timeout(left, self.exchange(&target, req)).await {
-                Ok(Ok(DcsResponse::NotLeader { leader })) => {
+            match self.channel.call(&target, req, left).await {
+                Ok(DcsResponse::NotLeader { leader }) => {
                     last = format!("{target} is not the leader");
                     self.leader = leader.filter(|l| *l != target && self.members.contains(l));
                     if self.leader.is_none() {
@@ -63,26 +66,26 @@ impl DcsClient {
                         tokio::time::sleep(BACKOFF).await;
                     }
                 }
-                Ok(Ok(DcsResponse::Unavailable { reason })) => {
+                Ok(DcsResponse::Unavailable { reason }) => {
                     last = format!("{target}: {reason}");
                     self.leader = None;
                     self.next += 1;
                     tokio::time::sleep(BACKOFF).await;
                 }
-                Ok(Ok(resp)) => {
+                Ok(resp) => {
                     self.leader = Some(target);
                     return Ok(resp);
                 }
-                Ok(Err(e)) => {
+                Err(RpcError::TimedOut) => {
+                    last = format!("{target}: timed out");
+                    self.leader = None;
+                    self.next += 1;
+                }
+                Err(e) => {
                     last = format!("{target}: {e}");
                     self.leader = None;
                     self.next += 1;
                     tokio::time::sleep(BACKOFF).await;
-                }
-                Err(_) => {
-                    last = format!("{target}: timed out");
-                    self.leader = None;
-                    self.next += 1;
                 }
             }
         }
@@ -91,11 +94,5 @@ impl DcsClient {
 
     fn target(&self) -> String {
         self.leader.clone().unwrap_or_else(|| self.members[self.next % self.members.len()].clone())
-    }
-
-    async fn exchange(&self, target: &str, req: &DcsRequest) -> std::io::Result<DcsResponse> {
-        let mut conn = self.net.connect(target, DCS_CLIENT_PORT).await?;
-        wire::send(&mut conn, req).await?;
-        wire::recv(&mut conn).await
     }
 }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::dcs::{ClusterView, Command, DcsState, Outcome};
 use crate::consensus::{Consensus, ConsensusConfig, ProposeError};
 use crate::raft::{self, Role};
-use crate::wire;
+use crate::rpc::{self, Answer, Encoding, Listen};
 
 /// etcd's client port.
 pub const DCS_CLIENT_PORT: u16 = 2379;
@@ -145,22 +145,15 @@ async fn expire_leases(consensus: Consensus, applied: Arc<Mutex<Applied>>) {
     }
 }
 
+/// Answers clients and managers on etcd's client port until the node dies.
 async fn serve(ctx: NodeCtx, consensus: Consensus, applied: Arc<Mutex<Applied>>, moved: Arc<Notify>) {
-    let Ok(listener) = ctx.net.bind(DCS_CLIENT_PORT).await else {
-        ctx.trace("dcs.bind_failed", json!({ "port": DCS_CLIENT_PORT }));
-        return;
-    };
-    while let Ok((mut conn, _)) = listener.accept().await {
+    let listen = Listen::new(DCS_CLIENT_PORT, Encoding::Json);
+    let error = rpc::serve(ctx.net.clone(), listen, move |req: DcsRequest| {
         let (consensus, applied, moved) = (consensus.clone(), applied.clone(), moved.clone());
-        tokio::spawn(async move {
-            while let Ok(Ok(req)) = tokio::time::timeout(Duration::from_secs(10), wire::recv::<_, DcsRequest>(&mut conn)).await {
-                let resp = handle(&consensus, &applied, &moved, req).await;
-                if wire::send(&mut conn, &resp).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
+        async move { Answer::Reply(handle(&consensus, &applied, &moved, req).await) }
+    })
+    .await;
+    ctx.trace("dcs.serve_failed", json!({ "port": DCS_CLIENT_PORT, "error": error.to_string() }));
 }
 
 async fn handle(

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::json;
-use sim::net::Conn;
 use sim::NodeCtx;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -30,15 +29,14 @@ use super::dcs::{ClusterView, Command, Outcome};
 use super::dcs_client::DcsClient;
 use super::manager::{Action as HaAction, LocalRole, Manager, Timing};
 use super::member::{Action, Input, Member, MemberConfig, Observed};
-use super::protocol::{MemberStatus, Replication, Request, Response, CLIENT_PORT, MEMBER_PORT};
+use super::protocol::{MemberRequest, MemberStatus, Replication, Request, Response, CLIENT_PORT, MEMBER_PORT, REPLICATION_PORT};
 use super::wal::{read_segments, Cut, LoadTail, Wal};
-use crate::wire;
+use crate::rpc::{self, Answer, ChannelOptions, DialOptions, Dialer, Encoding, Listen};
 
 /// Marks a WAL that lost synced records, until a peer has sent them again. Durable, so a second
 /// restart does not forget the damage.
 pub(super) const DAMAGE_FILE: &str = "pg.damaged";
 const MEMBER_POLL_TIMEOUT: Duration = Duration::from_millis(300);
-const CLIENT_IDLE: Duration = Duration::from_secs(10);
 
 /// How a member is set up.
 #[derive(Clone)]
@@ -100,15 +98,18 @@ pub(super) struct Node {
     /// Clients waiting for their commit's answer, by commit id.
     answers: Mutex<BTreeMap<u64, oneshot::Sender<Response>>>,
     next_commit: AtomicU64,
+    /// The walreceiver's connections to the primary it follows.
+    pub wal_dialer: Dialer,
 }
 
 /// Runs one member until the node dies.
-pub async fn run(ctx: NodeCtx, config: PgConfig) {
+pub async fn run(mut ctx: NodeCtx, config: PgConfig) {
     if !config.members.contains(&ctx.name) || config.dcs.is_empty() {
         ctx.trace("pg.misconfigured", json!({ "members": config.members, "dcs": config.dcs }));
         return;
     }
-    let dcs = DcsClient::new(ctx.net.clone(), config.dcs.clone());
+    let dcs = DcsClient::new(&mut ctx, config.dcs.clone());
+    let wal_dialer = Dialer::new(&mut ctx, DialOptions::new(REPLICATION_PORT, Encoding::Json));
     let manager = Manager::new(&ctx.name, config.timing.clone());
     let member = Member::new(MemberConfig {
         me: ctx.name.clone(),
@@ -127,6 +128,7 @@ pub async fn run(ctx: NodeCtx, config: PgConfig) {
         wake: Notify::new(),
         answers: Mutex::default(),
         next_commit: AtomicU64::new(0),
+        wal_dialer,
     });
     node.reload("start").await;
     tokio::spawn(node.clone().serve_clients());
@@ -309,7 +311,7 @@ impl Node {
         }
         let mut damaged = disk.exists(DAMAGE_FILE);
         if loaded.tail == LoadTail::Corrupt && !damaged {
-            crate::consensus::replace_file(disk, DAMAGE_FILE, b"wal damaged").await?;
+            disk.replace_file(DAMAGE_FILE, b"wal damaged").await?;
             self.ctx.sometimes("pg.wal_corruption_detected");
             damaged = true;
         }
@@ -442,50 +444,44 @@ impl Node {
     }
 
     /// Asks every other member for its status (Patroni polls members' REST APIs); members that
-    /// do not answer in time are left out, as Patroni leaves them out.
+    /// do not answer in time are left out, as Patroni leaves them out. A fresh connection each:
+    /// members are polled only while the cluster has no leader.
     async fn poll_members(&self) -> Vec<MemberStatus> {
+        let options = ChannelOptions::new(MEMBER_PORT, Encoding::Json);
         let mut out = Vec::new();
         for m in self.config.members.iter().filter(|m| *m != self.name()) {
-            let ask = async {
-                let mut conn = self.ctx.net.connect(m, MEMBER_PORT).await.ok()?;
-                wire::recv::<_, MemberStatus>(&mut conn).await.ok()
-            };
-            if let Ok(Some(status)) = tokio::time::timeout(MEMBER_POLL_TIMEOUT, ask).await {
-                if status.name == *m {
-                    out.push(status);
-                }
+            let asked = rpc::call_once::<_, MemberStatus>(&self.ctx.net, m, &options, &MemberRequest::Status, MEMBER_POLL_TIMEOUT);
+            match asked.await {
+                Ok(status) if status.name == *m => out.push(status),
+                _ => {}
             }
         }
         out
     }
 
     async fn serve_member_api(self: Arc<Self>) {
-        let Ok(listener) = self.ctx.net.bind(MEMBER_PORT).await else { return };
-        while let Ok((mut conn, _)) = listener.accept().await {
+        let net = self.ctx.net.clone();
+        rpc::serve(net, Listen::new(MEMBER_PORT, Encoding::Json), move |MemberRequest::Status| {
             let status = self.lock().status();
-            tokio::spawn(async move {
-                let _ = wire::send(&mut conn, &status).await;
-            });
-        }
+            async move { Answer::Reply(status) }
+        })
+        .await;
     }
 
     async fn serve_clients(self: Arc<Self>) {
-        let Ok(listener) = self.ctx.net.bind(CLIENT_PORT).await else { return };
-        while let Ok((conn, _)) = listener.accept().await {
-            tokio::spawn(self.clone().client_session(conn));
-        }
+        let net = self.ctx.net.clone();
+        rpc::serve(net, Listen::new(CLIENT_PORT, Encoding::Json), move |req: Request| {
+            let node = self.clone();
+            async move { Answer::Reply(node.answer(req).await) }
+        })
+        .await;
     }
 
-    async fn client_session(self: Arc<Self>, mut conn: Conn) {
-        while let Ok(Ok(req)) = tokio::time::timeout(CLIENT_IDLE, wire::recv::<_, Request>(&mut conn)).await {
-            let resp = match req {
-                Request::Execute { epoch, txn } => self.execute(epoch, txn).await,
-                Request::Get { table, key } => self.read(|t| t.get(table, &key).map(|r| vec![(key.clone(), r.clone())]).unwrap_or_default()),
-                Request::Scan { table, prefix, limit } => self.read(|t| t.scan(table, &prefix, limit)),
-            };
-            if wire::send(&mut conn, &resp).await.is_err() {
-                return;
-            }
+    async fn answer(self: Arc<Self>, req: Request) -> Response {
+        match req {
+            Request::Execute { epoch, txn } => self.execute(epoch, txn).await,
+            Request::Get { table, key } => self.read(|t| t.get(table, &key).map(|r| vec![(key.clone(), r.clone())]).unwrap_or_default()),
+            Request::Scan { table, prefix, limit } => self.read(|t| t.scan(table, &prefix, limit)),
         }
     }
 

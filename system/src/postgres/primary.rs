@@ -6,15 +6,12 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sim::net::Conn;
-use tokio::io::{ReadHalf, WriteHalf};
-
 use super::dcs::{Command, Outcome};
 use super::dcs_client::DcsClient;
 use super::member::{Action, Input, Member};
 use super::node::{Ended, Node};
 use super::protocol::{Replication, REPLICATION_PORT};
-use crate::wire;
+use crate::rpc::{self, Encoding, FrameReader, FrameWriter, Frames, Listen};
 
 const HANDSHAKE: Duration = Duration::from_secs(2);
 const KEEPALIVE: Duration = Duration::from_millis(500);
@@ -45,48 +42,49 @@ impl Node {
         }
     }
 
+    /// Accepts standbys' replication connections, each served by a walsender.
     pub(super) async fn serve_replication(self: Arc<Self>) {
-        let Ok(listener) = self.ctx.net.bind(REPLICATION_PORT).await else { return };
-        while let Ok((conn, _)) = listener.accept().await {
-            tokio::spawn(self.clone().walsender(conn));
-        }
+        let net = self.ctx.net.clone();
+        let listen = Listen::new(REPLICATION_PORT, Encoding::Json);
+        rpc::accept_each(net, listen, move |frames, _peer| self.clone().walsender(frames)).await;
+    }
+
+    fn sender_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.timing.wal_sender_timeout_ms)
     }
 
     /// One standby's replication connection: handshake, then feedback and WAL in two tasks of
     /// the generation that welcomed it.
-    async fn walsender(self: Arc<Self>, mut conn: Conn) {
-        let Ok(Ok(Replication::Hello { name, zone, position })) = tokio::time::timeout(HANDSHAKE, wire::recv(&mut conn)).await
-        else {
-            return;
-        };
+    async fn walsender(self: Arc<Self>, mut frames: Frames) {
+        let Ok(Replication::Hello { name, zone, position }) = frames.recv_within(HANDSHAKE).await else { return };
         let (actions, gen) = self.step_then(Input::Hello { name: name.clone(), position }, Member::generation);
-        if !self.send_all(&mut conn, actions).await {
+        if !self.send_all(&mut frames, actions).await {
             return;
         }
-        let Ok(Ok(Replication::Start { from })) = tokio::time::timeout(HANDSHAKE, wire::recv(&mut conn)).await else { return };
+        let Ok(Replication::Start { from }) = frames.recv_within(HANDSHAKE).await else { return };
         let started = self.step(Input::StartStreaming { gen, name: name.clone(), zone, from });
         if self.finish(started).await.result().is_err() {
             return;
         }
-        let (rd, wr) = tokio::io::split(conn);
-        self.spawn_role_task(gen, self.clone().read_feedback(rd, name, gen));
-        self.spawn_role_task(gen, self.clone().send_wal(wr, from, gen));
+        let (rx, tx) = frames.split();
+        self.spawn_role_task(gen, self.clone().read_feedback(rx, name, gen));
+        self.spawn_role_task(gen, self.clone().send_wal(tx, from, gen));
     }
 
-    /// Performs `actions` and sends what they say on `conn`; false once the connection ends.
-    async fn send_all(self: &Arc<Self>, conn: &mut Conn, actions: Vec<Action>) -> bool {
+    /// Performs `actions` and sends what they say on `frames`; false once the connection ends.
+    async fn send_all(self: &Arc<Self>, frames: &mut Frames, actions: Vec<Action>) -> bool {
         let finished = self.finish(actions).await;
         for msg in &finished.sends {
-            if wire::send(conn, msg).await.is_err() {
+            if frames.send_within(self.sender_timeout(), msg).await.is_err() {
                 return false;
             }
         }
         finished.ended.is_none()
     }
 
-    async fn read_feedback(self: Arc<Self>, mut rd: ReadHalf<Conn>, name: String, gen: u64) {
-        let timeout = Duration::from_millis(self.config.timing.wal_sender_timeout_ms);
-        while let Ok(Ok(Replication::Feedback { flushed, applied })) = tokio::time::timeout(timeout, wire::recv(&mut rd)).await {
+    async fn read_feedback(self: Arc<Self>, mut rx: FrameReader, name: String, gen: u64) {
+        let timeout = self.sender_timeout();
+        while let Ok(Replication::Feedback { flushed, applied }) = rx.recv_within(timeout).await {
             let fed = self.step(Input::Feedback { gen, name: name.clone(), flushed, applied });
             if self.finish(fed).await.result().is_err() {
                 return;
@@ -95,9 +93,9 @@ impl Node {
     }
 
     /// Streams flushed records from `from` on; keepalives carry the flush position when idle.
-    async fn send_wal(self: Arc<Self>, mut wr: WriteHalf<Conn>, from: u64, gen: u64) {
+    async fn send_wal(self: Arc<Self>, mut tx: FrameWriter, from: u64, gen: u64) {
         let mut next = from;
-        let timeout = Duration::from_millis(self.config.timing.wal_sender_timeout_ms);
+        let timeout = self.sender_timeout();
         loop {
             // Registered before reading the position, so a flush in between is not missed.
             let moved = self.flushed_moved.notified();
@@ -112,7 +110,7 @@ impl Node {
                 next += records.len() as u64;
                 Replication::Records { records, primary_flushed }
             };
-            if !matches!(tokio::time::timeout(timeout, wire::send(&mut wr, &msg)).await, Ok(Ok(()))) {
+            if tx.send_within(timeout, &msg).await.is_err() {
                 return;
             }
         }

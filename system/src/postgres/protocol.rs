@@ -80,6 +80,13 @@ pub enum MemberRole {
     Standby,
 }
 
+/// A request on the member API (Patroni's `GET /patroni`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRequest {
+    Status,
+}
+
 /// A member's answer on the member API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberStatus {

@@ -1,72 +1,73 @@
-//! The standby's side of the shell: the walreceiver's connection. It connects to the leader
-//! the manager follows and relays what arrives to the core ([`super::member`]), which compares
-//! timelines, rewinds, appends and reports positions; the shell sends what the core answers.
+//! The standby's side of the shell: the walreceiver's connection. It keeps a stream from the
+//! leader the manager follows ([`crate::rpc::Dialer::redial`] reconnects after the backoff) and
+//! relays what arrives to the core ([`super::member`]), which compares timelines, rewinds,
+//! appends and reports positions; the shell sends what the core answers.
 
 use std::io;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sim::net::Conn;
 
 use super::member::Input;
 use super::node::{Ended, Node};
-use super::protocol::{Replication, REPLICATION_PORT};
-use crate::wire;
+use super::protocol::Replication;
+use crate::rpc::Frames;
 
-const CONNECT: Duration = Duration::from_secs(1);
 const HANDSHAKE: Duration = Duration::from_secs(2);
 /// No record or keepalive for this long: the stream is presumed dead (`wal_receiver_timeout`,
-/// 60 s in PostgreSQL, scaled down with the rest).
+/// 60 s in PostgreSQL, scaled down with the rest). Also bounds each send.
 const RECEIVER_TIMEOUT: Duration = Duration::from_secs(3);
-const RETRY: Duration = Duration::from_millis(500);
 
 impl Node {
-    /// Streams from `leader` until this generation ends.
+    /// Streams from `leader` until this generation ends (its role tasks are then aborted).
     pub(super) async fn receive_wal(self: Arc<Self>, leader: String, gen: u64) {
-        loop {
-            if self.lock().generation() != gen {
-                return;
+        let dialer = self.wal_dialer.clone();
+        dialer.redial(&leader, |frames| self.stream_session(frames, &leader, gen)).await;
+    }
+
+    /// One connection's stream; `Break` once the generation it belongs to has ended.
+    async fn stream_session(self: &Arc<Self>, frames: Frames, leader: &str, gen: u64) -> ControlFlow<()> {
+        if let Err(e) = self.stream_from(frames, gen).await {
+            if e.kind() == io::ErrorKind::InvalidData {
+                self.ctx.trace("pg.stream_refused", json!({ "leader": leader, "error": e.to_string() }));
             }
-            if let Err(e) = self.stream_from(&leader, gen).await {
-                if e.kind() == io::ErrorKind::InvalidData {
-                    self.ctx.trace("pg.stream_refused", json!({ "leader": leader, "error": e.to_string() }));
-                }
-            }
-            tokio::time::sleep(RETRY).await;
+        }
+        if self.lock().generation() == gen {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
         }
     }
 
-    async fn stream_from(self: &Arc<Self>, leader: &str, gen: u64) -> io::Result<()> {
-        let mut conn = tokio::time::timeout(CONNECT, self.ctx.net.connect(leader, REPLICATION_PORT)).await??;
+    async fn stream_from(self: &Arc<Self>, mut frames: Frames, gen: u64) -> io::Result<()> {
         let position = self.lock().position();
         let hello = Replication::Hello { name: self.name().into(), zone: self.ctx.zone.clone(), position };
-        wire::send(&mut conn, &hello).await?;
-        let (epoch, history, last_index) = match tokio::time::timeout(HANDSHAKE, wire::recv(&mut conn)).await? {
-            Ok(Replication::Welcome { epoch, history, last_index }) => (epoch, history, last_index),
-            Ok(_) => return Err(io::Error::new(io::ErrorKind::InvalidData, "not a primary")),
-            Err(e) => return Err(e),
+        frames.send_within(RECEIVER_TIMEOUT, &hello).await?;
+        let (epoch, history, last_index) = match frames.recv_within(HANDSHAKE).await? {
+            Replication::Welcome { epoch, history, last_index } => (epoch, history, last_index),
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "not a primary")),
         };
-        self.exchange(&mut conn, Input::Welcome { gen, epoch, history, last_index }).await?;
+        self.exchange(&mut frames, Input::Welcome { gen, epoch, history, last_index }).await?;
         loop {
-            let msg = tokio::time::timeout(RECEIVER_TIMEOUT, wire::recv::<_, Replication>(&mut conn)).await??;
-            let primary_flushed = match msg {
+            let primary_flushed = match frames.recv_within(RECEIVER_TIMEOUT).await? {
                 Replication::Records { records, primary_flushed } => {
-                    self.exchange(&mut conn, Input::Records { gen, records }).await?;
+                    self.exchange(&mut frames, Input::Records { gen, records }).await?;
                     primary_flushed
                 }
                 Replication::Keepalive { primary_flushed } => primary_flushed,
                 _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected replication message")),
             };
-            self.exchange(&mut conn, Input::Progress { gen, primary_flushed }).await?;
+            self.exchange(&mut frames, Input::Progress { gen, primary_flushed }).await?;
         }
     }
 
-    /// Feeds `input` to the core, performs what it says, and sends its answers on `conn`.
-    async fn exchange(self: &Arc<Self>, conn: &mut Conn, input: Input) -> io::Result<()> {
+    /// Feeds `input` to the core, performs what it says, and sends its answers on `frames`.
+    async fn exchange(self: &Arc<Self>, frames: &mut Frames, input: Input) -> io::Result<()> {
         let sends = self.finish(self.step(input)).await.result().map_err(Ended::into_io)?;
         for msg in &sends {
-            wire::send(conn, msg).await?;
+            frames.send_within(RECEIVER_TIMEOUT, msg).await?;
         }
         Ok(())
     }

@@ -3,15 +3,16 @@
 //! and look again after a connection error or a `READONLY` answer. Jedis also follows
 //! `+switch-master` announcements; that is modelled by asking one Sentinel a second and
 //! switching when it names a master under a newer configuration epoch than the one in use.
+//! Connections are [`Channel`]s: one cached per node, reconnected after a backoff.
 
 use std::time::Duration;
 
-use sim::net::{Conn, Net};
+use sim::NodeCtx;
 use tokio::time::Instant;
 
 use super::protocol::{Command, ReplRole, Reply, SentinelReply, SentinelRequest, REDIS_PORT};
-use super::sentinel_node::{call_redis, call_sentinel};
-use crate::wire;
+use super::sentinel_node::Links;
+use crate::rpc::{Channel, ChannelOptions, Encoding, RpcError};
 
 const CONNECT: Duration = Duration::from_millis(500);
 const REPLY: Duration = Duration::from_secs(1);
@@ -55,24 +56,28 @@ impl ClientConfig {
 }
 
 pub struct RedisClient {
-    net: Net,
+    /// The connection for commands.
+    data: Channel,
+    /// The Sentinels, and `ROLE` checks.
+    links: Links,
     sentinels: Vec<String>,
     pinned: bool,
     next: usize,
     master: Option<(String, u64)>,
-    conn: Option<Conn>,
     last_follow: Option<Instant>,
 }
 
 impl RedisClient {
-    pub fn new(net: Net, config: ClientConfig) -> Self {
+    /// A client of this node (its reconnect jitter is forked from the node's rng).
+    pub fn new(ctx: &mut NodeCtx, config: ClientConfig) -> Self {
+        let data = ChannelOptions { connect_timeout_ms: CONNECT.as_millis() as u64, ..ChannelOptions::new(REDIS_PORT, Encoding::Json) };
         RedisClient {
-            net,
+            data: Channel::new(ctx, data),
+            links: Links::new(ctx),
             sentinels: config.sentinels,
             pinned: config.pinned,
             next: 0,
             master: None,
-            conn: None,
             last_follow: None,
         }
     }
@@ -82,12 +87,11 @@ impl RedisClient {
         self.master.as_ref().map(|m| m.0.as_str())
     }
 
-    /// Drops the connection and, unless pinned, the master (the next call rediscovers it).
+    /// Drops, unless pinned, the master (the next call rediscovers it).
     fn forget(&mut self) {
         if !self.pinned {
             self.master = None;
         }
-        self.conn = None;
     }
 
     async fn ask_sentinel(&mut self) -> Option<(String, u64)> {
@@ -96,14 +100,14 @@ impl RedisClient {
         }
         let s = self.sentinels[self.next % self.sentinels.len()].clone();
         self.next += 1;
-        match call_sentinel(&self.net, &s, &SentinelRequest::GetMaster).await {
+        match self.links.sentinel(&s, &SentinelRequest::GetMaster).await {
             Ok(SentinelReply::Master { node, config_epoch }) => Some((node, config_epoch)),
             _ => None,
         }
     }
 
     async fn is_master(&self, node: &str) -> bool {
-        matches!(call_redis(&self.net, node, &Command::Role).await, Ok(Reply::Role { info }) if matches!(info.role, ReplRole::Master { .. }))
+        matches!(self.links.redis(node, &Command::Role).await, Ok(Reply::Role { info }) if matches!(info.role, ReplRole::Master { .. }))
     }
 
     /// Asks the Sentinels in turn for a master that confirms its role.
@@ -112,7 +116,6 @@ impl RedisClient {
             let Some((node, epoch)) = self.ask_sentinel().await else { continue };
             if self.is_master(&node).await {
                 self.master = Some((node.clone(), epoch));
-                self.conn = None;
                 return Some(node);
             }
         }
@@ -129,7 +132,6 @@ impl RedisClient {
         if let Some((node, e)) = self.ask_sentinel().await {
             if node != current && e > epoch && self.is_master(&node).await {
                 self.master = Some((node, e));
-                self.conn = None;
             }
         }
     }
@@ -141,34 +143,21 @@ impl RedisClient {
             Some((m, _)) => m,
             None => self.discover().await.ok_or(RedisError::NoMaster)?,
         };
-        if self.conn.is_none() {
-            match tokio::time::timeout(CONNECT, self.net.connect(&node, REDIS_PORT)).await {
-                Ok(Ok(c)) => self.conn = Some(c),
-                _ => {
-                    self.forget();
-                    return Err(RedisError::Io { node, reason: "cannot connect".into() });
-                }
-            }
-        }
-        let conn = self.conn.as_mut().expect("connected above");
-        let exchange = async {
-            wire::send(conn, cmd).await?;
-            wire::recv::<_, Reply>(conn).await
-        };
-        match tokio::time::timeout(REPLY, exchange).await {
-            Ok(Ok(Reply::ReadOnly)) => {
+        match self.data.call(&node, cmd, CONNECT + REPLY).await {
+            Ok(Reply::ReadOnly) => {
                 self.forget();
                 Err(RedisError::ReadOnly(node))
             }
-            Ok(Ok(Reply::Err { message })) => Err(RedisError::Server(message)),
-            Ok(Ok(reply)) => Ok((node, reply)),
-            Ok(Err(e)) => {
+            Ok(Reply::Err { message }) => Err(RedisError::Server(message)),
+            Ok(reply) => Ok((node, reply)),
+            Err(e) => {
                 self.forget();
-                Err(RedisError::Io { node, reason: e.to_string() })
-            }
-            Err(_) => {
-                self.forget();
-                Err(RedisError::Io { node, reason: "no answer in time".into() })
+                let reason = match e {
+                    RpcError::Connect(_) | RpcError::BackingOff => "cannot connect".into(),
+                    RpcError::TimedOut => "no answer in time".into(),
+                    other => other.to_string(),
+                };
+                Err(RedisError::Io { node, reason })
             }
         }
     }

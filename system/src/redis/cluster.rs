@@ -19,8 +19,7 @@
 //! assert_eq!(cache.sentinels()[0], "cache-sentinel-1");
 //! ```
 
-use sim::net::Net;
-use sim::{node_main, Plan, WorldState};
+use sim::{node_main, NodeCtx, Plan, WorldState};
 
 use super::client::{ClientConfig, RedisClient};
 use super::sentinel::{Persisted, SentinelConfig};
@@ -174,9 +173,9 @@ impl RedisCluster {
         ClientConfig::sentinel(self.sentinels.clone())
     }
 
-    /// A Sentinel-aware client over `net`.
-    pub fn client(&self, net: Net) -> RedisClient {
-        RedisClient::new(net, self.client_config())
+    /// A Sentinel-aware client on `ctx`'s node.
+    pub fn client(&self, ctx: &mut NodeCtx) -> RedisClient {
+        RedisClient::new(ctx, self.client_config())
     }
 
     /// What `sentinel` last wrote to its `sentinel.conf` (None: nothing readable).

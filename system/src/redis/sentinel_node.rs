@@ -1,13 +1,14 @@
 //! The Sentinel shell: drives [`super::sentinel::Sentinel`] on its timer (Redis's `hz`, 10 to 20),
 //! carries out its outputs over the net seam (each ping, ask, hello and reconfiguration its own
 //! short task whose answer comes back as an event), answers peers and clients, and rewrites
-//! `sentinel.conf` whenever its epochs, vote or master change.
+//! `sentinel.conf` whenever its epochs, vote or master change. Its links to instances and peers
+//! are [`Channel`]s (Redis's Sentinel keeps a command connection to each, and reconnects).
 
 use std::time::Duration;
 
 use rand::RngCore;
 use serde_json::json;
-use sim::net::{Conn, Net};
+use sim::net::Net;
 use sim::NodeCtx;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -15,9 +16,10 @@ use tokio::time::Instant;
 use super::observations::SentinelObserved;
 use super::protocol::{Command, Reply, RoleInfo, SentinelReply, SentinelRequest, REDIS_PORT, SENTINEL_PORT};
 use super::sentinel::{Output, Persisted, Sentinel, SentinelConfig};
-use crate::wire;
+use crate::rpc::{self, Channel, ChannelOptions, Encoding, Listen};
 
-const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// Bounds every call to an instance or a peer.
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 /// What a Sentinel keeps across restarts (its epochs, vote and master).
 pub(super) const CONF_FILE: &str = "sentinel.conf";
 
@@ -36,6 +38,7 @@ pub async fn run(mut ctx: NodeCtx, config: SentinelConfig) {
     if let Some(p) = ctx.disk.read(CONF_FILE).ok().and_then(|b| serde_json::from_slice::<Persisted>(&b).ok()) {
         core.restore(p);
     }
+    let links = Links::new(&mut ctx);
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(serve(ctx.net.clone(), tx.clone()));
     let mut saved = core.persisted().clone();
@@ -51,12 +54,12 @@ pub async fn run(mut ctx: NodeCtx, config: SentinelConfig) {
             }
         };
         for o in out {
-            carry_out(&ctx, &config, &tx, o);
+            carry_out(&ctx, &config, &links, &tx, o);
         }
         if *core.persisted() != saved {
             saved = core.persisted().clone();
             let bytes = serde_json::to_vec(&saved).expect("sentinel state serializes");
-            if let Err(e) = crate::consensus::replace_file(&ctx.disk, CONF_FILE, &bytes).await {
+            if let Err(e) = ctx.disk.replace_file(CONF_FILE, &bytes).await {
                 ctx.trace("sentinel.config_write_failed", json!({ "error": e.to_string() }));
             }
         }
@@ -68,6 +71,30 @@ pub async fn run(mut ctx: NodeCtx, config: SentinelConfig) {
 }
 
 type Answer = Option<(oneshot::Sender<SentinelReply>, SentinelReply)>;
+
+/// A Sentinel's or a client's connections to the instances and to the Sentinels. Every request
+/// on them is idempotent (`ROLE`, `REPLICAOF`, a vote once cast is repeated), so a cached
+/// connection found closed is retried once on a fresh one.
+#[derive(Clone)]
+pub(super) struct Links {
+    redis: Channel,
+    sentinels: Channel,
+}
+
+impl Links {
+    pub(super) fn new(ctx: &mut NodeCtx) -> Self {
+        let options = |port| ChannelOptions { retry_stale_once: true, ..ChannelOptions::new(port, Encoding::Json) };
+        Links { redis: Channel::new(ctx, options(REDIS_PORT)), sentinels: Channel::new(ctx, options(SENTINEL_PORT)) }
+    }
+
+    pub(super) async fn redis(&self, node: &str, cmd: &Command) -> Result<Reply, rpc::RpcError> {
+        self.redis.call(node, cmd, CALL_TIMEOUT).await
+    }
+
+    pub(super) async fn sentinel(&self, peer: &str, req: &SentinelRequest) -> Result<SentinelReply, rpc::RpcError> {
+        self.sentinels.call(peer, req, CALL_TIMEOUT).await
+    }
+}
 
 fn handle(core: &mut Sentinel, now: u64, ev: Event) -> (Vec<Output>, Answer) {
     match ev {
@@ -90,13 +117,12 @@ fn handle(core: &mut Sentinel, now: u64, ev: Event) -> (Vec<Output>, Answer) {
     }
 }
 
-fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, tx: &mpsc::UnboundedSender<Event>, o: Output) {
-    let net = ctx.net.clone();
+fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, links: &Links, tx: &mpsc::UnboundedSender<Event>, o: Output) {
     match o {
         Output::Ping(node) => {
-            let tx = tx.clone();
+            let (tx, links) = (tx.clone(), links.clone());
             tokio::spawn(async move {
-                if let Ok(Reply::Role { info }) = call_redis(&net, &node, &Command::Role).await {
+                if let Ok(Reply::Role { info }) = links.redis(&node, &Command::Role).await {
                     if info.node == node {
                         let _ = tx.send(Event::Info(info));
                     }
@@ -105,26 +131,27 @@ fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, tx: &mpsc::UnboundedSender<Eve
         }
         Output::Ask { candidate, current_epoch } => {
             for peer in cfg.peers.clone() {
-                let (tx, net, candidate) = (tx.clone(), net.clone(), candidate.clone());
+                let (tx, links, candidate) = (tx.clone(), links.clone(), candidate.clone());
                 tokio::spawn(async move {
                     let req = SentinelRequest::IsMasterDown { current_epoch, candidate };
-                    if let Ok(SentinelReply::MasterDown { down, leader }) = call_sentinel(&net, &peer, &req).await {
+                    if let Ok(SentinelReply::MasterDown { down, leader }) = links.sentinel(&peer, &req).await {
                         let _ = tx.send(Event::PeerReply { peer, down, leader });
                     }
                 });
             }
         }
         Output::ReplicaOf { node, master } => {
+            let links = links.clone();
             tokio::spawn(async move {
-                let _ = call_redis(&net, &node, &Command::ReplicaOf { master }).await;
+                let _ = links.redis(&node, &Command::ReplicaOf { master }).await;
             });
         }
         Output::Hello { master, config_epoch, current_epoch } => {
             for peer in cfg.peers.clone() {
-                let (net, from, master) = (net.clone(), cfg.me.clone(), master.clone());
+                let (links, from, master) = (links.clone(), cfg.me.clone(), master.clone());
                 tokio::spawn(async move {
                     let req = SentinelRequest::Hello { from, master, config_epoch, current_epoch };
-                    let _ = call_sentinel(&net, &peer, &req).await;
+                    let _ = links.sentinel(&peer, &req).await;
                 });
             }
         }
@@ -143,64 +170,37 @@ fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, tx: &mpsc::UnboundedSender<Eve
     }
 }
 
-pub(super) async fn call_redis(net: &Net, node: &str, cmd: &Command) -> std::io::Result<Reply> {
-    let exchange = async {
-        let mut conn = net.connect(node, REDIS_PORT).await?;
-        wire::send(&mut conn, cmd).await?;
-        wire::recv(&mut conn).await
-    };
-    tokio::time::timeout(CALL_TIMEOUT, exchange)
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-}
-
-pub(super) async fn call_sentinel(net: &Net, peer: &str, req: &SentinelRequest) -> std::io::Result<SentinelReply> {
-    let exchange = async {
-        let mut conn = net.connect(peer, SENTINEL_PORT).await?;
-        wire::send(&mut conn, req).await?;
-        wire::recv(&mut conn).await
-    };
-    tokio::time::timeout(CALL_TIMEOUT, exchange)
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-}
-
 /// Answers peers (`is-master-down-by-addr`, hellos) and clients (`get-master-addr-by-name`).
 async fn serve(net: Net, tx: mpsc::UnboundedSender<Event>) {
-    let Ok(listener) = net.bind(SENTINEL_PORT).await else { return };
-    while let Ok((conn, _)) = listener.accept().await {
-        tokio::spawn(session(conn, tx.clone()));
-    }
+    rpc::serve(net, Listen::new(SENTINEL_PORT, Encoding::Json), move |req: SentinelRequest| {
+        let tx = tx.clone();
+        async move {
+            match answer(&tx, req).await {
+                Some(reply) => rpc::Answer::Reply(reply),
+                // The Sentinel's loop has stopped: nothing will answer on this connection.
+                None => rpc::Answer::Close,
+            }
+        }
+    })
+    .await;
 }
 
-async fn session(mut conn: Conn, tx: mpsc::UnboundedSender<Event>) {
-    while let Ok(Ok(req)) =
-        tokio::time::timeout(Duration::from_secs(10), wire::recv::<_, SentinelRequest>(&mut conn)).await
-    {
-        let reply = match req {
-            SentinelRequest::Hello { master, config_epoch, current_epoch, .. } => {
-                let _ = tx.send(Event::Hello { master, config_epoch, current_epoch });
-                SentinelReply::Ok
-            }
-            SentinelRequest::IsMasterDown { current_epoch, candidate } => {
-                let (reply, rx) = oneshot::channel();
-                let _ = tx.send(Event::VoteRequest { candidate, epoch: current_epoch, reply });
-                match rx.await {
-                    Ok(r) => r,
-                    Err(_) => return,
-                }
-            }
-            SentinelRequest::GetMaster => {
-                let (reply, rx) = oneshot::channel();
-                let _ = tx.send(Event::GetMaster { reply });
-                match rx.await {
-                    Ok(r) => r,
-                    Err(_) => return,
-                }
-            }
-        };
-        if wire::send(&mut conn, &reply).await.is_err() {
-            return;
+/// Hands a request to the Sentinel's loop and waits for its reply.
+async fn answer(tx: &mpsc::UnboundedSender<Event>, req: SentinelRequest) -> Option<SentinelReply> {
+    match req {
+        SentinelRequest::Hello { master, config_epoch, current_epoch, .. } => {
+            let _ = tx.send(Event::Hello { master, config_epoch, current_epoch });
+            Some(SentinelReply::Ok)
+        }
+        SentinelRequest::IsMasterDown { current_epoch, candidate } => {
+            let (reply, rx) = oneshot::channel();
+            let _ = tx.send(Event::VoteRequest { candidate, epoch: current_epoch, reply });
+            rx.await.ok()
+        }
+        SentinelRequest::GetMaster => {
+            let (reply, rx) = oneshot::channel();
+            let _ = tx.send(Event::GetMaster { reply });
+            rx.await.ok()
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The Redis-like server shell: runs one node's replication core ([`super::replication`]) over
-//! the seams. It accepts clients and replicas, opens the replication link the core asks for,
+//! the seams. It serves clients ([`rpc::serve`]), accepts replicas ([`rpc::accept_each`]),
+//! opens the replication link the core asks for (one [`Dialer::dial`]: when to try again is the
+//! core's decision),
 //! steps the core with every command, message, timer and connection event, and carries out the
 //! actions it returns (send, close, connect, rewrite `redis.conf`, claim a role). What to do is
 //! the core's call; the shell only knows how.
@@ -15,22 +17,19 @@ use std::time::Duration;
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sim::net::Conn;
 use sim::NodeCtx;
-use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::Notify;
 
 use super::observations::RoleChanged;
 use super::protocol::{Command, Repl, Reply, REDIS_PORT, REPLICATION_PORT};
 use super::replication::{Action, Input, LinkId, Now, Replication, Role, ACK_PERIOD_MS};
-use crate::wire;
+use crate::rpc::{self, Answer, DialOptions, Dialer, Encoding, FrameReader, FrameWriter, Frames, Listen};
 
-/// `repl-timeout` (60 s in Redis), scaled.
+/// `repl-timeout` (60 s in Redis), scaled: bounds the link's connect, every read and write.
 const REPL_TIMEOUT: Duration = Duration::from_secs(3);
 const ACTIVE_EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 /// The node's configuration file: only its role survives a restart.
 pub(super) const CONFIG_FILE: &str = "redis.conf";
-const CLIENT_IDLE: Duration = Duration::from_secs(10);
 
 /// How a node is set up; `replica_of` applies until a `redis.conf` exists.
 #[derive(Clone)]
@@ -63,6 +62,8 @@ struct Node {
     stream_grew: Notify,
     /// Ids for master-side feeds, one per accepted replica connection.
     feeds: AtomicU64,
+    /// The replica's link to its master.
+    dialer: Dialer,
 }
 
 fn hex_id(ctx: &mut NodeCtx) -> String {
@@ -83,8 +84,10 @@ pub async fn run(mut ctx: NodeCtx, config: RedisConfig) {
     };
     let (run_id, replid) = (hex_id(&mut ctx), hex_id(&mut ctx));
     let (core, started) = Replication::new(&ctx.name, &run_id, &replid, config.priority, role);
-    let node =
-        Arc::new(Node { ctx, config, core: Mutex::new(core), stream_grew: Notify::new(), feeds: AtomicU64::new(0) });
+    let link = DialOptions::new(REPLICATION_PORT, Encoding::Json).connect_timeout_ms(REPL_TIMEOUT.as_millis() as u64);
+    let dialer = Dialer::new(&mut ctx, link);
+    let (core, stream_grew, feeds) = (Mutex::new(core), Notify::new(), AtomicU64::new(0));
+    let node = Arc::new(Node { ctx, config, core, stream_grew, feeds, dialer });
     node.carry_out(started);
     tokio::spawn(node.clone().expire_cycle());
     tokio::spawn(node.clone().serve_replicas());
@@ -125,19 +128,12 @@ impl Node {
     }
 
     async fn serve_clients(self: Arc<Self>) {
-        let Ok(listener) = self.ctx.net.bind(REDIS_PORT).await else { return };
-        while let Ok((conn, _)) = listener.accept().await {
-            tokio::spawn(self.clone().client_session(conn));
-        }
-    }
-
-    async fn client_session(self: Arc<Self>, mut conn: Conn) {
-        while let Ok(Ok(cmd)) = tokio::time::timeout(CLIENT_IDLE, wire::recv::<_, Command>(&mut conn)).await {
-            let reply = self.command(cmd).await;
-            if wire::send(&mut conn, &reply).await.is_err() {
-                return;
-            }
-        }
+        let net = self.ctx.net.clone();
+        rpc::serve(net, Listen::new(REDIS_PORT, Encoding::Json), move |cmd: Command| {
+            let node = self.clone();
+            async move { Answer::Reply(node.command(cmd).await) }
+        })
+        .await;
     }
 
     /// A command's answer; `REPLICAOF` is answered once `redis.conf` is rewritten.
@@ -147,7 +143,7 @@ impl Node {
                 Action::Reply(reply) => return reply,
                 Action::PersistConfig { replica_of } => {
                     let file = serde_json::to_vec(&ConfigFile { replica_of }).expect("config serializes");
-                    return match crate::consensus::replace_file(&self.ctx.disk, CONFIG_FILE, &file).await {
+                    return match self.ctx.disk.replace_file(CONFIG_FILE, &file).await {
                         Ok(()) => Reply::Ok,
                         Err(e) => Reply::Err { message: format!("ERR CONFIG REWRITE failed: {e}") },
                     };
@@ -167,32 +163,27 @@ impl Node {
     }
 
     async fn serve_replicas(self: Arc<Self>) {
-        let Ok(listener) = self.ctx.net.bind(REPLICATION_PORT).await else { return };
-        while let Ok((conn, _)) = listener.accept().await {
-            tokio::spawn(self.clone().feed_replica(conn));
-        }
+        let net = self.ctx.net.clone();
+        let listen = Listen::new(REPLICATION_PORT, Encoding::Json);
+        rpc::accept_each(net, listen, move |frames, _peer| self.clone().feed_replica(frames)).await;
     }
 
     /// Master side of one replica's connection: `PSYNC`, then the stream and the acks.
-    async fn feed_replica(self: Arc<Self>, mut conn: Conn) {
-        let Ok(Ok(Repl::Psync { name, replid, offset })) =
-            tokio::time::timeout(REPL_TIMEOUT, wire::recv(&mut conn)).await
-        else {
-            return;
-        };
+    async fn feed_replica(self: Arc<Self>, mut frames: Frames) {
+        let Ok(Repl::Psync { name, replid, offset }) = frames.recv_within(REPL_TIMEOUT).await else { return };
         let feed = self.feeds.fetch_add(1, Ordering::Relaxed) + 1;
         let answer = self.step(Input::Psync { feed, replica: name, replid, offset });
-        if send_all(&mut conn, answer, |a| if let Action::ToReplica(m) = a { Some(m) } else { None }).await {
-            let (rd, wr) = tokio::io::split(conn);
-            let acks = tokio::spawn(self.clone().read_acks(rd, feed));
-            self.stream_to(wr, feed).await;
+        if send_all(&mut frames, answer, |a| if let Action::ToReplica(m) = a { Some(m) } else { None }).await {
+            let (rx, tx) = frames.split();
+            let acks = tokio::spawn(self.clone().read_acks(rx, feed));
+            self.stream_to(tx, feed).await;
             acks.abort();
         }
         self.step(Input::FeedClosed { feed });
     }
 
-    async fn read_acks(self: Arc<Self>, mut rd: ReadHalf<Conn>, feed: LinkId) {
-        while let Ok(Ok(Repl::Ack { offset })) = tokio::time::timeout(REPL_TIMEOUT, wire::recv(&mut rd)).await {
+    async fn read_acks(self: Arc<Self>, mut rx: FrameReader, feed: LinkId) {
+        while let Ok(Repl::Ack { offset }) = rx.recv_within(REPL_TIMEOUT).await {
             if self.step(Input::Ack { feed, offset }).contains(&Action::Close) {
                 return;
             }
@@ -200,7 +191,7 @@ impl Node {
     }
 
     /// Sends the stream as the core hands it out; pings when idle for an ack period.
-    async fn stream_to(self: &Arc<Self>, mut wr: WriteHalf<Conn>, feed: LinkId) {
+    async fn stream_to(self: &Arc<Self>, mut tx: FrameWriter, feed: LinkId) {
         loop {
             let grew = self.stream_grew.notified();
             let mut out = self.step(Input::FeedPoll { feed });
@@ -213,11 +204,11 @@ impl Node {
             }
             for action in out {
                 let sent = match action {
-                    Action::ToReplica(msg) => tokio::time::timeout(REPL_TIMEOUT, wire::send(&mut wr, &msg)).await,
+                    Action::ToReplica(msg) => tx.send_within(REPL_TIMEOUT, &msg).await,
                     Action::Close => return,
                     _ => continue,
                 };
-                if !matches!(sent, Ok(Ok(()))) {
+                if sent.is_err() {
                     return;
                 }
             }
@@ -235,7 +226,7 @@ impl Node {
     /// Connects, `PSYNC`s and applies the stream until the link fails (an error) or the core
     /// closes it (`Ok`).
     async fn run_link(self: &Arc<Self>, link: LinkId, master: &str) -> std::io::Result<()> {
-        let mut conn = tokio::time::timeout(REPL_TIMEOUT, self.ctx.net.connect(master, REPLICATION_PORT)).await??;
+        let mut frames = self.dialer.dial(master).await?;
         let mut out = self.step(Input::LinkConnected { link });
         loop {
             if out.contains(&Action::Close) {
@@ -243,10 +234,10 @@ impl Node {
             }
             for action in out {
                 if let Action::ToMaster(msg) = action {
-                    wire::send(&mut conn, &msg).await?;
+                    frames.send_within(REPL_TIMEOUT, &msg).await?;
                 }
             }
-            let msg = tokio::time::timeout(REPL_TIMEOUT, wire::recv::<_, Repl>(&mut conn)).await??;
+            let msg = frames.recv_within::<Repl>(REPL_TIMEOUT).await?;
             out = self.step(Input::FromMaster { link, msg });
         }
     }
@@ -254,16 +245,16 @@ impl Node {
 
 /// Sends the messages `pick` finds in `actions`, in order; false if one failed or the core
 /// closed the connection.
-async fn send_all(conn: &mut Conn, actions: Vec<Action>, pick: impl Fn(Action) -> Option<Repl>) -> bool {
+async fn send_all(frames: &mut Frames, actions: Vec<Action>, pick: impl Fn(Action) -> Option<Repl>) -> bool {
     if actions.contains(&Action::Close) {
         // A refusal (`NotMaster`) still goes out before the connection is dropped.
         for msg in actions.into_iter().filter_map(&pick) {
-            let _ = wire::send(conn, &msg).await;
+            let _ = frames.send_within(REPL_TIMEOUT, &msg).await;
         }
         return false;
     }
     for msg in actions.into_iter().filter_map(pick) {
-        if wire::send(conn, &msg).await.is_err() {
+        if frames.send_within(REPL_TIMEOUT, &msg).await.is_err() {
             return false;
         }
     }

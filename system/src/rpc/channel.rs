@@ -63,6 +63,11 @@ pub enum RpcError {
     BackingOff,
     #[error("no reply within the deadline")]
     TimedOut,
+    /// The connection failed while the request was being written: the request did not reach
+    /// the peer whole, so the peer cannot have acted on it (a non-idempotent request may be
+    /// sent again). A write that times out is `TimedOut` instead: it may have gone out.
+    #[error("the connection failed before the request was sent: {0}")]
+    Unsent(io::Error),
     #[error("the connection failed: {0}")]
     Broken(io::Error),
     #[error("the reply does not decode: {0}")]
@@ -72,7 +77,7 @@ pub enum RpcError {
 impl From<RpcError> for io::Error {
     fn from(e: RpcError) -> io::Error {
         match e {
-            RpcError::Connect(e) | RpcError::Broken(e) | RpcError::Malformed(e) => e,
+            RpcError::Connect(e) | RpcError::Unsent(e) | RpcError::Broken(e) | RpcError::Malformed(e) => e,
             RpcError::BackingOff => io::Error::new(io::ErrorKind::ConnectionRefused, "backing off"),
             RpcError::TimedOut => io::Error::new(io::ErrorKind::TimedOut, "no reply within the deadline"),
         }
@@ -138,7 +143,7 @@ impl Channel {
             None => (self.open(peer, deadline).await?, false),
         };
         let result = match exchange(frames, payload.clone(), &self.inner.options, deadline).await {
-            Err(RpcError::Broken(_)) if reused && self.inner.options.retry_stale_once => {
+            Err(RpcError::Broken(_) | RpcError::Unsent(_)) if reused && self.inner.options.retry_stale_once => {
                 let frames = self.open(peer, deadline).await?;
                 exchange(frames, payload, &self.inner.options, deadline).await
             }
@@ -246,14 +251,20 @@ async fn exchange(
 ) -> Result<(Frames, Bytes), RpcError> {
     let io = async {
         let write = Duration::from_millis(options.write_timeout_ms);
-        within(write, frames.send_raw(payload)).await?;
-        frames.recv_raw().await
+        within(write, frames.send_raw(payload)).await.map_err(|e| failure(e, RpcError::Unsent))?;
+        frames.recv_raw().await.map_err(|e| failure(e, RpcError::Broken))
     };
-    let result = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), io).await;
-    match result {
+    match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), io).await {
         Ok(Ok(reply)) => Ok((frames, reply)),
-        Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Err(RpcError::TimedOut),
-        Ok(Err(e)) => Err(RpcError::Broken(e)),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(RpcError::TimedOut),
+    }
+}
+
+/// An I/O error of an exchange: a deadline is `TimedOut`, anything else `broke`.
+fn failure(e: io::Error, broke: fn(io::Error) -> RpcError) -> RpcError {
+    match e.kind() {
+        io::ErrorKind::TimedOut => RpcError::TimedOut,
+        _ => broke(e),
     }
 }

@@ -4,8 +4,9 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sim::net::Conn;
@@ -56,11 +57,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Frames<S> {
 
     /// Receives one payload, undecoded.
     pub async fn recv_raw(&mut self) -> io::Result<Bytes> {
-        match self.inner.next().await {
-            Some(Ok(payload)) => Ok(payload.freeze()),
-            Some(Err(e)) => Err(e),
-            None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection")),
-        }
+        next_payload(&mut self.inner).await
     }
 
     /// [`Frames::send`] within `limit`; past it, `TimedOut`.
@@ -78,6 +75,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Frames<S> {
     /// [`Frames::recv`] within `limit`; past it, `TimedOut`.
     pub async fn recv_within<T: DeserializeOwned>(&mut self, limit: Duration) -> io::Result<T> {
         within(limit, self.recv()).await
+    }
+
+    /// Splits the connection into a reading and a writing half, for streaming protocols that
+    /// read acknowledgements in one task while another streams (a WAL sender, a replication
+    /// feed). What was already received stays with the reading half.
+    pub fn split(self) -> (FrameReader<S>, FrameWriter<S>) {
+        let (sink, stream) = self.inner.split();
+        let encoding = self.encoding;
+        (FrameReader { inner: stream, encoding }, FrameWriter { inner: sink, encoding })
+    }
+}
+
+/// The reading half of a split [`Frames`]; cancel-safe, as [`Frames`] is.
+pub struct FrameReader<S = Conn> {
+    inner: SplitStream<Framed<S, LengthDelimitedCodec>>,
+    encoding: Encoding,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FrameReader<S> {
+    /// Receives one message within `limit`; past it, `TimedOut`.
+    pub async fn recv_within<T: DeserializeOwned>(&mut self, limit: Duration) -> io::Result<T> {
+        let payload = within(limit, next_payload(&mut self.inner)).await?;
+        self.encoding.decode(&payload)
+    }
+}
+
+/// The writing half of a split [`Frames`].
+pub struct FrameWriter<S = Conn> {
+    inner: SplitSink<Framed<S, LengthDelimitedCodec>, Bytes>,
+    encoding: Encoding,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FrameWriter<S> {
+    /// Sends one message and flushes it, within `limit`; past it, `TimedOut` (drop the
+    /// connection then: half a frame may be on the stream).
+    pub async fn send_within<T: Serialize>(&mut self, limit: Duration, msg: &T) -> io::Result<()> {
+        let payload = Bytes::from(self.encoding.encode(msg)?);
+        within(limit, self.inner.send(payload)).await
+    }
+}
+
+async fn next_payload(stream: &mut (impl Stream<Item = io::Result<BytesMut>> + Unpin)) -> io::Result<Bytes> {
+    match stream.next().await {
+        Some(Ok(payload)) => Ok(payload.freeze()),
+        Some(Err(e)) => Err(e),
+        None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection")),
     }
 }
 

@@ -5,18 +5,25 @@
 //!
 //! What it models: TCP connections carrying length-delimited frames ([`crate::wire::codec`]),
 //! each frame one message in an [`Encoding`]; per connection, one request at a time, answered in
-//! order. Four pieces:
-//! - [`Frames`]: a connection wrapped in the frame codec, with deadlines on reads and writes.
+//! order. Five pieces:
+//! - [`Frames`]: a connection wrapped in the frame codec, with deadlines on reads and writes;
+//!   [`Frames::split`] gives a reading and a writing half for protocols that do both at once.
 //! - [`serve`]: a request/reply listener. It binds, accepts, runs one task per connection,
 //!   reads frames with an idle timeout, awaits the handler for each and writes its [`Answer`].
 //!   A connection that idles out, errors or sends garbage is dropped: its client reconnects.
-//!   [`accept_each`] is the bare accept loop, for protocols that stream rather than answer.
+//!   [`accept_each`] is the bare accept loop, for protocols that stream rather than answer
+//!   (WAL shipping, Redis replication).
 //! - [`Channel`]: the client side, for any number of peers on one port. It caches connections
 //!   (one per peer when calls are sequential, as many as there are concurrent calls otherwise),
 //!   bounds connect, write and the whole call by deadlines, drops a connection on any failure,
-//!   and reconnects after a seeded, jittered backoff ([`Backoff`]).
+//!   and reconnects after a seeded, jittered backoff ([`Backoff`]). [`call_once`] is one call
+//!   on a fresh connection, for rare callers.
+//! - [`Dialer`]: the client side of streaming protocols: one connect within its deadline, or
+//!   [`Dialer::redial`], which keeps a session with a peer up, reconnecting after the backoff.
 //! - [`PeerSender`]: a task per peer draining a queue of one-way frames over a cached
 //!   connection, for protocols that retransmit on their own (Raft, MongoDB replication).
+//!
+//! No other module of the stack accepts or opens a connection.
 //!
 //! What it leaves out: TLS, multiplexing several requests on one connection (HTTP/2, MongoDB's
 //! `moreToCome`), connection limits, and keep-alive probes (deadlines stand in for them).
@@ -36,6 +43,7 @@
 
 mod backoff;
 mod channel;
+mod dial;
 mod frames;
 mod listen;
 mod peer;
@@ -44,7 +52,8 @@ mod tests;
 
 pub use backoff::Backoff;
 pub use channel::{call_once, Channel, ChannelOptions, RpcError};
-pub use frames::Frames;
+pub use dial::{DialOptions, Dialer};
+pub use frames::{FrameReader, FrameWriter, Frames};
 pub use listen::{accept_each, serve, Answer, Listen};
 pub use peer::{PeerOptions, PeerSender};
 

@@ -168,3 +168,75 @@ fn a_peer_sender_drops_and_reports_while_its_peer_is_down_then_delivers_again() 
     let back = got.iter().find(|t| **t >= 2_000).expect("delivered after the restart");
     assert!(*back < 2_700, "reconnected within the backoff cap: {back} ms");
 }
+
+#[test]
+fn a_dialer_keeps_a_split_stream_up_across_a_restart() {
+    let (streamed, acked): (Log, Log) = (Arc::default(), Arc::default());
+    let a = acked.clone();
+    let mut topology = Topology::new();
+    topology.add("srv", "az-1", "r-1");
+    topology.add("cli", "az-1", "r-1");
+    let mut plan = Plan::new(topology, 4_000);
+    // The server streams a count on one half while the other reads the client's acks.
+    plan.node(
+        "srv",
+        node_main(move |ctx| {
+            let a = a.clone();
+            async move {
+                let clock = ctx.clock.clone();
+                accept_each(ctx.net.clone(), Listen::new(PORT, Encoding::Postcard), move |frames, _peer| {
+                    let (a, clock) = (a.clone(), clock.clone());
+                    async move {
+                        let (mut rx, mut tx) = frames.split();
+                        tokio::spawn(async move {
+                            while let Ok(n) = rx.recv_within::<u64>(Duration::from_secs(1)).await {
+                                note(&a, clock.now_ms(), format!("ack {n}"));
+                            }
+                        });
+                        for n in 0u64.. {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if tx.send_within(Duration::from_secs(1), &n).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                })
+                .await;
+            }
+        }),
+    );
+    let s = streamed.clone();
+    plan.node(
+        "cli",
+        node_main(move |mut ctx| {
+            let s = s.clone();
+            async move {
+                let dialer = Dialer::new(&mut ctx, DialOptions::new(PORT, Encoding::Postcard));
+                let clock = ctx.clock.clone();
+                dialer
+                    .redial("srv", |mut frames| {
+                        let (s, clock) = (s.clone(), clock.clone());
+                        async move {
+                            while let Ok(n) = frames.recv_within::<u64>(Duration::from_millis(500)).await {
+                                note(&s, clock.now_ms(), "got");
+                                if frames.send_within(Duration::from_millis(500), &n).await.is_err() {
+                                    break;
+                                }
+                            }
+                            std::ops::ControlFlow::Continue(())
+                        }
+                    })
+                    .await;
+            }
+        }),
+    );
+    plan.at(1_000, Fault::Kill(Target::node("srv")));
+    plan.at(2_000, Fault::Restart(Target::node("srv")));
+    sim::engine::run(plan, RunOptions { seed: 1, ..Default::default() });
+    let (got, acks) = (entries(&streamed, "got"), entries(&acked, "ack"));
+    assert!(got.iter().any(|t| *t < 1_000) && acks.iter().any(|t| *t < 1_000), "streamed before the kill");
+    assert!(!got.iter().any(|t| (1_050..2_000).contains(t)), "nothing from a dead peer: {streamed:?}");
+    let back = got.iter().find(|t| **t >= 2_000).expect("streamed again after the restart");
+    assert!(*back < 3_200, "redialled within the backoff cap: {back} ms");
+    assert!(acks.iter().any(|t| *t > *back), "the reading half works on the new connection: {acked:?}");
+}
