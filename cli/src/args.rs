@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "chaos", version, about = "Deterministic simulation and chaos testing of the collaborative editor's backend")]
+#[command(
+    name = "chaos",
+    version,
+    about = "Deterministic simulation and chaos testing of the collaborative editor's backend"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -202,7 +202,13 @@ fn shrink(req: RunRequest, kind: Option<String>, max_runs: usize, out: &std::pat
         println!("  violation: {v}");
     }
     let config = req.config.as_ref().map(|c| format!(" --config {c}")).unwrap_or_default();
-    println!("written to {}; replay: cargo chaos run --scenario {}{config} --seed {} --schedule {}", out.display(), req.scenario.name, req.seed, out.display());
+    println!(
+        "written to {}; replay: cargo chaos run --scenario {}{config} --seed {} --schedule {}",
+        out.display(),
+        req.scenario.name,
+        req.seed,
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -221,7 +227,12 @@ fn run_all(requests: Vec<RunRequest>, jobs: usize, bar: &ProgressBar) -> Result<
                 });
                 if let Ok(r) = &outcome {
                     if !r.passed {
-                        bar.println(format!("seed {} failed: {} (shrink: {})", r.seed, r.replay_command(), r.shrink_command()));
+                        bar.println(format!(
+                            "seed {} failed: {} (shrink: {})",
+                            r.seed,
+                            r.replay_command(),
+                            r.shrink_command()
+                        ));
                     }
                 }
                 bar.inc(1);
@@ -230,10 +241,7 @@ fn run_all(requests: Vec<RunRequest>, jobs: usize, bar: &ProgressBar) -> Result<
         }
     });
     let results = results.into_inner().expect("results");
-    results
-        .into_iter()
-        .map(|r| r.expect("every request ran").map_err(|e| Failure::Other(anyhow::anyhow!(e))))
-        .collect()
+    results.into_iter().map(|r| r.expect("every request ran").map_err(|e| Failure::Other(anyhow::anyhow!(e)))).collect()
 }
 
 fn progress(total: usize, what: &str) -> ProgressBar {
@@ -255,10 +263,8 @@ fn sweep(
     out: &std::path::Path,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    let requests: Vec<RunRequest> = scenarios
-        .iter()
-        .flat_map(|s| range.clone().map(|seed| request(s, seed, config.clone(), None)))
-        .collect();
+    let requests: Vec<RunRequest> =
+        scenarios.iter().flat_map(|s| range.clone().map(|seed| request(s, seed, config.clone(), None))).collect();
     let bar = progress(requests.len(), "sweep");
     let runs = run_all(requests, jobs, &bar)?;
     bar.finish_and_clear();
@@ -293,7 +299,11 @@ fn check_determinism(
 ) -> Result<ExitCode, Failure> {
     let requests: Vec<RunRequest> = scenarios
         .iter()
-        .flat_map(|s| range.clone().flat_map(|seed| [request(s, seed, config.clone(), None), request(s, seed, config.clone(), None)]))
+        .flat_map(|s| {
+            range
+                .clone()
+                .flat_map(|seed| [request(s, seed, config.clone(), None), request(s, seed, config.clone(), None)])
+        })
         .collect();
     let bar = progress(requests.len(), "determinism");
     let runs = run_all(requests, jobs, &bar)?;
@@ -305,7 +315,13 @@ fn check_determinism(
             mismatches += 1;
             println!(
                 "nondeterministic: {} seed {}: trace {} ({} events) then {} ({} events); replay: {}",
-                a.scenario, a.seed, a.trace_hash, a.events, b.trace_hash, b.events, a.replay_command()
+                a.scenario,
+                a.seed,
+                a.trace_hash,
+                a.events,
+                b.trace_hash,
+                b.events,
+                a.replay_command()
             );
         }
     }

@@ -53,7 +53,8 @@ pub fn bar_chart(title: &str, bars: &[(String, f64, bool)]) -> String {
             escape(label)
         );
     }
-    let _ = write!(svg, r##"<line x1="{MARGIN}" y1="{base}" x2="{}" y2="{base}" stroke="#333"/></svg>"##, WIDTH - MARGIN);
+    let _ =
+        write!(svg, r##"<line x1="{MARGIN}" y1="{base}" x2="{}" y2="{base}" stroke="#333"/></svg>"##, WIDTH - MARGIN);
     svg
 }
 
@@ -76,7 +77,13 @@ pub fn markdown(s: &Summary) -> String {
     if s.failed > 0 {
         let _ = writeln!(md, "\n## Failing seeds\n");
         for r in s.runs.iter().filter(|r| !r.passed) {
-            let _ = writeln!(md, "- seed {}: {}\n  `{}`", r.seed, r.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), r.replay_command());
+            let _ = writeln!(
+                md,
+                "- seed {}: {}\n  `{}`",
+                r.seed,
+                r.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                r.replay_command()
+            );
         }
     }
     metrics_table(s, &mut md);

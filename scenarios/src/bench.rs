@@ -23,7 +23,11 @@ pub struct Figures {
     pub metrics: BTreeMap<String, (f64, f64, f64)>,
 }
 
-pub fn measure(scenario: &'static Scenario, seeds: std::ops::Range<u64>, config: Option<&str>) -> std::io::Result<Figures> {
+pub fn measure(
+    scenario: &'static Scenario,
+    seeds: std::ops::Range<u64>,
+    config: Option<&str>,
+) -> std::io::Result<Figures> {
     let mut reports: Vec<RunReport> = Vec::new();
     for seed in seeds {
         let req = RunRequest::new(scenario, seed).with_config(config);
@@ -78,7 +82,11 @@ impl Figures {
         let _ = writeln!(out, "{} on {}: {} runs ({} failed)", self.scenario, self.engine, self.runs, self.failed);
         let _ = writeln!(out, "  simulated seconds per wall second: {:.0}", self.sim_s / wall);
         let _ = writeln!(out, "  trace events per wall second:      {:.0}", self.events as f64 / wall);
-        let _ = writeln!(out, "  wall time:                         {:.2} s for {:.0} simulated s", self.wall_s, self.sim_s);
+        let _ = writeln!(
+            out,
+            "  wall time:                         {:.2} s for {:.0} simulated s",
+            self.wall_s, self.sim_s
+        );
         match self.peak_rss_mib {
             Some(m) => {
                 let _ = writeln!(out, "  peak RSS:                          {m:.1} MiB");

@@ -22,7 +22,8 @@ pub enum ScheduleFileError {
 /// Reads a schedule from `path`.
 pub fn read(path: &Path) -> Result<Vec<Scheduled>, ScheduleFileError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ScheduleFileError::Read { path: name.clone(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ScheduleFileError::Read { path: name.clone(), source })?;
     parse(&text).map_err(|reason| ScheduleFileError::Parse { path: name, reason })
 }
 
@@ -30,9 +31,9 @@ pub fn read(path: &Path) -> Result<Vec<Scheduled>, ScheduleFileError> {
 pub fn parse(text: &str) -> Result<Vec<Scheduled>, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let list = match value {
-        Value::Object(mut report) => report
-            .remove("schedule")
-            .ok_or_else(|| "a JSON object without a `schedule` field".to_string())?,
+        Value::Object(mut report) => {
+            report.remove("schedule").ok_or_else(|| "a JSON object without a `schedule` field".to_string())?
+        }
         list => list,
     };
     serde_json::from_value(list).map_err(|e| e.to_string())

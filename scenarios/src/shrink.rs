@@ -206,8 +206,7 @@ pub fn shrink(
         }
         Ok(fails)
     };
-    let mut search =
-        Search { fails_with: &mut fails_with, runs: 1, max_runs, smallest: original.len(), progress };
+    let mut search = Search { fails_with: &mut fails_with, runs: 1, max_runs, smallest: original.len(), progress };
     let schedule = search.minimize(original.clone())?;
     let (runs, bounded) = (search.runs, search.exhausted());
     // The search only ever keeps a candidate that failed, so the last failing run is the
@@ -230,7 +229,11 @@ mod tests {
     }
 
     /// Runs the search against a predicate instead of a scenario.
-    fn minimize(original: Vec<Scheduled>, max_runs: usize, mut fails: impl FnMut(&[Scheduled]) -> bool) -> (Vec<Scheduled>, usize) {
+    fn minimize(
+        original: Vec<Scheduled>,
+        max_runs: usize,
+        mut fails: impl FnMut(&[Scheduled]) -> bool,
+    ) -> (Vec<Scheduled>, usize) {
         let mut pred = |c: &[Scheduled]| Ok(fails(c));
         let mut quiet = |_: Progress| {};
         let mut s = Search { fails_with: &mut pred, runs: 0, max_runs, smallest: original.len(), progress: &mut quiet };
@@ -248,7 +251,11 @@ mod tests {
         let (out, runs) = minimize(original, 500, needs);
         let names: Vec<Fault> = out.iter().map(|s| s.fault.clone()).collect();
         assert_eq!(names, vec![kill("n3"), kill("n11")]);
-        assert_eq!(out.iter().map(|s| s.at_ms).collect::<Vec<_>>(), vec![0, 10_000], "starts rounded to the coarsest step");
+        assert_eq!(
+            out.iter().map(|s| s.at_ms).collect::<Vec<_>>(),
+            vec![0, 10_000],
+            "starts rounded to the coarsest step"
+        );
         assert!(runs < 80, "{runs} runs");
     }
 

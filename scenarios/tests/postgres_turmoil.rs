@@ -125,7 +125,8 @@ fn two_clusters_share_a_world_and_keep_apart() {
     });
     assert_eq!(killed.len(), 1, "the role names one node: {killed:?}");
     assert!(b.is_member(&killed[0]), "pgb-primary resolved to {}, not a pgb member", killed[0]);
-    let epochs = |pg: &PgCluster| -> Vec<u64> { promoted.iter().filter(|(n, _)| pg.is_member(n)).map(|p| p.1).collect() };
+    let epochs =
+        |pg: &PgCluster| -> Vec<u64> { promoted.iter().filter(|(n, _)| pg.is_member(n)).map(|p| p.1).collect() };
     assert_eq!(epochs(&a), [1], "pga was not touched: {promoted:?}");
     assert_eq!(epochs(&b), [1, 2], "pgb failed over once: {promoted:?}");
     for (pg, client, last_epoch) in [(&a, "pga-app", 1), (&b, "pgb-app", 2)] {

@@ -6,8 +6,7 @@ use scenarios::{RunReport, RunRequest};
 
 fn run(seed: u64, config: Option<&str>) -> RunReport {
     let scenario = scenarios::find("smoke").expect("smoke is registered");
-    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config))
-        .expect("run starts");
+    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config)).expect("run starts");
     scenarios::ledger::record(&report);
     report
 }

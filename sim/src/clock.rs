@@ -42,10 +42,7 @@ impl Clock {
 
 #[allow(clippy::disallowed_methods, reason = "the real build reads the real clock by design")]
 fn real_now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn process_start_unix_ms() -> u64 {

@@ -39,20 +39,39 @@ impl Target {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
     /// Skew the targets' wall clocks to `offset_ms` from true time (NTP drift).
-    ClockSkew { target: Target, offset_ms: i64 },
+    ClockSkew {
+        target: Target,
+        offset_ms: i64,
+    },
     /// Step the targets' wall clocks by `delta_ms` (an operator or a bad NTP server).
-    ClockStep { target: Target, delta_ms: i64 },
+    ClockStep {
+        target: Target,
+        delta_ms: i64,
+    },
     /// Shape both directions between every node of `a` and every node of `b`.
-    Link { a: Target, b: Target, shape: LinkShape },
+    Link {
+        a: Target,
+        b: Target,
+        shape: LinkShape,
+    },
     /// Set disk faults (I/O errors, torn writes, corruption) on the targets.
-    Disk { target: Target, faults: DiskFaults },
+    Disk {
+        target: Target,
+        faults: DiskFaults,
+    },
     /// Freeze the targets (a long GC pause, SIGSTOP): alive, but silent.
     Pause(Target),
     Resume(Target),
     /// Cut `a` from `b` both ways.
-    Partition { a: Target, b: Target },
+    Partition {
+        a: Target,
+        b: Target,
+    },
     /// Cut traffic from `from` to `to` only.
-    PartitionOneWay { from: Target, to: Target },
+    PartitionOneWay {
+        from: Target,
+        to: Target,
+    },
     /// Cut the targets from every other node.
     Isolate(Target),
     /// Remove every partition.

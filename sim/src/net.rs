@@ -35,9 +35,10 @@ impl Directory {
     }
 
     fn addr(&self, name: &str, port: u16) -> io::Result<SocketAddr> {
-        let (ip, offset) = self.hosts.get(name).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("unknown node {name}"))
-        })?;
+        let (ip, offset) = self
+            .hosts
+            .get(name)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("unknown node {name}")))?;
         Ok(SocketAddr::new(*ip, port + offset))
     }
 
@@ -98,9 +99,7 @@ impl Net {
                 ListenerInner::Tokio(tokio::net::TcpListener::bind(any).await?, dir.clone())
             }
             #[cfg(not(madsim))]
-            Backend::Turmoil => {
-                ListenerInner::Turmoil(turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?)
-            }
+            Backend::Turmoil => ListenerInner::Turmoil(turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?),
         };
         Ok(Listener { inner, me: self.me.clone(), world: self.world.clone() })
     }

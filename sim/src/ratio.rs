@@ -184,14 +184,8 @@ mod tests {
         assert_eq!("0".parse::<Ratio>(), Ok(Ratio::NEVER));
         assert_eq!("1".parse::<Ratio>(), Ok(Ratio::ALWAYS));
         assert_eq!("1/0".parse::<Ratio>(), Err(RatioError::ZeroDenominator));
-        assert!(matches!(
-            "2/1".parse::<Ratio>(),
-            Err(RatioError::AboveOne { .. })
-        ));
-        assert!(matches!(
-            "half".parse::<Ratio>(),
-            Err(RatioError::Syntax(_))
-        ));
+        assert!(matches!("2/1".parse::<Ratio>(), Err(RatioError::AboveOne { .. })));
+        assert!(matches!("half".parse::<Ratio>(), Err(RatioError::Syntax(_))));
     }
 
     #[test]

@@ -260,9 +260,7 @@ impl FaultDriver {
             Fault::Pause(t) => self.each(t, |d, n| d.pause(ops, n)),
             Fault::Resume(t) => self.each(t, |d, n| d.resume(ops, n)),
             Fault::Partition { a, b } => self.cut(ops, &w.resolve(a), &w.resolve(b), true),
-            Fault::PartitionOneWay { from, to } => {
-                self.cut(ops, &w.resolve(from), &w.resolve(to), false)
-            }
+            Fault::PartitionOneWay { from, to } => self.cut(ops, &w.resolve(from), &w.resolve(to), false),
             Fault::Isolate(t) => {
                 let inside = w.resolve(t);
                 let outside: Vec<String> =

@@ -166,7 +166,13 @@ fn torn_writes_leave_a_tail_the_checksummed_reader_rejects() {
             }),
         );
         idle(&mut plan, &["b", "c"]);
-        plan.at(0, Fault::Disk { target: Target::node("a"), faults: DiskFaults { torn_writes: true, ..DiskFaults::default() } });
+        plan.at(
+            0,
+            Fault::Disk {
+                target: Target::node("a"),
+                faults: DiskFaults { torn_writes: true, ..DiskFaults::default() },
+            },
+        );
         plan.at(150 + seed * 7, Fault::Kill(Target::node("a")));
         let outcome = run(plan, seed);
         let bytes = outcome.world.disks.disk("a").read("wal").unwrap_or_default();

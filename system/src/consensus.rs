@@ -115,7 +115,6 @@ impl Consensus {
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
     }
-
 }
 
 struct Member {
@@ -293,18 +292,17 @@ impl Member {
     fn read_hard_state(&self) -> HardState {
         let bytes = self.ctx.disk.read(&self.hs_file()).unwrap_or_default();
         let decoded = records::decode_all(&bytes);
-        decoded
-            .records
-            .first()
-            .and_then(|r| postcard::from_bytes(r).ok())
-            .unwrap_or_default()
+        decoded.records.first().and_then(|r| postcard::from_bytes(r).ok()).unwrap_or_default()
     }
 
     fn read_log(&self) -> Vec<Entry> {
         let bytes = self.ctx.disk.read(&self.log_file()).unwrap_or_default();
         let decoded = records::decode_all(&bytes);
         if !decoded.is_clean() {
-            self.ctx.trace("consensus.log_tail_cut", json!({ "tail": format!("{:?}", decoded.tail), "valid_len": decoded.valid_len }));
+            self.ctx.trace(
+                "consensus.log_tail_cut",
+                json!({ "tail": format!("{:?}", decoded.tail), "valid_len": decoded.valid_len }),
+            );
             self.ctx.sometimes("consensus.log_tail_cut");
             // Not yet durable: a crash before the next fsync cuts the same tail again.
             let _ = self.ctx.disk.truncate(&self.log_file(), decoded.valid_len as u64);

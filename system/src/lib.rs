@@ -3,9 +3,9 @@
 
 pub mod consensus;
 pub mod kafka;
+pub mod mongo;
 pub mod objstore;
 pub mod postgres;
-pub mod mongo;
 pub mod raft;
 pub mod redis;
 pub mod rpc;

@@ -22,11 +22,7 @@ pub const MAX_FRAME: usize = 16 << 20;
 
 /// The frame format as a codec: a 4-byte little-endian length, at most [`MAX_FRAME`].
 pub fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .little_endian()
-        .max_frame_length(MAX_FRAME)
-        .new_codec()
+    LengthDelimitedCodec::builder().length_field_length(4).little_endian().max_frame_length(MAX_FRAME).new_codec()
 }
 
 /// How a message is turned into a frame's payload and back.
@@ -41,7 +37,9 @@ impl Encoding {
     pub fn encode<T: Serialize>(self, msg: &T) -> io::Result<Vec<u8>> {
         let bytes = match self {
             Encoding::Json => serde_json::to_vec(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-            Encoding::Postcard => postcard::to_stdvec(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            Encoding::Postcard => {
+                postcard::to_stdvec(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+            }
         };
         Ok(bytes)
     }
@@ -50,7 +48,9 @@ impl Encoding {
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> io::Result<T> {
         match self {
             Encoding::Json => serde_json::from_slice(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Encoding::Postcard => postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Encoding::Postcard => {
+                postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            }
         }
     }
 }

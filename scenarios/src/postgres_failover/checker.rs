@@ -126,7 +126,10 @@ fn replica_reads(h: &History, v: &mut Verdict) {
                 r.node
             ));
         } else if !committed(h, r.applied.epoch, r.applied.index, *at_ms) {
-            lines.push(format!("{} reported applying {:?} at {at_ms} ms, beyond the primary's flush", r.node, r.applied));
+            lines.push(format!(
+                "{} reported applying {:?} at {at_ms} ms, beyond the primary's flush",
+                r.node, r.applied
+            ));
         }
     }
     v.metric("replica_reads", h.reads.len() as f64);
@@ -139,7 +142,8 @@ fn replica_reads(h: &History, v: &mut Verdict) {
 /// primary, or inherited by a later primary promoted past it (records an old primary flushed
 /// while being demoted become part of its log without a flush report).
 fn committed(h: &History, epoch: u64, index: u64, at_ms: u64) -> bool {
-    index <= h.flushed_by(epoch, at_ms) || h.promotions.iter().any(|p| p.at_ms <= at_ms && p.epoch > epoch && p.index > index)
+    index <= h.flushed_by(epoch, at_ms)
+        || h.promotions.iter().any(|p| p.at_ms <= at_ms && p.epoch > epoch && p.index > index)
 }
 
 /// Liveness: failovers within a bound, commits after the heal, convergence at a healed end.
@@ -192,7 +196,11 @@ impl LivenessChecker {
                     }
                     Some((at, _)) => v.violation(
                         "liveness",
-                        format!("writes resumed {} ms after {what}, over the {} ms bound", at - f.at_ms, self.failover_bound_ms),
+                        format!(
+                            "writes resumed {} ms after {what}, over the {} ms bound",
+                            at - f.at_ms,
+                            self.failover_bound_ms
+                        ),
                     ),
                     None if f.at_ms + self.failover_bound_ms > end_ms => {}
                     None => v.violation("liveness", format!("no new primary after {what}")),
@@ -213,7 +221,9 @@ impl LivenessChecker {
         }
         match h.acks.iter().find(|a| a.at_ms > from) {
             Some(a) => v.metric("first_commit_after_heal_ms", (a.at_ms - from) as f64),
-            None => v.violation("liveness", format!("no commit acknowledged after the last heal or fault at {from} ms")),
+            None => {
+                v.violation("liveness", format!("no commit acknowledged after the last heal or fault at {from} ms"))
+            }
         }
     }
 }
@@ -229,7 +239,8 @@ fn takes_away(fault: &Fault) -> bool {
 fn back_after(h: &History, f: &AppliedFault, primary: &str, epoch: u64) -> Option<(u64, bool)> {
     let promoted = h.promotions.iter().filter(|p| p.at_ms >= f.at_ms && p.epoch > epoch).map(|p| p.at_ms).min();
     let undone = h.faults.iter().filter(|u| u.at_ms >= f.at_ms && undoes(&f.fault, u, primary)).map(|u| u.at_ms).min();
-    let rode_out = undone.and_then(|u| h.acks.iter().find(|a| a.at_ms >= u && a.node == primary && a.epoch == epoch).map(|a| a.at_ms));
+    let rode_out = undone
+        .and_then(|u| h.acks.iter().find(|a| a.at_ms >= u && a.node == primary && a.epoch == epoch).map(|a| a.at_ms));
     match (promoted, rode_out) {
         (Some(p), Some(r)) if r < p => Some((r, false)),
         (Some(p), _) => Some((p, true)),

@@ -40,13 +40,29 @@ impl OpKind {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TxnEvent {
-    Invoked { txn: String, kind: OpKind },
+    Invoked {
+        txn: String,
+        kind: OpKind,
+    },
     /// The store acknowledged it: member `node`, primary of `epoch`, wrote it at `index`.
-    Committed { txn: String, kind: OpKind, tables: Vec<Table>, node: String, epoch: u64, index: u64 },
+    Committed {
+        txn: String,
+        kind: OpKind,
+        tables: Vec<Table>,
+        node: String,
+        epoch: u64,
+        index: u64,
+    },
     /// Definitely not committed.
-    Rejected { txn: String, reason: String },
+    Rejected {
+        txn: String,
+        reason: String,
+    },
     /// Its fate is unknown.
-    Indeterminate { txn: String, reason: String },
+    Indeterminate {
+        txn: String,
+        reason: String,
+    },
 }
 
 impl Observation for TxnEvent {
@@ -130,13 +146,19 @@ impl History {
         let mut h = History::default();
         h.read_members(o, pg);
         h.read_workload(o, pg);
-        h.faults = o.faults().map(|f| AppliedFault { at_ms: f.t_ms, fault: f.value.fault, nodes: f.value.nodes }).collect();
+        h.faults =
+            o.faults().map(|f| AppliedFault { at_ms: f.t_ms, fault: f.value.fault, nodes: f.value.nodes }).collect();
         h
     }
 
     fn read_members(&mut self, o: &Observations, pg: &PgCluster) {
         for p in o.of::<Promoted>().filter(|s| pg.is_member(s.node)) {
-            self.promotions.push(Promotion { node: p.node.into(), epoch: p.value.epoch, index: p.value.index, at_ms: p.t_ms });
+            self.promotions.push(Promotion {
+                node: p.node.into(),
+                epoch: p.value.epoch,
+                index: p.value.index,
+                at_ms: p.t_ms,
+            });
         }
         for d in o.of::<Demoted>().filter(|s| pg.is_member(s.node)) {
             self.demotions.push((d.node.into(), d.value.epoch, d.t_ms));
@@ -190,11 +212,14 @@ impl History {
 
     /// When `p`'s time as primary ended (`u64::MAX`: it never did).
     fn tenure_end_ms(&self, p: &Promotion) -> u64 {
-        let demoted = self.demotions.iter().filter(|(n, e, t)| *n == p.node && *e == p.epoch && *t >= p.at_ms).map(|d| d.2);
+        let demoted =
+            self.demotions.iter().filter(|(n, e, t)| *n == p.node && *e == p.epoch && *t >= p.at_ms).map(|d| d.2);
         let died = self
             .faults
             .iter()
-            .filter(|f| f.at_ms >= p.at_ms && matches!(f.fault, Fault::Kill(_) | Fault::Restart(_)) && f.nodes.contains(&p.node))
+            .filter(|f| {
+                f.at_ms >= p.at_ms && matches!(f.fault, Fault::Kill(_) | Fault::Restart(_)) && f.nodes.contains(&p.node)
+            })
             .map(|f| f.at_ms);
         demoted.chain(died).min().unwrap_or(u64::MAX)
     }

@@ -70,7 +70,8 @@ fn lag_sync_standby(rng: &mut ChaCha8Rng, pg: &PgCluster, fault_at_ms: u64) -> S
     let start = fault_at_ms - rng.gen_range(500..2_500);
     let (a, b) = (Target::role(pg.role_primary()), Target::role(pg.role_sync_standby()));
     if rng.gen_ratio(1, 2) {
-        let shape = LinkShape { latency_ms: rng.gen_range(100..400), jitter_ms: rng.gen_range(0..100), loss: Ratio::NEVER };
+        let shape =
+            LinkShape { latency_ms: rng.gen_range(100..400), jitter_ms: rng.gen_range(0..100), loss: Ratio::NEVER };
         at(start, Fault::Link { a, b, shape })
     } else {
         at(start, Fault::PartitionOneWay { from: a, to: b })

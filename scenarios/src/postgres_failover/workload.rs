@@ -70,7 +70,11 @@ fn next_txn(
         users.push(user.clone());
         let writes = vec![
             Write::Put { table: Table::Users, key: user.clone(), value: format!("{{\"tenant\":\"t-{}\"}}", n % 5) },
-            Write::Put { table: Table::Credentials, key: user.clone(), value: format!("argon2id$h{:016x}", rng.gen::<u64>()) },
+            Write::Put {
+                table: Table::Credentials,
+                key: user.clone(),
+                value: format!("argon2id$h{:016x}", rng.gen::<u64>()),
+            },
         ];
         let checks = vec![Check::Absent { table: Table::Users, key: user }];
         return (OpKind::SignUp, Txn { id, checks, writes });
@@ -88,7 +92,11 @@ fn next_txn(
         let writes = vec![Write::Delete { table: Table::DocPermissions, key }];
         return (OpKind::Revoke, Txn { id, checks: vec![], writes });
     }
-    let writes = vec![Write::Put { table: Table::Tenants, key: format!("t-{session}-{n}"), value: "{\"plan\":\"team\"}".into() }];
+    let writes = vec![Write::Put {
+        table: Table::Tenants,
+        key: format!("t-{session}-{n}"),
+        value: "{\"plan\":\"team\"}".into(),
+    }];
     (OpKind::Tenant, Txn { id, checks: vec![], writes })
 }
 
@@ -105,6 +113,12 @@ async fn reader(mut ctx: NodeCtx, pg: PgCluster) {
         }
         let rows = rows.into_iter().map(|(k, r)| (k, r.epoch, r.index)).collect();
         ctx.sometimes("pg.replica_read");
-        ctx.observe(&ReplicaRead { node: node.clone(), applied: read.applied, rows, lag_ms: read.lag_ms, lag_records: read.lag_records });
+        ctx.observe(&ReplicaRead {
+            node: node.clone(),
+            applied: read.applied,
+            rows,
+            lag_ms: read.lag_ms,
+            lag_records: read.lag_records,
+        });
     }
 }

@@ -62,7 +62,8 @@ impl Checker for PitrChecker {
         let upto = last_at_or_before(wal.records(), SIM_EPOCH_UNIX_MS + target_ms);
         judge_stop(&restored, wal.records(), upto, target_ms, final_node, v);
         lost_commits(&h, &restored, target_ms, v);
-        let commits = wal.records().iter().take(upto as usize).filter(|r| matches!(r.body, Body::Commit { .. })).count();
+        let commits =
+            wal.records().iter().take(upto as usize).filter(|r| matches!(r.body, Body::Commit { .. })).count();
         v.metric("pitr_restored_commits", commits as f64);
         v.metric("pitr_replayed_records", restored.replayed as f64);
         v.metric("pitr_from_base_backup", if restored.base.is_some() { 1.0 } else { 0.0 });
@@ -105,9 +106,17 @@ pub(crate) fn expected_rows(records: &[WalRecord], upto: u64) -> Rows {
 
 /// Where the restore stopped against where it should have: past the target, short of it, or
 /// at the right record with the wrong rows.
-fn judge_stop(restored: &Restored, records: &[WalRecord], upto: u64, target_ms: u64, final_node: &str, v: &mut Verdict) {
+fn judge_stop(
+    restored: &Restored,
+    records: &[WalRecord],
+    upto: u64,
+    target_ms: u64,
+    final_node: &str,
+    v: &mut Verdict,
+) {
     let got = restored.position.index;
-    let commit_ms = |i: u64| records.get((i as usize).wrapping_sub(1)).map(|r| r.commit_wall_ms.saturating_sub(SIM_EPOCH_UNIX_MS));
+    let commit_ms =
+        |i: u64| records.get((i as usize).wrapping_sub(1)).map(|r| r.commit_wall_ms.saturating_sub(SIM_EPOCH_UNIX_MS));
     if got > upto {
         v.violation(
             "pitr past target",
@@ -129,7 +138,10 @@ fn judge_stop(restored: &Restored, records: &[WalRecord], upto: u64, target_ms: 
     let restored_rows: Rows =
         restored.tables.iter().map(|(t, k, r)| ((t, k.to_string()), (r.value.clone(), r.epoch, r.index))).collect();
     if let Some(diff) = first_difference(&expected, &restored_rows) {
-        v.violation("pitr mismatch", format!("restore to {target_ms} ms stopped at index {got} as it should, but {diff}"));
+        v.violation(
+            "pitr mismatch",
+            format!("restore to {target_ms} ms stopped at index {got} as it should, but {diff}"),
+        );
     }
 }
 

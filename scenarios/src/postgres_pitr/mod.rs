@@ -106,7 +106,8 @@ async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, stop: StopAt)
     let target_wall_ms = SIM_EPOCH_UNIX_MS + target_ms;
     let mut result = Err("not attempted".to_string());
     for _ in 0..3 {
-        result = system::postgres::archive::restore(&ctx.net, &store, target_wall_ms, stop).await.map_err(|e| e.to_string());
+        result =
+            system::postgres::archive::restore(&ctx.net, &store, target_wall_ms, stop).await.map_err(|e| e.to_string());
         if result.is_ok() {
             break;
         }

@@ -21,7 +21,8 @@ use crate::scenario::{Built, Scenario};
 
 pub static SCENARIO: Scenario = Scenario {
     name: "smoke",
-    about: "Raft-replicated log across 3 zones under kills, a zone kill, partitions, pauses, clock skew and torn writes",
+    about:
+        "Raft-replicated log across 3 zones under kills, a zone kill, partitions, pauses, clock skew and torn writes",
     configs: &[("planted-leak", "plants a nondeterminism leak (for testing check-determinism)")],
     sweep_must_reach: &[
         "fault.kill",
@@ -54,7 +55,8 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     }
     topology.add(CLIENT, "edge", "region-1");
     let mut plan = Plan::new(topology, DURATION_MS);
-    let members: BTreeMap<u64, String> = REPLICAS.iter().enumerate().map(|(i, r)| (i as u64 + 1, r.to_string())).collect();
+    let members: BTreeMap<u64, String> =
+        REPLICAS.iter().enumerate().map(|(i, r)| (i as u64 + 1, r.to_string())).collect();
     for (i, name) in REPLICAS.iter().enumerate() {
         let members = members.clone();
         plan.node(name, node_main(move |ctx| replica::run(ctx, i as u64 + 1, members.clone())));

@@ -66,7 +66,11 @@ fn one(rng: &mut ChaCha8Rng, at: u64) -> Vec<Scheduled> {
             (Fault::Pause(t.clone()), Fault::Resume(t))
         }
         5 => {
-            let shape = LinkShape { latency_ms: rng.gen_range(10..200), jitter_ms: rng.gen_range(0..100), loss: Ratio::new(1, rng.gen_range(5..50)) };
+            let shape = LinkShape {
+                latency_ms: rng.gen_range(10..200),
+                jitter_ms: rng.gen_range(0..100),
+                loss: Ratio::new(1, rng.gen_range(5..50)),
+            };
             let (a, b) = (Target::zone(pick(rng, &ZONES)), Target::All);
             (Fault::Link { a: a.clone(), b: b.clone(), shape }, Fault::Link { a, b, shape: LinkShape::default() })
         }

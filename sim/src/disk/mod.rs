@@ -135,8 +135,7 @@ impl From<RealDisk> for Disk {
 /// Names are flat so that the simulated and real disks agree on what a name means,
 /// and so that no name can escape a real disk's directory.
 pub(crate) fn check_name(name: &str) -> io::Result<()> {
-    let bad =
-        name.is_empty() || name == "." || name.contains("..") || name.contains(['/', '\\', '\0']);
+    let bad = name.is_empty() || name == "." || name.contains("..") || name.contains(['/', '\\', '\0']);
     if bad {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -179,19 +178,10 @@ mod tests {
 
         disk.remove("a").unwrap();
         assert!(!disk.exists("a"));
-        assert_eq!(
-            disk.remove("a").unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
+        assert_eq!(disk.remove("a").unwrap_err().kind(), io::ErrorKind::NotFound);
         assert_eq!(disk.sync("a").await.unwrap_err().kind(), io::ErrorKind::NotFound);
-        assert_eq!(
-            disk.rename("a", "z").unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(
-            disk.truncate("a", 0).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
+        assert_eq!(disk.rename("a", "z").unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(disk.truncate("a", 0).unwrap_err().kind(), io::ErrorKind::NotFound);
         assert_eq!(disk.list().unwrap(), vec!["b.log"]);
 
         for bad in ["", ".", "..", "../x", "a/b", "/etc", "x..y", "a\\b"] {

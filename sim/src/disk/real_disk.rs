@@ -43,18 +43,12 @@ impl RealDisk {
     /// sync is durable along with its content.
     pub fn sync(&self, file: &str) -> io::Result<()> {
         // Write access: Windows refuses to flush a read-only handle.
-        OpenOptions::new()
-            .write(true)
-            .open(self.path(file)?)?
-            .sync_all()?;
+        OpenOptions::new().write(true).open(self.path(file)?)?.sync_all()?;
         self.sync_dir()
     }
 
     pub fn truncate(&self, file: &str, len: u64) -> io::Result<()> {
-        OpenOptions::new()
-            .write(true)
-            .open(self.path(file)?)?
-            .set_len(len)
+        OpenOptions::new().write(true).open(self.path(file)?)?.set_len(len)
     }
 
     /// The directory is synced so the rename is durable when this returns, as the

@@ -73,11 +73,7 @@ pub fn encode(payload: &[u8]) -> Vec<u8> {
 /// # Panics
 /// As [`encode`].
 pub fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) {
-    assert!(
-        payload.len() <= MAX_RECORD_LEN,
-        "record of {} bytes is over MAX_RECORD_LEN",
-        payload.len()
-    );
+    assert!(payload.len() <= MAX_RECORD_LEN, "record of {} bytes is over MAX_RECORD_LEN", payload.len());
     let len = payload.len() as u32;
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&checksum(len, payload).to_le_bytes());
@@ -99,11 +95,7 @@ pub fn decode_all(bytes: &[u8]) -> Decoded {
             }
         }
     };
-    Decoded {
-        records,
-        valid_len: offset,
-        tail,
-    }
+    Decoded { records, valid_len: offset, tail }
 }
 
 enum Step<'a> {
@@ -193,11 +185,7 @@ mod tests {
             let good = ends.iter().filter(|&&e| e > 0 && e <= cut).count();
             assert_eq!(d.records.len(), good, "cut {cut}");
             assert_eq!(d.valid_len, ends[good]);
-            let expected = if ends.contains(&cut) {
-                Tail::Clean
-            } else {
-                Tail::Torn { offset: ends[good] }
-            };
+            let expected = if ends.contains(&cut) { Tail::Clean } else { Tail::Torn { offset: ends[good] } };
             assert_eq!(d.tail, expected, "cut {cut}");
         }
     }

@@ -123,23 +123,15 @@ enum Durable {
 
 impl DiskFarm {
     pub fn new(seed: u64) -> Self {
-        let farm = Farm {
-            seed,
-            nodes: BTreeMap::new(),
-        };
-        DiskFarm {
-            inner: Arc::new(Mutex::new(farm)),
-        }
+        let farm = Farm { seed, nodes: BTreeMap::new() };
+        DiskFarm { inner: Arc::new(Mutex::new(farm)) }
     }
 
     /// The node's disk, created empty on first use; the same name always gets the
     /// same storage.
     pub fn disk(&self, node: &str) -> SimDisk {
         self.with_node(node, |_| ());
-        SimDisk {
-            farm: self.clone(),
-            node: node.into(),
-        }
+        SimDisk { farm: self.clone(), node: node.into() }
     }
 
     /// Can be set before the node first uses its disk, and changed at any time.
@@ -158,10 +150,7 @@ impl DiskFarm {
     /// never damaged by a crash.
     pub fn crash(&self, node: &str) -> CrashReport {
         let files = self.with_node(node, NodeDisk::crash);
-        CrashReport {
-            node: node.to_owned(),
-            files,
-        }
+        CrashReport { node: node.to_owned(), files }
     }
 
     /// Latent sector damage: flips every bit of block `block_index` of the file, in
@@ -172,9 +161,7 @@ impl DiskFarm {
         };
         self.with_node(node, |disk| {
             let range = start..start.saturating_add(BLOCK_SIZE);
-            disk.files
-                .get_mut(file)
-                .is_some_and(|f| f.flip(range, 0xff))
+            disk.files.get_mut(file).is_some_and(|f| f.flip(range, 0xff))
         })
     }
 
@@ -192,10 +179,7 @@ impl DiskFarm {
         // other disk down with it; the state itself is never left half-updated.
         let mut farm = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let seed = farm.seed;
-        let disk = farm
-            .nodes
-            .entry(node.to_owned())
-            .or_insert_with(|| NodeDisk::new(seed, node));
+        let disk = farm.nodes.entry(node.to_owned()).or_insert_with(|| NodeDisk::new(seed, node));
         f(disk)
     }
 }
@@ -262,8 +246,7 @@ impl SimDisk {
     }
 
     pub fn truncate(&self, file: &str, len: u64) -> io::Result<()> {
-        let len = usize::try_from(len)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
+        let len = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
         self.op(&[file], |disk| {
             let f = disk.file(file)?;
             if matches!(f.durable, Durable::Prefix(n) if len < n) {
@@ -295,19 +278,12 @@ impl SimDisk {
 
     /// Draws no fault: it cannot report one.
     pub fn exists(&self, file: &str) -> bool {
-        check_name(file).is_ok()
-            && self
-                .farm
-                .with_node(&self.node, |disk| disk.files.contains_key(file))
+        check_name(file).is_ok() && self.farm.with_node(&self.node, |disk| disk.files.contains_key(file))
     }
 
     /// Bad names are refused before any fault is drawn, so they do not shift the
     /// disk's random stream.
-    fn op<R>(
-        &self,
-        names: &[&str],
-        f: impl FnOnce(&mut NodeDisk) -> io::Result<R>,
-    ) -> io::Result<R> {
+    fn op<R>(&self, names: &[&str], f: impl FnOnce(&mut NodeDisk) -> io::Result<R>) -> io::Result<R> {
         names.iter().try_for_each(|name| check_name(name))?;
         self.farm.with_node(&self.node, |disk| {
             disk.inject_error()?;
@@ -413,20 +389,10 @@ impl SimFile {
 }
 
 /// Brings one file to its after-crash state; `None` if it had nothing unsynced.
-fn crash_file(
-    name: &str,
-    file: &mut SimFile,
-    torn_writes: bool,
-    rng: &mut ChaCha8Rng,
-) -> Option<FileCrash> {
+fn crash_file(name: &str, file: &mut SimFile, torn_writes: bool, rng: &mut ChaCha8Rng) -> Option<FileCrash> {
     let before = file.current.len();
-    let mut loss = FileCrash {
-        file: name.to_owned(),
-        lost_bytes: before as u64,
-        kept_bytes: 0,
-        torn: false,
-        vanished: false,
-    };
+    let mut loss =
+        FileCrash { file: name.to_owned(), lost_bytes: before as u64, kept_bytes: 0, torn: false, vanished: false };
     let Some(durable) = file.durable_bytes() else {
         loss.vanished = true;
         return Some(loss);
@@ -514,9 +480,7 @@ fn pick_byte(len: usize, rng: &mut ChaCha8Rng) -> usize {
 fn node_seed(seed: u64, node: &str) -> u64 {
     let seed = seed.to_le_bytes();
     let bytes = b"disk\0".iter().chain(&seed).chain(node.as_bytes());
-    bytes.fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 fn not_found(file: &str) -> io::Error {
@@ -547,13 +511,7 @@ mod tests {
         disk.append("wal", b"+lost").unwrap();
         let report = farm.crash("n1");
         assert_eq!(disk.read("wal").unwrap(), b"synced");
-        let expected = FileCrash {
-            file: "wal".into(),
-            lost_bytes: 5,
-            kept_bytes: 0,
-            torn: false,
-            vanished: false,
-        };
+        let expected = FileCrash { file: "wal".into(), lost_bytes: 5, kept_bytes: 0, torn: false, vanished: false };
         assert_eq!(report.files, vec![expected]);
         assert!(!report.any_torn());
     }
@@ -662,10 +620,7 @@ mod tests {
         disk.sync("f").unwrap();
         disk.read("f").unwrap();
         let stats = disk.farm.stats("n1");
-        assert_eq!(
-            (stats.bytes_written, stats.syncs, stats.bytes_read),
-            (5, 1, 3)
-        );
+        assert_eq!((stats.bytes_written, stats.syncs, stats.bytes_read), (5, 1, 3));
     }
 
     /// Every fallible op, each leaving the disk as it was if it fails.
@@ -686,13 +641,7 @@ mod tests {
     fn io_error_always_fails_every_op() {
         let (farm, disk) = plain();
         disk.write("f", b"x").unwrap();
-        farm.set_faults(
-            "n1",
-            DiskFaults {
-                io_error: Ratio::ALWAYS,
-                ..DiskFaults::default()
-            },
-        );
+        farm.set_faults("n1", DiskFaults { io_error: Ratio::ALWAYS, ..DiskFaults::default() });
         for result in all_ops(&disk) {
             let err = result.unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::Other);
@@ -716,10 +665,7 @@ mod tests {
 
     fn failure_pattern(seed: u64, busy_neighbour: bool) -> Vec<bool> {
         let farm = DiskFarm::new(seed);
-        let faults = DiskFaults {
-            io_error: Ratio::new(1, 4),
-            ..DiskFaults::default()
-        };
+        let faults = DiskFaults { io_error: Ratio::new(1, 4), ..DiskFaults::default() };
         farm.set_faults("n1", faults.clone());
         farm.set_faults("n2", faults);
         (0..200)
@@ -748,19 +694,9 @@ mod tests {
         let original = vec![0x55u8; 2000];
         disk.write("f", &original).unwrap();
         disk.sync("f").unwrap();
-        farm.set_faults(
-            "n1",
-            DiskFaults {
-                read_corruption: Ratio::ALWAYS,
-                ..DiskFaults::default()
-            },
-        );
+        farm.set_faults("n1", DiskFaults { read_corruption: Ratio::ALWAYS, ..DiskFaults::default() });
         let damaged = disk.read("f").unwrap();
-        let diffs = original
-            .iter()
-            .zip(&damaged)
-            .filter(|(a, b)| a != b)
-            .count();
+        let diffs = original.iter().zip(&damaged).filter(|(a, b)| a != b).count();
         assert_eq!(diffs, 1);
         farm.set_faults("n1", DiskFaults::default());
         assert_eq!(disk.read("f").unwrap(), damaged);
@@ -802,13 +738,7 @@ mod tests {
     /// Appends records of assorted sizes, syncs part way, appends more, crashes.
     fn torn_run(seed: u64) -> TornRun {
         let farm = DiskFarm::new(seed);
-        farm.set_faults(
-            "n1",
-            DiskFaults {
-                torn_writes: true,
-                ..DiskFaults::default()
-            },
-        );
+        farm.set_faults("n1", DiskFaults { torn_writes: true, ..DiskFaults::default() });
         let disk = farm.disk("n1");
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let written: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; rng.gen_range(0..300)]).collect();
@@ -824,13 +754,7 @@ mod tests {
         }
         let report = farm.crash("n1");
         let bytes = disk.read("wal").unwrap_or_default();
-        TornRun {
-            report,
-            bytes,
-            written,
-            synced_records,
-            synced_len,
-        }
+        TornRun { report, bytes, written, synced_records, synced_len }
     }
 
     #[test]
@@ -877,10 +801,7 @@ mod tests {
             let synced = rng.gen_range(0..len);
             let tear = tear(&current, synced, &mut rng);
             assert!(tear.content.len() >= synced && tear.content.len() <= len);
-            assert_eq!(
-                tear.content[..synced + tear.kept],
-                current[..synced + tear.kept]
-            );
+            assert_eq!(tear.content[..synced + tear.kept], current[..synced + tear.kept]);
         }
     }
 
@@ -891,10 +812,7 @@ mod tests {
         for _ in 0..500 {
             seen.insert(pick_cut(100, 1600, &mut rng));
         }
-        assert_eq!(
-            seen.into_iter().collect::<Vec<_>>(),
-            [100, 512, 1024, 1536, 1600]
-        );
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), [100, 512, 1024, 1536, 1600]);
     }
 
     #[test]

@@ -37,4 +37,3 @@ pub async fn ping(ctx: &NodeCtx, to: &str) -> Option<u64> {
     tokio::time::timeout(Duration::from_secs(1), attempt).await.ok()??;
     Some(start.elapsed().as_millis() as u64)
 }
-

@@ -134,7 +134,8 @@ impl Router {
         // mongod closed while it sat in the pool may be sent again on a fresh one.
         options.retry_stale_once = true;
         let channel = Channel::new(&mut ctx, options);
-        let inner = Inner { ctx: Mutex::new(ctx), channel, config_set, config_hosts, settings, state: Mutex::default() };
+        let inner =
+            Inner { ctx: Mutex::new(ctx), channel, config_set, config_hosts, settings, state: Mutex::default() };
         Router { inner: Arc::new(inner) }
     }
 

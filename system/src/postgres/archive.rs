@@ -83,7 +83,12 @@ fn end_of(history: &[(u64, u64)], epoch: u64) -> u64 {
 /// Archived segments as `(writer epoch, first, last)`.
 async fn segments(store: &ObjClient) -> io::Result<Vec<(u64, u64, u64)>> {
     let keys = store.list("wal.").await?;
-    Ok(keys.iter().filter_map(|k| key_numbers(k, "wal.")).filter(|n| n.len() == 3).map(|n| (n[0], n[1], n[2])).collect())
+    Ok(keys
+        .iter()
+        .filter_map(|k| key_numbers(k, "wal."))
+        .filter(|n| n.len() == 3)
+        .map(|n| (n[0], n[1], n[2]))
+        .collect())
 }
 
 /// How far the archive covers `history`'s timeline from index 1 without a gap.
@@ -152,7 +157,12 @@ impl Node {
                 return Err(io::Error::other("generation ended"));
             }
             let commit_wall_ms = member.wal().get(member.flushed()).map_or(0, |r| r.commit_wall_ms);
-            BaseBackup { position: member.position(), history: member.wal().history(), commit_wall_ms, tables: member.visible().clone() }
+            BaseBackup {
+                position: member.position(),
+                history: member.wal().history(),
+                commit_wall_ms,
+                tables: member.visible().clone(),
+            }
         };
         let key = base_key(backup.position, backup.commit_wall_ms);
         store.put(&key, &serde_json::to_vec(&backup).expect("backups serialize")).await?;
@@ -274,7 +284,11 @@ mod tests {
         assert_eq!(key_numbers(&k, "wal."), Some(vec![2, 41, 70]));
         let b = base_key(Position { epoch: 3, index: 9 }, 1_767_225_600_123);
         assert_eq!(key_numbers(&b, "base."), Some(vec![3, 9, 1_767_225_600_123]));
-        assert!(crate::objstore::valid_key(&k) && crate::objstore::valid_key(&b) && crate::objstore::valid_key(&history_key(1)));
+        assert!(
+            crate::objstore::valid_key(&k)
+                && crate::objstore::valid_key(&b)
+                && crate::objstore::valid_key(&history_key(1))
+        );
         assert_eq!(end_of(&[(1, 1), (3, 50)], 1), 50);
         assert_eq!(end_of(&[(1, 1), (3, 50)], 3), u64::MAX);
     }

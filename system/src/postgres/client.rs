@@ -24,7 +24,11 @@ const REPLY: Duration = Duration::from_secs(2);
 /// What happened to a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Executed {
-    Committed { node: String, epoch: u64, index: u64 },
+    Committed {
+        node: String,
+        epoch: u64,
+        index: u64,
+    },
     /// Definitely not committed (a check failed, or no primary could be found in time).
     Rejected(String),
     /// Sent, but no answer that settles it.
@@ -38,7 +42,10 @@ pub struct PgClient {
 }
 
 fn options() -> ChannelOptions {
-    ChannelOptions { connect_timeout_ms: CONNECT.as_millis() as u64, ..ChannelOptions::new(CLIENT_PORT, Encoding::Json) }
+    ChannelOptions {
+        connect_timeout_ms: CONNECT.as_millis() as u64,
+        ..ChannelOptions::new(CLIENT_PORT, Encoding::Json)
+    }
 }
 
 impl PgClient {
@@ -67,7 +74,10 @@ impl PgClient {
             };
             let req = Request::Execute { epoch: Some(epoch), txn: txn.clone() };
             let answer = self.channel.call(&leader, &req, CONNECT + REPLY).await;
-            if !matches!(answer, Ok(Response::Committed { .. } | Response::Rejected { .. } | Response::Indeterminate { .. })) {
+            if !matches!(
+                answer,
+                Ok(Response::Committed { .. } | Response::Rejected { .. } | Response::Indeterminate { .. })
+            ) {
                 self.leader = None;
             }
             match answer {
@@ -76,7 +86,9 @@ impl PgClient {
                 Ok(Response::NotPrimary { .. }) => tokio::time::sleep(Duration::from_millis(50)).await,
                 Ok(Response::Indeterminate { reason }) => return Executed::Indeterminate(reason),
                 Ok(other) => return Executed::Indeterminate(format!("unexpected answer {other:?}")),
-                Err(RpcError::Connect(_) | RpcError::BackingOff) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(RpcError::Connect(_) | RpcError::BackingOff) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
                 // A cached connection the server had already closed: nothing reached it.
                 Err(RpcError::Unsent(_)) => {}
                 Err(RpcError::TimedOut) => return Executed::Indeterminate("no answer in time".into()),

@@ -106,7 +106,8 @@ fn apply_entry(applied: &Mutex<Applied>, entry: &raft::Entry) {
             let outcome = a.state.apply(&cmd);
             if outcome == Outcome::Done && matches!(cmd, Command::Acquire { .. } | Command::Renew { .. }) {
                 // Every applied acquisition or renewal restarts the lease on this node's clock.
-                a.lease_deadline = a.state.lease().map(|(e, r, ttl)| ((e, r), Instant::now() + Duration::from_millis(ttl)));
+                a.lease_deadline =
+                    a.state.lease().map(|(e, r, ttl)| ((e, r), Instant::now() + Duration::from_millis(ttl)));
             }
             outcome
         }
@@ -156,15 +157,12 @@ async fn serve(ctx: NodeCtx, consensus: Consensus, applied: Arc<Mutex<Applied>>,
     ctx.trace("dcs.serve_failed", json!({ "port": DCS_CLIENT_PORT, "error": error.to_string() }));
 }
 
-async fn handle(
-    consensus: &Consensus,
-    applied: &Mutex<Applied>,
-    moved: &Notify,
-    req: DcsRequest,
-) -> DcsResponse {
+async fn handle(consensus: &Consensus, applied: &Mutex<Applied>, moved: &Notify, req: DcsRequest) -> DcsResponse {
     let status = consensus.status();
     match req {
-        DcsRequest::Read if status.role == Some(Role::Leader) => DcsResponse::View { view: lock(applied).state.view().clone() },
+        DcsRequest::Read if status.role == Some(Role::Leader) => {
+            DcsResponse::View { view: lock(applied).state.view().clone() }
+        }
         DcsRequest::Read => DcsResponse::NotLeader { leader: status.leader },
         DcsRequest::Write { cmd: Command::Expire { .. } } => {
             DcsResponse::Unavailable { reason: "expiry is the DCS leader's own decision".into() }

@@ -114,7 +114,13 @@ impl Manager {
     }
 
     /// One HA cycle. `view` is None when the DCS could not be read within `retry_timeout`.
-    pub fn cycle(&mut self, now_ms: u64, view: Option<&ClusterView>, local: &Local, peers: &[MemberStatus]) -> Vec<Action> {
+    pub fn cycle(
+        &mut self,
+        now_ms: u64,
+        view: Option<&ClusterView>,
+        local: &Local,
+        peers: &[MemberStatus],
+    ) -> Vec<Action> {
         let primary_epoch = match local.role {
             LocalRole::Primary { epoch } => Some(epoch),
             LocalRole::Standby { .. } => None,
@@ -173,11 +179,21 @@ mod tests {
     }
 
     fn standby(position: (u64, u64)) -> Local {
-        Local { role: LocalRole::Standby { following: None }, position: Position { epoch: position.0, index: position.1 }, damaged: false }
+        Local {
+            role: LocalRole::Standby { following: None },
+            position: Position { epoch: position.0, index: position.1 },
+            damaged: false,
+        }
     }
 
     fn peer(name: &str, role: MemberRole, position: (u64, u64)) -> MemberStatus {
-        MemberStatus { name: name.into(), role, epoch: 1, position: Position { epoch: position.0, index: position.1 }, damaged: false }
+        MemberStatus {
+            name: name.into(),
+            role,
+            epoch: 1,
+            position: Position { epoch: position.0, index: position.1 },
+            damaged: false,
+        }
     }
 
     #[test]
@@ -221,7 +237,10 @@ mod tests {
         assert_eq!(a.cycle(0, Some(&v), &standby((0, 0)), &peers), vec![Action::Acquire]);
         assert_eq!(b.cycle(0, Some(&v), &standby((0, 0)), &peers), vec![]);
         let held = view(Some(("a", 1)), Some("a"), None);
-        assert_eq!(b.cycle(0, Some(&held), &standby((0, 0)), &peers), vec![Action::Follow { leader: "a".into(), epoch: 1 }]);
+        assert_eq!(
+            b.cycle(0, Some(&held), &standby((0, 0)), &peers),
+            vec![Action::Follow { leader: "a".into(), epoch: 1 }]
+        );
         // A member holding the key without being primary gives it back.
         assert_eq!(a.cycle(0, Some(&held), &standby((1, 1)), &peers), vec![Action::Release { epoch: 1 }]);
     }

@@ -29,7 +29,9 @@ use super::dcs::{ClusterView, Command, Outcome};
 use super::dcs_client::DcsClient;
 use super::manager::{Action as HaAction, LocalRole, Manager, Timing};
 use super::member::{Action, Input, Member, MemberConfig, Observed};
-use super::protocol::{MemberRequest, MemberStatus, Replication, Request, Response, CLIENT_PORT, MEMBER_PORT, REPLICATION_PORT};
+use super::protocol::{
+    MemberRequest, MemberStatus, Replication, Request, Response, CLIENT_PORT, MEMBER_PORT, REPLICATION_PORT,
+};
 use super::wal::{read_segments, Cut, LoadTail, Wal};
 use crate::rpc::{self, Answer, ChannelOptions, DialOptions, Dialer, Encoding, Listen};
 
@@ -184,7 +186,9 @@ impl Node {
                         later.push(Action::Close { reason: format!("cutting the WAL: {e}"), refused: false });
                     }
                 }
-                Action::Sync { .. } | Action::Send(_) | Action::Close { .. } | Action::WriteSync { .. } => later.push(action),
+                Action::Sync { .. } | Action::Send(_) | Action::Close { .. } | Action::WriteSync { .. } => {
+                    later.push(action)
+                }
                 other => self.perform(other),
             }
         }
@@ -225,7 +229,12 @@ impl Node {
             Action::Sometimes(what) => self.ctx.sometimes(what),
             Action::WakeHa => self.wake.notify_one(),
             Action::FlushMoved => self.flushed_moved.notify_waiters(),
-            Action::Append { .. } | Action::Cut(_) | Action::Sync { .. } | Action::Send(_) | Action::Close { .. } | Action::WriteSync { .. } => {
+            Action::Append { .. }
+            | Action::Cut(_)
+            | Action::Sync { .. }
+            | Action::Send(_)
+            | Action::Close { .. }
+            | Action::WriteSync { .. } => {
                 unreachable!("handled by the step")
             }
         }
@@ -249,7 +258,10 @@ impl Node {
                     let failed = !matches!(report, Input::Synced { .. });
                     let after = self.step(report);
                     if failed {
-                        return Finished { sends, ended: Some(Ended { reason: "fsync failed".into(), refused: false }) };
+                        return Finished {
+                            sends,
+                            ended: Some(Ended { reason: "fsync failed".into(), refused: false }),
+                        };
                     }
                     for a in after.into_iter().rev() {
                         queue.push_front(a);
@@ -318,7 +330,8 @@ impl Node {
         // What survived is made durable before anything is built on it.
         let last = loaded.wal.last_index();
         self.sync_files(&loaded.wal.segments_for(1, last)).await?;
-        self.ctx.trace("pg.reloaded", json!({ "why": why, "last_index": last, "tail": loaded.tail, "damaged": damaged }));
+        self.ctx
+            .trace("pg.reloaded", json!({ "why": why, "last_index": last, "tail": loaded.tail, "damaged": damaged }));
         let installed = self.finish(self.step(Input::Loaded { gen, wal: loaded.wal, damaged })).await;
         installed.result().map(drop).map_err(Ended::into_io)
     }
@@ -450,7 +463,13 @@ impl Node {
         let options = ChannelOptions::new(MEMBER_PORT, Encoding::Json);
         let mut out = Vec::new();
         for m in self.config.members.iter().filter(|m| *m != self.name()) {
-            let asked = rpc::call_once::<_, MemberStatus>(&self.ctx.net, m, &options, &MemberRequest::Status, MEMBER_POLL_TIMEOUT);
+            let asked = rpc::call_once::<_, MemberStatus>(
+                &self.ctx.net,
+                m,
+                &options,
+                &MemberRequest::Status,
+                MEMBER_POLL_TIMEOUT,
+            );
             match asked.await {
                 Ok(status) if status.name == *m => out.push(status),
                 _ => {}
@@ -480,7 +499,9 @@ impl Node {
     async fn answer(self: Arc<Self>, req: Request) -> Response {
         match req {
             Request::Execute { epoch, txn } => self.execute(epoch, txn).await,
-            Request::Get { table, key } => self.read(|t| t.get(table, &key).map(|r| vec![(key.clone(), r.clone())]).unwrap_or_default()),
+            Request::Get { table, key } => {
+                self.read(|t| t.get(table, &key).map(|r| vec![(key.clone(), r.clone())]).unwrap_or_default())
+            }
             Request::Scan { table, prefix, limit } => self.read(|t| t.scan(table, &prefix, limit)),
         }
     }

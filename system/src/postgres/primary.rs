@@ -23,7 +23,10 @@ impl Node {
         let gen = self.stop(None, "promote");
         self.finish(self.step(Input::FlushReceived { gen })).await.result().map_err(Ended::into_io)?;
         let wall_ms = self.ctx.clock.wall_ms();
-        self.finish(self.step(Input::Promote { gen, epoch, fence_ms, wall_ms })).await.result().map_err(Ended::into_io)?;
+        self.finish(self.step(Input::Promote { gen, epoch, fence_ms, wall_ms }))
+            .await
+            .result()
+            .map_err(Ended::into_io)?;
         let member = self.lock();
         if member.generation() != gen || member.primary_epoch() != Some(epoch) {
             return Err(io::Error::other("role changed while promoting"));

@@ -18,26 +18,50 @@ pub const MEMBER_PORT: u16 = 8008;
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     /// Commit `txn` if this node is the primary of `epoch` (any epoch when None).
-    Execute { epoch: Option<u64>, txn: Txn },
-    Get { table: Table, key: String },
-    Scan { table: Table, prefix: String, limit: usize },
+    Execute {
+        epoch: Option<u64>,
+        txn: Txn,
+    },
+    Get {
+        table: Table,
+        key: String,
+    },
+    Scan {
+        table: Table,
+        prefix: String,
+        limit: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     /// Durable at the level the transaction's tables require.
-    Committed { epoch: u64, index: u64 },
+    Committed {
+        epoch: u64,
+        index: u64,
+    },
     /// Definitely not committed: a check failed or the request was invalid.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
     /// Definitely not committed: this node is not the primary (of that epoch); retry elsewhere.
-    NotPrimary { leader: Option<String> },
+    NotPrimary {
+        leader: Option<String>,
+    },
     /// Written to the WAL but not acknowledged (demoted or an I/O error while waiting): it may
     /// or may not survive.
-    Indeterminate { reason: String },
-    Rows { rows: Vec<(String, Row)>, read: ReadInfo },
+    Indeterminate {
+        reason: String,
+    },
+    Rows {
+        rows: Vec<(String, Row)>,
+        read: ReadInfo,
+    },
     /// This node refuses reads (its WAL is damaged and not yet repaired from a peer).
-    Unavailable { reason: String },
+    Unavailable {
+        reason: String,
+    },
 }
 
 /// Where a read was served and how stale it may be.
@@ -58,18 +82,36 @@ pub struct ReadInfo {
 #[serde(rename_all = "snake_case")]
 pub enum Replication {
     /// Standby → primary: who I am and where my log ends.
-    Hello { name: String, zone: String, position: Position },
+    Hello {
+        name: String,
+        zone: String,
+        position: Position,
+    },
     /// Primary → standby: my timeline, for the standby to find its rewind point.
-    Welcome { epoch: u64, history: History, last_index: u64 },
+    Welcome {
+        epoch: u64,
+        history: History,
+        last_index: u64,
+    },
     /// Primary → standby: I am not the primary (of a timeline you may follow).
     NotPrimary,
     /// Standby → primary: stream from this index on.
-    Start { from: u64 },
+    Start {
+        from: u64,
+    },
     /// Primary → standby: flushed records, and the primary's flush position and wall clock.
-    Records { records: Vec<WalRecord>, primary_flushed: u64 },
-    Keepalive { primary_flushed: u64 },
+    Records {
+        records: Vec<WalRecord>,
+        primary_flushed: u64,
+    },
+    Keepalive {
+        primary_flushed: u64,
+    },
     /// Standby → primary: flushed and applied positions (`pg_stat_replication`).
-    Feedback { flushed: u64, applied: u64 },
+    Feedback {
+        flushed: u64,
+        applied: u64,
+    },
 }
 
 /// The role a member reports on its API.

@@ -35,7 +35,10 @@ pub enum SyncState {
     Local,
     /// Changing to `to` (None: to no standby): acknowledgements wait until the change is in
     /// the DCS; `to` must first flush everything up to `barrier`.
-    Switching { to: Option<String>, barrier: u64 },
+    Switching {
+        to: Option<String>,
+        barrier: u64,
+    },
     Standby(String),
 }
 
@@ -76,7 +79,13 @@ impl SyncRep {
     }
 
     /// Registers waiter `id` for the commit at `index`; true if it may be acknowledged at once.
-    pub fn wait(&mut self, index: u64, id: u64, local_flushed: u64, standbys: &BTreeMap<String, StandbyProgress>) -> bool {
+    pub fn wait(
+        &mut self,
+        index: u64,
+        id: u64,
+        local_flushed: u64,
+        standbys: &BTreeMap<String, StandbyProgress>,
+    ) -> bool {
         if index <= self.ackable(local_flushed, standbys) {
             return true;
         }
@@ -192,7 +201,8 @@ mod tests {
     #[test]
     fn acks_follow_the_standby_flush_and_a_silent_standby_is_replaced() {
         let mut s = SyncRep::new(3_000);
-        let mut standbys = BTreeMap::from([("b".to_string(), progress("z2", 5, 0)), ("c".to_string(), progress("z3", 4, 0))]);
+        let mut standbys =
+            BTreeMap::from([("b".to_string(), progress("z2", 5, 0)), ("c".to_string(), progress("z3", 4, 0))]);
         let change = s.maintain(0, "z1", 5, &standbys).unwrap();
         s.committed(&change);
         assert_eq!(s.standby(), Some("b"));

@@ -49,10 +49,18 @@ pub fn rewind_point(log: &Wal, history: &[(u64, u64)], primary_last: u64) -> u64
 
 /// Whether `records` continue a log ending at `after` on the primary's timeline: consecutive
 /// indexes, epochs never decreasing nor past the primary's, each the one its history assigns.
-pub fn check_follows(after: Position, records: &[WalRecord], primary: u64, history: &[(u64, u64)]) -> Result<(), Divergence> {
+pub fn check_follows(
+    after: Position,
+    records: &[WalRecord],
+    primary: u64,
+    history: &[(u64, u64)],
+) -> Result<(), Divergence> {
     let mut expect = after;
     for r in records {
-        let fits = r.index == expect.index + 1 && r.epoch >= expect.epoch && r.epoch <= primary && r.epoch == epoch_at(history, r.index);
+        let fits = r.index == expect.index + 1
+            && r.epoch >= expect.epoch
+            && r.epoch <= primary
+            && r.epoch == epoch_at(history, r.index);
         if !fits {
             return Err(Divergence::DoesNotFollow { index: r.index, epoch: r.epoch, after: expect });
         }
@@ -67,7 +75,12 @@ mod tests {
     use crate::postgres::wal::Body;
 
     fn rec(index: u64, epoch: u64) -> WalRecord {
-        WalRecord { index, epoch, commit_wall_ms: index, body: Body::Commit { txn: format!("t{index}"), writes: vec![] } }
+        WalRecord {
+            index,
+            epoch,
+            commit_wall_ms: index,
+            body: Body::Commit { txn: format!("t{index}"), writes: vec![] },
+        }
     }
 
     fn pos(epoch: u64, index: u64) -> Position {
@@ -81,13 +94,21 @@ mod tests {
         let cases: Vec<(&str, Checked, Checked)> = vec![
             ("primary on the followed timeline", check_primary(2, 2, &history), Ok(())),
             ("primary newer than followed", check_primary(1, 2, &history), Ok(())),
-            ("stale primary", check_primary(3, 2, &history), Err(Divergence::StalePrimary { primary: 2, following: 3 })),
+            (
+                "stale primary",
+                check_primary(3, 2, &history),
+                Err(Divergence::StalePrimary { primary: 2, following: 3 }),
+            ),
             (
                 "history of another timeline",
                 check_primary(2, 2, &[(1, 1)]),
                 Err(Divergence::MalformedHistory { primary: 2, history: vec![(1, 1)] }),
             ),
-            ("records that continue", check_follows(pos(1, 3), &[rec(4, 1), rec(5, 2), rec(6, 2)], 2, &history), Ok(())),
+            (
+                "records that continue",
+                check_follows(pos(1, 3), &[rec(4, 1), rec(5, 2), rec(6, 2)], 2, &history),
+                Ok(()),
+            ),
             (
                 "a gap",
                 check_follows(pos(1, 3), &[rec(5, 2)], 2, &history),

@@ -49,7 +49,10 @@ pub fn read_segments(disk: &Disk) -> io::Result<Vec<(u64, Vec<u8>)>> {
 pub enum Body {
     /// First record of timeline `epoch` (epoch 1: the cluster's bootstrap).
     Promote,
-    Commit { txn: String, writes: Vec<Write> },
+    Commit {
+        txn: String,
+        writes: Vec<Write>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -350,7 +353,12 @@ mod tests {
     fn segments_roll_over_and_cuts_remove_whole_segments() {
         let big = "x".repeat(3_000);
         let recs: Vec<WalRecord> = (1..=40)
-            .map(|i| WalRecord { index: i, epoch: 1, commit_wall_ms: i, body: Body::Commit { txn: big.clone(), writes: vec![] } })
+            .map(|i| WalRecord {
+                index: i,
+                epoch: 1,
+                commit_wall_ms: i,
+                body: Body::Commit { txn: big.clone(), writes: vec![] },
+            })
             .collect();
         let (wal, files) = log(recs);
         assert!(files.len() >= 3, "{} segments", files.len());

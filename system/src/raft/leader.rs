@@ -20,11 +20,7 @@ enum Send {
 
 impl Raft {
     pub(super) fn become_leader(&mut self) {
-        assert_eq!(
-            self.role,
-            Role::Candidate,
-            "only a candidate can become leader"
-        );
+        assert_eq!(self.role, Role::Candidate, "only a candidate can become leader");
         tracing::debug!(id = self.cfg.id, term = self.term, "raft: leader");
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
@@ -32,12 +28,7 @@ impl Raft {
         self.election_elapsed = 0;
         self.transfer = None;
         let next = self.log.last_index() + 1;
-        self.progress = self
-            .cfg
-            .voters
-            .iter()
-            .map(|&v| (v, Progress::new(next)))
-            .collect();
+        self.progress = self.cfg.voters.iter().map(|&v| (v, Progress::new(next))).collect();
         // Our voters just answered us; count them as heard from for check-quorum.
         for (v, granted) in self.take_votes() {
             if let Some(p) = self.progress.get_mut(&v) {
@@ -56,29 +47,19 @@ impl Raft {
         if let Some(t) = self.transfer.as_mut() {
             t.elapsed += 1;
             if t.elapsed >= self.cfg.election_timeout_ticks {
-                tracing::debug!(
-                    id = self.cfg.id,
-                    to = t.to,
-                    "raft: leadership transfer timed out"
-                );
+                tracing::debug!(id = self.cfg.id, to = t.to, "raft: leadership transfer timed out");
                 self.transfer = None;
             }
         }
         if self.election_elapsed >= self.cfg.election_timeout_ticks {
             self.election_elapsed = 0;
             if self.cfg.check_quorum && !self.quorum_active() {
-                tracing::debug!(
-                    id = self.cfg.id,
-                    term = self.term,
-                    "raft: lost quorum, stepping down"
-                );
+                tracing::debug!(id = self.cfg.id, term = self.term, "raft: lost quorum, stepping down");
                 self.become_follower(self.term, None);
                 return;
             }
             let me = self.cfg.id;
-            self.progress
-                .iter_mut()
-                .for_each(|(&v, p)| p.recent_active = v == me);
+            self.progress.iter_mut().for_each(|(&v, p)| p.recent_active = v == me);
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
@@ -88,11 +69,7 @@ impl Raft {
 
     fn quorum_active(&self) -> bool {
         let me = self.cfg.id;
-        let active = self
-            .progress
-            .iter()
-            .filter(|(&v, p)| v == me || p.recent_active)
-            .count();
+        let active = self.progress.iter().filter(|(&v, p)| v == me || p.recent_active).count();
         active >= quorum::majority(self.cfg.voters.len())
     }
 
@@ -101,15 +78,11 @@ impl Raft {
     /// index *and* term (a different term there means it was overwritten: retry).
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
         if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader_hint: self.leader,
-            });
+            return Err(NotLeader { leader_hint: self.leader });
         }
         if let Some(t) = self.transfer {
             // The target may be mid-election; new entries would only delay it.
-            return Err(NotLeader {
-                leader_hint: Some(t.to),
-            });
+            return Err(NotLeader { leader_hint: Some(t.to) });
         }
         let index = self.append_own(data);
         self.bcast_append(Send::Data);
@@ -119,16 +92,9 @@ impl Raft {
 
     fn append_own(&mut self, data: Vec<u8>) -> u64 {
         let index = self.log.last_index() + 1;
-        self.log.append(Entry {
-            term: self.term,
-            index,
-            data,
-        });
+        self.log.append(Entry { term: self.term, index, data });
         let me = self.cfg.id;
-        self.progress
-            .get_mut(&me)
-            .expect("leader has own progress")
-            .maybe_update(index);
+        self.progress.get_mut(&me).expect("leader has own progress").maybe_update(index);
         // A single-voter cluster commits on its own append.
         self.maybe_commit();
         index
@@ -150,26 +116,14 @@ impl Raft {
             }
             let (next, state) = (pr.next, pr.state);
             let prev_index = next - 1;
-            let prev_term = self
-                .log
-                .term(prev_index)
-                .expect("follower next within leader log");
+            let prev_term = self.log.term(prev_index).expect("follower next within leader log");
             let entries = self.log.slice_from(next, max).to_vec();
             if entries.is_empty() && how == Send::Data {
                 return;
             }
             let sent = entries.len() as u64;
             let leader_commit = self.log.committed();
-            self.send(
-                to,
-                Message::Append {
-                    term: self.term,
-                    prev_index,
-                    prev_term,
-                    entries,
-                    leader_commit,
-                },
-            );
+            self.send(to, Message::Append { term: self.term, prev_index, prev_term, entries, leader_commit });
             let pr = self.progress.get_mut(&to).expect("peer progress");
             match state {
                 ProgressState::Probe => {
@@ -194,10 +148,7 @@ impl Raft {
         hint_index: u64,
         hint_term: u64,
     ) {
-        let pr = self
-            .progress
-            .get_mut(&from)
-            .expect("leader tracks every voter");
+        let pr = self.progress.get_mut(&from).expect("leader tracks every voter");
         pr.recent_active = true;
         if !success {
             let match_hint = self.log.find_conflict_by_term(hint_index, hint_term);
@@ -208,10 +159,7 @@ impl Raft {
             }
             return;
         }
-        assert!(
-            index <= self.log.last_index(),
-            "follower {from} acked {index} beyond our log end"
-        );
+        assert!(index <= self.log.last_index(), "follower {from} acked {index} beyond our log end");
         let was_probe = pr.state == ProgressState::Probe;
         let was_paused = pr.paused();
         let advanced = pr.maybe_update(index);
@@ -246,14 +194,9 @@ impl Raft {
     /// at once. Gives up after an election timeout (e.g. if `to` has priority 0 or is
     /// unreachable). Panics if `to` is not a voter.
     pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), NotLeader> {
-        assert!(
-            self.cfg.voters.contains(&to),
-            "transfer to unknown node {to}"
-        );
+        assert!(self.cfg.voters.contains(&to), "transfer to unknown node {to}");
         if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader_hint: self.leader,
-            });
+            return Err(NotLeader { leader_hint: self.leader });
         }
         if to == self.cfg.id {
             self.transfer = None;

@@ -26,36 +26,16 @@ impl RaftLog {
     /// a gap, a wrong index or decreasing terms means the storage is corrupt.
     pub fn new(entries: Vec<Entry>, committed: u64, applied: u64) -> Self {
         for (i, e) in entries.iter().enumerate() {
-            assert_eq!(
-                e.index,
-                i as u64 + 1,
-                "persisted log is not contiguous from 1"
-            );
+            assert_eq!(e.index, i as u64 + 1, "persisted log is not contiguous from 1");
             assert!(e.term > 0, "entry {} has term 0", e.index);
             if i > 0 {
-                assert!(
-                    e.term >= entries[i - 1].term,
-                    "terms decrease at {}",
-                    e.index
-                );
+                assert!(e.term >= entries[i - 1].term, "terms decrease at {}", e.index);
             }
         }
         let last = entries.len() as u64;
-        assert!(
-            committed <= last,
-            "hard state commit {committed} beyond persisted log end {last}"
-        );
-        assert!(
-            applied <= committed,
-            "applied {applied} beyond commit {committed}"
-        );
-        RaftLog {
-            entries,
-            committed,
-            applied,
-            unstable_from: None,
-            persisted_last: last,
-        }
+        assert!(committed <= last, "hard state commit {committed} beyond persisted log end {last}");
+        assert!(applied <= committed, "applied {applied} beyond commit {committed}");
+        RaftLog { entries, committed, applied, unstable_from: None, persisted_last: last }
     }
 
     pub fn last_index(&self) -> u64 {
@@ -100,8 +80,7 @@ impl RaftLog {
 
     /// Raft §5.4.1: a candidate's log is at least as up-to-date as ours.
     pub fn is_up_to_date(&self, last_index: u64, last_term: u64) -> bool {
-        last_term > self.last_term()
-            || (last_term == self.last_term() && last_index >= self.last_index())
+        last_term > self.last_term() || (last_term == self.last_term() && last_index >= self.last_index())
     }
 
     /// Largest index `<= index` whose term is `<= term` (0 if none). Entries above it
@@ -117,15 +96,8 @@ impl RaftLog {
 
     /// Leader-side append of a new entry at the end of the log.
     pub fn append(&mut self, entry: Entry) {
-        assert_eq!(
-            entry.index,
-            self.last_index() + 1,
-            "leader append not at log end"
-        );
-        assert!(
-            entry.term >= self.last_term(),
-            "leader append with an older term"
-        );
+        assert_eq!(entry.index, self.last_index() + 1, "leader append not at log end");
+        assert!(entry.term >= self.last_term(), "leader append with an older term");
         self.mark_unstable(entry.index);
         self.entries.push(entry);
     }
@@ -134,21 +106,12 @@ impl RaftLog {
     /// does not contain that entry; otherwise keeps matching entries, truncates at the
     /// first conflict, appends the rest and returns the last index known to match the
     /// leader (`prev_index + entries.len()`, which can be below our last index).
-    pub fn maybe_append(
-        &mut self,
-        prev_index: u64,
-        prev_term: u64,
-        entries: &[Entry],
-    ) -> Option<u64> {
+    pub fn maybe_append(&mut self, prev_index: u64, prev_term: u64, entries: &[Entry]) -> Option<u64> {
         if !self.matches(prev_index, prev_term) {
             return None;
         }
         for (i, e) in entries.iter().enumerate() {
-            assert_eq!(
-                e.index,
-                prev_index + 1 + i as u64,
-                "append entries not contiguous"
-            );
+            assert_eq!(e.index, prev_index + 1 + i as u64, "append entries not contiguous");
         }
         let first_new = entries.iter().position(|e| !self.matches(e.index, e.term));
         if let Some(pos) = first_new {
@@ -161,15 +124,8 @@ impl RaftLog {
         let first = entries[0].index;
         // Committed entries are on a majority and in every future leader's log; a
         // leader asking us to overwrite one means safety is already broken.
-        assert!(
-            first > self.committed,
-            "truncating committed entry {first} (commit {})",
-            self.committed
-        );
-        assert!(
-            first <= self.last_index() + 1,
-            "append leaves a gap at {first}"
-        );
+        assert!(first > self.committed, "truncating committed entry {first} (commit {})", self.committed);
+        assert!(first <= self.last_index() + 1, "append leaves a gap at {first}");
         assert!(
             entries[0].term >= self.term(first - 1).expect("prev exists"),
             "overwriting with a term older than its predecessor"
@@ -186,11 +142,7 @@ impl RaftLog {
     /// Commit index only moves forward; lower values are stale information.
     pub fn commit_to(&mut self, index: u64) {
         if index > self.committed {
-            assert!(
-                index <= self.last_index(),
-                "commit {index} beyond last index {}",
-                self.last_index()
-            );
+            assert!(index <= self.last_index(), "commit {index} beyond last index {}", self.last_index());
             self.committed = index;
         }
     }

@@ -22,32 +22,16 @@ pub enum Message {
     },
     /// Answer to `RequestVote`. A granted pre-vote echoes the request's (future) term; a
     /// refusal carries the voter's own term so a stale candidate can catch up.
-    Vote {
-        term: u64,
-        granted: bool,
-        pre_vote: bool,
-    },
+    Vote { term: u64, granted: bool, pre_vote: bool },
     /// Replicate `entries` (possibly none: a heartbeat) after `(prev_index, prev_term)`.
-    Append {
-        term: u64,
-        prev_index: u64,
-        prev_term: u64,
-        entries: Vec<Entry>,
-        leader_commit: u64,
-    },
+    Append { term: u64, prev_index: u64, prev_term: u64, entries: Vec<Entry>, leader_commit: u64 },
     /// Answer to `Append`.
     ///
     /// On success `index` is the highest index known to match the leader's log
     /// (`prev_index + entries.len()`). On rejection `index` is the rejected `prev_index`,
     /// and `(hint_index, hint_term)` is the follower's last entry that may still match:
     /// the largest index `<= prev_index` whose term is `<= prev_term`.
-    AppendResp {
-        term: u64,
-        success: bool,
-        index: u64,
-        hint_index: u64,
-        hint_term: u64,
-    },
+    AppendResp { term: u64, success: bool, index: u64, hint_index: u64, hint_term: u64 },
     /// Leadership transfer: the leader tells an up-to-date follower to campaign now.
     TimeoutNow { term: u64 },
 }

@@ -116,11 +116,7 @@ impl Raft {
         &self.cfg
     }
     pub fn hard_state(&self) -> HardState {
-        HardState {
-            term: self.term,
-            voted_for: self.voted_for,
-            commit: self.log.committed(),
-        }
+        HardState { term: self.term, voted_for: self.voted_for, commit: self.log.committed() }
     }
     /// Leader only: the highest index known to be replicated on `peer`.
     pub fn match_index(&self, peer: NodeId) -> Option<u64> {
@@ -151,13 +147,7 @@ impl Raft {
         });
         let (truncate_from, entries) = self.log.take_unstable();
         let committed = self.log.take_committed();
-        Ready {
-            hard_state,
-            truncate_from,
-            entries,
-            messages: std::mem::take(&mut self.msgs),
-            committed,
-        }
+        Ready { hard_state, truncate_from, entries, messages: std::mem::take(&mut self.msgs), committed }
     }
 
     // ---- timers ----------------------------------------------------------------
@@ -196,11 +186,7 @@ impl Raft {
     // ---- role transitions ------------------------------------------------------
 
     pub(super) fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
-        assert!(
-            term >= self.term,
-            "term going backwards: {} -> {term}",
-            self.term
-        );
+        assert!(term >= self.term, "term going backwards: {} -> {term}", self.term);
         if term > self.term {
             self.term = term;
             self.voted_for = None;
@@ -246,13 +232,7 @@ impl Raft {
         self.votes.insert(self.cfg.id, true);
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for to in self.peers() {
-            let msg = Message::RequestVote {
-                term,
-                last_log_index,
-                last_log_term,
-                pre_vote,
-                leader_transfer,
-            };
+            let msg = Message::RequestVote { term, last_log_index, last_log_term, pre_vote, leader_transfer };
             self.send(to, msg);
         }
         self.check_election_result();
@@ -272,11 +252,7 @@ impl Raft {
     /// Feeds one inbound message from `from`.
     pub fn step(&mut self, from: NodeId, msg: Message) {
         if from == self.cfg.id || !self.cfg.voters.contains(&from) {
-            tracing::trace!(
-                id = self.cfg.id,
-                from,
-                "raft: message from a non-voter dropped"
-            );
+            tracing::trace!(id = self.cfg.id, from, "raft: message from a non-voter dropped");
             return;
         }
         let mterm = msg.term();
@@ -294,24 +270,14 @@ impl Raft {
     /// Handles a message carrying a newer term. Returns false if it must be ignored.
     fn observe_higher_term(&mut self, from: NodeId, msg: &Message) -> bool {
         match *msg {
-            Message::RequestVote {
-                leader_transfer, ..
-            } if !leader_transfer && self.in_lease() => {
-                tracing::trace!(
-                    id = self.cfg.id,
-                    from,
-                    "raft: vote request ignored, leader lease"
-                );
+            Message::RequestVote { leader_transfer, .. } if !leader_transfer && self.in_lease() => {
+                tracing::trace!(id = self.cfg.id, from, "raft: vote request ignored, leader lease");
                 return false;
             }
             // A pre-vote request does not change anybody's term ...
             Message::RequestVote { pre_vote: true, .. } => {}
             // ... and a granted pre-vote echoes the term we are about to campaign in.
-            Message::Vote {
-                pre_vote: true,
-                granted: true,
-                ..
-            } => {}
+            Message::Vote { pre_vote: true, granted: true, .. } => {}
             ref m if m.is_from_leader() => self.become_follower(m.term(), Some(from)),
             ref m => self.become_follower(m.term(), None),
         }
@@ -324,73 +290,33 @@ impl Raft {
         let term = self.term;
         match *msg {
             Message::Append { .. } | Message::TimeoutNow { .. } => {
-                let resp = Message::AppendResp {
-                    term,
-                    success: false,
-                    index: 0,
-                    hint_index: 0,
-                    hint_term: 0,
-                };
+                let resp = Message::AppendResp { term, success: false, index: 0, hint_index: 0, hint_term: 0 };
                 self.send(from, resp);
             }
-            Message::RequestVote { pre_vote, .. } => self.send(
-                from,
-                Message::Vote {
-                    term,
-                    granted: false,
-                    pre_vote,
-                },
-            ),
+            Message::RequestVote { pre_vote, .. } => self.send(from, Message::Vote { term, granted: false, pre_vote }),
             Message::Vote { .. } | Message::AppendResp { .. } => {}
         }
     }
 
     fn dispatch(&mut self, from: NodeId, msg: Message) {
         match msg {
-            Message::RequestVote {
-                term,
-                last_log_index,
-                last_log_term,
-                pre_vote,
-                ..
-            } => self.handle_request_vote(from, term, last_log_index, last_log_term, pre_vote),
-            Message::Vote {
-                granted,
-                pre_vote,
-                term,
-            } => self.handle_vote(from, term, granted, pre_vote),
-            Message::Append {
-                prev_index,
-                prev_term,
-                entries,
-                leader_commit,
-                ..
-            } => {
+            Message::RequestVote { term, last_log_index, last_log_term, pre_vote, .. } => {
+                self.handle_request_vote(from, term, last_log_index, last_log_term, pre_vote)
+            }
+            Message::Vote { granted, pre_vote, term } => self.handle_vote(from, term, granted, pre_vote),
+            Message::Append { prev_index, prev_term, entries, leader_commit, .. } => {
                 if self.role == Role::Leader {
-                    panic!(
-                        "node {} got Append from {from} while leading term {}: two leaders",
-                        self.cfg.id, self.term
-                    );
+                    panic!("node {} got Append from {from} while leading term {}: two leaders", self.cfg.id, self.term);
                 }
                 if let Some(l) = self.leader {
-                    assert_eq!(
-                        l, from,
-                        "node {}: two leaders in term {}",
-                        self.cfg.id, self.term
-                    );
+                    assert_eq!(l, from, "node {}: two leaders in term {}", self.cfg.id, self.term);
                 }
                 if self.role != Role::Follower || self.leader != Some(from) {
                     self.become_follower(self.term, Some(from));
                 }
                 self.handle_append(from, prev_index, prev_term, &entries, leader_commit);
             }
-            Message::AppendResp {
-                success,
-                index,
-                hint_index,
-                hint_term,
-                ..
-            } => {
+            Message::AppendResp { success, index, hint_index, hint_term, .. } => {
                 if self.role == Role::Leader {
                     self.handle_append_resp(from, success, index, hint_index, hint_term);
                 }
@@ -404,14 +330,7 @@ impl Raft {
         }
     }
 
-    fn handle_request_vote(
-        &mut self,
-        from: NodeId,
-        mterm: u64,
-        last_index: u64,
-        last_term: u64,
-        pre_vote: bool,
-    ) {
+    fn handle_request_vote(&mut self, from: NodeId, mterm: u64, last_index: u64, last_term: u64, pre_vote: bool) {
         let can_vote = if pre_vote {
             // A pre-vote is a hypothetical question about a future term.
             mterm > self.term
@@ -425,19 +344,8 @@ impl Raft {
             // Granting a vote is a reason to wait for that candidate rather than compete.
             self.reset_election_timer();
         }
-        let term = if granted && pre_vote {
-            mterm
-        } else {
-            self.term
-        };
-        self.send(
-            from,
-            Message::Vote {
-                term,
-                granted,
-                pre_vote,
-            },
-        );
+        let term = if granted && pre_vote { mterm } else { self.term };
+        self.send(from, Message::Vote { term, granted, pre_vote });
     }
 
     fn handle_vote(&mut self, from: NodeId, mterm: u64, granted: bool, pre_vote: bool) {
@@ -453,14 +361,7 @@ impl Raft {
         self.check_election_result();
     }
 
-    fn handle_append(
-        &mut self,
-        from: NodeId,
-        prev_index: u64,
-        prev_term: u64,
-        entries: &[Entry],
-        leader_commit: u64,
-    ) {
+    fn handle_append(&mut self, from: NodeId, prev_index: u64, prev_term: u64, entries: &[Entry], leader_commit: u64) {
         // The leader is alive; keep the current randomized timeout, just restart it.
         self.election_elapsed = 0;
         let term = self.term;
@@ -469,24 +370,12 @@ impl Raft {
                 // Only what is known to match the leader may be committed: entries past
                 // `last_new` could still be a stale tail from an older term.
                 self.log.commit_to(leader_commit.min(last_new));
-                Message::AppendResp {
-                    term,
-                    success: true,
-                    index: last_new,
-                    hint_index: 0,
-                    hint_term: 0,
-                }
+                Message::AppendResp { term, success: true, index: last_new, hint_index: 0, hint_term: 0 }
             }
             None => {
                 let hint_index = self.log.find_conflict_by_term(prev_index, prev_term);
                 let hint_term = self.log.term(hint_index).expect("hint within log");
-                Message::AppendResp {
-                    term,
-                    success: false,
-                    index: prev_index,
-                    hint_index,
-                    hint_term,
-                }
+                Message::AppendResp { term, success: false, index: prev_index, hint_index, hint_term }
             }
         };
         self.send(from, resp);
@@ -504,91 +393,39 @@ impl Raft {
     }
 
     pub(super) fn peers(&self) -> Vec<NodeId> {
-        self.cfg
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.cfg.id)
-            .collect()
+        self.cfg.voters.iter().copied().filter(|&v| v != self.cfg.id).collect()
     }
 
     /// Cheap structural invariants, checked after every input.
     pub(super) fn check_invariants(&self) {
         let id = self.cfg.id;
-        assert!(
-            self.log.committed() <= self.log.last_index(),
-            "node {id}: commit beyond log end"
-        );
-        assert!(
-            self.log.last_term() <= self.term,
-            "node {id}: log term {} > term {}",
-            self.log.last_term(),
-            self.term
-        );
+        assert!(self.log.committed() <= self.log.last_index(), "node {id}: commit beyond log end");
+        assert!(self.log.last_term() <= self.term, "node {id}: log term {} > term {}", self.log.last_term(), self.term);
         match self.role {
             Role::Leader => {
-                assert_eq!(
-                    self.leader,
-                    Some(id),
-                    "node {id}: leader does not know itself"
-                );
-                assert_eq!(
-                    self.voted_for,
-                    Some(id),
-                    "node {id}: leader did not vote for itself"
-                );
-                debug_assert_eq!(
-                    self.progress[&id].matched,
-                    self.log.last_index(),
-                    "node {id}: own progress"
-                );
+                assert_eq!(self.leader, Some(id), "node {id}: leader does not know itself");
+                assert_eq!(self.voted_for, Some(id), "node {id}: leader did not vote for itself");
+                debug_assert_eq!(self.progress[&id].matched, self.log.last_index(), "node {id}: own progress");
             }
-            Role::Candidate => assert_eq!(
-                self.voted_for,
-                Some(id),
-                "node {id}: candidate did not vote for itself"
-            ),
-            Role::PreCandidate => assert!(
-                self.leader.is_none(),
-                "node {id}: pre-candidate with a leader"
-            ),
-            Role::Follower => assert!(
-                self.progress.is_empty(),
-                "node {id}: follower with progress"
-            ),
+            Role::Candidate => assert_eq!(self.voted_for, Some(id), "node {id}: candidate did not vote for itself"),
+            Role::PreCandidate => assert!(self.leader.is_none(), "node {id}: pre-candidate with a leader"),
+            Role::Follower => assert!(self.progress.is_empty(), "node {id}: follower with progress"),
         }
         if let Some(l) = self.leader {
-            debug_assert!(
-                l == id || self.role == Role::Follower,
-                "node {id}: knows leader {l} but is {:?}",
-                self.role
-            );
+            debug_assert!(l == id || self.role == Role::Follower, "node {id}: knows leader {l} but is {:?}", self.role);
         }
     }
 }
 
 fn validate_config(c: &Config) {
-    assert!(
-        c.voters.contains(&c.id),
-        "voters must include this node ({})",
-        c.id
-    );
+    assert!(c.voters.contains(&c.id), "voters must include this node ({})", c.id);
     let mut sorted = c.voters.clone();
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), c.voters.len(), "duplicate voter ids");
-    assert!(
-        c.election_timeout_ticks >= 1,
-        "election timeout must be at least one tick"
-    );
-    assert!(
-        c.heartbeat_ticks >= 1,
-        "heartbeat interval must be at least one tick"
-    );
-    assert!(
-        c.max_entries_per_msg >= 1,
-        "max_entries_per_msg must be at least 1"
-    );
+    assert!(c.election_timeout_ticks >= 1, "election timeout must be at least one tick");
+    assert!(c.heartbeat_ticks >= 1, "heartbeat interval must be at least one tick");
+    assert!(c.max_entries_per_msg >= 1, "max_entries_per_msg must be at least 1");
 }
 
 /// Persisted hard state may only move forward: a node votes at most once per term and
@@ -598,8 +435,5 @@ fn check_hard_state_transition(old: &HardState, new: &HardState) {
     if new.term == old.term && old.voted_for.is_some() {
         assert_eq!(new.voted_for, old.voted_for, "changed vote within a term");
     }
-    assert!(
-        new.commit >= old.commit,
-        "commit decreased: {old:?} -> {new:?}"
-    );
+    assert!(new.commit >= old.commit, "commit decreased: {old:?} -> {new:?}");
 }

@@ -26,13 +26,7 @@ pub(super) struct Progress {
 
 impl Progress {
     pub fn new(next: u64) -> Self {
-        Progress {
-            matched: 0,
-            next,
-            state: ProgressState::Probe,
-            probe_sent: false,
-            recent_active: false,
-        }
+        Progress { matched: 0, next, state: ProgressState::Probe, probe_sent: false, recent_active: false }
     }
 
     pub fn paused(&self) -> bool {
@@ -75,12 +69,7 @@ impl Progress {
         // Never below what is known to match; never above the rejected position.
         self.next = rejected.min(match_hint + 1).max(self.matched + 1);
         self.probe_sent = false;
-        debug_assert!(
-            self.next > self.matched,
-            "next {} <= matched {}",
-            self.next,
-            self.matched
-        );
+        debug_assert!(self.next > self.matched, "next {} <= matched {}", self.next, self.matched);
         true
     }
 }

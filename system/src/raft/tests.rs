@@ -19,45 +19,27 @@ pub(super) struct Storage {
 impl Storage {
     pub fn persist(&mut self, rd: &Ready) {
         if let Some(t) = rd.truncate_from {
-            assert!(
-                t >= 1 && t <= self.log.len() as u64,
-                "truncate_from {t} outside persisted log"
-            );
+            assert!(t >= 1 && t <= self.log.len() as u64, "truncate_from {t} outside persisted log");
             self.log.truncate(t as usize - 1);
         }
         if let Some(first) = rd.entries.first() {
-            assert_eq!(
-                first.index,
-                self.log.len() as u64 + 1,
-                "Ready entries leave a gap"
-            );
+            assert_eq!(first.index, self.log.len() as u64 + 1, "Ready entries leave a gap");
         }
         self.log.extend(rd.entries.iter().cloned());
         if let Some(hs) = rd.hard_state {
             self.hs = hs;
         }
-        assert!(
-            self.hs.commit <= self.log.len() as u64,
-            "persisted commit beyond persisted log"
-        );
+        assert!(self.hs.commit <= self.log.len() as u64, "persisted commit beyond persisted log");
     }
 }
 
 fn ent(index: u64, term: u64) -> Entry {
-    Entry {
-        term,
-        index,
-        data: format!("{index}@{term}").into_bytes(),
-    }
+    Entry { term, index, data: format!("{index}@{term}").into_bytes() }
 }
 
 /// A log whose entry `i + 1` has term `terms[i]`.
 fn log_of(terms: &[u64]) -> Vec<Entry> {
-    terms
-        .iter()
-        .enumerate()
-        .map(|(i, &t)| ent(i as u64 + 1, t))
-        .collect()
+    terms.iter().enumerate().map(|(i, &t)| ent(i as u64 + 1, t)).collect()
 }
 
 fn terms_of(log: &[Entry]) -> Vec<u64> {
@@ -69,11 +51,7 @@ fn config(id: NodeId, n: u64) -> Config {
 }
 
 fn hs(term: u64, voted_for: Option<NodeId>, commit: u64) -> HardState {
-    HardState {
-        term,
-        voted_for,
-        commit,
-    }
+    HardState { term, voted_for, commit }
 }
 
 /// Steps `msg` into `r` and returns the messages it produced.
@@ -102,9 +80,7 @@ struct Sim {
 
 impl Sim {
     fn new(n: u64, tweak: impl Fn(&mut Config)) -> Sim {
-        let logs = (1..=n)
-            .map(|_| (HardState::default(), Vec::new()))
-            .collect();
+        let logs = (1..=n).map(|_| (HardState::default(), Vec::new())).collect();
         Sim::with_state(n, logs, tweak)
     }
 
@@ -123,13 +99,7 @@ impl Sim {
             let id = i as u64 + 1;
             let mut c = config(id, n);
             tweak(&mut c);
-            sim.stores.insert(
-                id,
-                Storage {
-                    hs: h,
-                    log: log.clone(),
-                },
-            );
+            sim.stores.insert(id, Storage { hs: h, log: log.clone() });
             sim.nodes.insert(id, Raft::new(c, h, log, id));
             sim.applied.insert(id, Vec::new());
         }
@@ -198,11 +168,7 @@ impl Sim {
     fn elect(&mut self, id: NodeId) {
         self.node_mut(id).campaign();
         self.deliver();
-        assert_eq!(
-            self.node(id).role(),
-            Role::Leader,
-            "node {id} failed to win"
-        );
+        assert_eq!(self.node(id).role(), Role::Leader, "node {id} failed to win");
     }
 
     /// Whatever any node applied at an index, every other node applied the same there.
@@ -215,11 +181,7 @@ impl Sim {
     }
 
     fn leaders(&self) -> Vec<NodeId> {
-        self.nodes
-            .values()
-            .filter(|r| r.role() == Role::Leader)
-            .map(Raft::id)
-            .collect()
+        self.nodes.values().filter(|r| r.role() == Role::Leader).map(Raft::id).collect()
     }
 
     fn restart(&mut self, id: NodeId, tweak: impl Fn(&mut Config)) {
@@ -236,31 +198,16 @@ impl Sim {
 #[test]
 fn election_by_timeout_with_majority() {
     // (cluster size, pre_vote)
-    for (n, pre_vote) in [
-        (1, false),
-        (1, true),
-        (2, true),
-        (3, false),
-        (3, true),
-        (4, true),
-        (5, false),
-        (5, true),
-    ] {
+    for (n, pre_vote) in [(1, false), (1, true), (2, true), (3, false), (3, true), (4, true), (5, false), (5, true)] {
         let mut sim = Sim::new(n, |c| c.pre_vote = pre_vote);
         let mut ticks = 0;
         while sim.leaders().is_empty() {
             sim.node_mut(1).tick(); // only node 1's clock runs, so it must be the one to win
             sim.deliver();
             ticks += 1;
-            assert!(
-                ticks < 20,
-                "n={n} pre_vote={pre_vote}: no election within 2x timeout"
-            );
+            assert!(ticks < 20, "n={n} pre_vote={pre_vote}: no election within 2x timeout");
         }
-        assert!(
-            ticks >= 10,
-            "n={n}: campaigned after {ticks} ticks, before the minimum timeout"
-        );
+        assert!(ticks >= 10, "n={n}: campaigned after {ticks} ticks, before the minimum timeout");
         assert_eq!(sim.leaders(), vec![1], "n={n} pre_vote={pre_vote}");
         for r in sim.nodes.values() {
             assert_eq!(r.term(), 1, "pre-vote must not burn a term");
@@ -330,44 +277,23 @@ fn one_vote_per_term_survives_restart() {
         pre_vote: false,
         leader_transfer: false,
     };
-    let granted =
-        |out: &[(NodeId, Message)]| matches!(out, [(_, Message::Vote { granted: true, .. })]);
+    let granted = |out: &[(NodeId, Message)]| matches!(out, [(_, Message::Vote { granted: true, .. })]);
     let mut r = Raft::new(config(1, 3), HardState::default(), Vec::new(), 1);
     assert!(granted(&step_collect(&mut r, 2, req(5))));
     let persisted = r.hard_state();
     assert_eq!(persisted, hs(5, Some(2), 0));
-    assert!(
-        !granted(&step_collect(&mut r, 3, req(5))),
-        "second vote in term 5"
-    );
-    assert!(
-        granted(&step_collect(&mut r, 2, req(5))),
-        "repeating the same vote is fine"
-    );
+    assert!(!granted(&step_collect(&mut r, 3, req(5))), "second vote in term 5");
+    assert!(granted(&step_collect(&mut r, 2, req(5))), "repeating the same vote is fine");
     // After a crash the vote is still remembered.
     let mut r = Raft::new(config(1, 3), persisted, Vec::new(), 2);
-    assert!(
-        !granted(&step_collect(&mut r, 3, req(5))),
-        "voted twice after restart"
-    );
-    assert!(
-        granted(&step_collect(&mut r, 3, req(6))),
-        "a new term allows a new vote"
-    );
+    assert!(!granted(&step_collect(&mut r, 3, req(5))), "voted twice after restart");
+    assert!(granted(&step_collect(&mut r, 3, req(6))), "a new term allows a new vote");
 }
 
 #[test]
 fn priority_zero_never_leads() {
     // Node 1 has priority 0; it must never campaign, even when told to by a transfer.
-    let mut lone = Raft::new(
-        Config {
-            priority: 0,
-            ..config(1, 1)
-        },
-        HardState::default(),
-        Vec::new(),
-        3,
-    );
+    let mut lone = Raft::new(Config { priority: 0, ..config(1, 1) }, HardState::default(), Vec::new(), 3);
     for _ in 0..1000 {
         lone.tick();
     }
@@ -377,10 +303,7 @@ fn priority_zero_never_leads() {
     let mut sim = Sim::new(3, |c| c.priority = if c.id == 1 { 0 } else { 1 });
     for round in 0..20 {
         sim.tick_all(25);
-        assert!(
-            !sim.leaders().contains(&1),
-            "round {round}: priority-0 node leads"
-        );
+        assert!(!sim.leaders().contains(&1), "round {round}: priority-0 node leads");
         if let Some(&l) = sim.leaders().first() {
             // Transfer to node 1 is ignored by node 1 and times out; knock out the
             // leader so the others must elect again.
@@ -399,12 +322,9 @@ fn pre_vote_prevents_disruption_by_rejoining_node() {
     // (pre_vote, check_quorum, leader survives the rejoin). Without pre-vote the isolated
     // node inflates its term; check_quorum's lease makes the others ignore its votes,
     // but the leader still learns the higher term from its heartbeat and steps down.
-    for (pre_vote, check_quorum, survives) in [
-        (true, true, true),
-        (true, false, true),
-        (false, true, false),
-        (false, false, false),
-    ] {
+    for (pre_vote, check_quorum, survives) in
+        [(true, true, true), (true, false, true), (false, true, false), (false, false, false)]
+    {
         let mut sim = Sim::new(3, |c| {
             c.pre_vote = pre_vote;
             c.check_quorum = check_quorum;
@@ -417,20 +337,13 @@ fn pre_vote_prevents_disruption_by_rejoining_node() {
             sim.deliver();
         }
         let t3 = sim.node(3).term();
-        assert_eq!(
-            t3 == term,
-            pre_vote,
-            "pre_vote={pre_vote}: isolated node term {t3} vs {term}"
-        );
+        assert_eq!(t3 == term, pre_vote, "pre_vote={pre_vote}: isolated node term {t3} vs {term}");
         sim.heal();
         sim.node_mut(3).campaign(); // it rejoins while campaigning
         sim.deliver();
         sim.tick_all(5);
         let kept = sim.node(1).role() == Role::Leader && sim.node(1).term() == term;
-        assert_eq!(
-            kept, survives,
-            "pre_vote={pre_vote} check_quorum={check_quorum}"
-        );
+        assert_eq!(kept, survives, "pre_vote={pre_vote} check_quorum={check_quorum}");
     }
 }
 
@@ -446,60 +359,20 @@ fn check_quorum_leader_steps_down_when_isolated() {
         }
         let still = sim.node(1).role() == Role::Leader;
         assert_eq!(still, !check_quorum, "check_quorum={check_quorum}");
-        assert_eq!(
-            sim.node_mut(1).propose(b"x".to_vec()).is_err(),
-            check_quorum
-        );
+        assert_eq!(sim.node_mut(1).propose(b"x".to_vec()).is_err(), check_quorum);
     }
 }
 
 #[test]
 fn stale_term_messages_get_current_term() {
     let mut r = Raft::new(config(1, 3), hs(5, None, 0), Vec::new(), 1);
-    let app = Message::Append {
-        term: 3,
-        prev_index: 0,
-        prev_term: 0,
-        entries: vec![],
-        leader_commit: 0,
-    };
+    let app = Message::Append { term: 3, prev_index: 0, prev_term: 0, entries: vec![], leader_commit: 0 };
     let out = step_collect(&mut r, 2, app);
-    assert!(
-        matches!(
-            out.as_slice(),
-            [(
-                2,
-                Message::AppendResp {
-                    term: 5,
-                    success: false,
-                    ..
-                }
-            )]
-        ),
-        "{out:?}"
-    );
-    let rv = Message::RequestVote {
-        term: 4,
-        last_log_index: 9,
-        last_log_term: 4,
-        pre_vote: false,
-        leader_transfer: false,
-    };
+    assert!(matches!(out.as_slice(), [(2, Message::AppendResp { term: 5, success: false, .. })]), "{out:?}");
+    let rv =
+        Message::RequestVote { term: 4, last_log_index: 9, last_log_term: 4, pre_vote: false, leader_transfer: false };
     let out = step_collect(&mut r, 3, rv);
-    assert!(
-        matches!(
-            out.as_slice(),
-            [(
-                3,
-                Message::Vote {
-                    term: 5,
-                    granted: false,
-                    ..
-                }
-            )]
-        ),
-        "{out:?}"
-    );
+    assert!(matches!(out.as_slice(), [(3, Message::Vote { term: 5, granted: false, .. })]), "{out:?}");
     assert_eq!(r.term(), 5);
 }
 
@@ -522,20 +395,11 @@ fn replication_and_commit() {
             let got: Vec<Vec<u8>> = applied.iter().map(|e| e.data.clone()).collect();
             assert_eq!(got, want, "n={n} node {id}");
             assert_eq!(sim.node(*id).commit_index(), 8);
-            assert_eq!(
-                sim.stores[id].log,
-                sim.node(1).log(),
-                "persisted log of {id}"
-            );
+            assert_eq!(sim.stores[id].log, sim.node(1).log(), "persisted log of {id}");
         }
         let err = sim.node_mut(2.min(n)).propose(vec![9]);
         if n > 1 {
-            assert_eq!(
-                err,
-                Err(NotLeader {
-                    leader_hint: Some(1)
-                })
-            );
+            assert_eq!(err, Err(NotLeader { leader_hint: Some(1) }));
         }
     }
 }
@@ -564,33 +428,15 @@ fn only_current_term_entries_commit_by_counting() {
     // Nodes 2 and 3 hold only index 1; their answers are scripted below.
     let mut r = Raft::new(config(1, 3), hs(2, Some(1), 0), log_of(&[1, 2]), 1);
     r.campaign();
-    let vote = |term| Message::Vote {
-        term,
-        granted: true,
-        pre_vote: true,
-    };
+    let vote = |term| Message::Vote { term, granted: true, pre_vote: true };
     r.step(2, vote(3));
-    let real = Message::Vote {
-        term: 3,
-        granted: true,
-        pre_vote: false,
-    };
+    let real = Message::Vote { term: 3, granted: true, pre_vote: false };
     r.step(2, real);
     assert_eq!(r.role(), Role::Leader);
     assert_eq!(terms_of(r.log()), vec![1, 2, 3]);
-    let ack = |index| Message::AppendResp {
-        term: 3,
-        success: true,
-        index,
-        hint_index: 0,
-        hint_term: 0,
-    };
+    let ack = |index| Message::AppendResp { term: 3, success: true, index, hint_index: 0, hint_term: 0 };
     r.step(2, ack(2));
-    assert_eq!(
-        r.commit_index(),
-        0,
-        "committed a previous-term entry by counting replicas"
-    );
+    assert_eq!(r.commit_index(), 0, "committed a previous-term entry by counting replicas");
     r.step(2, ack(3));
     assert_eq!(r.commit_index(), 3);
     let committed = r.ready().committed;
@@ -621,20 +467,9 @@ fn figure8_previous_term_entry_on_majority_is_not_committed() {
         Some(m)
     });
     sim.elect(1);
-    assert_eq!(
-        (sim.node(1).term(), terms_of(sim.node(1).log())),
-        (4, vec![1, 2, 4])
-    );
-    assert_eq!(
-        terms_of(sim.node(3).log()),
-        vec![1, 2],
-        "S3 should hold index 2"
-    );
-    assert_eq!(
-        sim.node(1).commit_index(),
-        1,
-        "term-2 entry committed by counting replicas"
-    );
+    assert_eq!((sim.node(1).term(), terms_of(sim.node(1).log())), (4, vec![1, 2, 4]));
+    assert_eq!(terms_of(sim.node(3).log()), vec![1, 2], "S3 should hold index 2");
+    assert_eq!(sim.node(1).commit_index(), 1, "term-2 entry committed by counting replicas");
 
     // S1 crashes. S2-S4 restart with priority 0 so that S5 is the one to win.
     sim.rewrite = None;
@@ -651,60 +486,26 @@ fn figure8_previous_term_entry_on_majority_is_not_committed() {
     }
     assert_eq!(sim.node(5).role(), Role::Leader);
     sim.tick_all(2);
-    assert_eq!(
-        terms_of(sim.node(3).log()),
-        vec![1, 3, 5],
-        "index 2 overwritten, as it was never committed"
-    );
+    assert_eq!(terms_of(sim.node(3).log()), vec![1, 3, 5], "index 2 overwritten, as it was never committed");
     sim.assert_applied_agree();
 }
 
 #[test]
 fn follower_truncates_conflicting_suffix() {
     // (follower log, commit, prev_index, prev_term, entries, want success, want log, want truncate_from)
-    type Case = (
-        &'static [u64],
-        u64,
-        u64,
-        u64,
-        &'static [u64],
-        bool,
-        &'static [u64],
-        Option<u64>,
-    );
+    type Case = (&'static [u64], u64, u64, u64, &'static [u64], bool, &'static [u64], Option<u64>);
     let cases: &[Case] = &[
         (&[1, 1, 2, 2], 2, 2, 1, &[3], true, &[1, 1, 3], Some(3)),
-        (
-            &[1, 1, 2, 2],
-            1,
-            1,
-            1,
-            &[1, 3, 3],
-            true,
-            &[1, 1, 3, 3],
-            Some(3),
-        ),
+        (&[1, 1, 2, 2], 1, 1, 1, &[1, 3, 3], true, &[1, 1, 3, 3], Some(3)),
         (&[1, 1, 2], 0, 3, 2, &[2, 2], true, &[1, 1, 2, 2, 2], None),
         (&[1, 1, 2, 2], 0, 1, 1, &[1], true, &[1, 1, 2, 2], None), // stale, already have it
         (&[1, 1], 0, 3, 1, &[1], false, &[1, 1], None),            // gap
         (&[1, 1, 2], 0, 3, 3, &[3], false, &[1, 1, 2], None),      // prev term mismatch
     ];
-    for (i, &(log, commit, prev_index, prev_term, ents, ok, want, trunc)) in
-        cases.iter().enumerate()
-    {
+    for (i, &(log, commit, prev_index, prev_term, ents, ok, want, trunc)) in cases.iter().enumerate() {
         let mut r = Raft::new(config(1, 3), hs(3, None, commit), log_of(log), 1);
-        let entries: Vec<Entry> = ents
-            .iter()
-            .enumerate()
-            .map(|(k, &t)| ent(prev_index + 1 + k as u64, t))
-            .collect();
-        let app = Message::Append {
-            term: 3,
-            prev_index,
-            prev_term,
-            entries,
-            leader_commit: 0,
-        };
+        let entries: Vec<Entry> = ents.iter().enumerate().map(|(k, &t)| ent(prev_index + 1 + k as u64, t)).collect();
+        let app = Message::Append { term: 3, prev_index, prev_term, entries, leader_commit: 0 };
         let rd = {
             r.step(2, app);
             r.ready()
@@ -716,16 +517,9 @@ fn follower_truncates_conflicting_suffix() {
         );
         assert_eq!(terms_of(r.log()), want, "case {i}");
         assert_eq!(rd.truncate_from, trunc, "case {i}");
-        let mut st = Storage {
-            hs: hs(3, None, commit),
-            log: log_of(log),
-        };
+        let mut st = Storage { hs: hs(3, None, commit), log: log_of(log) };
         st.persist(&rd);
-        assert_eq!(
-            st.log,
-            r.log(),
-            "case {i}: Ready does not reproduce the log"
-        );
+        assert_eq!(st.log, r.log(), "case {i}: Ready does not reproduce the log");
     }
 }
 
@@ -743,33 +537,11 @@ fn follower_commit_is_bounded_by_what_matches_the_leader() {
     ];
     for (i, &(log, prev_index, prev_term, ents, leader_commit, want)) in cases.iter().enumerate() {
         let mut r = Raft::new(config(1, 3), hs(3, None, 0), log_of(log), 1);
-        let entries = ents
-            .iter()
-            .enumerate()
-            .map(|(k, &t)| ent(prev_index + 1 + k as u64, t))
-            .collect();
-        r.step(
-            2,
-            Message::Append {
-                term: 3,
-                prev_index,
-                prev_term,
-                entries,
-                leader_commit,
-            },
-        );
+        let entries = ents.iter().enumerate().map(|(k, &t)| ent(prev_index + 1 + k as u64, t)).collect();
+        r.step(2, Message::Append { term: 3, prev_index, prev_term, entries, leader_commit });
         assert_eq!(r.commit_index(), want, "case {i}");
         // A stale, reordered Append never moves the commit index back.
-        r.step(
-            2,
-            Message::Append {
-                term: 3,
-                prev_index: 0,
-                prev_term: 0,
-                entries: vec![],
-                leader_commit: 0,
-            },
-        );
+        r.step(2, Message::Append { term: 3, prev_index: 0, prev_term: 0, entries: vec![], leader_commit: 0 });
         assert_eq!(r.commit_index(), want, "case {i}: commit went back");
     }
 }
@@ -783,34 +555,16 @@ fn majority_sizes() {
     assert_eq!(quorum::committed_index(&mut [5, 1, 3, 4]), 3);
     assert_eq!(quorum::committed_index(&mut [5, 1, 3]), 3);
     let votes = |v: &[(NodeId, bool)]| v.iter().copied().collect::<BTreeMap<_, _>>();
-    assert_eq!(
-        quorum::tally(&votes(&[(1, true), (2, true)]), 4),
-        quorum::VoteResult::Pending
-    );
-    assert_eq!(
-        quorum::tally(&votes(&[(1, true), (2, false), (3, false)]), 4),
-        quorum::VoteResult::Lost
-    );
-    assert_eq!(
-        quorum::tally(&votes(&[(1, true), (2, true), (3, true)]), 4),
-        quorum::VoteResult::Won
-    );
+    assert_eq!(quorum::tally(&votes(&[(1, true), (2, true)]), 4), quorum::VoteResult::Pending);
+    assert_eq!(quorum::tally(&votes(&[(1, true), (2, false), (3, false)]), 4), quorum::VoteResult::Lost);
+    assert_eq!(quorum::tally(&votes(&[(1, true), (2, true), (3, true)]), 4), quorum::VoteResult::Won);
 }
 
 #[test]
 #[should_panic(expected = "truncating committed entry")]
 fn truncating_committed_entry_is_a_bug() {
     let mut r = Raft::new(config(1, 3), hs(3, None, 3), log_of(&[1, 1, 2]), 1);
-    r.step(
-        2,
-        Message::Append {
-            term: 3,
-            prev_index: 1,
-            prev_term: 1,
-            entries: vec![ent(2, 3)],
-            leader_commit: 0,
-        },
-    );
+    r.step(2, Message::Append { term: 3, prev_index: 1, prev_term: 1, entries: vec![ent(2, 3)], leader_commit: 0 });
 }
 
 #[test]
@@ -825,21 +579,9 @@ fn rejection_hint_skips_conflicting_terms() {
     ];
     for (i, &(log, prev_index, prev_term, hi, ht)) in cases.iter().enumerate() {
         let mut r = Raft::new(config(1, 3), hs(7, None, 0), log_of(log), 1);
-        let app = Message::Append {
-            term: 7,
-            prev_index,
-            prev_term,
-            entries: vec![],
-            leader_commit: 0,
-        };
+        let app = Message::Append { term: 7, prev_index, prev_term, entries: vec![], leader_commit: 0 };
         let out = step_collect(&mut r, 2, app);
-        let want = Message::AppendResp {
-            term: 7,
-            success: false,
-            index: prev_index,
-            hint_index: hi,
-            hint_term: ht,
-        };
+        let want = Message::AppendResp { term: 7, success: false, index: prev_index, hint_index: hi, hint_term: ht };
         assert_eq!(out, vec![(2, want)], "case {i}");
     }
 }
@@ -857,32 +599,18 @@ fn figure7_followers_converge_quickly() {
         &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
     ];
     for (i, f) in followers.iter().enumerate() {
-        let state = vec![
-            (hs(7, None, 0), log_of(leader)),
-            (hs(7, None, 0), log_of(f)),
-            (hs(7, None, 0), log_of(leader)),
-        ];
+        let state =
+            vec![(hs(7, None, 0), log_of(leader)), (hs(7, None, 0), log_of(f)), (hs(7, None, 0), log_of(leader))];
         let mut sim = Sim::with_state(3, state, |c| c.max_entries_per_msg = 100);
         sim.elect(1);
         let rejects = sim
             .delivered
             .iter()
-            .filter(|(from, _, m)| {
-                *from == 2 && matches!(m, Message::AppendResp { success: false, .. })
-            })
+            .filter(|(from, _, m)| *from == 2 && matches!(m, Message::AppendResp { success: false, .. }))
             .count();
         sim.tick_all(2);
-        assert_eq!(
-            sim.node(2).log(),
-            sim.node(1).log(),
-            "follower ({})",
-            (b'a' + i as u8) as char
-        );
-        assert!(
-            rejects <= 3,
-            "follower ({}) needed {rejects} rejections",
-            (b'a' + i as u8) as char
-        );
+        assert_eq!(sim.node(2).log(), sim.node(1).log(), "follower ({})", (b'a' + i as u8) as char);
+        assert!(rejects <= 3, "follower ({}) needed {rejects} rejections", (b'a' + i as u8) as char);
         assert_eq!(sim.node(2).commit_index(), 11);
     }
 }
@@ -904,10 +632,7 @@ fn restart_restores_log_commit_and_vote() {
     // applied = 0: the whole committed log is replayed into a fresh state machine.
     sim.restart(2, |_| {});
     assert_eq!(sim.node(2).log(), before.as_slice());
-    assert_eq!(
-        (sim.node(2).term(), sim.node(2).commit_index()),
-        (term, commit)
-    );
+    assert_eq!((sim.node(2).term(), sim.node(2).commit_index()), (term, commit));
     sim.flush();
     assert_eq!(sim.applied[&2], before[..6]);
     // applied = 4: only the rest is handed out.
@@ -940,12 +665,7 @@ fn leadership_transfer() {
     sim.heal();
     // Node 2 lags, so the transfer first catches it up, then hands over.
     sim.node_mut(1).transfer_leadership(2).unwrap();
-    assert_eq!(
-        sim.node_mut(1).propose(b"b".to_vec()),
-        Err(NotLeader {
-            leader_hint: Some(2)
-        })
-    );
+    assert_eq!(sim.node_mut(1).propose(b"b".to_vec()), Err(NotLeader { leader_hint: Some(2) }));
     sim.deliver();
     assert_eq!(sim.leaders(), vec![2]);
     assert_eq!(sim.node(2).term(), term + 1);
@@ -969,26 +689,15 @@ fn step_down_leads_to_new_election() {
 #[test]
 fn messages_from_unknown_nodes_are_ignored() {
     let mut r = Raft::new(config(1, 3), HardState::default(), Vec::new(), 1);
-    let rv = Message::RequestVote {
-        term: 9,
-        last_log_index: 9,
-        last_log_term: 9,
-        pre_vote: false,
-        leader_transfer: false,
-    };
+    let rv =
+        Message::RequestVote { term: 9, last_log_index: 9, last_log_term: 9, pre_vote: false, leader_transfer: false };
     assert!(step_collect(&mut r, 42, rv).is_empty());
     assert_eq!(r.term(), 0);
 }
 
 #[test]
 fn messages_serialize() {
-    let m = Message::Append {
-        term: 2,
-        prev_index: 1,
-        prev_term: 1,
-        entries: vec![ent(2, 2)],
-        leader_commit: 1,
-    };
+    let m = Message::Append { term: 2, prev_index: 1, prev_term: 1, entries: vec![ent(2, 2)], leader_commit: 1 };
     let s = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<Message>(&s).unwrap(), m);
 }

@@ -70,7 +70,10 @@ pub struct RedisClient {
 impl RedisClient {
     /// A client of this node (its reconnect jitter is forked from the node's rng).
     pub fn new(ctx: &mut NodeCtx, config: ClientConfig) -> Self {
-        let data = ChannelOptions { connect_timeout_ms: CONNECT.as_millis() as u64, ..ChannelOptions::new(REDIS_PORT, Encoding::Json) };
+        let data = ChannelOptions {
+            connect_timeout_ms: CONNECT.as_millis() as u64,
+            ..ChannelOptions::new(REDIS_PORT, Encoding::Json)
+        };
         RedisClient {
             data: Channel::new(ctx, data),
             links: Links::new(ctx),

@@ -192,7 +192,8 @@ impl Channel {
             }
             tokio::time::sleep_until(at).await;
         }
-        let limit = Duration::from_millis(self.inner.options.connect_timeout_ms).min(deadline.saturating_duration_since(Instant::now()));
+        let limit = Duration::from_millis(self.inner.options.connect_timeout_ms)
+            .min(deadline.saturating_duration_since(Instant::now()));
         match connect(&self.inner.net, peer, &self.inner.options, limit).await {
             Ok(frames) => Ok(frames),
             Err(e) => {

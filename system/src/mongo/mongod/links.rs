@@ -74,7 +74,13 @@ pub type Undelivered = mpsc::UnboundedSender<(usize, PeerMsg)>;
 /// The link to peer `index` at `host`. Replication tolerates loss (heartbeats repeat, fetches
 /// are retried), so frames it cannot deliver are dropped, by the shell's one policy, and
 /// reported back: an undeliverable vote request ends a split vote at once.
-pub fn peer_link(ctx: &mut NodeCtx, host: &str, index: usize, port: u16, undelivered: Undelivered) -> PeerSender<Frame> {
+pub fn peer_link(
+    ctx: &mut NodeCtx,
+    host: &str,
+    index: usize,
+    port: u16,
+    undelivered: Undelivered,
+) -> PeerSender<Frame> {
     let report = move |frame: Frame| {
         if let Frame::Peer { msg, .. } = frame {
             let _ = undelivered.send((index, msg));

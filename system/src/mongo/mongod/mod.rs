@@ -99,9 +99,7 @@ pub async fn run(mut ctx: NodeCtx, config: MongodConfig) {
         .members
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            (i != me).then(|| links::peer_link(&mut ctx, &m.host, i, config.port, undelivered_tx.clone()))
-        })
+        .map(|(i, m)| (i != me).then(|| links::peer_link(&mut ctx, &m.host, i, config.port, undelivered_tx.clone())))
         .collect();
     let rng = ChaCha8Rng::from_rng(&mut ctx.rng).expect("chacha never fails");
     let mongod = Mongod::recover(ctx, config, peers, rng);
@@ -131,12 +129,7 @@ struct Mongod {
 }
 
 impl Mongod {
-    fn recover(
-        ctx: NodeCtx,
-        config: MongodConfig,
-        peers: Vec<Option<PeerSender<Frame>>>,
-        rng: ChaCha8Rng,
-    ) -> Self {
+    fn recover(ctx: NodeCtx, config: MongodConfig, peers: Vec<Option<PeerSender<Frame>>>, rng: ChaCha8Rng) -> Self {
         let hs = storage::read_hard_state(&ctx.disk);
         let oplog = storage::read_oplog(&ctx);
         let mut store = Store::default();

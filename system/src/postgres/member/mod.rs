@@ -50,10 +50,18 @@ pub struct MemberConfig {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
-    Primary { epoch: u64 },
+    Primary {
+        epoch: u64,
+    },
     /// Writing the first record of `epoch`'s timeline (at `index`); primary once it is durable.
-    Promoting { epoch: u64, index: u64, fence_ms: u64 },
-    Standby { following: Option<(String, u64)> },
+    Promoting {
+        epoch: u64,
+        index: u64,
+        fence_ms: u64,
+    },
+    Standby {
+        following: Option<(String, u64)>,
+    },
 }
 
 /// What happens to the member. Inputs naming a generation that has ended change nothing.
@@ -112,30 +120,56 @@ pub enum Observed {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Append `bytes` to WAL segment `file` now, before any other step (records `from` on).
-    Append { file: String, bytes: Vec<u8>, from: u64 },
+    Append {
+        file: String,
+        bytes: Vec<u8>,
+        from: u64,
+    },
     /// fsync `files`; then report [`Input::Synced`] (when `upto` is set) or nothing.
-    Sync { gen: u64, files: Vec<String>, upto: Option<u64> },
+    Sync {
+        gen: u64,
+        files: Vec<String>,
+        upto: Option<u64>,
+    },
     /// Cut the WAL files to the rewind point (a sync of the truncated file follows).
     Cut(Cut),
     /// Answer client commit `id`.
-    Settle { id: u64, response: Response },
+    Settle {
+        id: u64,
+        response: Response,
+    },
     /// Send on the connection the input came from.
     Send(Replication),
     /// End the connection or stream the input came from; `refused` when the peer broke the
     /// protocol or the timelines diverge (worth a trace), not merely a role change.
-    Close { reason: String, refused: bool },
+    Close {
+        reason: String,
+        refused: bool,
+    },
     /// Write `standby` as the synchronous standby of `epoch` to the DCS, then report
     /// [`Input::SyncWritten`].
-    WriteSync { epoch: u64, standby: Option<String> },
+    WriteSync {
+        epoch: u64,
+        standby: Option<String>,
+    },
     /// Abort the tasks of the generation that just ended.
     EndRoleTasks,
     /// Start archiving the timeline of `epoch` (a task of generation `gen`).
-    StartArchiver { epoch: u64, gen: u64 },
+    StartArchiver {
+        epoch: u64,
+        gen: u64,
+    },
     /// The WAL lost no more records: remove the durable damage marker.
     ClearDamage,
-    SetRole { role: String, holds: bool },
+    SetRole {
+        role: String,
+        holds: bool,
+    },
     Observe(Observed),
-    Trace { kind: &'static str, fields: Value },
+    Trace {
+        kind: &'static str,
+        fields: Value,
+    },
     Sometimes(&'static str),
     /// Wake the HA loop early.
     WakeHa,
@@ -227,9 +261,15 @@ impl Member {
             Input::MaintainSync => self.maintain_sync(now_ms, &mut out),
             Input::SyncWritten { epoch, standby } => self.sync_written(now_ms, epoch, standby, &mut out),
             Input::Hello { name, position } => self.hello(&name, position, &mut out),
-            Input::StartStreaming { gen, name, zone, from } => self.start_streaming(now_ms, gen, name, zone, from, &mut out),
-            Input::Feedback { gen, name, flushed, applied } => self.feedback(now_ms, gen, &name, flushed, applied, &mut out),
-            Input::Welcome { gen, epoch, history, last_index } => self.welcome(gen, epoch, history, last_index, &mut out),
+            Input::StartStreaming { gen, name, zone, from } => {
+                self.start_streaming(now_ms, gen, name, zone, from, &mut out)
+            }
+            Input::Feedback { gen, name, flushed, applied } => {
+                self.feedback(now_ms, gen, &name, flushed, applied, &mut out)
+            }
+            Input::Welcome { gen, epoch, history, last_index } => {
+                self.welcome(gen, epoch, history, last_index, &mut out)
+            }
             Input::Records { gen, records } => self.records(gen, records, &mut out),
             Input::Progress { gen, primary_flushed } => self.progress(now_ms, gen, primary_flushed, &mut out),
         }
@@ -241,7 +281,8 @@ impl Member {
         self.generation += 1;
         let was = std::mem::replace(&mut self.role, Role::Standby { following });
         for (id, p) in std::mem::take(&mut self.pending) {
-            let reason = if p.waiting { "demoted while waiting for the synchronous standby" } else { "demoted while flushing" };
+            let reason =
+                if p.waiting { "demoted while waiting for the synchronous standby" } else { "demoted while flushing" };
             out.push(Action::Settle { id, response: Response::Indeterminate { reason: reason.into() } });
         }
         self.sync = SyncRep::new(self.config.sender_timeout_ms);
@@ -305,7 +346,8 @@ impl Member {
         if gen != self.generation {
             return;
         }
-        let failed: Vec<u64> = self.pending.iter().filter(|(_, p)| !p.waiting && p.index <= upto).map(|(id, _)| *id).collect();
+        let failed: Vec<u64> =
+            self.pending.iter().filter(|(_, p)| !p.waiting && p.index <= upto).map(|(id, _)| *id).collect();
         for id in failed {
             self.pending.remove(&id);
             out.push(Action::Settle { id, response: Response::Indeterminate { reason: "fsync failed".into() } });
@@ -323,7 +365,10 @@ impl Member {
         let failed: Vec<u64> = self.pending.iter().filter(|(_, p)| p.index >= from).map(|(id, _)| *id).collect();
         for id in failed {
             self.pending.remove(&id);
-            out.push(Action::Settle { id, response: Response::Rejected { reason: format!("WAL write failed: {error}") } });
+            out.push(Action::Settle {
+                id,
+                response: Response::Rejected { reason: format!("WAL write failed: {error}") },
+            });
         }
         self.fail_io(out);
     }

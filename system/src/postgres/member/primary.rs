@@ -43,7 +43,15 @@ impl Member {
 
     /// Checks and appends a client's transaction; it is answered once flushed (and, for
     /// synchronous commit, once the synchronous standby has it).
-    pub(super) fn commit(&mut self, now_ms: u64, id: u64, epoch: Option<u64>, txn: Txn, wall_ms: u64, out: &mut Vec<Action>) {
+    pub(super) fn commit(
+        &mut self,
+        now_ms: u64,
+        id: u64,
+        epoch: Option<u64>,
+        txn: Txn,
+        wall_ms: u64,
+        out: &mut Vec<Action>,
+    ) {
         let refuse = |out: &mut Vec<Action>, response| out.push(Action::Settle { id, response });
         if let Err(e) = txn.validate() {
             return refuse(out, Response::Rejected { reason: e.to_string() });
@@ -73,7 +81,8 @@ impl Member {
     pub(super) fn answer_flushed(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.release(now_ms, out);
         let flushed = self.flushed;
-        let ready: Vec<u64> = self.pending.iter().filter(|(_, p)| !p.waiting && p.index <= flushed).map(|(id, _)| *id).collect();
+        let ready: Vec<u64> =
+            self.pending.iter().filter(|(_, p)| !p.waiting && p.index <= flushed).map(|(id, _)| *id).collect();
         for id in ready {
             let Some(p) = self.pending.get_mut(&id) else { continue };
             if p.level == SyncCommit::Local || self.sync.wait(p.index, id, flushed, &self.standbys) {
@@ -150,7 +159,15 @@ impl Member {
     }
 
     /// The standby starts streaming from `from`, which must be on our flushed log.
-    pub(super) fn start_streaming(&mut self, now_ms: u64, gen: u64, name: String, zone: String, from: u64, out: &mut Vec<Action>) {
+    pub(super) fn start_streaming(
+        &mut self,
+        now_ms: u64,
+        gen: u64,
+        name: String,
+        zone: String,
+        from: u64,
+        out: &mut Vec<Action>,
+    ) {
         if gen != self.generation || from == 0 || from > self.flushed + 1 {
             out.push(closed("cannot stream from there"));
             return;
@@ -161,7 +178,15 @@ impl Member {
     }
 
     /// A standby's positions: commits waiting for it may be answered.
-    pub(super) fn feedback(&mut self, now_ms: u64, gen: u64, name: &str, flushed: u64, applied: u64, out: &mut Vec<Action>) {
+    pub(super) fn feedback(
+        &mut self,
+        now_ms: u64,
+        gen: u64,
+        name: &str,
+        flushed: u64,
+        applied: u64,
+        out: &mut Vec<Action>,
+    ) {
         if gen != self.generation || flushed > self.wal.last_index() || applied > flushed {
             out.push(closed("feedback from another generation, or impossible"));
             return;

@@ -107,7 +107,10 @@ fn closed_stream(actions: &[Action]) -> bool {
 }
 
 fn syncs(actions: &[Action]) -> Vec<(Vec<String>, Option<u64>)> {
-    actions.iter().filter_map(|a| if let Action::Sync { files, upto, .. } = a { Some((files.clone(), *upto)) } else { None }).collect()
+    actions
+        .iter()
+        .filter_map(|a| if let Action::Sync { files, upto, .. } = a { Some((files.clone(), *upto)) } else { None })
+        .collect()
 }
 
 fn indeterminate(reason: &str) -> Response {
@@ -125,7 +128,11 @@ struct Step {
     expect: Expect,
 }
 
-fn step(now_ms: u64, input: impl Fn(&Member) -> Input + 'static, expect: impl Fn(&[Action], &Member) + 'static) -> Step {
+fn step(
+    now_ms: u64,
+    input: impl Fn(&Member) -> Input + 'static,
+    expect: impl Fn(&[Action], &Member) + 'static,
+) -> Step {
     Step { now_ms, input: Box::new(input), expect: Box::new(expect) }
 }
 
@@ -228,53 +235,89 @@ fn timeline_divergence_is_refused() {
         Case {
             name: "a primary on an older timeline than the one followed",
             setup: || standby("b", log(6, vec![]), Some(("c", 3))),
-            steps: vec![step(0, |m| Input::Welcome { gen: m.generation(), epoch: 2, history: vec![(1, 1), (2, 5)], last_index: 9 }, |a, m| {
-                assert!(refused_stream(a));
-                assert!(sent(a).is_empty());
-                assert_eq!(m.wal().last_index(), 6, "nothing rewound");
-            })],
+            steps: vec![step(
+                0,
+                |m| Input::Welcome { gen: m.generation(), epoch: 2, history: vec![(1, 1), (2, 5)], last_index: 9 },
+                |a, m| {
+                    assert!(refused_stream(a));
+                    assert!(sent(a).is_empty());
+                    assert_eq!(m.wal().last_index(), 6, "nothing rewound");
+                },
+            )],
         },
         Case {
             name: "a history that does not end with the primary's timeline",
             setup: || standby("b", log(6, vec![]), Some(("c", 2))),
-            steps: vec![step(0, |m| Input::Welcome { gen: m.generation(), epoch: 2, history: vec![(1, 1)], last_index: 9 }, |a, _| {
-                assert!(refused_stream(a));
-            })],
+            steps: vec![step(
+                0,
+                |m| Input::Welcome { gen: m.generation(), epoch: 2, history: vec![(1, 1)], last_index: 9 },
+                |a, _| {
+                    assert!(refused_stream(a));
+                },
+            )],
         },
         Case {
             name: "streamed records that skip an index, or carry an epoch the history puts elsewhere",
             setup: || standby("b", log(4, vec![]), Some(("c", 2))),
             steps: vec![
-                step(0, |m| Input::Welcome { gen: m.generation(), epoch: 2, history: vec![(1, 1), (2, 5)], last_index: 9 }, |a, _| {
-                    assert_eq!(sent(a), [Replication::Start { from: 5 }]);
-                }),
-                step(1, |m| Input::Records { gen: m.generation(), records: vec![promote_rec(6, 2)] }, |a, m| {
-                    assert!(refused_stream(a));
-                    assert_eq!(m.wal().last_index(), 4);
-                }),
-                step(2, |m| Input::Records { gen: m.generation(), records: vec![commit_rec(5, 1)] }, |a, m| {
-                    assert!(refused_stream(a));
-                    assert_eq!(m.wal().last_index(), 4);
-                }),
+                step(
+                    0,
+                    |m| Input::Welcome { gen: m.generation(), epoch: 2, history: vec![(1, 1), (2, 5)], last_index: 9 },
+                    |a, _| {
+                        assert_eq!(sent(a), [Replication::Start { from: 5 }]);
+                    },
+                ),
+                step(
+                    1,
+                    |m| Input::Records { gen: m.generation(), records: vec![promote_rec(6, 2)] },
+                    |a, m| {
+                        assert!(refused_stream(a));
+                        assert_eq!(m.wal().last_index(), 4);
+                    },
+                ),
+                step(
+                    2,
+                    |m| Input::Records { gen: m.generation(), records: vec![commit_rec(5, 1)] },
+                    |a, m| {
+                        assert!(refused_stream(a));
+                        assert_eq!(m.wal().last_index(), 4);
+                    },
+                ),
             ],
         },
         Case {
             name: "the walsender turns away a standby on a newer timeline, and strangers",
             setup: primary,
             steps: vec![
-                step(0, |_| Input::Hello { name: "b".into(), position: pos(2, 3) }, |a, _| {
-                    assert_eq!(sent(a), [Replication::NotPrimary]);
-                    assert!(closed_stream(a));
-                }),
-                step(0, |_| Input::Hello { name: "mallory".into(), position: pos(1, 1) }, |a, _| {
-                    assert!(sent(a).is_empty() && closed_stream(a));
-                }),
-                step(0, |_| Input::Hello { name: "b".into(), position: pos(1, 1) }, |a, _| {
-                    assert_eq!(sent(a), [Replication::Welcome { epoch: 1, history: vec![(1, 1)], last_index: 1 }]);
-                }),
-                step(0, |m| Input::StartStreaming { gen: m.generation(), name: "b".into(), zone: "z-b".into(), from: 3 }, |a, _| {
-                    assert!(closed_stream(a), "from past our flushed log");
-                }),
+                step(
+                    0,
+                    |_| Input::Hello { name: "b".into(), position: pos(2, 3) },
+                    |a, _| {
+                        assert_eq!(sent(a), [Replication::NotPrimary]);
+                        assert!(closed_stream(a));
+                    },
+                ),
+                step(
+                    0,
+                    |_| Input::Hello { name: "mallory".into(), position: pos(1, 1) },
+                    |a, _| {
+                        assert!(sent(a).is_empty() && closed_stream(a));
+                    },
+                ),
+                step(
+                    0,
+                    |_| Input::Hello { name: "b".into(), position: pos(1, 1) },
+                    |a, _| {
+                        assert_eq!(sent(a), [Replication::Welcome { epoch: 1, history: vec![(1, 1)], last_index: 1 }]);
+                    },
+                ),
+                step(
+                    0,
+                    |m| Input::StartStreaming { gen: m.generation(), name: "b".into(), zone: "z-b".into(), from: 3 },
+                    |a, _| {
+                        assert!(closed_stream(a), "from past our flushed log");
+                    },
+                ),
             ],
         },
     ]);

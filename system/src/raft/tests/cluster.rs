@@ -40,13 +40,7 @@ impl Network {
         for _ in 0..copies {
             self.seq += 1;
             let at = now + rng.gen_range(1..=self.max_delay);
-            self.queue.push(InFlight {
-                at,
-                seq: self.seq,
-                from,
-                to,
-                msg: msg.clone(),
-            });
+            self.queue.push(InFlight { at, seq: self.seq, from, to, msg: msg.clone() });
         }
     }
 
@@ -110,53 +104,22 @@ impl Checker {
         if let Some(hs) = rd.hard_state {
             if let Some(v) = hs.voted_for {
                 let prev = *self.votes.entry((id, hs.term)).or_insert(v);
-                assert_eq!(
-                    prev, v,
-                    "node {id} voted for {prev} and {v} in term {}",
-                    hs.term
-                );
+                assert_eq!(prev, v, "node {id} voted for {prev} and {v} in term {}", hs.term);
             }
         }
         for e in &rd.entries {
-            let prev_term = if e.index == 1 {
-                0
-            } else {
-                node.store.log[e.index as usize - 2].term
-            };
+            let prev_term = if e.index == 1 { 0 } else { node.store.log[e.index as usize - 2].term };
             let val = (e.data.clone(), prev_term);
-            let old = self
-                .seen
-                .entry((e.index, e.term))
-                .or_insert_with(|| val.clone());
-            assert_eq!(
-                *old, val,
-                "log matching violated at ({}, {}) on node {id}",
-                e.index, e.term
-            );
+            let old = self.seen.entry((e.index, e.term)).or_insert_with(|| val.clone());
+            assert_eq!(*old, val, "log matching violated at ({}, {}) on node {id}", e.index, e.term);
         }
         for e in &rd.committed {
-            assert_eq!(
-                e.index,
-                node.applied + 1,
-                "node {id}: committed entries out of order"
-            );
+            assert_eq!(e.index, node.applied + 1, "node {id}: committed entries out of order");
             node.applied = e.index;
-            assert_eq!(
-                node.store.log.get(e.index as usize - 1),
-                Some(e),
-                "node {id}: applying unpersisted entry"
-            );
+            assert_eq!(node.store.log.get(e.index as usize - 1), Some(e), "node {id}: applying unpersisted entry");
             self.committed_by_term.entry(e.index).or_insert(term);
-            let old = self
-                .committed
-                .entry(e.index)
-                .or_insert_with(|| (e.term, e.data.clone()));
-            assert_eq!(
-                *old,
-                (e.term, e.data.clone()),
-                "node {id}: state machine safety at {}",
-                e.index
-            );
+            let old = self.committed.entry(e.index).or_insert_with(|| (e.term, e.data.clone()));
+            assert_eq!(*old, (e.term, e.data.clone()), "node {id}: state machine safety at {}", e.index);
         }
     }
 
@@ -166,13 +129,7 @@ impl Checker {
             return;
         }
         let l = *self.leader_of_term.entry(r.term()).or_insert(r.id());
-        assert_eq!(
-            l,
-            r.id(),
-            "two leaders in term {}: {l} and {}",
-            r.term(),
-            r.id()
-        );
+        assert_eq!(l, r.id(), "two leaders in term {}: {l} and {}", r.term(), r.id());
         for (&i, (t, d)) in &self.committed {
             if self.committed_by_term[&i] > r.term() {
                 continue;
@@ -209,23 +166,14 @@ impl Cluster {
         let (pre_vote, check_quorum) = (Ratio::new(3, 4).draw(&mut rng), Ratio::new(3, 4).draw(&mut rng));
         let mut nodes = BTreeMap::new();
         // At most one priority-0 member, so a majority of promotable nodes remains.
-        let passive = if Ratio::new(3, 10).draw(&mut rng) {
-            Some(rng.gen_range(1..=n))
-        } else {
-            None
-        };
+        let passive = if Ratio::new(3, 10).draw(&mut rng) { Some(rng.gen_range(1..=n)) } else { None };
         for &id in &ids {
             let mut cfg = Config::new(id, ids.clone());
             cfg.pre_vote = pre_vote;
             cfg.check_quorum = check_quorum;
             cfg.max_entries_per_msg = *[1, 1, 2, 3, 64].choose(&mut rng).unwrap();
             cfg.priority = if passive == Some(id) { 0 } else { 1 };
-            let raft = Raft::new(
-                cfg.clone(),
-                HardState::default(),
-                Vec::new(),
-                seed * 1000 + id,
-            );
+            let raft = Raft::new(cfg.clone(), HardState::default(), Vec::new(), seed * 1000 + id);
             let node = Node {
                 cfg,
                 raft: Some(raft),
@@ -246,17 +194,7 @@ impl Cluster {
             max_delay: rng.gen_range(1..=4),
         };
         let intensity_pct = rng.gen_range(50..300);
-        Cluster {
-            rng,
-            net,
-            nodes,
-            ids,
-            check: Checker::default(),
-            now: 0,
-            seed,
-            proposals: 0,
-            intensity_pct,
-        }
+        Cluster { rng, net, nodes, ids, check: Checker::default(), now: 0, seed, proposals: 0, intensity_pct }
     }
 
     fn chaos(&mut self) {
@@ -278,10 +216,8 @@ impl Cluster {
             self.crash(id);
         } else if roll < 10_000 {
             // Leaders dying young leave uncommitted, divergent tails behind (Figure 8).
-            let young = self
-                .rafts()
-                .find(|r| r.role() == Role::Leader && r.last_index() > r.commit_index())
-                .map(Raft::id);
+            let young =
+                self.rafts().find(|r| r.role() == Role::Leader && r.last_index() > r.commit_index()).map(Raft::id);
             if let Some(id) = young {
                 self.crash(id);
             }
@@ -298,10 +234,7 @@ impl Cluster {
     }
 
     fn leader_mut(&mut self) -> Option<&mut Raft> {
-        self.nodes
-            .values_mut()
-            .filter_map(|n| n.raft.as_mut())
-            .find(|r| r.role() == Role::Leader)
+        self.nodes.values_mut().filter_map(|n| n.raft.as_mut()).find(|r| r.role() == Role::Leader)
     }
 
     /// Forgets everything not persisted, including any unprocessed Ready.
@@ -320,12 +253,7 @@ impl Cluster {
                 node.applied = 0;
                 node.commit_seen = 0;
                 let seed = self.seed * 1000 + id + 100 * node.restarts;
-                node.raft = Some(Raft::new(
-                    node.cfg.clone(),
-                    node.store.hs,
-                    node.store.log.clone(),
-                    seed,
-                ));
+                node.raft = Some(Raft::new(node.cfg.clone(), node.store.hs, node.store.log.clone(), seed));
             }
         }
     }
@@ -355,11 +283,7 @@ impl Cluster {
         for node in self.nodes.values_mut() {
             if let Some(r) = &node.raft {
                 self.check.on_state(r);
-                assert!(
-                    r.commit_index() >= node.commit_seen,
-                    "commit moved backwards on {}",
-                    r.id()
-                );
+                assert!(r.commit_index() >= node.commit_seen, "commit moved backwards on {}", r.id());
                 node.commit_seen = r.commit_index();
             }
         }
@@ -375,14 +299,7 @@ impl Cluster {
         if let Some(&id) = leaders.choose(&mut self.rng) {
             self.proposals += 1;
             let data = format!("s{}-p{}", self.seed, self.proposals).into_bytes();
-            let _ = self
-                .nodes
-                .get_mut(&id)
-                .unwrap()
-                .raft
-                .as_mut()
-                .unwrap()
-                .propose(data);
+            let _ = self.nodes.get_mut(&id).unwrap().raft.as_mut().unwrap().propose(data);
         }
     }
 
@@ -426,22 +343,13 @@ impl Cluster {
                 target = self.propose_final();
             }
         }
-        let states: Vec<_> = self
-            .rafts()
-            .map(|r| (r.id(), r.role(), r.term(), r.commit_index(), r.last_index()))
-            .collect();
-        panic!(
-            "seed {}: no convergence within {limit} ticks after healing: {states:?}",
-            self.seed
-        );
+        let states: Vec<_> =
+            self.rafts().map(|r| (r.id(), r.role(), r.term(), r.commit_index(), r.last_index())).collect();
+        panic!("seed {}: no convergence within {limit} ticks after healing: {states:?}", self.seed);
     }
 
     fn propose_final(&mut self) -> Option<(NodeId, u64, u64)> {
-        let leader = self
-            .rafts()
-            .filter(|r| r.role() == Role::Leader)
-            .max_by_key(|r| r.term())?
-            .id();
+        let leader = self.rafts().filter(|r| r.role() == Role::Leader).max_by_key(|r| r.term())?.id();
         let r = self.nodes.get_mut(&leader).unwrap().raft.as_mut().unwrap();
         let (index, term) = r.propose(b"final".to_vec()).ok()?;
         Some((leader, index, term))
@@ -450,20 +358,11 @@ impl Cluster {
     fn check_converged(&self, index: u64) {
         let first = self.rafts().next().unwrap().log()[..index as usize].to_vec();
         for r in self.rafts() {
-            assert_eq!(
-                &r.log()[..index as usize],
-                first.as_slice(),
-                "seed {}: logs differ",
-                self.seed
-            );
+            assert_eq!(&r.log()[..index as usize], first.as_slice(), "seed {}: logs differ", self.seed);
         }
         for (&i, (t, d)) in &self.check.committed {
             let e = &first[i as usize - 1];
-            assert!(
-                e.term == *t && e.data == *d,
-                "seed {}: committed entry {i} lost",
-                self.seed
-            );
+            assert!(e.term == *t && e.data == *d, "seed {}: committed entry {i} lost", self.seed);
         }
     }
 }
@@ -488,10 +387,7 @@ fn run_many(n: u64, seeds: u64) {
         committed += c;
     }
     // Guard against a vacuous pass: chaos must still let plenty through.
-    assert!(
-        committed as u64 > seeds * 10,
-        "only {committed} entries committed over {seeds} seeds"
-    );
+    assert!(committed as u64 > seeds * 10, "only {committed} entries committed over {seeds} seeds");
     eprintln!("n={n}: worst convergence {worst} ticks, {committed} committed entries");
 }
 
