@@ -51,6 +51,14 @@ fn run(
 
 type Client = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
+/// A plan of two nodes in one zone: `srv` and `cli`, for `duration_ms`.
+fn server_and_client(duration_ms: u64) -> Plan {
+    let mut topology = Topology::new();
+    topology.add("srv", "az-1", "r-1");
+    topology.add("cli", "az-1", "r-1");
+    Plan::new(topology, duration_ms)
+}
+
 #[test]
 fn an_idle_connection_is_closed_by_the_server() {
     let server = Listen::new(PORT, Encoding::Json).idle_timeout_ms(500);
@@ -121,10 +129,7 @@ fn a_call_to_a_stuck_peer_ends_at_its_deadline() {
 fn a_peer_sender_drops_and_reports_while_its_peer_is_down_then_delivers_again() {
     let received: Log = Arc::default();
     let r = received.clone();
-    let mut topology = Topology::new();
-    topology.add("srv", "az-1", "r-1");
-    topology.add("cli", "az-1", "r-1");
-    let mut plan = Plan::new(topology, 4_000);
+    let mut plan = server_and_client(4_000);
     plan.node(
         "srv",
         node_main(move |ctx| {
@@ -173,10 +178,7 @@ fn a_peer_sender_drops_and_reports_while_its_peer_is_down_then_delivers_again() 
 fn a_dialer_keeps_a_split_stream_up_across_a_restart() {
     let (streamed, acked): (Log, Log) = (Arc::default(), Arc::default());
     let a = acked.clone();
-    let mut topology = Topology::new();
-    topology.add("srv", "az-1", "r-1");
-    topology.add("cli", "az-1", "r-1");
-    let mut plan = Plan::new(topology, 4_000);
+    let mut plan = server_and_client(4_000);
     // The server streams a count on one half while the other reads the client's acks.
     plan.node(
         "srv",
