@@ -88,6 +88,14 @@ pub enum CoordOut {
         on_commit: Vec<(ReqId, Response)>,
         on_fail: Vec<ReqId>,
     },
+    /// A late `OffsetCommit` was refused (its reply is a separate [`CoordOut::Reply`]): for
+    /// the trace.
+    LateCommitFenced {
+        group: String,
+        member_id: String,
+        commit_seq: u64,
+        last_seq: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -430,9 +438,11 @@ impl Coordinator {
         let session = self.settings.session_timeout_ms;
         let Committer { generation, member_id, commit_seq } = by;
         let member_id = member_id.as_str();
-        let last_seq = self.commit_seqs.get(&(group.to_string(), member_id.to_string())).copied();
+        let last_seq = self
+            .last_commit_seq(group, member_id)
+            .filter(|_| self.settings.fence_late_commits);
         let checked = self.member_check(group, generation, member_id).and_then(|g| {
-            // A late duplicate of a commit the member already superseded (module docs).
+            // A late copy of a commit the member already superseded (module docs).
             if last_seq.is_some_and(|last| commit_seq < last) {
                 return Err(ErrorCode::StaleCommitSequence);
             }
@@ -445,6 +455,14 @@ impl Coordinator {
             Ok(())
         });
         if let Err(code) = checked {
+            if code == ErrorCode::StaleCommitSequence {
+                self.out.push(CoordOut::LateCommitFenced {
+                    group: group.to_string(),
+                    member_id: member_id.to_string(),
+                    commit_seq,
+                    last_seq: last_seq.unwrap_or_default(),
+                });
+            }
             self.out.push(CoordOut::Reply(id, Response::error(code)));
             return;
         }

@@ -399,6 +399,7 @@ fn commit_appends_into(c: &mut Coordinator, log: &mut Vec<Record>) -> Vec<(u64, 
                 log.extend(recs);
                 replies.extend(on_commit);
             }
+            CoordOut::LateCommitFenced { .. } => {}
         }
     }
     replies
