@@ -40,6 +40,9 @@
 //! the member's accepted commits are in send order, and a record's place in the log is its
 //! acceptance order. Entries of members that left the group are dropped with the generation
 //! record that removes them: such a member's commits fail the member check anyway.
+//! `GroupSettings::fence_late_commits = false` turns the fence off, which is Kafka's behaviour
+//! (the `kafka-late-commits` config of the `kafka-partition` scenario, which the checker must
+//! catch).
 //!
 //! Differences from Kafka: assignment is computed here (a range assignor, as KIP-848's
 //! server-side assignors do) rather than by the group's leader member, so SyncGroup only hands

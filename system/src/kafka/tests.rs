@@ -559,9 +559,15 @@ fn a_late_commit_older_than_an_accepted_one_is_rejected_and_a_fresh_retry_is_not
     c.handle(500, 2, offset_commit(&member, 2, 657), &counts);
     assert_eq!(commit_appends(&mut c), vec![(2, Response::Done)]);
     c.handle(600, 3, offset_commit(&member, 1, 520), &counts);
+    let fenced = CoordOut::LateCommitFenced {
+        group: "g".into(),
+        member_id: member.clone(),
+        commit_seq: 1,
+        last_seq: 2,
+    };
     assert_eq!(
-        commit_appends(&mut c),
-        vec![(3, Response::error(ErrorCode::StaleCommitSequence))],
+        c.take_out(),
+        vec![fenced, CoordOut::Reply(3, Response::error(ErrorCode::StaleCommitSequence))],
         "nothing is appended for a late commit"
     );
     assert_eq!(fetched_offset(&mut c, 610, 4, &counts), Some(657));
@@ -598,6 +604,21 @@ fn a_late_commit_is_rejected_by_a_coordinator_that_loaded_the_group_from_the_log
         vec![(3, Response::error(ErrorCode::StaleCommitSequence))]
     );
     assert_eq!(fetched_offset(&mut first, 17_200, 4, &counts), Some(657));
+}
+
+#[test]
+fn without_the_fence_a_late_commit_overwrites_a_newer_one_as_in_kafka() {
+    let counts: BTreeMap<String, u32> = [("edits".to_string(), 1)].into();
+    let settings = GroupSettings {
+        fence_late_commits: false,
+        ..GroupSettings::default()
+    };
+    let mut c = Coordinator::new(settings, "b1.1".into());
+    let member = stable_group(&mut c, &mut Vec::new(), &counts);
+    c.handle(500, 2, offset_commit(&member, 2, 657), &counts);
+    c.handle(600, 3, offset_commit(&member, 1, 520), &counts);
+    assert_eq!(commit_appends(&mut c), vec![(2, Response::Done), (3, Response::Done)]);
+    assert_eq!(fetched_offset(&mut c, 610, 4, &counts), Some(520), "the group's offset went back");
 }
 
 #[test]
