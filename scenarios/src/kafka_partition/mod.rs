@@ -17,6 +17,12 @@
 //! `--config kafka-acks1-unclean` produces with `acks=1` to a topic with
 //! `unclean.leader.election.enable=true`: a deposed or crashed leader's acknowledged tail is
 //! then lost, and the checker must say so.
+//!
+//! `--config kafka-late-commits` turns off the coordinator's late-commit fence (see
+//! `system::kafka::coordinator`), which is how Kafka itself behaves: an `OffsetCommit` whose
+//! client timed out while the coordinator was cut off reaches it later, when the member's
+//! generation is live there again, and overwrites the member's newer acknowledged commit. The
+//! checker must catch the stored offset going back (about 2% of seeds).
 
 pub mod checker;
 mod consumer;
@@ -37,7 +43,10 @@ use offsets_checker::OffsetsChecker;
 pub static SCENARIO: Scenario = Scenario {
     name: "kafka-partition",
     about: "Kafka-like log (3 brokers, KRaft quorum, ISR, idempotent producers, a consumer group) under leader isolation and broker kills",
-    configs: &[("kafka-acks1-unclean", "acks=1 and unclean leader election: acknowledged records can be lost (the checker must catch it)")],
+    configs: &[
+        ("kafka-acks1-unclean", "acks=1 and unclean leader election: acknowledged records can be lost (the checker must catch it)"),
+        ("kafka-late-commits", "the coordinator accepts a late OffsetCommit older than the member's newer ones, as Kafka does: committed offsets go back (the checker must catch it)"),
+    ],
     sweep_must_reach: &[
         "fault.kill",
         "fault.partition",
@@ -82,9 +91,13 @@ pub const PRODUCE_RECOVERY_BOUND_MS: u64 = 10_000;
 pub fn spec(config: Option<&str>) -> KafkaClusterSpec {
     let mut spec = KafkaClusterSpec::new("kafka");
     spec.topics = vec![(TOPIC.into(), PARTITIONS)];
-    if config == Some("kafka-acks1-unclean") {
-        spec.durability.acks = Acks::Leader;
-        spec.durability.unclean_leader_election = true;
+    match config {
+        Some("kafka-acks1-unclean") => {
+            spec.durability.acks = Acks::Leader;
+            spec.durability.unclean_leader_election = true;
+        }
+        Some("kafka-late-commits") => spec.timing.broker.group.fence_late_commits = false,
+        _ => {}
     }
     spec
 }

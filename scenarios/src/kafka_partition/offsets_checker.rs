@@ -1,7 +1,10 @@
-//! The consumer group invariants: committed offsets only move forward, no record below a
-//! committed offset was skipped, and no consumer read a record the log does not have.
+//! The consumer group invariants: committed offsets only move forward (as acknowledged, as read
+//! back, and as finally stored in `__consumer_offsets`, which is what a restarted consumer
+//! reads), no record below a committed offset was skipped, and no consumer read a record the
+//! log does not have.
 
 use sim::Outcome;
+use system::kafka::protocol::CommittedOffset;
 use system::kafka::{KafkaCluster, Record, TopicPartition};
 
 use super::history::{GroupHistory, History};
@@ -18,8 +21,12 @@ impl Checker for OffsetsChecker {
     fn check(&self, outcome: &Outcome, v: &mut Verdict) {
         let h = outcome.observations(|o| History::read(o, &self.kafka));
         let h = h.group(&self.group);
+        let stored = self.kafka.final_offset_commits(&outcome.world, &self.group);
         for (tp, fp) in self.kafka.final_logs(&outcome.world).iter().filter(|(tp, _)| !tp.is_internal()) {
             forward_only(h, tp, v);
+            if let Some(stored) = &stored {
+                stored_forward_only(h, tp, stored, v);
+            }
             not_skipped(h, tp, v);
             if let Some(log) = fp.leader_log() {
                 no_phantoms(h, tp, log, v);
@@ -61,6 +68,41 @@ fn forward_only(h: &GroupHistory, tp: &TopicPartition, v: &mut Verdict) {
             found.push(format!(
                 "{} read {tp}'s committed offset as {:?} at {} ms after {who} had committed {high} (at {at} ms)",
                 r.consumer, r.offset, r.sent_ms
+            ));
+        }
+    }
+    v.violations_upto("committed offset regressed", found, LIST_AT_MOST);
+}
+
+/// What `__consumer_offsets` stores for `tp` (its records in log order, as a coordinator folds
+/// them) never goes back, and ends at or above every acknowledged commit. A late copy of an
+/// older commit that a coordinator accepted breaks the first even when no consumer happened to
+/// read the offset before a newer commit overwrote it; a lost acknowledged commit breaks the
+/// second.
+fn stored_forward_only(
+    h: &GroupHistory,
+    tp: &TopicPartition,
+    stored: &[(TopicPartition, CommittedOffset)],
+    v: &mut Verdict,
+) {
+    let mut found = Vec::new();
+    let mut last: Option<u64> = None;
+    for (i, (_, c)) in stored.iter().enumerate().filter(|(_, (t, _))| t == tp) {
+        if let Some(before) = last.filter(|before| c.offset < *before) {
+            found.push(format!(
+                "the group's offset record #{i} in __consumer_offsets sets {tp} to {} after it stood at {before}",
+                c.offset
+            ));
+        }
+        last = Some(last.map_or(c.offset, |b| b.max(c.offset)));
+    }
+    let final_offset = stored.iter().rev().find(|(t, _)| t == tp).map(|(_, c)| c.offset);
+    if let Some(high) = h.commits.iter().filter(|c| c.tp == *tp).max_by_key(|c| c.offset) {
+        if final_offset.is_none_or(|o| o < high.offset) {
+            found.push(format!(
+                "__consumer_offsets finally holds {final_offset:?} for {tp}, below the {} {} committed \
+                 (acknowledged at {} ms)",
+                high.offset, high.consumer, high.acked_ms
             ));
         }
     }

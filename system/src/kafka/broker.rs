@@ -324,6 +324,16 @@ impl BrokerCore {
         for out in self.coordinator.take_out() {
             match out {
                 CoordOut::Reply(id, resp) => self.reply(id, resp),
+                CoordOut::LateCommitFenced {
+                    group,
+                    member_id,
+                    commit_seq,
+                    last_seq,
+                } => {
+                    self.actions.push(Action::Sometimes("kafka.late_commit_fenced"));
+                    let fields = json!({ "group": group, "member": member_id, "commit_seq": commit_seq, "last_seq": last_seq });
+                    self.actions.push(Action::Trace("kafka.late_commit_fenced", fields));
+                }
                 CoordOut::Append {
                     records,
                     on_commit,

@@ -236,6 +236,10 @@ pub struct GroupMember {
     coordinator: Option<String>,
     /// `rebalance.timeout.ms`: how long a JoinGroup may wait at the coordinator.
     rebalance_timeout_ms: u64,
+    /// The last `commit_seq` sent: every OffsetCommit, a retry too, takes the next one, so a
+    /// late copy of an abandoned request is older than whatever superseded it (see
+    /// [`super::coordinator`]).
+    commit_seq: u64,
 }
 
 impl GroupMember {
@@ -249,6 +253,7 @@ impl GroupMember {
             generation: 0,
             coordinator: None,
             rebalance_timeout_ms,
+            commit_seq: 0,
         }
     }
 
@@ -350,10 +355,12 @@ impl GroupMember {
         rng: &mut impl Rng,
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     ) -> Result<(), GroupError> {
+        self.commit_seq += 1;
         let req = Request::OffsetCommit {
             group: self.group.clone(),
             generation: self.generation,
             member_id: self.member(),
+            commit_seq: self.commit_seq,
             offsets,
         };
         let t = self.request_timeout();

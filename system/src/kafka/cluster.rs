@@ -31,7 +31,11 @@ use sim::{node_main, NodeCtx, Plan, WorldState};
 use super::client::Client;
 use super::config::{Acks, BrokerSettings, ClientSettings, ControllerSettings, TopicSpec};
 use super::controller_node::ControllerConfig;
-use super::topic::{active_controller_role, quorum_leader_role, BrokerId, Record, TopicPartition, OFFSETS_TOPIC};
+use super::coordinator::GroupRecord;
+use super::protocol::CommittedOffset;
+use super::topic::{
+    active_controller_role, offsets_partition_for, quorum_leader_role, BrokerId, Record, TopicPartition, OFFSETS_TOPIC,
+};
 
 /// What the cluster promises about acknowledged records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,6 +299,29 @@ impl KafkaCluster {
                 (tp, FinalPartition { leader, replicas })
             })
             .collect()
+    }
+
+    /// `group`'s offset commits in the order its offsets partition holds them on the final
+    /// leader's disk (`None` if no single broker leads it then). A coordinator that loads the
+    /// group folds exactly these, so the last one of a partition is what a consumer that
+    /// restarts reads back.
+    pub fn final_offset_commits(
+        &self,
+        world: &WorldState,
+        group: &str,
+    ) -> Option<Vec<(TopicPartition, CommittedOffset)>> {
+        let tp = offsets_partition_for(group, self.offsets_partitions());
+        let logs = self.final_logs(world);
+        let commits = logs
+            .get(&tp)?
+            .leader_log()?
+            .iter()
+            .filter_map(|r| match serde_json::from_str(&r.value) {
+                Ok(GroupRecord::Offset { group: g, tp, offset, .. }) if g == group => Some((tp, offset)),
+                _ => None,
+            })
+            .collect();
+        Some(commits)
     }
 
     /// `tp`'s log on each broker's disk. With as many replicas as brokers every broker holds

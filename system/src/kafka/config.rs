@@ -129,6 +129,10 @@ pub struct GroupSettings {
     pub rebalance_timeout_ms: u64,
     /// `group.initial.rebalance.delay.ms`: 3000 in Kafka, 300 here.
     pub initial_rebalance_delay_ms: u64,
+    /// Not a Kafka setting: refuse an `OffsetCommit` whose `commit_seq` is older than one
+    /// already accepted from the same member (see [`super::coordinator`]). `false` behaves as
+    /// Kafka does, where such a late commit overwrites a newer one.
+    pub fence_late_commits: bool,
 }
 
 impl Default for GroupSettings {
@@ -137,6 +141,7 @@ impl Default for GroupSettings {
             session_timeout_ms: 4_500,
             rebalance_timeout_ms: 5_000,
             initial_rebalance_delay_ms: 300,
+            fence_late_commits: true,
         }
     }
 }

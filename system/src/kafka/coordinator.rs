@@ -9,6 +9,41 @@
 //! takes over loads exactly what was acknowledged, and a new generation's record always lands
 //! after every offset commit the previous generation had acknowledged.
 //!
+//! # Late commits: the commit sequence (not in Kafka)
+//! A commit can arrive long after its sender gave up on it: the client times out, drops the
+//! connection and moves on, while the request's bytes are still in the network (TCP keeps
+//! retransmitting what was written before the close, then sends the FIN). If by then the
+//! member's generation is still live on the coordinator — perhaps on another coordinator that
+//! loaded the group from `__consumer_offsets`, or on the same broker in a later leadership —
+//! the late commit passes every check Kafka makes and overwrites a newer, acknowledged commit
+//! of the same member: the group's committed offset goes back, and a consumer that restarts
+//! or takes the partition over reprocesses from there.
+//!
+//! Kafka's fences are all about *who* commits, not *when*: the classic protocol checks
+//! `generationId` and `memberId` (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`); KIP-848 checks the
+//! member epoch (`STALE_MEMBER_EPOCH`); KIP-1251's assignment epochs fence a member whose
+//! partition moved to another. None of them orders two commits of one member in one
+//! generation, and requests on different connections are not ordered with each other (the
+//! broker orders requests only within a connection), so real Kafka genuinely allows this
+//! regression. Applications that cannot tolerate it commit offsets in a transaction
+//! (`sendOffsetsToTransaction`, KIP-98/KIP-447: a timed-out transaction is aborted with its
+//! pending offsets) or keep offsets in their own store next to their results.
+//!
+//! This model instead protects the group at the coordinator, the smallest change that gives
+//! the consumer service the guarantee it needs: every `OffsetCommit` carries the member's
+//! `commit_seq`, which the client increases for every request it sends (so a retry after a
+//! timeout is a new, higher sequence). The coordinator remembers, per member, the highest
+//! sequence it accepted and answers an older one `STALE_COMMIT_SEQUENCE` (a model-only error
+//! code) without writing it. The sequence and member id are stored in the offset record, so a
+//! coordinator that takes over rebuilds the table by folding `__consumer_offsets`, as it
+//! rebuilds the offsets themselves. The client has one commit in flight (`commitSync`), so
+//! the member's accepted commits are in send order, and a record's place in the log is its
+//! acceptance order. Entries of members that left the group are dropped with the generation
+//! record that removes them: such a member's commits fail the member check anyway.
+//! `GroupSettings::fence_late_commits = false` turns the fence off, which is Kafka's behaviour
+//! (the `kafka-late-commits` config of the `kafka-partition` scenario, which the checker must
+//! catch).
+//!
 //! Differences from Kafka: assignment is computed here (a range assignor, as KIP-848's
 //! server-side assignors do) rather than by the group's leader member, so SyncGroup only hands
 //! it out; no static membership (`group.instance.id`), no compaction of the offsets partition.
@@ -26,12 +61,15 @@ pub type ReqId = u64;
 /// The values stored in `__consumer_offsets`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupRecord {
-    /// `OffsetCommit` value: the next offset the group will consume from `tp`.
+    /// `OffsetCommit` value: the next offset the group will consume from `tp`, and who
+    /// committed it with which `commit_seq` (not in Kafka's record; see the module docs).
     Offset {
         group: String,
         tp: TopicPartition,
         offset: CommittedOffset,
         generation: u64,
+        member_id: String,
+        commit_seq: u64,
     },
     /// `GroupMetadata` value: a completed rebalance.
     Group {
@@ -52,6 +90,14 @@ pub enum CoordOut {
         records: Vec<GroupRecord>,
         on_commit: Vec<(ReqId, Response)>,
         on_fail: Vec<ReqId>,
+    },
+    /// A late `OffsetCommit` was refused (its reply is a separate [`CoordOut::Reply`]): for
+    /// the trace.
+    LateCommitFenced {
+        group: String,
+        member_id: String,
+        commit_seq: u64,
+        last_seq: u64,
     },
 }
 
@@ -76,6 +122,14 @@ struct Member {
     topics: Vec<String>,
 }
 
+/// Who sent an `OffsetCommit`: the generation it believes current, its member id and the
+/// request's commit sequence.
+struct Committer {
+    generation: u64,
+    member_id: String,
+    commit_seq: u64,
+}
+
 #[derive(Clone, Debug)]
 struct Group {
     phase: Phase,
@@ -98,6 +152,8 @@ pub struct Coordinator {
     offsets: BTreeMap<(String, TopicPartition), CommittedOffset>,
     /// The last committed generation record of each group.
     committed_groups: BTreeMap<String, GroupRecord>,
+    /// Per (group, member): the highest `commit_seq` accepted or folded from the log.
+    commit_seqs: BTreeMap<(String, String), u64>,
     groups: BTreeMap<String, Group>,
     next_member: u64,
     out: Vec<CoordOut>,
@@ -112,6 +168,7 @@ impl Coordinator {
             status: Status::Inactive,
             offsets: BTreeMap::new(),
             committed_groups: BTreeMap::new(),
+            commit_seqs: BTreeMap::new(),
             groups: BTreeMap::new(),
             next_member: 1,
             out: Vec::new(),
@@ -136,6 +193,7 @@ impl Coordinator {
         self.status = Status::Inactive;
         self.offsets.clear();
         self.committed_groups.clear();
+        self.commit_seqs.clear();
         self.groups.clear();
     }
 
@@ -146,10 +204,25 @@ impl Coordinator {
                 continue;
             };
             match &rec {
-                GroupRecord::Offset { group, tp, offset, .. } => {
+                GroupRecord::Offset {
+                    group,
+                    tp,
+                    offset,
+                    member_id,
+                    commit_seq,
+                    ..
+                } => {
                     self.offsets.insert((group.clone(), tp.clone()), *offset);
+                    self.note_commit_seq(group, member_id, *commit_seq);
                 }
-                GroupRecord::Group { group, generation, .. } => {
+                GroupRecord::Group {
+                    group,
+                    generation,
+                    members,
+                    ..
+                } => {
+                    self.commit_seqs
+                        .retain(|(g, m), _| g != group || members.contains(m));
                     if let Some(g) = self.groups.get_mut(group) {
                         if g.generation == *generation && g.phase == Phase::Completing {
                             g.phase = Phase::Stable;
@@ -241,8 +314,12 @@ impl Coordinator {
                 group,
                 generation,
                 member_id,
+                commit_seq,
                 offsets,
-            } => self.commit(now_ms, id, &group, generation, &member_id, offsets),
+            } => {
+                let by = Committer { generation, member_id, commit_seq };
+                self.commit(now_ms, id, &group, by, offsets)
+            }
             Request::OffsetFetch { group, partitions } => {
                 let offsets = partitions
                     .into_iter()
@@ -358,12 +435,20 @@ impl Coordinator {
         now_ms: u64,
         id: ReqId,
         group: &str,
-        generation: u64,
-        member_id: &str,
+        by: Committer,
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     ) {
         let session = self.settings.session_timeout_ms;
+        let Committer { generation, member_id, commit_seq } = by;
+        let member_id = member_id.as_str();
+        let last_seq = self
+            .last_commit_seq(group, member_id)
+            .filter(|_| self.settings.fence_late_commits);
         let checked = self.member_check(group, generation, member_id).and_then(|g| {
+            // A late copy of a commit the member already superseded (module docs).
+            if last_seq.is_some_and(|last| commit_seq < last) {
+                return Err(ErrorCode::StaleCommitSequence);
+            }
             if g.phase == Phase::Completing {
                 return Err(ErrorCode::RebalanceInProgress);
             }
@@ -373,9 +458,18 @@ impl Coordinator {
             Ok(())
         });
         if let Err(code) = checked {
+            if code == ErrorCode::StaleCommitSequence {
+                self.out.push(CoordOut::LateCommitFenced {
+                    group: group.to_string(),
+                    member_id: member_id.to_string(),
+                    commit_seq,
+                    last_seq: last_seq.unwrap_or_default(),
+                });
+            }
             self.out.push(CoordOut::Reply(id, Response::error(code)));
             return;
         }
+        self.note_commit_seq(group, member_id, commit_seq);
         let records = offsets
             .into_iter()
             .map(|(tp, offset)| GroupRecord::Offset {
@@ -383,6 +477,8 @@ impl Coordinator {
                 tp,
                 offset,
                 generation,
+                member_id: member_id.to_string(),
+                commit_seq,
             })
             .collect();
         self.out.push(CoordOut::Append {
@@ -390,6 +486,22 @@ impl Coordinator {
             on_commit: vec![(id, Response::Done)],
             on_fail: vec![id],
         });
+    }
+
+    /// The highest commit sequence accepted from `member_id`, if it is still remembered.
+    pub fn last_commit_seq(&self, group: &str, member_id: &str) -> Option<u64> {
+        self.commit_seqs
+            .get(&(group.to_string(), member_id.to_string()))
+            .copied()
+    }
+
+    /// Raises the member's highest known commit sequence to `seq`.
+    fn note_commit_seq(&mut self, group: &str, member_id: &str, seq: u64) {
+        let last = self
+            .commit_seqs
+            .entry((group.to_string(), member_id.to_string()))
+            .or_insert(seq);
+        *last = (*last).max(seq);
     }
 
     /// The group, if `member_id` belongs to its current `generation`.

@@ -47,7 +47,12 @@
 //!   session expires; offset commits and group metadata written to `__consumer_offsets` with
 //!   `acks=all` semantics (`offsets.commit.required.acks=-1`) and answered once committed, so a
 //!   new coordinator loads exactly what was acknowledged and a restarted consumer resumes from
-//!   its group's last commit.
+//!   its group's last commit. Beyond Kafka, a commit also carries the member's `commit_seq`
+//!   and the coordinator refuses one older than a commit it already accepted from that member:
+//!   Kafka's generation and member-epoch fences do not stop a late copy of a timed-out
+//!   `OffsetCommit` from overwriting the member's newer commit (the coordinator module says
+//!   when that happens, what Kafka users do about it, and why the model fences it here;
+//!   `GroupSettings::fence_late_commits = false` gives Kafka's behaviour).
 //! - **Clients** ([`client`]): metadata that never goes back to an older leader epoch, a
 //!   producer that retries a batch until acknowledged, a group member. Committed offsets carry
 //!   the leader epoch of the last consumed record (KIP-320), and a consumer whose metadata is

@@ -46,6 +46,9 @@ pub enum ErrorCode {
     UnknownMemberId,
     RebalanceInProgress,
     InvalidRequest,
+    /// Not a Kafka error code: an `OffsetCommit` whose `commit_seq` is older than one the
+    /// coordinator already accepted from the same member (see [`super::coordinator`]).
+    StaleCommitSequence,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +150,9 @@ pub enum Request {
         group: String,
         generation: u64,
         member_id: String,
+        /// Not in Kafka's OffsetCommit: the member's own count of the commits it sent, new for
+        /// every request (a retry too), so the coordinator can drop one that arrives late.
+        commit_seq: u64,
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     },
     OffsetFetch {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::config::{Acks, ControllerSettings, GroupSettings, TopicSpec};
 use super::controller::{AlterPartition, BrokerHeartbeat, ControllerCore};
-use super::coordinator::{CoordOut, Coordinator, GroupRecord};
+use super::coordinator::{CoordOut, Coordinator};
 use super::idempotence::{ProducerTable, SeqCheck};
 use super::log::{decode, PartitionLog};
 use super::metadata::{MetadataImage, MetadataRecord, PartitionState};
@@ -375,6 +375,11 @@ fn join(c: &mut Coordinator, now: u64, id: u64, member: Option<&str>, counts: &B
 
 /// Commits what the coordinator appended, as the broker would once the high watermark passes.
 fn commit_appends(c: &mut Coordinator) -> Vec<(u64, Response)> {
+    commit_appends_into(c, &mut Vec::new())
+}
+
+/// [`commit_appends`], also keeping the committed records (the offsets partition's log).
+fn commit_appends_into(c: &mut Coordinator, log: &mut Vec<Record>) -> Vec<(u64, Response)> {
     let mut replies = Vec::new();
     for out in c.take_out() {
         match out {
@@ -383,7 +388,7 @@ fn commit_appends(c: &mut Coordinator) -> Vec<(u64, Response)> {
                 let recs: Vec<Record> = records
                     .iter()
                     .map(|r| Record {
-                        offset: 0,
+                        offset: log.len() as u64,
                         leader_epoch: 0,
                         producer_id: 0,
                         seq: 0,
@@ -391,8 +396,10 @@ fn commit_appends(c: &mut Coordinator) -> Vec<(u64, Response)> {
                     })
                     .collect();
                 c.apply_committed(&recs);
+                log.extend(recs);
                 replies.extend(on_commit);
             }
+            CoordOut::LateCommitFenced { .. } => {}
         }
     }
     replies
@@ -442,6 +449,7 @@ fn group_rebalances_on_join_and_session_expiry_and_keeps_offsets() {
         group: "g".into(),
         generation: 1,
         member_id: members[0].clone(),
+        commit_seq: 1,
         offsets: vec![(tp(), committed(42))],
     };
     c.handle(420, 4, commit, &counts);
@@ -477,6 +485,7 @@ fn group_rebalances_on_join_and_session_expiry_and_keeps_offsets() {
         group: "g".into(),
         generation: 0,
         member_id: members[0].clone(),
+        commit_seq: 2,
         offsets: vec![(tp(), committed(1))],
     };
     c.handle(5020, 7, stale, &counts);
@@ -503,12 +512,135 @@ fn group_rebalances_on_join_and_session_expiry_and_keeps_offsets() {
         commit_appends(&mut c),
         vec![(9, Response::Offsets(vec![(tp(), Some(committed(42)))]))]
     );
-    let _ = GroupRecord::Offset {
-        group: "g".into(),
-        tp: tp(),
-        offset: committed(0),
-        generation: 0,
+}
+
+/// A stable one-member group of generation 1 on a fresh coordinator; returns its member id.
+fn stable_group(c: &mut Coordinator, log: &mut Vec<Record>, counts: &BTreeMap<String, u32>) -> String {
+    c.start_loading(0);
+    assert!(c.maybe_finish_loading(0, 0));
+    join(c, 0, 1, None, counts);
+    c.tick(400, counts);
+    let replies = commit_appends_into(c, log);
+    let [(1, Response::Joined { generation: 1, member_id, .. })] = replies.as_slice() else {
+        panic!("{replies:?}")
     };
+    member_id.clone()
+}
+
+fn offset_commit(member: &str, commit_seq: u64, offset: u64) -> Request {
+    Request::OffsetCommit {
+        group: "g".into(),
+        generation: 1,
+        member_id: member.into(),
+        commit_seq,
+        offsets: vec![(tp(), committed(offset))],
+    }
+}
+
+fn fetched_offset(c: &mut Coordinator, now: u64, id: u64, counts: &BTreeMap<String, u32>) -> Option<u64> {
+    let fetch = Request::OffsetFetch {
+        group: "g".into(),
+        partitions: vec![tp()],
+    };
+    c.handle(now, id, fetch, counts);
+    match commit_appends(c).as_slice() {
+        [(_, Response::Offsets(o))] => o[0].1.map(|c| c.offset),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_late_commit_older_than_an_accepted_one_is_rejected_and_a_fresh_retry_is_not() {
+    let counts: BTreeMap<String, u32> = [("edits".to_string(), 1)].into();
+    let mut c = Coordinator::new(GroupSettings::default(), "b1.1".into());
+    let member = stable_group(&mut c, &mut Vec::new(), &counts);
+    // Sequence 1 (offset 520) timed out at the client, which then committed 657 as sequence 2;
+    // the network delivers sequence 1 afterwards, in the same generation.
+    c.handle(500, 2, offset_commit(&member, 2, 657), &counts);
+    assert_eq!(commit_appends(&mut c), vec![(2, Response::Done)]);
+    c.handle(600, 3, offset_commit(&member, 1, 520), &counts);
+    let fenced = CoordOut::LateCommitFenced {
+        group: "g".into(),
+        member_id: member.clone(),
+        commit_seq: 1,
+        last_seq: 2,
+    };
+    assert_eq!(
+        c.take_out(),
+        vec![fenced, CoordOut::Reply(3, Response::error(ErrorCode::StaleCommitSequence))],
+        "nothing is appended for a late commit"
+    );
+    assert_eq!(fetched_offset(&mut c, 610, 4, &counts), Some(657));
+    // The client's next commit, a retry of the same offsets included, takes a new sequence.
+    c.handle(700, 5, offset_commit(&member, 3, 657), &counts);
+    c.handle(710, 6, offset_commit(&member, 4, 700), &counts);
+    assert_eq!(commit_appends(&mut c), vec![(5, Response::Done), (6, Response::Done)]);
+    assert_eq!(fetched_offset(&mut c, 720, 7, &counts), Some(700));
+}
+
+#[test]
+fn a_late_commit_is_rejected_by_a_coordinator_that_loaded_the_group_from_the_log() {
+    // The diagnosed run: the commit of 520 was sent to a coordinator that was then isolated;
+    // another coordinator accepted 657; the first became coordinator again (generation 1
+    // still live) and only then received the bytes of the old request.
+    let counts: BTreeMap<String, u32> = [("edits".to_string(), 1)].into();
+    let mut log = Vec::new();
+    let mut first = Coordinator::new(GroupSettings::default(), "b1.1".into());
+    let member = stable_group(&mut first, &mut log, &counts);
+    first.resign();
+    let mut second = Coordinator::new(GroupSettings::default(), "b2.1".into());
+    second.start_loading(log.len() as u64);
+    second.apply_committed(&log);
+    assert!(second.maybe_finish_loading(1_000, log.len() as u64));
+    second.handle(1_100, 2, offset_commit(&member, 6, 657), &counts);
+    assert_eq!(commit_appends_into(&mut second, &mut log), vec![(2, Response::Done)]);
+    second.resign();
+    first.start_loading(log.len() as u64);
+    first.apply_committed(&log);
+    assert!(first.maybe_finish_loading(17_000, log.len() as u64));
+    first.handle(17_100, 3, offset_commit(&member, 5, 520), &counts);
+    assert_eq!(
+        commit_appends(&mut first),
+        vec![(3, Response::error(ErrorCode::StaleCommitSequence))]
+    );
+    assert_eq!(fetched_offset(&mut first, 17_200, 4, &counts), Some(657));
+}
+
+#[test]
+fn without_the_fence_a_late_commit_overwrites_a_newer_one_as_in_kafka() {
+    let counts: BTreeMap<String, u32> = [("edits".to_string(), 1)].into();
+    let settings = GroupSettings {
+        fence_late_commits: false,
+        ..GroupSettings::default()
+    };
+    let mut c = Coordinator::new(settings, "b1.1".into());
+    let member = stable_group(&mut c, &mut Vec::new(), &counts);
+    c.handle(500, 2, offset_commit(&member, 2, 657), &counts);
+    c.handle(600, 3, offset_commit(&member, 1, 520), &counts);
+    assert_eq!(commit_appends(&mut c), vec![(2, Response::Done), (3, Response::Done)]);
+    assert_eq!(fetched_offset(&mut c, 610, 4, &counts), Some(520), "the group's offset went back");
+}
+
+#[test]
+fn commit_sequences_of_members_that_left_are_forgotten_with_their_generation() {
+    let counts: BTreeMap<String, u32> = [("edits".to_string(), 1)].into();
+    let mut c = Coordinator::new(GroupSettings::default(), "b1.1".into());
+    let member = stable_group(&mut c, &mut Vec::new(), &counts);
+    c.handle(500, 2, offset_commit(&member, 9, 10), &counts);
+    commit_appends(&mut c);
+    assert_eq!(c.last_commit_seq("g", &member), Some(9));
+    c.handle(600, 3, Request::LeaveGroup { group: "g".into(), member_id: member.clone() }, &counts);
+    commit_appends(&mut c);
+    c.tick(700, &counts);
+    commit_appends(&mut c);
+    assert_eq!(c.last_commit_seq("g", &member), None, "dropped with the generation record");
+    // The member is gone: its late commit fails the member check, whatever its sequence.
+    c.handle(800, 4, offset_commit(&member, 10, 5), &counts);
+    assert_eq!(
+        commit_appends(&mut c),
+        vec![(4, Response::error(ErrorCode::UnknownMemberId))]
+    );
+    assert_eq!(fetched_offset(&mut c, 810, 5, &counts), Some(10));
 }
 
 #[test]
