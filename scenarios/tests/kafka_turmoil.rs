@@ -14,8 +14,7 @@ use system::kafka::{KafkaCluster, KafkaClusterSpec, TopicPartition};
 
 fn run(seed: u64, config: Option<&str>) -> RunReport {
     let scenario = scenarios::find("kafka-partition").expect("kafka-partition is registered");
-    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config))
-    .expect("run starts");
+    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config)).expect("run starts");
     scenarios::ledger::record(&report);
     report
 }
@@ -24,17 +23,8 @@ fn run(seed: u64, config: Option<&str>) -> RunReport {
 fn kafka_seeds_pass_on_turmoil() {
     for seed in 0..2 {
         let r = run(seed, None);
-        assert!(
-            r.passed,
-            "seed {seed}: {:?}\nreplay: {}",
-            r.violations,
-            r.replay_command()
-        );
-        assert!(
-            r.metrics.get("produced_per_sim_s").is_some_and(|v| *v > 10.0),
-            "seed {seed}: {:?}",
-            r.metrics
-        );
+        assert!(r.passed, "seed {seed}: {:?}\nreplay: {}", r.violations, r.replay_command());
+        assert!(r.metrics.get("produced_per_sim_s").is_some_and(|v| *v > 10.0), "seed {seed}: {:?}", r.metrics);
     }
 }
 
@@ -82,10 +72,7 @@ fn kafka_acks1_unclean_loses_acknowledged_records_on_turmoil() {
     let lost = UNSAFE_SEEDS
         .map(|seed| run(seed, Some("kafka-acks1-unclean")))
         .find(|r| r.violations.iter().any(|v| v.kind == "lost record"));
-    assert!(
-        lost.is_some(),
-        "acks=1 with unclean election lost nothing in seeds {UNSAFE_SEEDS:?}"
-    );
+    assert!(lost.is_some(), "acks=1 with unclean election lost nothing in seeds {UNSAFE_SEEDS:?}");
 }
 
 /// Produces `count` batches of values named after the cluster, each acknowledged, to `edits-0`.
@@ -123,10 +110,7 @@ async fn produce(mut ctx: NodeCtx, kafka: KafkaCluster, count: u64) {
 fn judge(outcome: &sim::Outcome, kafka: &KafkaCluster) -> Result<usize, String> {
     let p = kafka.prefix();
     let acked: Vec<String> = outcome.observations(|o| {
-        o.of::<ProduceAcked>()
-            .filter(|a| a.value.cluster == p)
-            .flat_map(|a| a.value.values)
-            .collect()
+        o.of::<ProduceAcked>().filter(|a| a.value.cluster == p).flat_map(|a| a.value.values).collect()
     });
     let tp = TopicPartition::new("edits", 0);
     let logs = kafka.final_logs(&outcome.world);

@@ -49,10 +49,7 @@ impl Checker for ProgressChecker {
         let produce_s = self.produce_until_ms.min(end_ms).max(1) as f64 / 1000.0;
         v.metric("produced_per_sim_s", h.acked.len() as f64 / produce_s);
         v.metric("consumed_per_sim_s", processed.len() as f64 / (end_ms.max(1) as f64 / 1000.0));
-        v.metric(
-            "produce_attempts_per_batch",
-            h.produce_attempts as f64 / h.produce_batches.max(1) as f64,
-        );
+        v.metric("produce_attempts_per_batch", h.produce_attempts as f64 / h.produce_batches.max(1) as f64);
         v.metric("duplicate_acks_count", h.duplicate_acks as f64);
         v.metric("acks_all", f64::from(u8::from(self.kafka.acks() == system::kafka::Acks::All)));
     }
@@ -66,11 +63,8 @@ impl ProgressChecker {
         for m in &g.memberships {
             last.insert(m.consumer.as_str(), m);
         }
-        let generations: BTreeSet<Option<u64>> = self
-            .consumers
-            .iter()
-            .map(|c| last.get(c.as_str()).and_then(|m| m.generation))
-            .collect();
+        let generations: BTreeSet<Option<u64>> =
+            self.consumers.iter().map(|c| last.get(c.as_str()).and_then(|m| m.generation)).collect();
         let covered: BTreeSet<&TopicPartition> = last.values().flat_map(|m| m.partitions.iter()).collect();
         let partitions = self.kafka.partitions_of(&self.topic).len();
         let whole = generations.len() == 1 && !generations.contains(&None) && covered.len() == partitions;
@@ -170,10 +164,7 @@ impl FailoverMetrics {
         let mut times = Vec::new();
         for (i, (at_ms, f)) in faults.iter().enumerate() {
             // Until the next fault: a later failover may be that fault's doing.
-            let until = faults[i + 1..]
-                .iter()
-                .find(|(_, n)| is_fault(&n.fault))
-                .map_or(u64::MAX, |(t, _)| *t);
+            let until = faults[i + 1..].iter().find(|(_, n)| is_fault(&n.fault)).map_or(u64::MAX, |(t, _)| *t);
             for tp in self.kafka.partitions() {
                 let Some(old) = h.leader_at(&tp, *at_ms) else { continue };
                 if !self.cuts_from_controllers(outcome, f, old) {
@@ -213,7 +204,9 @@ impl FailoverMetrics {
 fn sides(outcome: &Outcome, f: &FaultApplied, a: &Target, b: &Target) -> (BTreeSet<String>, BTreeSet<String>) {
     let all: BTreeSet<String> = f.nodes.iter().cloned().collect();
     let (na, nb) = (named(outcome, a), named(outcome, b));
-    let rest = |other: &Option<BTreeSet<String>>| all.difference(other.as_ref().unwrap_or(&BTreeSet::new())).cloned().collect();
+    let rest = |other: &Option<BTreeSet<String>>| {
+        all.difference(other.as_ref().unwrap_or(&BTreeSet::new())).cloned().collect()
+    };
     let sa = na.clone().unwrap_or_else(|| rest(&nb));
     let sb = nb.unwrap_or_else(|| rest(&na));
     (sa, sb)
@@ -233,8 +226,5 @@ fn named(outcome: &Outcome, t: &Target) -> Option<BTreeSet<String>> {
 }
 
 fn is_fault(f: &Fault) -> bool {
-    !matches!(
-        f,
-        Fault::HealAll | Fault::HealNetwork | Fault::Resume(_) | Fault::Disk { .. }
-    )
+    !matches!(f, Fault::HealAll | Fault::HealNetwork | Fault::Resume(_) | Fault::Disk { .. })
 }

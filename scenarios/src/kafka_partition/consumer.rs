@@ -20,10 +20,7 @@ use super::{GROUP, TOPIC};
 /// `auto.commit.interval.ms`: 5000 in Kafka, 1000 here.
 const COMMIT_INTERVAL_MS: u64 = 1_000;
 /// Where a partition without a committed offset starts (`auto.offset.reset=earliest`).
-const START: CommittedOffset = CommittedOffset {
-    offset: 0,
-    leader_epoch: None,
-};
+const START: CommittedOffset = CommittedOffset { offset: 0, leader_epoch: None };
 
 struct Member {
     ctx: NodeCtx,
@@ -98,11 +95,7 @@ impl Member {
     }
 
     fn observe(&self, event: ConsumerEvent) {
-        self.ctx.observe(&ConsumerObserved {
-            cluster: self.cluster.clone(),
-            group: GROUP.to_string(),
-            event,
-        });
+        self.ctx.observe(&ConsumerObserved { cluster: self.cluster.clone(), group: GROUP.to_string(), event });
     }
 
     /// Reads the group's committed offsets for the new assignment.
@@ -184,10 +177,7 @@ impl Member {
                 let mut next = pos;
                 let mut records = Vec::new();
                 for r in resp.records.into_iter().filter(|r| r.offset >= pos.offset) {
-                    next = CommittedOffset {
-                        offset: r.offset + 1,
-                        leader_epoch: Some(r.leader_epoch),
-                    };
+                    next = CommittedOffset { offset: r.offset + 1, leader_epoch: Some(r.leader_epoch) };
                     records.push((r.offset, r.value));
                 }
                 if !records.is_empty() {
@@ -198,10 +188,7 @@ impl Member {
             Err(FetchError::OutOfRange) => {
                 // auto.offset.reset=earliest
                 self.ctx.sometimes("workload.offset_reset");
-                self.ctx.trace(
-                    "workload.offset_reset",
-                    json!({ "tp": tp.to_string(), "position": pos.offset }),
-                );
+                self.ctx.trace("workload.offset_reset", json!({ "tp": tp.to_string(), "position": pos.offset }));
                 self.positions.insert(tp.clone(), START);
             }
             Err(FetchError::NoLeader) => self.pause(50, 150).await,

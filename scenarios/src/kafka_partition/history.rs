@@ -138,11 +138,7 @@ impl History {
 
     /// The leader of `tp` as of `t_ms`, per the committed metadata.
     pub fn leader_at(&self, tp: &TopicPartition, t_ms: u64) -> Option<BrokerId> {
-        self.leader_changes
-            .iter()
-            .filter(|c| c.tp == *tp && c.t_ms <= t_ms)
-            .max_by_key(|c| c.epoch)
-            .and_then(|c| c.to)
+        self.leader_changes.iter().filter(|c| c.tp == *tp && c.t_ms <= t_ms).max_by_key(|c| c.epoch).and_then(|c| c.to)
     }
 }
 

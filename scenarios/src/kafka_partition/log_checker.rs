@@ -90,10 +90,7 @@ fn duplicates(tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
     for r in log {
         if let Some(o) = first.insert(r.value.as_str(), r.offset) {
             dups.push(format!("{} is in {tp} at offsets {o} and {}", r.value, r.offset));
-        } else if let Some(o) = by_seq
-            .insert((r.producer_id, r.seq), r.offset)
-            .filter(|_| r.producer_id != 0)
-        {
+        } else if let Some(o) = by_seq.insert((r.producer_id, r.seq), r.offset).filter(|_| r.producer_id != 0) {
             dups.push(format!(
                 "producer {} sequence {} is in {tp} at offsets {o} and {}",
                 r.producer_id, r.seq, r.offset
@@ -107,27 +104,16 @@ fn duplicates(tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
 /// stopped well before the end). The offsets partition may trail by an in-flight commit.
 fn converged(tp: &TopicPartition, leader: &str, leader_log: &[Record], node: &str, log: &[Record], v: &mut Verdict) {
     if let Some(o) = log.iter().zip(leader_log).position(|(a, b)| a != b) {
-        v.violation(
-            "replicas diverged",
-            format!("{node}'s {tp} differs from leader {leader}'s at offset {o}"),
-        );
+        v.violation("replicas diverged", format!("{node}'s {tp} differs from leader {leader}'s at offset {o}"));
     } else if log.len() > leader_log.len() {
         v.violation(
             "replicas diverged",
-            format!(
-                "{node}'s {tp} has {} records, more than leader {leader}'s {}",
-                log.len(),
-                leader_log.len()
-            ),
+            format!("{node}'s {tp} has {} records, more than leader {leader}'s {}", log.len(), leader_log.len()),
         );
     } else if log.len() < leader_log.len() && !tp.is_internal() {
         v.violation(
             "liveness",
-            format!(
-                "{node}'s {tp} has {} of leader {leader}'s {} records at the end",
-                log.len(),
-                leader_log.len()
-            ),
+            format!("{node}'s {tp} has {} of leader {leader}'s {} records at the end", log.len(), leader_log.len()),
         );
     }
 }

@@ -38,21 +38,11 @@ impl Checker for OffsetsChecker {
 /// A commit, or an offset read back, that starts after another commit was acknowledged must
 /// not be below it: the group's position never goes back.
 fn forward_only(h: &GroupHistory, tp: &TopicPartition, v: &mut Verdict) {
-    let mut acked: Vec<(u64, u64, &str)> = h
-        .commits
-        .iter()
-        .filter(|c| c.tp == *tp)
-        .map(|c| (c.acked_ms, c.offset, c.consumer.as_str()))
-        .collect();
+    let mut acked: Vec<(u64, u64, &str)> =
+        h.commits.iter().filter(|c| c.tp == *tp).map(|c| (c.acked_ms, c.offset, c.consumer.as_str())).collect();
     acked.sort();
     // The highest offset acknowledged by time t.
-    let high_by = |t: u64| {
-        acked
-            .iter()
-            .take_while(|(at, _, _)| *at < t)
-            .max_by_key(|(_, o, _)| *o)
-            .copied()
-    };
+    let high_by = |t: u64| acked.iter().take_while(|(at, _, _)| *at < t).max_by_key(|(_, o, _)| *o).copied();
     let mut found = Vec::new();
     for c in h.commits.iter().filter(|c| c.tp == *tp) {
         if let Some((at, high, who)) = high_by(c.sent_ms).filter(|(_, high, _)| c.offset < *high) {
@@ -134,10 +124,8 @@ fn not_skipped(h: &GroupHistory, tp: &TopicPartition, v: &mut Verdict) {
     for c in h.commits.iter().filter(|c| c.tp == *tp && c.offset > 0) {
         let ok = prefix[c.offset as usize - 1].is_some_and(|t| t <= c.sent_ms);
         if !ok {
-            let missing = first_seen[..c.offset as usize]
-                .iter()
-                .position(|s| s.is_none_or(|t| t > c.sent_ms))
-                .unwrap_or(0);
+            let missing =
+                first_seen[..c.offset as usize].iter().position(|s| s.is_none_or(|t| t > c.sent_ms)).unwrap_or(0);
             found.push(format!(
                 "{} committed {tp} at {} (sent at {} ms) but offset {missing} had not been processed",
                 c.consumer, c.offset, c.sent_ms

@@ -31,9 +31,8 @@ async fn pipeline(mut ctx: NodeCtx, kafka: KafkaCluster, index: u64, partition: 
     let mut n = 0u64;
     while ctx.clock.now_ms() < PRODUCE_UNTIL_MS {
         let count = rng.gen_range(2..=6u64);
-        let values: Vec<String> = (n..n + count)
-            .map(|i| format!("{}.{}-p{partition}-{i}", ctx.name, ctx.incarnation))
-            .collect();
+        let values: Vec<String> =
+            (n..n + count).map(|i| format!("{}.{}-p{partition}-{i}", ctx.name, ctx.incarnation)).collect();
         let delivery = producer
             .send(&mut rng, values.clone(), || {
                 resets += 1;

@@ -35,10 +35,7 @@ pub fn draw(seed: u64, kafka: &KafkaCluster) -> Vec<Scheduled> {
         let undo = undo_for(&fault);
         let heals_all = undo == Fault::HealAll;
         schedule.push(Scheduled { at_ms: at, fault });
-        schedule.push(Scheduled {
-            at_ms: undo_at,
-            fault: undo,
-        });
+        schedule.push(Scheduled { at_ms: undo_at, fault: undo });
         if heals_all {
             schedule.push(arm_torn_writes(kafka, undo_at));
         }
@@ -47,34 +44,19 @@ pub fn draw(seed: u64, kafka: &KafkaCluster) -> Vec<Scheduled> {
         }
         at = undo_at + rng.gen_range(1_000..3_000);
     }
-    schedule.push(Scheduled {
-        at_ms: HEAL_AT_MS,
-        fault: Fault::HealAll,
-    });
+    schedule.push(Scheduled { at_ms: HEAL_AT_MS, fault: Fault::HealAll });
     schedule
 }
 
 /// When each consumer leaves the group cleanly and rejoins, if it does in this run.
 pub fn consumer_bounces(seed: u64) -> Vec<Option<u64>> {
     let mut rng = sim::rng::derive(seed, "~bounces", 0);
-    CONSUMERS
-        .iter()
-        .map(|_| rng.gen_ratio(2, 5).then(|| rng.gen_range(8_000..30_000)))
-        .collect()
+    CONSUMERS.iter().map(|_| rng.gen_ratio(2, 5).then(|| rng.gen_range(8_000..30_000))).collect()
 }
 
 fn arm_torn_writes(kafka: &KafkaCluster, at_ms: u64) -> Scheduled {
-    let faults = DiskFaults {
-        torn_writes: true,
-        ..DiskFaults::default()
-    };
-    Scheduled {
-        at_ms,
-        fault: Fault::Disk {
-            target: Target::Nodes(kafka.brokers().to_vec()),
-            faults,
-        },
-    }
+    let faults = DiskFaults { torn_writes: true, ..DiskFaults::default() };
+    Scheduled { at_ms, fault: Fault::Disk { target: Target::Nodes(kafka.brokers().to_vec()), faults } }
 }
 
 /// The leader of a random partition (the data topic's or the group's offsets partition).
@@ -86,11 +68,8 @@ fn some_leader(rng: &mut ChaCha8Rng, kafka: &KafkaCluster) -> Target {
 
 /// One fault, and whether it kills a broker.
 fn one(rng: &mut ChaCha8Rng, kafka: &KafkaCluster, kill_ok: bool) -> (Fault, bool) {
-    let kinds: &[u32] = if kill_ok {
-        &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 2, 4]
-    } else {
-        &[2, 3, 4, 5, 6, 7, 9, 10, 11, 2, 4]
-    };
+    let kinds: &[u32] =
+        if kill_ok { &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 2, 4] } else { &[2, 3, 4, 5, 6, 7, 9, 10, 11, 2, 4] };
     let kind = *kinds.choose(rng).expect("non-empty");
     let clients = Target::Zone(CLIENT_ZONE.into());
     let brokers = kafka.brokers();
@@ -100,44 +79,17 @@ fn one(rng: &mut ChaCha8Rng, kafka: &KafkaCluster, kill_ok: bool) -> (Fault, boo
     match kind {
         0 => (Fault::Kill(some_leader(rng, kafka)), true),
         1 => (Fault::Kill(Target::node(brokers.choose(rng).expect("brokers"))), true),
-        2 => (
-            Fault::Partition {
-                a: some_leader(rng, kafka),
-                b: controllers,
-            },
-            false,
-        ),
-        3 => (
-            Fault::Partition {
-                a: some_leader(rng, kafka),
-                b: clients,
-            },
-            false,
-        ),
-        4 => (
-            Fault::Partition {
-                a: some_leader(rng, kafka),
-                b: Target::Nodes(controllers_and_clients),
-            },
-            false,
-        ),
+        2 => (Fault::Partition { a: some_leader(rng, kafka), b: controllers }, false),
+        3 => (Fault::Partition { a: some_leader(rng, kafka), b: clients }, false),
+        4 => (Fault::Partition { a: some_leader(rng, kafka), b: Target::Nodes(controllers_and_clients) }, false),
         5 => (Fault::Isolate(some_leader(rng, kafka)), false),
         6 => (Fault::Kill(Target::role(&kafka.role_active_controller())), false),
-        7 => (
-            Fault::Kill(Target::node(CONSUMERS.choose(rng).expect("consumers"))),
-            false,
-        ),
+        7 => (Fault::Kill(Target::node(CONSUMERS.choose(rng).expect("consumers"))), false),
         8 => (Fault::Kill(Target::zone(kafka.zones().choose(rng).expect("zones"))), true),
         9 => (Fault::Pause(some_leader(rng, kafka)), false),
         // The leader loses its followers but not the controller: the ISR shrinks to the leader
         // alone and `acks=all` must refuse writes (min.insync.replicas=2).
-        10 => (
-            Fault::Partition {
-                a: some_leader(rng, kafka),
-                b: Target::Nodes(brokers.to_vec()),
-            },
-            false,
-        ),
+        10 => (Fault::Partition { a: some_leader(rng, kafka), b: Target::Nodes(brokers.to_vec()) }, false),
         // Two brokers cut off from everything: the third leads alone.
         _ => {
             let two: Vec<String> = brokers.choose_multiple(rng, 2).cloned().collect();

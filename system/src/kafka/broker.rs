@@ -171,13 +171,7 @@ impl BrokerCore {
 
     fn not_leader(&mut self, id: ReqId, tp: &TopicPartition) {
         let leader_hint = self.image.partitions.get(tp).and_then(|p| p.leader);
-        self.reply(
-            id,
-            Response::Error {
-                code: ErrorCode::NotLeaderOrFollower,
-                leader_hint,
-            },
-        );
+        self.reply(id, Response::Error { code: ErrorCode::NotLeaderOrFollower, leader_hint });
     }
 
     fn handle_request(&mut self, id: ReqId, req: Request) {
@@ -200,12 +194,7 @@ impl BrokerCore {
     fn cluster_metadata(&self) -> ClusterMetadata {
         ClusterMetadata {
             brokers: self.image.brokers.iter().map(|(id, r)| (*id, r.node.clone())).collect(),
-            partitions: self
-                .image
-                .partitions
-                .iter()
-                .map(|(tp, p)| (tp.clone(), (p.leader, p.leader_epoch)))
-                .collect(),
+            partitions: self.image.partitions.iter().map(|(tp, p)| (tp.clone(), (p.leader, p.leader_epoch))).collect(),
         }
     }
 
@@ -238,10 +227,7 @@ impl BrokerCore {
                     let fields = json!({ "tp": req.tp.to_string(), "producer_id": req.producer_id, "base_seq": req.base_seq, "offset": a.base_offset });
                     self.actions.push(Action::Trace("kafka.duplicate_produce", fields));
                 }
-                let on_commit = Response::Produced {
-                    base_offset: a.base_offset,
-                    duplicate: a.duplicate,
-                };
+                let on_commit = Response::Produced { base_offset: a.base_offset, duplicate: a.duplicate };
                 match req.acks {
                     Acks::Leader => self.reply(id, on_commit),
                     Acks::All => self.pending.push(PendingAck {
@@ -324,21 +310,15 @@ impl BrokerCore {
         for out in self.coordinator.take_out() {
             match out {
                 CoordOut::Reply(id, resp) => self.reply(id, resp),
-                CoordOut::LateCommitFenced {
-                    group,
-                    member_id,
-                    commit_seq,
-                    last_seq,
-                } => {
+                CoordOut::LateCommitFenced { group, member_id, commit_seq, last_seq } => {
                     self.actions.push(Action::Sometimes("kafka.late_commit_fenced"));
-                    let fields = json!({ "group": group, "member": member_id, "commit_seq": commit_seq, "last_seq": last_seq });
+                    let fields =
+                        json!({ "group": group, "member": member_id, "commit_seq": commit_seq, "last_seq": last_seq });
                     self.actions.push(Action::Trace("kafka.late_commit_fenced", fields));
                 }
-                CoordOut::Append {
-                    records,
-                    on_commit,
-                    on_fail,
-                } => self.append_group_records(records, on_commit, on_fail),
+                CoordOut::Append { records, on_commit, on_fail } => {
+                    self.append_group_records(records, on_commit, on_fail)
+                }
             }
         }
     }
@@ -356,18 +336,9 @@ impl BrokerCore {
         };
         let tp = self.offsets_tp(&group);
         let min_isr = self.image.topic_of(&tp).map_or(1, |t| t.min_insync_replicas);
-        let values = records
-            .iter()
-            .map(|r| serde_json::to_string(r).expect("group records serialize"))
-            .collect();
-        let req = ProduceRequest {
-            tp: tp.clone(),
-            acks: Acks::All,
-            timeout_ms: 0,
-            producer_id: 0,
-            base_seq: 0,
-            values,
-        };
+        let values = records.iter().map(|r| serde_json::to_string(r).expect("group records serialize")).collect();
+        let req =
+            ProduceRequest { tp: tp.clone(), acks: Acks::All, timeout_ms: 0, producer_id: 0, base_seq: 0, values };
         let appended = self.replicas.get_mut(&tp).map(|r| r.append_produce(&req, min_isr));
         match appended {
             Some(Ok(a)) => {
@@ -386,14 +357,10 @@ impl BrokerCore {
                 self.progress(&tp);
             }
             Some(Err(ErrorCode::NotLeaderOrFollower)) | None => {
-                on_fail
-                    .into_iter()
-                    .for_each(|id| self.reply(id, Response::error(ErrorCode::NotCoordinator)));
+                on_fail.into_iter().for_each(|id| self.reply(id, Response::error(ErrorCode::NotCoordinator)));
             }
             Some(Err(_)) => {
-                on_fail
-                    .into_iter()
-                    .for_each(|id| self.reply(id, Response::error(ErrorCode::CoordinatorNotAvailable)));
+                on_fail.into_iter().for_each(|id| self.reply(id, Response::error(ErrorCode::CoordinatorNotAvailable)));
             }
         }
     }
@@ -421,10 +388,7 @@ impl BrokerCore {
         }
         if self.coordinator.maybe_finish_loading(self.now_ms, hw) {
             self.actions.push(Action::Sometimes("kafka.coordinator_loaded"));
-            self.actions.push(Action::Trace(
-                "kafka.coordinator_loaded",
-                json!({ "tp": tp.to_string(), "hw": hw }),
-            ));
+            self.actions.push(Action::Trace("kafka.coordinator_loaded", json!({ "tp": tp.to_string(), "hw": hw })));
         }
     }
 
@@ -443,10 +407,7 @@ impl BrokerCore {
                 None if internal => Some(Response::error(ErrorCode::NotCoordinator)),
                 None => {
                     let leader_hint = self.image.partitions.get(&p.tp).and_then(|s| s.leader);
-                    Some(Response::Error {
-                        code: ErrorCode::NotLeaderOrFollower,
-                        leader_hint,
-                    })
+                    Some(Response::Error { code: ErrorCode::NotLeaderOrFollower, leader_hint })
                 }
                 Some(r) if r.high_watermark() >= p.required => Some(if r.isr().len() >= p.min_isr {
                     p.on_commit.clone()
@@ -494,11 +455,7 @@ impl BrokerCore {
             return;
         }
         self.image = image;
-        self.registered = self
-            .image
-            .brokers
-            .get(&self.me)
-            .is_some_and(|r| r.incarnation == self.incarnation);
+        self.registered = self.image.brokers.get(&self.me).is_some_and(|r| r.incarnation == self.incarnation);
         if !self.registered {
             return;
         }
@@ -561,11 +518,7 @@ impl BrokerCore {
     }
 
     fn ensure_fetcher(&mut self, tp: &TopicPartition) {
-        let wants = self
-            .replicas
-            .get(tp)
-            .and_then(|r| r.fetch_request(self.incarnation, 1, 0))
-            .is_some();
+        let wants = self.replicas.get(tp).and_then(|r| r.fetch_request(self.incarnation, 1, 0)).is_some();
         if wants && self.fetchers.insert(tp.clone()) {
             self.actions.push(Action::StartFetcher(tp.clone()));
         }
@@ -609,14 +562,9 @@ impl BrokerCore {
         self.request_isr_changes();
         if self.now_ms >= self.last_checkpoint_ms + self.settings.hw_checkpoint_interval_ms {
             self.last_checkpoint_ms = self.now_ms;
-            let hws: BTreeMap<String, u64> = self
-                .replicas
-                .iter()
-                .map(|(tp, r)| (tp.to_string(), r.high_watermark()))
-                .collect();
-            self.actions.push(Action::Checkpoint(
-                serde_json::to_vec(&hws).expect("checkpoint serializes"),
-            ));
+            let hws: BTreeMap<String, u64> =
+                self.replicas.iter().map(|(tp, r)| (tp.to_string(), r.high_watermark())).collect();
+            self.actions.push(Action::Checkpoint(serde_json::to_vec(&hws).expect("checkpoint serializes")));
         }
     }
 
@@ -628,11 +576,8 @@ impl BrokerCore {
         for (tp, r) in self.replicas.iter_mut().filter(|(_, r)| r.is_leader()) {
             let old = r.isr().to_vec();
             if let Some(req) = r.isr_change(now, s.replica_lag_time_max_ms, s.alter_partition_retry_ms, eligible) {
-                let probe = if req.isr.len() < old.len() {
-                    "kafka.isr_shrink_requested"
-                } else {
-                    "kafka.isr_expand_requested"
-                };
+                let probe =
+                    if req.isr.len() < old.len() { "kafka.isr_shrink_requested" } else { "kafka.isr_expand_requested" };
                 self.actions.push(Action::Sometimes(probe));
                 requests.push(AlterPartition {
                     broker: self.me,

@@ -53,10 +53,7 @@ pub async fn run(mut ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<St
     };
     let logs = recover_logs(&ctx);
     let checkpoint = read_checkpoint(&ctx.disk);
-    ctx.trace(
-        "kafka.broker_start",
-        json!({ "incarnation": incarnation, "partitions": logs.len() }),
-    );
+    ctx.trace("kafka.broker_start", json!({ "incarnation": incarnation, "partitions": logs.len() }));
     let mut core = BrokerCore::new(settings.clone(), incarnation, logs, &checkpoint);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (alter_tx, alter_rx) = mpsc::unbounded_channel();
@@ -96,13 +93,7 @@ pub async fn run(mut ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<St
             }
         };
         let actions = core.step(ctx.clock.now_ms(), input);
-        let shell = Shell {
-            ctx: &ctx,
-            brokers: &brokers,
-            settings: &settings,
-            tx: &tx,
-            alter_tx: &alter_tx,
-        };
+        let shell = Shell { ctx: &ctx, brokers: &brokers, settings: &settings, tx: &tx, alter_tx: &alter_tx };
         if let Err(e) = shell.execute(actions, &mut waiting) {
             // A log directory that fails writes takes the broker down, as Kafka's does with a
             // single log dir.
@@ -206,11 +197,7 @@ pub fn parse_log_name(file: &str) -> Option<TopicPartition> {
 
 fn read_checkpoint(disk: &Disk) -> BTreeMap<String, u64> {
     let bytes = disk.read(CHECKPOINT_FILE).unwrap_or_default();
-    records::decode_all(&bytes)
-        .records
-        .first()
-        .and_then(|r| serde_json::from_slice(r).ok())
-        .unwrap_or_default()
+    records::decode_all(&bytes).records.first().and_then(|r| serde_json::from_slice(r).ok()).unwrap_or_default()
 }
 
 /// The OS writeback: dirty log pages reach the platter every `interval_ms`.

@@ -58,11 +58,7 @@ impl Client {
     /// Asks a random bootstrap broker for metadata and keeps, per partition, the newest leader
     /// epoch seen. Returns whether a broker answered.
     pub async fn refresh_metadata(&mut self, rng: &mut impl Rng) -> bool {
-        let Some(node) = self
-            .bootstrap
-            .get(rng.gen_range(0..self.bootstrap.len().max(1)))
-            .cloned()
-        else {
+        let Some(node) = self.bootstrap.get(rng.gen_range(0..self.bootstrap.len().max(1))).cloned() else {
             return false;
         };
         let timeout = self.request_timeout();
@@ -96,9 +92,7 @@ impl Client {
 
     /// A random bootstrap broker.
     pub fn any_broker(&self, rng: &mut impl Rng) -> Option<String> {
-        self.bootstrap
-            .get(rng.gen_range(0..self.bootstrap.len().max(1)))
-            .cloned()
+        self.bootstrap.get(rng.gen_range(0..self.bootstrap.len().max(1))).cloned()
     }
 }
 
@@ -128,13 +122,7 @@ pub struct PartitionProducer {
 
 impl PartitionProducer {
     pub fn new(client: Client, tp: TopicPartition, acks: Acks, producer_id: u64) -> Self {
-        PartitionProducer {
-            client,
-            tp,
-            acks,
-            producer_id,
-            next_seq: 0,
-        }
+        PartitionProducer { client, tp, acks, producer_id, next_seq: 0 }
     }
 
     /// Sends `values` as one batch and retries it until acknowledged. On
@@ -163,10 +151,7 @@ impl PartitionProducer {
                 base_seq: self.next_seq,
                 values: values.clone(),
             });
-            let resp = self
-                .client
-                .call(&node, &req, Duration::from_millis(timeout + 500))
-                .await;
+            let resp = self.client.call(&node, &req, Duration::from_millis(timeout + 500)).await;
             match resp {
                 Some(Response::Produced { base_offset, duplicate }) => {
                     let base_seq = self.next_seq;
@@ -181,10 +166,7 @@ impl PartitionProducer {
                         resets,
                     };
                 }
-                Some(Response::Error {
-                    code: ErrorCode::OutOfOrderSequenceNumber,
-                    ..
-                }) => {
+                Some(Response::Error { code: ErrorCode::OutOfOrderSequenceNumber, .. }) => {
                     resets += 1;
                     self.producer_id = new_producer_id();
                     self.next_seq = 0;
@@ -266,9 +248,7 @@ impl GroupMember {
     ) -> Result<Response, GroupError> {
         if self.coordinator.is_none() {
             let node = self.client.any_broker(rng).ok_or(GroupError::CoordinatorLost)?;
-            let find = Request::FindCoordinator {
-                group: self.group.clone(),
-            };
+            let find = Request::FindCoordinator { group: self.group.clone() };
             let t = Duration::from_millis(self.client.settings.request_timeout_ms);
             match self.client.call(&node, &find, t).await {
                 Some(Response::Coordinator { node, .. }) => self.coordinator = Some(node),
@@ -315,19 +295,12 @@ impl GroupMember {
             topics: self.topics.clone(),
         };
         let timeout = Duration::from_millis(self.rebalance_timeout_ms + self.client.settings.request_timeout_ms);
-        let Response::Joined {
-            generation, member_id, ..
-        } = self.group_call(rng, join, timeout).await?
-        else {
+        let Response::Joined { generation, member_id, .. } = self.group_call(rng, join, timeout).await? else {
             return Err(GroupError::Other(ErrorCode::InvalidRequest));
         };
         self.generation = generation;
         self.member_id = Some(member_id.clone());
-        let sync = Request::SyncGroup {
-            group: self.group.clone(),
-            generation,
-            member_id,
-        };
+        let sync = Request::SyncGroup { group: self.group.clone(), generation, member_id };
         let t = self.request_timeout();
         match self.group_call(rng, sync, t).await? {
             Response::Synced { assignment } => Ok(assignment),
@@ -340,11 +313,8 @@ impl GroupMember {
     }
 
     pub async fn heartbeat(&mut self, rng: &mut impl Rng) -> Result<(), GroupError> {
-        let req = Request::Heartbeat {
-            group: self.group.clone(),
-            generation: self.generation,
-            member_id: self.member(),
-        };
+        let req =
+            Request::Heartbeat { group: self.group.clone(), generation: self.generation, member_id: self.member() };
         let t = self.request_timeout();
         self.group_call(rng, req, t).await.map(|_| ())
     }
@@ -373,10 +343,7 @@ impl GroupMember {
         rng: &mut impl Rng,
         partitions: Vec<TopicPartition>,
     ) -> Result<Vec<(TopicPartition, Option<CommittedOffset>)>, GroupError> {
-        let req = Request::OffsetFetch {
-            group: self.group.clone(),
-            partitions,
-        };
+        let req = Request::OffsetFetch { group: self.group.clone(), partitions };
         let t = self.request_timeout();
         match self.group_call(rng, req, t).await? {
             Response::Offsets(o) => Ok(o),
@@ -386,10 +353,7 @@ impl GroupMember {
 
     /// LeaveGroup: a clean exit, so the group rebalances at once instead of after the session.
     pub async fn leave(&mut self, rng: &mut impl Rng) {
-        let req = Request::LeaveGroup {
-            group: self.group.clone(),
-            member_id: self.member(),
-        };
+        let req = Request::LeaveGroup { group: self.group.clone(), member_id: self.member() };
         let t = self.request_timeout();
         let _ = self.group_call(rng, req, t).await;
         self.member_id = None;
@@ -404,10 +368,7 @@ impl GroupMember {
         tp: &TopicPartition,
         position: CommittedOffset,
     ) -> Result<FetchResponse, FetchError> {
-        let known = self
-            .client
-            .leader(tp)
-            .filter(|(_, _, e)| position.leader_epoch.is_none_or(|p| *e >= p));
+        let known = self.client.leader(tp).filter(|(_, _, e)| position.leader_epoch.is_none_or(|p| *e >= p));
         let Some((_, node, epoch)) = known else {
             self.client.refresh_metadata(rng).await;
             return Err(FetchError::NoLeader);
@@ -425,10 +386,7 @@ impl GroupMember {
         let t = Duration::from_millis(wait + self.client.settings.request_timeout_ms);
         match self.client.call(&node, &req, t).await {
             Some(Response::Fetched(resp)) => Ok(resp),
-            Some(Response::Error {
-                code: ErrorCode::OffsetOutOfRange,
-                ..
-            }) => Err(FetchError::OutOfRange),
+            Some(Response::Error { code: ErrorCode::OffsetOutOfRange, .. }) => Err(FetchError::OutOfRange),
             _ => {
                 self.client.forget_leader(tp);
                 self.client.refresh_metadata(rng).await;

@@ -25,7 +25,6 @@
 
 use std::collections::BTreeMap;
 
-
 use sim::{node_main, NodeCtx, Plan, WorldState};
 
 use super::client::Client;
@@ -52,11 +51,7 @@ impl Default for Durability {
     /// `acks=all`, `min.insync.replicas=2`, no unclean election: no acknowledged record is lost
     /// while one in-sync replica survives.
     fn default() -> Self {
-        Durability {
-            acks: Acks::All,
-            min_insync_replicas: 2,
-            unclean_leader_election: false,
-        }
+        Durability { acks: Acks::All, min_insync_replicas: 2, unclean_leader_election: false }
     }
 }
 
@@ -125,10 +120,7 @@ impl KafkaClusterSpec {
         for (i, name) in cluster.controllers.iter().enumerate() {
             plan.topology.add(name, self.zone(i), &self.region);
             let config = self.controller_config(i as u64 + 1, &cluster);
-            plan.node(
-                name,
-                node_main(move |ctx| super::controller_node::run(ctx, config.clone())),
-            );
+            plan.node(name, node_main(move |ctx| super::controller_node::run(ctx, config.clone())));
         }
         for (i, name) in cluster.brokers.iter().enumerate() {
             plan.topology.add(name, self.zone(i), &self.region);
@@ -136,10 +128,7 @@ impl KafkaClusterSpec {
             settings.cluster = self.prefix.clone();
             settings.broker_id = i as BrokerId + 1;
             let controllers = cluster.controllers.clone();
-            plan.node(
-                name,
-                node_main(move |ctx| super::broker_node::run(ctx, settings.clone(), controllers.clone())),
-            );
+            plan.node(name, node_main(move |ctx| super::broker_node::run(ctx, settings.clone(), controllers.clone())));
         }
         cluster
     }
@@ -188,12 +177,7 @@ impl KafkaClusterSpec {
             broker_session_timeout_ms: self.timing.broker_session_timeout_ms,
             topics: cluster.topics.clone(),
         };
-        ControllerConfig {
-            cluster: self.prefix.clone(),
-            id,
-            voters,
-            settings,
-        }
+        ControllerConfig { cluster: self.prefix.clone(), id, voters, settings }
     }
 }
 
@@ -257,10 +241,7 @@ impl KafkaCluster {
 
     /// Every partition of every topic, the data topics' first and `__consumer_offsets`' last.
     pub fn partitions(&self) -> Vec<TopicPartition> {
-        self.topics
-            .iter()
-            .flat_map(|t| (0..t.partitions).map(|p| TopicPartition::new(&t.name, p)))
-            .collect()
+        self.topics.iter().flat_map(|t| (0..t.partitions).map(|p| TopicPartition::new(&t.name, p))).collect()
     }
 
     /// The partitions of data topic `topic`.

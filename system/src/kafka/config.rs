@@ -63,10 +63,7 @@ pub struct ControllerSettings {
 
 impl Default for ControllerSettings {
     fn default() -> Self {
-        ControllerSettings {
-            broker_session_timeout_ms: 2_000,
-            topics: Vec::new(),
-        }
+        ControllerSettings { broker_session_timeout_ms: 2_000, topics: Vec::new() }
     }
 }
 

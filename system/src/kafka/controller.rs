@@ -150,10 +150,7 @@ impl ControllerCore {
         if !self.active || self.inflight.is_some() {
             return None;
         }
-        let mut d = Decision {
-            image: self.image.clone(),
-            records: Vec::new(),
-        };
+        let mut d = Decision { image: self.image.clone(), records: Vec::new() };
         self.register_and_fence(now_ms, &mut d);
         self.create_topics(&mut d);
         for req in std::mem::take(&mut self.alter_queue).into_values() {
@@ -188,15 +185,9 @@ impl ControllerCore {
             match reg {
                 Some(r) if r.incarnation == s.incarnation => {
                     if !r.fenced && !alive {
-                        d.push(MetadataRecord::FenceBroker {
-                            broker: *id,
-                            incarnation: r.incarnation,
-                        });
+                        d.push(MetadataRecord::FenceBroker { broker: *id, incarnation: r.incarnation });
                     } else if r.fenced && alive && s.metadata_offset >= r.broker_epoch {
-                        d.push(MetadataRecord::UnfenceBroker {
-                            broker: *id,
-                            incarnation: r.incarnation,
-                        });
+                        d.push(MetadataRecord::UnfenceBroker { broker: *id, incarnation: r.incarnation });
                     }
                 }
                 Some(r) if r.incarnation > s.incarnation => {}
@@ -214,13 +205,7 @@ impl ControllerCore {
     }
 
     fn create_topics(&self, d: &mut Decision) {
-        let brokers: Vec<BrokerId> = d
-            .image
-            .brokers
-            .iter()
-            .filter(|(_, r)| !r.fenced)
-            .map(|(id, _)| *id)
-            .collect();
+        let brokers: Vec<BrokerId> = d.image.brokers.iter().filter(|(_, r)| !r.fenced).map(|(id, _)| *id).collect();
         for (i, spec) in self.settings.topics.iter().enumerate() {
             if d.image.topics.contains_key(&spec.name) || brokers.len() < spec.replication_factor {
                 continue;
@@ -229,10 +214,7 @@ impl ControllerCore {
             let assignment = (0..spec.partitions as usize)
                 .map(|p| (0..spec.replication_factor).map(|r| brokers[(p + r + i) % n]).collect())
                 .collect();
-            d.push(MetadataRecord::CreateTopic {
-                spec: spec.clone(),
-                assignment,
-            });
+            d.push(MetadataRecord::CreateTopic { spec: spec.clone(), assignment });
         }
     }
 }
@@ -271,25 +253,12 @@ pub fn reconcile(image: &MetadataImage, tp: &TopicPartition) -> Option<MetadataR
     if leader_ok && eligible_isr.len() == p.isr.len() {
         return None;
     }
-    let isr = if eligible_isr.is_empty() {
-        p.isr.clone()
-    } else {
-        eligible_isr
-    };
-    let (leader, isr) = if leader_ok {
-        (p.leader, isr)
-    } else {
-        choose_leader(image, tp, p, isr)
-    };
+    let isr = if eligible_isr.is_empty() { p.isr.clone() } else { eligible_isr };
+    let (leader, isr) = if leader_ok { (p.leader, isr) } else { choose_leader(image, tp, p, isr) };
     if leader == p.leader && isr == p.isr {
         return None;
     }
-    Some(MetadataRecord::PartitionChange {
-        tp: tp.clone(),
-        expected_partition_epoch: p.partition_epoch,
-        leader,
-        isr,
-    })
+    Some(MetadataRecord::PartitionChange { tp: tp.clone(), expected_partition_epoch: p.partition_epoch, leader, isr })
 }
 
 /// The first eligible in-sync replica in assignment order; failing that, and only with unclean
@@ -319,11 +288,7 @@ fn check_alter(image: &MetadataImage, p: &PartitionState, req: &AlterPartition) 
     if p.partition_epoch != req.partition_epoch {
         return Err("INVALID_UPDATE_VERSION".into());
     }
-    if image
-        .brokers
-        .get(&req.broker)
-        .is_none_or(|r| r.incarnation != req.incarnation)
-    {
+    if image.brokers.get(&req.broker).is_none_or(|r| r.incarnation != req.incarnation) {
         return Err("STALE_BROKER_EPOCH".into());
     }
     let valid = req.isr.contains(&req.broker)

@@ -95,17 +95,13 @@ impl Controller {
             if status.role == Some(Role::Leader) && status.term == entry.term && !self.core.is_active() {
                 self.core.activate(self.ctx.clock.now_ms());
                 self.ctx.set_role(&self.active_role, true);
-                self.ctx.trace(
-                    "kafka.controller_active",
-                    json!({ "term": entry.term, "offset": entry.index }),
-                );
+                self.ctx.trace("kafka.controller_active", json!({ "term": entry.term, "offset": entry.index }));
                 self.ctx.sometimes("kafka.controller_elected");
             }
             return;
         }
         let Ok(records) = serde_json::from_slice::<Vec<MetadataRecord>>(&entry.data) else {
-            self.ctx
-                .trace("kafka.bad_metadata_entry", json!({ "index": entry.index }));
+            self.ctx.trace("kafka.bad_metadata_entry", json!({ "index": entry.index }));
             return;
         };
         for (n, change) in (0..).zip(self.core.apply(entry.index, &records)) {
@@ -113,11 +109,7 @@ impl Controller {
             // Every controller reports what it applied (the checkers keep the first sighting):
             // one that only the active controller reported could be missed, when a new leader
             // applies its predecessor's last records before it becomes active.
-            self.ctx.observe(&MetadataApplied {
-                offset: entry.index,
-                n,
-                change,
-            });
+            self.ctx.observe(&MetadataApplied { offset: entry.index, n, change });
         }
     }
 
@@ -127,14 +119,7 @@ impl Controller {
             return;
         }
         let (kind, fields) = match applied {
-            Applied::LeaderChanged {
-                tp,
-                from,
-                to,
-                leader_epoch,
-                isr,
-                unclean,
-            } => {
+            Applied::LeaderChanged { tp, from, to, leader_epoch, isr, unclean } => {
                 if from.is_some() && to.is_some() {
                     self.ctx.sometimes("kafka.leader_failover");
                 }
@@ -145,15 +130,8 @@ impl Controller {
                 ("kafka.leader_changed", fields)
             }
             Applied::IsrChanged { tp, from, to } => {
-                self.ctx.sometimes(if to.len() < from.len() {
-                    "kafka.isr_shrink"
-                } else {
-                    "kafka.isr_expand"
-                });
-                (
-                    "kafka.isr_changed",
-                    json!({ "tp": tp.to_string(), "from": from, "to": to }),
-                )
+                self.ctx.sometimes(if to.len() < from.len() { "kafka.isr_shrink" } else { "kafka.isr_expand" });
+                ("kafka.isr_changed", json!({ "tp": tp.to_string(), "from": from, "to": to }))
             }
             Applied::BrokerFenced(b) => {
                 self.ctx.sometimes("kafka.broker_fenced");
@@ -168,16 +146,12 @@ impl Controller {
 
     fn handle(&mut self, req: ControllerRequest) -> ControllerResponse {
         if !self.core.is_active() {
-            return ControllerResponse::NotController {
-                leader: self.consensus.status().leader,
-            };
+            return ControllerResponse::NotController { leader: self.consensus.status().leader };
         }
         match req {
             ControllerRequest::Heartbeat(hb) => {
                 if self.core.heartbeat(self.ctx.clock.now_ms(), &hb) {
-                    ControllerResponse::Heartbeat {
-                        image: self.core.image().clone(),
-                    }
+                    ControllerResponse::Heartbeat { image: self.core.image().clone() }
                 } else {
                     ControllerResponse::StaleIncarnation
                 }
@@ -194,8 +168,7 @@ impl Controller {
         if self.core.is_active() && status.role != Some(Role::Leader) {
             self.core.deactivate();
             self.ctx.set_role(&self.active_role, false);
-            self.ctx
-                .trace("kafka.controller_resigned", json!({ "term": status.term }));
+            self.ctx.trace("kafka.controller_resigned", json!({ "term": status.term }));
         }
         let Some((token, records)) = self.core.decide(self.ctx.clock.now_ms()) else {
             return;

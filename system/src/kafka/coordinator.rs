@@ -72,12 +72,7 @@ pub enum GroupRecord {
         commit_seq: u64,
     },
     /// `GroupMetadata` value: a completed rebalance.
-    Group {
-        group: String,
-        generation: u64,
-        members: Vec<String>,
-        assignment: BTreeMap<String, Vec<TopicPartition>>,
-    },
+    Group { group: String, generation: u64, members: Vec<String>, assignment: BTreeMap<String, Vec<TopicPartition>> },
 }
 
 /// What the coordinator asks of the broker.
@@ -204,25 +199,12 @@ impl Coordinator {
                 continue;
             };
             match &rec {
-                GroupRecord::Offset {
-                    group,
-                    tp,
-                    offset,
-                    member_id,
-                    commit_seq,
-                    ..
-                } => {
+                GroupRecord::Offset { group, tp, offset, member_id, commit_seq, .. } => {
                     self.offsets.insert((group.clone(), tp.clone()), *offset);
                     self.note_commit_seq(group, member_id, *commit_seq);
                 }
-                GroupRecord::Group {
-                    group,
-                    generation,
-                    members,
-                    ..
-                } => {
-                    self.commit_seqs
-                        .retain(|(g, m), _| g != group || members.contains(m));
+                GroupRecord::Group { group, generation, members, .. } => {
+                    self.commit_seqs.retain(|(g, m), _| g != group || members.contains(m));
                     if let Some(g) = self.groups.get_mut(group) {
                         if g.generation == *generation && g.phase == Phase::Completing {
                             g.phase = Phase::Stable;
@@ -245,13 +227,7 @@ impl Coordinator {
         }
         self.status = Status::Active;
         for rec in self.committed_groups.values() {
-            let GroupRecord::Group {
-                group,
-                generation,
-                members,
-                assignment,
-            } = rec
-            else {
+            let GroupRecord::Group { group, generation, members, assignment } = rec else {
                 continue;
             };
             let members: BTreeMap<String, Member> = members
@@ -265,17 +241,8 @@ impl Coordinator {
                     (m.clone(), member)
                 })
                 .collect();
-            let phase = if members.is_empty() {
-                Phase::Empty
-            } else {
-                Phase::Stable
-            };
-            let g = Group {
-                phase,
-                generation: *generation,
-                members,
-                assignment: assignment.clone(),
-            };
+            let phase = if members.is_empty() { Phase::Empty } else { Phase::Stable };
+            let g = Group { phase, generation: *generation, members, assignment: assignment.clone() };
             self.groups.insert(group.clone(), g);
         }
         true
@@ -293,30 +260,17 @@ impl Coordinator {
             return;
         }
         match req {
-            Request::JoinGroup {
-                group,
-                member_id,
-                client_id,
-                topics,
-            } => self.join(now_ms, id, &group, member_id, &client_id, topics, counts),
-            Request::SyncGroup {
-                group,
-                generation,
-                member_id,
-            } => self.sync(now_ms, id, &group, generation, &member_id),
-            Request::Heartbeat {
-                group,
-                generation,
-                member_id,
-            } => self.heartbeat(now_ms, id, &group, generation, &member_id),
+            Request::JoinGroup { group, member_id, client_id, topics } => {
+                self.join(now_ms, id, &group, member_id, &client_id, topics, counts)
+            }
+            Request::SyncGroup { group, generation, member_id } => {
+                self.sync(now_ms, id, &group, generation, &member_id)
+            }
+            Request::Heartbeat { group, generation, member_id } => {
+                self.heartbeat(now_ms, id, &group, generation, &member_id)
+            }
             Request::LeaveGroup { group, member_id } => self.leave(now_ms, id, &group, &member_id, counts),
-            Request::OffsetCommit {
-                group,
-                generation,
-                member_id,
-                commit_seq,
-                offsets,
-            } => {
+            Request::OffsetCommit { group, generation, member_id, commit_seq, offsets } => {
                 let by = Committer { generation, member_id, commit_seq };
                 self.commit(now_ms, id, &group, by, offsets)
             }
@@ -330,9 +284,7 @@ impl Coordinator {
                     .collect();
                 self.out.push(CoordOut::Reply(id, Response::Offsets(offsets)));
             }
-            _ => self
-                .out
-                .push(CoordOut::Reply(id, Response::error(ErrorCode::InvalidRequest))),
+            _ => self.out.push(CoordOut::Reply(id, Response::error(ErrorCode::InvalidRequest))),
         }
     }
 
@@ -357,25 +309,19 @@ impl Coordinator {
         };
         let g = self.groups.entry(group.to_string()).or_insert_with(Group::empty);
         if !fresh && !g.members.contains_key(&member_id) {
-            self.out
-                .push(CoordOut::Reply(id, Response::error(ErrorCode::UnknownMemberId)));
+            self.out.push(CoordOut::Reply(id, Response::error(ErrorCode::UnknownMemberId)));
             return;
         }
-        let member = Member {
-            session_deadline_ms: now_ms + settings.session_timeout_ms,
-            pending_join: Some(id),
-            topics,
-        };
+        let member =
+            Member { session_deadline_ms: now_ms + settings.session_timeout_ms, pending_join: Some(id), topics };
         g.members.insert(member_id, member);
         g.phase = match g.phase {
-            Phase::Empty => Phase::Preparing {
-                deadline_ms: now_ms + settings.initial_rebalance_delay_ms,
-                initial: true,
-            },
-            Phase::Stable | Phase::Completing => Phase::Preparing {
-                deadline_ms: now_ms + settings.rebalance_timeout_ms,
-                initial: false,
-            },
+            Phase::Empty => {
+                Phase::Preparing { deadline_ms: now_ms + settings.initial_rebalance_delay_ms, initial: true }
+            }
+            Phase::Stable | Phase::Completing => {
+                Phase::Preparing { deadline_ms: now_ms + settings.rebalance_timeout_ms, initial: false }
+            }
             p @ Phase::Preparing { .. } => p,
         };
         self.try_complete(now_ms, group, counts);
@@ -390,9 +336,9 @@ impl Coordinator {
                     m.session_deadline_ms = now_ms + session;
                 }
                 match g.phase {
-                    Phase::Stable => Response::Synced {
-                        assignment: g.assignment.get(member_id).cloned().unwrap_or_default(),
-                    },
+                    Phase::Stable => {
+                        Response::Synced { assignment: g.assignment.get(member_id).cloned().unwrap_or_default() }
+                    }
                     _ => Response::error(ErrorCode::RebalanceInProgress),
                 }
             }
@@ -420,8 +366,7 @@ impl Coordinator {
     fn leave(&mut self, now_ms: u64, id: ReqId, group: &str, member_id: &str, counts: &BTreeMap<String, u32>) {
         let timeout = self.settings.rebalance_timeout_ms;
         let Some(g) = self.groups.get_mut(group).filter(|g| g.members.contains_key(member_id)) else {
-            self.out
-                .push(CoordOut::Reply(id, Response::error(ErrorCode::UnknownMemberId)));
+            self.out.push(CoordOut::Reply(id, Response::error(ErrorCode::UnknownMemberId)));
             return;
         };
         g.members.remove(member_id);
@@ -441,9 +386,7 @@ impl Coordinator {
         let session = self.settings.session_timeout_ms;
         let Committer { generation, member_id, commit_seq } = by;
         let member_id = member_id.as_str();
-        let last_seq = self
-            .last_commit_seq(group, member_id)
-            .filter(|_| self.settings.fence_late_commits);
+        let last_seq = self.last_commit_seq(group, member_id).filter(|_| self.settings.fence_late_commits);
         let checked = self.member_check(group, generation, member_id).and_then(|g| {
             // A late copy of a commit the member already superseded (module docs).
             if last_seq.is_some_and(|last| commit_seq < last) {
@@ -481,26 +424,17 @@ impl Coordinator {
                 commit_seq,
             })
             .collect();
-        self.out.push(CoordOut::Append {
-            records,
-            on_commit: vec![(id, Response::Done)],
-            on_fail: vec![id],
-        });
+        self.out.push(CoordOut::Append { records, on_commit: vec![(id, Response::Done)], on_fail: vec![id] });
     }
 
     /// The highest commit sequence accepted from `member_id`, if it is still remembered.
     pub fn last_commit_seq(&self, group: &str, member_id: &str) -> Option<u64> {
-        self.commit_seqs
-            .get(&(group.to_string(), member_id.to_string()))
-            .copied()
+        self.commit_seqs.get(&(group.to_string(), member_id.to_string())).copied()
     }
 
     /// Raises the member's highest known commit sequence to `seq`.
     fn note_commit_seq(&mut self, group: &str, member_id: &str, seq: u64) {
-        let last = self
-            .commit_seqs
-            .entry((group.to_string(), member_id.to_string()))
-            .or_insert(seq);
+        let last = self.commit_seqs.entry((group.to_string(), member_id.to_string())).or_insert(seq);
         *last = (*last).max(seq);
     }
 
@@ -556,11 +490,7 @@ impl Coordinator {
         g.members.retain(|_, m| m.pending_join.is_some());
         g.generation += 1;
         g.assignment = range_assign(&g.members, counts);
-        g.phase = if g.members.is_empty() {
-            Phase::Empty
-        } else {
-            Phase::Completing
-        };
+        g.phase = if g.members.is_empty() { Phase::Empty } else { Phase::Completing };
         let ids: Vec<String> = g.members.keys().cloned().collect();
         let leader = ids.first().cloned().unwrap_or_default();
         let mut on_commit = Vec::new();
@@ -583,30 +513,18 @@ impl Coordinator {
             members: ids,
             assignment: g.assignment.clone(),
         };
-        self.out.push(CoordOut::Append {
-            records: vec![record],
-            on_commit,
-            on_fail,
-        });
+        self.out.push(CoordOut::Append { records: vec![record], on_commit, on_fail });
     }
 }
 
 impl Group {
     fn empty() -> Self {
-        Group {
-            phase: Phase::Empty,
-            generation: 0,
-            members: BTreeMap::new(),
-            assignment: BTreeMap::new(),
-        }
+        Group { phase: Phase::Empty, generation: 0, members: BTreeMap::new(), assignment: BTreeMap::new() }
     }
 
     fn start_rebalance(&mut self, now_ms: u64, timeout_ms: u64) {
         if matches!(self.phase, Phase::Stable | Phase::Completing | Phase::Empty) {
-            self.phase = Phase::Preparing {
-                deadline_ms: now_ms + timeout_ms,
-                initial: false,
-            };
+            self.phase = Phase::Preparing { deadline_ms: now_ms + timeout_ms, initial: false };
         }
     }
 }
@@ -623,11 +541,8 @@ fn range_assign(
     topics.dedup();
     for topic in topics {
         let n = counts.get(topic.as_str()).copied().unwrap_or(0);
-        let subscribed: Vec<&String> = members
-            .iter()
-            .filter(|(_, m)| m.topics.contains(topic))
-            .map(|(id, _)| id)
-            .collect();
+        let subscribed: Vec<&String> =
+            members.iter().filter(|(_, m)| m.topics.contains(topic)).map(|(id, _)| id).collect();
         if subscribed.is_empty() {
             continue;
         }

@@ -80,19 +80,10 @@ impl PartitionLog {
         log.push_all(recs);
         let cut_bytes = (bytes.len() - valid) as u64;
         if cut_bytes > 0 {
-            log.io.push(LogIo::Truncate {
-                file: file.into(),
-                len: valid as u64,
-            });
+            log.io.push(LogIo::Truncate { file: file.into(), len: valid as u64 });
         }
         log.io.retain(|op| !matches!(op, LogIo::Append { .. }));
-        (
-            log,
-            Recovered {
-                records: count,
-                cut_bytes,
-            },
-        )
+        (log, Recovered { records: count, cut_bytes })
     }
 
     /// The log end offset (LEO): the offset the next record gets.
@@ -178,10 +169,7 @@ impl PartitionLog {
         }
         if !bytes.is_empty() {
             self.file_len += bytes.len() as u64;
-            self.io.push(LogIo::Append {
-                file: self.file.clone(),
-                bytes,
-            });
+            self.io.push(LogIo::Append { file: self.file.clone(), bytes });
         }
     }
 
@@ -198,10 +186,7 @@ impl PartitionLog {
         self.records.truncate(keep);
         self.starts.truncate(keep);
         self.producers = ProducerTable::rebuild(&self.records);
-        self.io.push(LogIo::Truncate {
-            file: self.file.clone(),
-            len: self.file_len,
-        });
+        self.io.push(LogIo::Truncate { file: self.file.clone(), len: self.file_len });
     }
 
     /// The file operations queued since the last call.

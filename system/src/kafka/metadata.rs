@@ -114,11 +114,7 @@ impl MetadataImage {
 
     pub fn apply(&mut self, record: &MetadataRecord) -> Option<Applied> {
         match record {
-            MetadataRecord::RegisterBroker {
-                broker,
-                node,
-                incarnation,
-            } => {
+            MetadataRecord::RegisterBroker { broker, node, incarnation } => {
                 let reg = BrokerRegistration {
                     node: node.clone(),
                     incarnation: *incarnation,
@@ -129,28 +125,19 @@ impl MetadataImage {
                 Some(Applied::BrokerRegistered(*broker))
             }
             MetadataRecord::FenceBroker { broker, incarnation } => {
-                let reg = self
-                    .brokers
-                    .get_mut(broker)
-                    .filter(|r| r.incarnation == *incarnation && !r.fenced)?;
+                let reg = self.brokers.get_mut(broker).filter(|r| r.incarnation == *incarnation && !r.fenced)?;
                 reg.fenced = true;
                 Some(Applied::BrokerFenced(*broker))
             }
             MetadataRecord::UnfenceBroker { broker, incarnation } => {
-                let reg = self
-                    .brokers
-                    .get_mut(broker)
-                    .filter(|r| r.incarnation == *incarnation && r.fenced)?;
+                let reg = self.brokers.get_mut(broker).filter(|r| r.incarnation == *incarnation && r.fenced)?;
                 reg.fenced = false;
                 Some(Applied::BrokerUnfenced(*broker))
             }
             MetadataRecord::CreateTopic { spec, assignment } => self.create_topic(spec, assignment),
-            MetadataRecord::PartitionChange {
-                tp,
-                expected_partition_epoch,
-                leader,
-                isr,
-            } => self.change_partition(tp, *expected_partition_epoch, *leader, isr),
+            MetadataRecord::PartitionChange { tp, expected_partition_epoch, leader, isr } => {
+                self.change_partition(tp, *expected_partition_epoch, *leader, isr)
+            }
         }
     }
 
@@ -196,11 +183,7 @@ impl MetadataImage {
                 unclean,
             });
         }
-        Some(Applied::IsrChanged {
-            tp: tp.clone(),
-            from: from_isr,
-            to: isr.to_vec(),
-        })
+        Some(Applied::IsrChanged { tp: tp.clone(), from: from_isr, to: isr.to_vec() })
     }
 
     /// Registered in its current life and not fenced: may lead and be in sync.

@@ -97,10 +97,10 @@ pub mod protocol;
 mod tests;
 pub mod topic;
 
+pub use cluster::{Durability, KafkaCluster, KafkaClusterSpec};
 pub use config::{Acks, BrokerSettings, ClientSettings, ControllerSettings, GroupSettings, TopicSpec};
 pub use controller_node::ControllerConfig;
 pub use metadata::Applied;
-pub use cluster::{Durability, KafkaCluster, KafkaClusterSpec};
 pub use topic::{BrokerId, Record, TopicPartition, OFFSETS_TOPIC};
 
 /// FNV-1a over `bytes`: a hash that is the same on every platform and run.

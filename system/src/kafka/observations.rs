@@ -65,27 +65,15 @@ pub struct ConsumerObserved {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ConsumerEvent {
     /// Joined `generation` with these partitions: a rebalance ended for this member.
-    Assigned {
-        generation: u64,
-        partitions: Vec<TopicPartition>,
-    },
+    Assigned { generation: u64, partitions: Vec<TopicPartition> },
     /// Gave up every partition: the generation ended, or the member `left` the group on purpose.
     Revoked { left: bool },
     /// Read the group's committed offsets (OffsetFetch sent at `sent_ms`); `None`: no commit.
-    OffsetsRead {
-        sent_ms: u64,
-        offsets: Vec<(TopicPartition, Option<u64>)>,
-    },
+    OffsetsRead { sent_ms: u64, offsets: Vec<(TopicPartition, Option<u64>)> },
     /// Processed these records of `tp`: (offset, value).
-    Processed {
-        tp: TopicPartition,
-        records: Vec<(u64, String)>,
-    },
+    Processed { tp: TopicPartition, records: Vec<(u64, String)> },
     /// An offset commit sent at `sent_ms` was acknowledged; each offset is the next to consume.
-    CommitAcked {
-        sent_ms: u64,
-        offsets: Vec<(TopicPartition, u64)>,
-    },
+    CommitAcked { sent_ms: u64, offsets: Vec<(TopicPartition, u64)> },
 }
 
 impl Observation for ConsumerObserved {

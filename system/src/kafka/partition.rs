@@ -96,14 +96,7 @@ pub struct Replica {
 impl Replica {
     pub fn new(tp: TopicPartition, me: BrokerId, log: PartitionLog, hw: u64) -> Self {
         let hw = hw.min(log.end_offset());
-        Replica {
-            tp,
-            me,
-            log,
-            hw,
-            state: None,
-            leader: None,
-        }
+        Replica { tp, me, log, hw, state: None, leader: None }
     }
 
     pub fn high_watermark(&self) -> u64 {
@@ -136,10 +129,7 @@ impl Replica {
         self.state = Some(state.clone());
         if state.leader == Some(self.me) {
             if let Some(l) = self.leader.as_mut().filter(|l| l.epoch == state.leader_epoch) {
-                if l.pending
-                    .as_ref()
-                    .is_some_and(|p| p.partition_epoch < state.partition_epoch)
-                {
+                if l.pending.as_ref().is_some_and(|p| p.partition_epoch < state.partition_epoch) {
                     l.pending = None;
                 }
                 return Transition::IsrChanged;
@@ -172,11 +162,7 @@ impl Replica {
                 (*r, p)
             })
             .collect();
-        self.leader = Some(LeaderState {
-            epoch: state.leader_epoch,
-            followers,
-            pending: None,
-        });
+        self.leader = Some(LeaderState { epoch: state.leader_epoch, followers, pending: None });
     }
 
     /// Appends a produce request as leader. Checks `min.insync.replicas` first for `acks=all`
@@ -191,11 +177,7 @@ impl Replica {
             match self.log.producers().check(req.producer_id, req.base_seq, count) {
                 SeqCheck::Append => {}
                 SeqCheck::Duplicate { base_offset } => {
-                    return Ok(Appended {
-                        base_offset,
-                        last_offset: base_offset + count - 1,
-                        duplicate: true,
-                    });
+                    return Ok(Appended { base_offset, last_offset: base_offset + count - 1, duplicate: true });
                 }
                 SeqCheck::OutOfOrder { .. } => return Err(ErrorCode::OutOfOrderSequenceNumber),
             }
@@ -216,11 +198,7 @@ impl Replica {
         let appended = self.log.append(records);
         debug_assert!(appended, "a leader's own records always continue its log");
         self.maybe_advance_hw();
-        Ok(Appended {
-            base_offset: base,
-            last_offset: base + count - 1,
-            duplicate: false,
-        })
+        Ok(Appended { base_offset: base, last_offset: base + count - 1, duplicate: false })
     }
 
     /// The largest ISR the leader may be acting under: the committed one plus any members a
@@ -304,21 +282,12 @@ impl Replica {
     /// Where the follower's log stops matching ours, if it does before its fetch offset.
     fn divergence(&self, offset: u64, rf: &ReplicaFetch) -> Option<Diverging> {
         let Some(last) = rf.last_fetched_epoch else {
-            return (offset > 0).then_some(Diverging {
-                epoch: None,
-                end_offset: 0,
-            });
+            return (offset > 0).then_some(Diverging { epoch: None, end_offset: 0 });
         };
         match self.log.end_offset_for_epoch(last) {
             Some((e, end)) if e == last && end >= offset => None,
-            Some((e, end)) => Some(Diverging {
-                epoch: Some(e),
-                end_offset: end,
-            }),
-            None => Some(Diverging {
-                epoch: None,
-                end_offset: self.log.start_offset(),
-            }),
+            Some((e, end)) => Some(Diverging { epoch: Some(e), end_offset: end }),
+            None => Some(Diverging { epoch: None, end_offset: self.log.start_offset() }),
         }
     }
 
@@ -379,16 +348,9 @@ impl Replica {
             leader.pending = None;
             return None;
         }
-        leader.pending = Some(PendingIsr {
-            isr: wanted.clone(),
-            partition_epoch: state.partition_epoch,
-            sent_ms: now_ms,
-        });
-        Some(IsrRequest {
-            leader_epoch: state.leader_epoch,
-            partition_epoch: state.partition_epoch,
-            isr: wanted,
-        })
+        leader.pending =
+            Some(PendingIsr { isr: wanted.clone(), partition_epoch: state.partition_epoch, sent_ms: now_ms });
+        Some(IsrRequest { leader_epoch: state.leader_epoch, partition_epoch: state.partition_epoch, isr: wanted })
     }
 
     /// The next replication fetch, when this replica follows a leader.
@@ -428,10 +390,7 @@ impl Replica {
             return None;
         }
         if let Some(div) = resp.diverging {
-            let own_end = div
-                .epoch
-                .and_then(|e| self.log.end_offset_for_epoch(e))
-                .map_or(0, |(_, end)| end);
+            let own_end = div.epoch.and_then(|e| self.log.end_offset_for_epoch(e)).map_or(0, |(_, end)| end);
             let to = div.end_offset.min(own_end).min(self.log.end_offset());
             let truncated = self.log.end_offset() - to;
             // Also drops the diverging epoch when it has no records here (an epoch this

@@ -164,38 +164,19 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Metadata(ClusterMetadata),
-    Produced {
-        base_offset: u64,
-        duplicate: bool,
-    },
+    Produced { base_offset: u64, duplicate: bool },
     Fetched(FetchResponse),
-    Coordinator {
-        broker: BrokerId,
-        node: String,
-    },
-    Joined {
-        generation: u64,
-        member_id: String,
-        leader: String,
-        members: Vec<String>,
-    },
-    Synced {
-        assignment: Vec<TopicPartition>,
-    },
+    Coordinator { broker: BrokerId, node: String },
+    Joined { generation: u64, member_id: String, leader: String, members: Vec<String> },
+    Synced { assignment: Vec<TopicPartition> },
     Done,
     Offsets(Vec<(TopicPartition, Option<CommittedOffset>)>),
-    Error {
-        code: ErrorCode,
-        leader_hint: Option<BrokerId>,
-    },
+    Error { code: ErrorCode, leader_hint: Option<BrokerId> },
 }
 
 impl Response {
     pub fn error(code: ErrorCode) -> Self {
-        Response::Error {
-            code,
-            leader_hint: None,
-        }
+        Response::Error { code, leader_hint: None }
     }
 }
 
@@ -217,12 +198,7 @@ impl Request {
             }
             Request::Fetch(f) => name_ok(&f.tp.topic) && f.max_records > 0,
             Request::FindCoordinator { group } => name_ok(group),
-            Request::JoinGroup {
-                group,
-                member_id,
-                client_id,
-                topics,
-            } => {
+            Request::JoinGroup { group, member_id, client_id, topics } => {
                 name_ok(group)
                     && member_id.as_deref().is_none_or(name_ok)
                     && name_ok(client_id)
@@ -232,12 +208,9 @@ impl Request {
             Request::SyncGroup { group, member_id, .. }
             | Request::Heartbeat { group, member_id, .. }
             | Request::LeaveGroup { group, member_id } => name_ok(group) && name_ok(member_id),
-            Request::OffsetCommit {
-                group,
-                member_id,
-                offsets,
-                ..
-            } => name_ok(group) && name_ok(member_id) && offsets.len() <= MAX_LIST,
+            Request::OffsetCommit { group, member_id, offsets, .. } => {
+                name_ok(group) && name_ok(member_id) && offsets.len() <= MAX_LIST
+            }
             Request::OffsetFetch { group, partitions } => name_ok(group) && partitions.len() <= MAX_LIST,
         };
         if ok {

@@ -18,13 +18,7 @@ fn tp() -> TopicPartition {
 }
 
 fn rec(offset: u64, epoch: u64, pid: u64, seq: u64) -> Record {
-    Record {
-        offset,
-        leader_epoch: epoch,
-        producer_id: pid,
-        seq,
-        value: format!("v{offset}"),
-    }
+    Record { offset, leader_epoch: epoch, producer_id: pid, seq, value: format!("v{offset}") }
 }
 
 fn bytes_of(log: &mut PartitionLog) -> Vec<u8> {
@@ -86,13 +80,7 @@ fn sequence_checks() {
 }
 
 fn state(leader: Option<u32>, epoch: u64, isr: &[u32]) -> PartitionState {
-    PartitionState {
-        replicas: vec![1, 2, 3],
-        leader,
-        leader_epoch: epoch,
-        partition_epoch: epoch,
-        isr: isr.to_vec(),
-    }
+    PartitionState { replicas: vec![1, 2, 3], leader, leader_epoch: epoch, partition_epoch: epoch, isr: isr.to_vec() }
 }
 
 fn produce(pid: u64, seq: u64, n: usize) -> ProduceRequest {
@@ -114,21 +102,14 @@ fn follower_fetch(r: &Replica, broker: u32, offset: u64) -> FetchRequest {
         max_records: 100,
         max_wait_ms: 0,
         current_leader_epoch: None,
-        replica: Some(super::protocol::ReplicaFetch {
-            broker,
-            incarnation: 1,
-            last_fetched_epoch: None,
-        }),
+        replica: Some(super::protocol::ReplicaFetch { broker, incarnation: 1, last_fetched_epoch: None }),
     }
 }
 
 #[test]
 fn high_watermark_waits_for_every_isr_member_and_min_isr_is_enforced() {
     let mut l = Replica::new(tp(), 1, PartitionLog::empty("edits-0.log"), 0);
-    assert_eq!(
-        l.apply_state(0, &state(Some(1), 1, &[1, 2, 3])),
-        Transition::BecameLeader
-    );
+    assert_eq!(l.apply_state(0, &state(Some(1), 1, &[1, 2, 3])), Transition::BecameLeader);
     let a = l.append_produce(&produce(7, 0, 2), 2).unwrap();
     assert_eq!((a.base_offset, a.last_offset, a.duplicate), (0, 1, false));
     assert_eq!(l.high_watermark(), 0);
@@ -147,21 +128,9 @@ fn high_watermark_waits_for_every_isr_member_and_min_isr_is_enforced() {
     let dup = l.append_produce(&produce(7, 0, 2), 2).unwrap();
     assert!(dup.duplicate);
     assert_eq!(dup.base_offset, 0);
-    l.apply_state(
-        40,
-        &PartitionState {
-            partition_epoch: 2,
-            ..state(Some(1), 1, &[1])
-        },
-    );
-    assert_eq!(
-        l.append_produce(&produce(7, 2, 1), 2),
-        Err(ErrorCode::NotEnoughReplicas)
-    );
-    assert!(
-        l.append_produce(&produce(7, 2, 1), 0).is_ok(),
-        "acks=1 ignores min.insync.replicas"
-    );
+    l.apply_state(40, &PartitionState { partition_epoch: 2, ..state(Some(1), 1, &[1]) });
+    assert_eq!(l.append_produce(&produce(7, 2, 1), 2), Err(ErrorCode::NotEnoughReplicas));
+    assert!(l.append_produce(&produce(7, 2, 1), 0).is_ok(), "acks=1 ignores min.insync.replicas");
 }
 
 #[test]
@@ -176,23 +145,16 @@ fn deposed_leader_truncates_what_the_new_leader_never_had() {
     new.log.append(old.log.read(0, 2, 10).to_vec());
     assert_eq!(new.apply_state(5, &state(Some(2), 2, &[2])), Transition::BecameLeader);
     new.append_produce(&produce(8, 0, 1), 0).unwrap();
-    assert_eq!(
-        old.apply_state(6, &state(Some(2), 2, &[2])),
-        Transition::BecameFollower { was_leader: true }
-    );
+    assert_eq!(old.apply_state(6, &state(Some(2), 2, &[2])), Transition::BecameFollower { was_leader: true });
     let (leader, req) = old.fetch_request(1, 100, 0).unwrap();
     assert_eq!((leader, req.offset), (2, 3));
     let (served, _) = new.serve_fetch(7, &req, true, true);
-    let Served::Ready(resp) = served else {
-        panic!("expected a response, got {served:?}")
-    };
+    let Served::Ready(resp) = served else { panic!("expected a response, got {served:?}") };
     assert_eq!(resp.diverging.map(|d| (d.epoch, d.end_offset)), Some((Some(1), 2)));
     let followed = old.apply_fetch(&req, &resp).unwrap();
     assert_eq!(followed.truncated, 1);
     let (_, req) = old.fetch_request(1, 100, 0).unwrap();
-    let (Served::Ready(resp), _) = new.serve_fetch(8, &req, true, true) else {
-        panic!()
-    };
+    let (Served::Ready(resp), _) = new.serve_fetch(8, &req, true, true) else { panic!() };
     old.apply_fetch(&req, &resp).unwrap();
     assert_eq!(old.log.records(), new.log.records());
 }
@@ -206,47 +168,28 @@ fn lagging_follower_leaves_the_isr_and_returns_when_caught_up() {
     let eligible = |_, _| true;
     assert_eq!(l.isr_change(1000, 3000, 1000, eligible), None);
     l.serve_fetch(3400, &f, true, true);
-    let req = l
-        .isr_change(3500, 3000, 1000, eligible)
-        .expect("broker 3 never fetched");
+    let req = l.isr_change(3500, 3000, 1000, eligible).expect("broker 3 never fetched");
     assert_eq!(req.isr, vec![1, 2]);
     assert_eq!(l.isr_change(3600, 3000, 1000, eligible), None, "one request at a time");
-    l.apply_state(
-        3700,
-        &PartitionState {
-            partition_epoch: 2,
-            ..state(Some(1), 1, &[1, 2])
-        },
-    );
+    l.apply_state(3700, &PartitionState { partition_epoch: 2, ..state(Some(1), 1, &[1, 2]) });
     f.replica.as_mut().unwrap().broker = 3;
     l.serve_fetch(3800, &f, true, true);
     let req = l.isr_change(3900, 3000, 1000, eligible).expect("broker 3 caught up");
     assert_eq!(req.isr, vec![1, 2, 3]);
     let l2 = l.isr_change(5000, 3000, 1000, |b, _| b != 3);
-    assert!(
-        l2.is_none() || l2.unwrap().isr != vec![1, 2, 3],
-        "a fenced broker is never added"
-    );
+    assert!(l2.is_none() || l2.unwrap().isr != vec![1, 2, 3], "a fenced broker is never added");
 }
 
 fn controller(unclean: bool) -> ControllerCore {
     let mut spec = TopicSpec::new("edits", 1);
     spec.unclean_leader_election = unclean;
-    let mut c = ControllerCore::new(ControllerSettings {
-        broker_session_timeout_ms: 2000,
-        topics: vec![spec],
-    });
+    let mut c = ControllerCore::new(ControllerSettings { broker_session_timeout_ms: 2000, topics: vec![spec] });
     c.activate(0);
     c
 }
 
 fn hb(broker: u32, incarnation: u64, offset: u64) -> BrokerHeartbeat {
-    BrokerHeartbeat {
-        broker,
-        node: format!("kafka-{broker}"),
-        incarnation,
-        metadata_offset: offset,
-    }
+    BrokerHeartbeat { broker, node: format!("kafka-{broker}"), incarnation, metadata_offset: offset }
 }
 
 /// Runs decide/apply rounds at `now`, as the shell would with instant commits.
@@ -338,10 +281,7 @@ fn last_isr_member_keeps_the_partition_unless_unclean_election_is_enabled() {
 #[test]
 fn stale_partition_changes_are_skipped() {
     let mut img = MetadataImage::default();
-    img.apply(&MetadataRecord::CreateTopic {
-        spec: TopicSpec::new("edits", 1),
-        assignment: vec![vec![1, 2, 3]],
-    });
+    img.apply(&MetadataRecord::CreateTopic { spec: TopicSpec::new("edits", 1), assignment: vec![vec![1, 2, 3]] });
     let change = |e, l| MetadataRecord::PartitionChange {
         tp: tp(),
         expected_partition_epoch: e,
@@ -349,18 +289,12 @@ fn stale_partition_changes_are_skipped() {
         isr: vec![1, 2, 3],
     };
     assert!(img.apply(&change(0, 1)).is_some());
-    assert!(
-        img.apply(&change(0, 2)).is_none(),
-        "computed against an older partition epoch"
-    );
+    assert!(img.apply(&change(0, 2)).is_none(), "computed against an older partition epoch");
     assert_eq!(img.partitions[&tp()].leader, Some(1));
 }
 
 fn committed(offset: u64) -> super::protocol::CommittedOffset {
-    super::protocol::CommittedOffset {
-        offset,
-        leader_epoch: Some(1),
-    }
+    super::protocol::CommittedOffset { offset, leader_epoch: Some(1) }
 }
 
 fn join(c: &mut Coordinator, now: u64, id: u64, member: Option<&str>, counts: &BTreeMap<String, u32>) {
@@ -413,37 +347,19 @@ fn group_rebalances_on_join_and_session_expiry_and_keeps_offsets() {
     assert!(c.maybe_finish_loading(0, 0));
     join(&mut c, 0, 1, None, &counts);
     join(&mut c, 10, 2, None, &counts);
-    assert!(
-        commit_appends(&mut c).is_empty(),
-        "the initial delay holds the first rebalance"
-    );
+    assert!(commit_appends(&mut c).is_empty(), "the initial delay holds the first rebalance");
     c.tick(400, &counts);
     let replies = commit_appends(&mut c);
     let members: Vec<String> = replies
         .iter()
         .map(|(_, r)| match r {
-            Response::Joined {
-                generation: 1,
-                member_id,
-                ..
-            } => member_id.clone(),
+            Response::Joined { generation: 1, member_id, .. } => member_id.clone(),
             other => panic!("unexpected {other:?}"),
         })
         .collect();
     assert_eq!(members.len(), 2);
-    c.handle(
-        410,
-        3,
-        Request::SyncGroup {
-            group: "g".into(),
-            generation: 1,
-            member_id: members[0].clone(),
-        },
-        &counts,
-    );
-    let Some((_, Response::Synced { assignment })) = commit_appends(&mut c).pop() else {
-        panic!()
-    };
+    c.handle(410, 3, Request::SyncGroup { group: "g".into(), generation: 1, member_id: members[0].clone() }, &counts);
+    let Some((_, Response::Synced { assignment })) = commit_appends(&mut c).pop() else { panic!() };
     assert_eq!(assignment.len(), 2, "range assignor: 3 partitions over 2 members");
     let commit = Request::OffsetCommit {
         group: "g".into(),
@@ -455,32 +371,11 @@ fn group_rebalances_on_join_and_session_expiry_and_keeps_offsets() {
     c.handle(420, 4, commit, &counts);
     assert_eq!(commit_appends(&mut c), vec![(4, Response::Done)]);
     // Only the first member heartbeats; the second's session expires.
-    c.handle(
-        4000,
-        5,
-        Request::Heartbeat {
-            group: "g".into(),
-            generation: 1,
-            member_id: members[0].clone(),
-        },
-        &counts,
-    );
+    c.handle(4000, 5, Request::Heartbeat { group: "g".into(), generation: 1, member_id: members[0].clone() }, &counts);
     commit_appends(&mut c);
     c.tick(5000, &counts);
-    c.handle(
-        5010,
-        6,
-        Request::Heartbeat {
-            group: "g".into(),
-            generation: 1,
-            member_id: members[0].clone(),
-        },
-        &counts,
-    );
-    assert_eq!(
-        commit_appends(&mut c),
-        vec![(6, Response::error(ErrorCode::RebalanceInProgress))]
-    );
+    c.handle(5010, 6, Request::Heartbeat { group: "g".into(), generation: 1, member_id: members[0].clone() }, &counts);
+    assert_eq!(commit_appends(&mut c), vec![(6, Response::error(ErrorCode::RebalanceInProgress))]);
     let stale = Request::OffsetCommit {
         group: "g".into(),
         generation: 0,
@@ -489,29 +384,12 @@ fn group_rebalances_on_join_and_session_expiry_and_keeps_offsets() {
         offsets: vec![(tp(), committed(1))],
     };
     c.handle(5020, 7, stale, &counts);
-    assert_eq!(
-        commit_appends(&mut c),
-        vec![(7, Response::error(ErrorCode::IllegalGeneration))]
-    );
+    assert_eq!(commit_appends(&mut c), vec![(7, Response::error(ErrorCode::IllegalGeneration))]);
     join(&mut c, 5030, 8, Some(&members[0]), &counts);
     let replies = commit_appends(&mut c);
-    assert!(
-        matches!(replies.as_slice(), [(8, Response::Joined { generation: 2, .. })]),
-        "{replies:?}"
-    );
-    c.handle(
-        5040,
-        9,
-        Request::OffsetFetch {
-            group: "g".into(),
-            partitions: vec![tp()],
-        },
-        &counts,
-    );
-    assert_eq!(
-        commit_appends(&mut c),
-        vec![(9, Response::Offsets(vec![(tp(), Some(committed(42)))]))]
-    );
+    assert!(matches!(replies.as_slice(), [(8, Response::Joined { generation: 2, .. })]), "{replies:?}");
+    c.handle(5040, 9, Request::OffsetFetch { group: "g".into(), partitions: vec![tp()] }, &counts);
+    assert_eq!(commit_appends(&mut c), vec![(9, Response::Offsets(vec![(tp(), Some(committed(42)))]))]);
 }
 
 /// A stable one-member group of generation 1 on a fresh coordinator; returns its member id.
@@ -521,9 +399,7 @@ fn stable_group(c: &mut Coordinator, log: &mut Vec<Record>, counts: &BTreeMap<St
     join(c, 0, 1, None, counts);
     c.tick(400, counts);
     let replies = commit_appends_into(c, log);
-    let [(1, Response::Joined { generation: 1, member_id, .. })] = replies.as_slice() else {
-        panic!("{replies:?}")
-    };
+    let [(1, Response::Joined { generation: 1, member_id, .. })] = replies.as_slice() else { panic!("{replies:?}") };
     member_id.clone()
 }
 
@@ -538,10 +414,7 @@ fn offset_commit(member: &str, commit_seq: u64, offset: u64) -> Request {
 }
 
 fn fetched_offset(c: &mut Coordinator, now: u64, id: u64, counts: &BTreeMap<String, u32>) -> Option<u64> {
-    let fetch = Request::OffsetFetch {
-        group: "g".into(),
-        partitions: vec![tp()],
-    };
+    let fetch = Request::OffsetFetch { group: "g".into(), partitions: vec![tp()] };
     c.handle(now, id, fetch, counts);
     match commit_appends(c).as_slice() {
         [(_, Response::Offsets(o))] => o[0].1.map(|c| c.offset),
@@ -559,12 +432,8 @@ fn a_late_commit_older_than_an_accepted_one_is_rejected_and_a_fresh_retry_is_not
     c.handle(500, 2, offset_commit(&member, 2, 657), &counts);
     assert_eq!(commit_appends(&mut c), vec![(2, Response::Done)]);
     c.handle(600, 3, offset_commit(&member, 1, 520), &counts);
-    let fenced = CoordOut::LateCommitFenced {
-        group: "g".into(),
-        member_id: member.clone(),
-        commit_seq: 1,
-        last_seq: 2,
-    };
+    let fenced =
+        CoordOut::LateCommitFenced { group: "g".into(), member_id: member.clone(), commit_seq: 1, last_seq: 2 };
     assert_eq!(
         c.take_out(),
         vec![fenced, CoordOut::Reply(3, Response::error(ErrorCode::StaleCommitSequence))],
@@ -599,20 +468,14 @@ fn a_late_commit_is_rejected_by_a_coordinator_that_loaded_the_group_from_the_log
     first.apply_committed(&log);
     assert!(first.maybe_finish_loading(17_000, log.len() as u64));
     first.handle(17_100, 3, offset_commit(&member, 5, 520), &counts);
-    assert_eq!(
-        commit_appends(&mut first),
-        vec![(3, Response::error(ErrorCode::StaleCommitSequence))]
-    );
+    assert_eq!(commit_appends(&mut first), vec![(3, Response::error(ErrorCode::StaleCommitSequence))]);
     assert_eq!(fetched_offset(&mut first, 17_200, 4, &counts), Some(657));
 }
 
 #[test]
 fn without_the_fence_a_late_commit_overwrites_a_newer_one_as_in_kafka() {
     let counts: BTreeMap<String, u32> = [("edits".to_string(), 1)].into();
-    let settings = GroupSettings {
-        fence_late_commits: false,
-        ..GroupSettings::default()
-    };
+    let settings = GroupSettings { fence_late_commits: false, ..GroupSettings::default() };
     let mut c = Coordinator::new(settings, "b1.1".into());
     let member = stable_group(&mut c, &mut Vec::new(), &counts);
     c.handle(500, 2, offset_commit(&member, 2, 657), &counts);
@@ -636,10 +499,7 @@ fn commit_sequences_of_members_that_left_are_forgotten_with_their_generation() {
     assert_eq!(c.last_commit_seq("g", &member), None, "dropped with the generation record");
     // The member is gone: its late commit fails the member check, whatever its sequence.
     c.handle(800, 4, offset_commit(&member, 10, 5), &counts);
-    assert_eq!(
-        commit_appends(&mut c),
-        vec![(4, Response::error(ErrorCode::UnknownMemberId))]
-    );
+    assert_eq!(commit_appends(&mut c), vec![(4, Response::error(ErrorCode::UnknownMemberId))]);
     assert_eq!(fetched_offset(&mut c, 810, 5, &counts), Some(10));
 }
 
@@ -649,10 +509,7 @@ fn images_and_metadata_survive_the_wire() {
     let json = serde_json::to_string(c.image()).unwrap();
     let back: MetadataImage = serde_json::from_str(&json).unwrap();
     assert_eq!(&back, c.image());
-    assert_eq!(
-        TopicPartition::parse("__consumer_offsets-0"),
-        Some(TopicPartition::new("__consumer_offsets", 0))
-    );
+    assert_eq!(TopicPartition::parse("__consumer_offsets-0"), Some(TopicPartition::new("__consumer_offsets", 0)));
     assert_eq!(TopicPartition::parse("-3"), None);
     assert!(serde_json::from_str::<TopicPartition>("\"edits\"").is_err());
 }
@@ -672,9 +529,7 @@ fn a_leader_that_appended_nothing_follows_a_successor_with_older_records() {
     x.apply_state(3, &state(Some(2), 3, &[2]));
     for round in 0..3 {
         let (_, req) = x.fetch_request(1, 100, 0).unwrap();
-        let (Served::Ready(resp), _) = y.serve_fetch(4, &req, true, true) else {
-            panic!("round {round}")
-        };
+        let (Served::Ready(resp), _) = y.serve_fetch(4, &req, true, true) else { panic!("round {round}") };
         x.apply_fetch(&req, &resp).expect("applies");
     }
     assert_eq!(x.log.records(), y.log.records());
@@ -687,46 +542,24 @@ mod broker_core {
     use crate::kafka::metadata::BrokerRegistration;
 
     fn image(leader: u32, epoch: u64, isr: &[u32]) -> MetadataImage {
-        let mut img = MetadataImage {
-            offset: epoch,
-            ..MetadataImage::default()
-        };
+        let mut img = MetadataImage { offset: epoch, ..MetadataImage::default() };
         for b in 1..=3 {
-            let reg = BrokerRegistration {
-                node: format!("kafka-{b}"),
-                incarnation: 1,
-                fenced: false,
-                broker_epoch: 1,
-            };
+            let reg = BrokerRegistration { node: format!("kafka-{b}"), incarnation: 1, fenced: false, broker_epoch: 1 };
             img.brokers.insert(b, reg);
         }
         img.topics.insert("edits".into(), TopicSpec::new("edits", 1));
-        img.partitions.insert(
-            tp(),
-            PartitionState {
-                partition_epoch: epoch,
-                ..state(Some(leader), epoch, isr)
-            },
-        );
+        img.partitions.insert(tp(), PartitionState { partition_epoch: epoch, ..state(Some(leader), epoch, isr) });
         img
     }
 
     fn cores() -> Vec<BrokerCore> {
-        (1..=3)
-            .map(|b| BrokerCore::new(BrokerSettings::new("kafka", b), 1, Vec::new(), &BTreeMap::new()))
-            .collect()
+        (1..=3).map(|b| BrokerCore::new(BrokerSettings::new("kafka", b), 1, Vec::new(), &BTreeMap::new())).collect()
     }
 
     fn replies(actions: &[Action]) -> Vec<(u64, Response)> {
         actions
             .iter()
-            .filter_map(|a| {
-                if let Action::Reply { id, resp } = a {
-                    Some((*id, resp.clone()))
-                } else {
-                    None
-                }
-            })
+            .filter_map(|a| if let Action::Reply { id, resp } = a { Some((*id, resp.clone())) } else { None })
             .collect()
     }
 
@@ -735,21 +568,11 @@ mod broker_core {
         let mut leader_replies = Vec::new();
         for f in (0..cores.len()).filter(|f| *f != leader) {
             let plan = cores[f].step(now, Input::NextFetch { id: 1, tp: tp() });
-            let Some(Action::FetchPlan {
-                plan: Some((_, mut req)),
-                ..
-            }) = plan.into_iter().next()
-            else {
+            let Some(Action::FetchPlan { plan: Some((_, mut req)), .. }) = plan.into_iter().next() else {
                 continue;
             };
             req.max_wait_ms = 0;
-            let out = cores[leader].step(
-                now,
-                Input::Request {
-                    id: 100 + f as u64,
-                    req: Request::Fetch(req.clone()),
-                },
-            );
+            let out = cores[leader].step(now, Input::Request { id: 100 + f as u64, req: Request::Fetch(req.clone()) });
             let mut rs = replies(&out);
             let pos = rs.iter().position(|(id, _)| *id == 100 + f as u64);
             let resp = pos.map(|p| rs.remove(p).1);
@@ -765,29 +588,11 @@ mod broker_core {
         for c in cores.iter_mut() {
             c.step(0, Input::Image(image(1, 1, &[1, 2, 3])));
         }
-        let out = cores[0].step(
-            10,
-            Input::Request {
-                id: 7,
-                req: Request::Produce(produce(5, 0, 3)),
-            },
-        );
+        let out = cores[0].step(10, Input::Request { id: 7, req: Request::Produce(produce(5, 0, 3)) });
         assert!(replies(&out).is_empty(), "acks=all waits for the ISR");
-        assert!(
-            replicate(&mut cores, 0, 20).is_empty(),
-            "followers have it; the leader learns on their next fetch"
-        );
+        assert!(replicate(&mut cores, 0, 20).is_empty(), "followers have it; the leader learns on their next fetch");
         let acked = replicate(&mut cores, 0, 30);
-        assert_eq!(
-            acked,
-            vec![(
-                7,
-                Response::Produced {
-                    base_offset: 0,
-                    duplicate: false
-                }
-            )]
-        );
+        assert_eq!(acked, vec![(7, Response::Produced { base_offset: 0, duplicate: false })]);
         for c in &cores {
             assert_eq!(c.replica(&tp()).unwrap().log.end_offset(), 3);
         }
@@ -799,25 +604,13 @@ mod broker_core {
         for c in cores.iter_mut() {
             c.step(0, Input::Image(image(1, 1, &[1, 2, 3])));
         }
-        cores[0].step(
-            10,
-            Input::Request {
-                id: 7,
-                req: Request::Produce(produce(5, 0, 1)),
-            },
-        );
+        cores[0].step(10, Input::Request { id: 7, req: Request::Produce(produce(5, 0, 1)) });
         let out = cores[0].step(20, Input::Image(image(2, 2, &[2, 3])));
         let failed = replies(&out);
         assert!(
             matches!(
                 failed.as_slice(),
-                [(
-                    7,
-                    Response::Error {
-                        code: ErrorCode::NotLeaderOrFollower,
-                        leader_hint: Some(2)
-                    }
-                )]
+                [(7, Response::Error { code: ErrorCode::NotLeaderOrFollower, leader_hint: Some(2) })]
             ),
             "{failed:?}"
         );
@@ -857,24 +650,14 @@ mod real_runtime {
         let mut directory = Directory::default();
         // Every node shares 127.0.0.1; each gets its own port range.
         let base = 20_000 + (std::process::id() % 400) as u16 * 40;
-        for (i, n) in CONTROLLERS
-            .iter()
-            .chain(BROKERS.iter())
-            .chain(["client"].iter())
-            .enumerate()
-        {
+        for (i, n) in CONTROLLERS.iter().chain(BROKERS.iter()).chain(["client"].iter()).enumerate() {
             directory.insert(n, [127, 0, 0, 1].into(), base + 5 * i as u16);
         }
         let directory = Arc::new(directory);
-        let voters: BTreeMap<u64, String> = CONTROLLERS
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i as u64 + 1, c.to_string()))
-            .collect();
-        let settings = ControllerSettings {
-            topics: vec![TopicSpec::new("edits", 1), TopicSpec::offsets()],
-            ..Default::default()
-        };
+        let voters: BTreeMap<u64, String> =
+            CONTROLLERS.iter().enumerate().map(|(i, c)| (i as u64 + 1, c.to_string())).collect();
+        let settings =
+            ControllerSettings { topics: vec![TopicSpec::new("edits", 1), TopicSpec::offsets()], ..Default::default() };
         for (i, c) in CONTROLLERS.iter().enumerate() {
             let config = ControllerConfig {
                 cluster: "kafka".into(),
@@ -899,9 +682,7 @@ mod real_runtime {
         let work = async {
             let client = Client::new(&mut client_ctx, bootstrap.clone(), ClientSettings::default());
             let mut producer = PartitionProducer::new(client, tp(), Acks::All, 1);
-            let d = producer
-                .send(&mut rng, vec!["hello".into(), "world".into()], || 2)
-                .await;
+            let d = producer.send(&mut rng, vec!["hello".into(), "world".into()], || 2).await;
             let client = Client::new(&mut client_ctx, bootstrap.clone(), ClientSettings::default());
             let mut member = GroupMember::new(client, "g", "c", vec!["edits".into()], 5_000);
             let assignment = loop {
@@ -914,16 +695,12 @@ mod real_runtime {
                     break r;
                 }
             };
-            member
-                .commit(&mut rng, vec![(tp(), committed(2))])
-                .await
-                .expect("commit");
+            member.commit(&mut rng, vec![(tp(), committed(2))]).await.expect("commit");
             let committed = member.committed(&mut rng, vec![tp()]).await.expect("offset fetch");
             (d, assignment, fetched, committed)
         };
-        let (d, assignment, fetched, committed) = tokio::time::timeout(Duration::from_secs(30), work)
-            .await
-            .expect("done in time");
+        let (d, assignment, fetched, committed) =
+            tokio::time::timeout(Duration::from_secs(30), work).await.expect("done in time");
         assert_eq!((d.base_offset, d.duplicate), (0, false));
         assert_eq!(assignment, vec![tp()]);
         let values: Vec<&str> = fetched.records.iter().map(|r| r.value.as_str()).collect();
