@@ -7,7 +7,7 @@
 # A failing seed prints its replay command; rerun it locally with exactly that command.
 #
 # Some bugs need many seeds to meet: kafka-partition's late OffsetCommit overwriting a newer one
-# (issue 8) showed in a few seeds of 2000 and in none of the test suite's 40. A scenario listed in
+# showed in a few seeds of 2000 and in none of the test suite's 40. A scenario listed in
 # AT_LEAST below gets that many seeds a night even when SEEDS_PER_SCENARIO is smaller: the
 # missing ones are swept separately, over a range of its own that advances nightly as well.
 set -euo pipefail
