@@ -90,18 +90,7 @@ async fn produce(mut ctx: NodeCtx, kafka: KafkaCluster, count: u64) {
                 resets
             })
             .await;
-        ctx.observe(&ProduceAcked {
-            cluster: kafka.prefix().to_string(),
-            tp: tp.clone(),
-            acks: kafka.acks(),
-            base_offset: d.base_offset,
-            values,
-            producer_id: d.producer_id,
-            base_seq: d.base_seq,
-            attempts: d.attempts,
-            duplicate: d.duplicate,
-            resets: d.resets,
-        });
+        ctx.observe(&ProduceAcked::delivered(kafka.prefix(), &tp, kafka.acks(), values, &d));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -49,16 +49,5 @@ fn record(ctx: &NodeCtx, kafka: &KafkaCluster, tp: &TopicPartition, values: Vec<
     if d.resets > 0 {
         ctx.sometimes("workload.producer_reset");
     }
-    ctx.observe(&ProduceAcked {
-        cluster: kafka.prefix().to_string(),
-        tp: tp.clone(),
-        acks: kafka.acks(),
-        base_offset: d.base_offset,
-        values,
-        producer_id: d.producer_id,
-        base_seq: d.base_seq,
-        attempts: d.attempts,
-        duplicate: d.duplicate,
-        resets: d.resets,
-    });
+    ctx.observe(&ProduceAcked::delivered(kafka.prefix(), tp, kafka.acks(), values, d));
 }

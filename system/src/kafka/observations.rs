@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use sim::Observation;
 
+use super::client::Delivery;
 use super::config::Acks;
 use super::metadata::Applied;
 use super::topic::TopicPartition;
@@ -52,6 +53,24 @@ pub struct ProduceAcked {
 
 impl Observation for ProduceAcked {
     const KIND: &'static str = "kafka.produce_acked";
+}
+
+impl ProduceAcked {
+    /// What a producer of `cluster` was told when `values` were delivered to `tp`.
+    pub fn delivered(cluster: &str, tp: &TopicPartition, acks: Acks, values: Vec<String>, d: &Delivery) -> Self {
+        ProduceAcked {
+            cluster: cluster.to_string(),
+            tp: tp.clone(),
+            acks,
+            base_offset: d.base_offset,
+            values,
+            producer_id: d.producer_id,
+            base_seq: d.base_seq,
+            attempts: d.attempts,
+            duplicate: d.duplicate,
+            resets: d.resets,
+        }
+    }
 }
 
 /// What a consumer group member did or was told.
