@@ -62,7 +62,12 @@ pub struct Observations {
 
 impl Observations {
     pub fn push(&mut self, t_ms: u64, node: &str, kind: &str, fields: Value) {
-        self.events.push(Event { t_ms, node: node.into(), kind: kind.into(), fields });
+        self.push_event(Event { t_ms, node: node.into(), kind: kind.into(), fields });
+    }
+
+    /// Keeps an event the world has already stamped (the same one it writes to the trace).
+    pub fn push_event(&mut self, event: Event) {
+        self.events.push(event);
     }
 
     /// Every observation of type `T`, in order. An event of `T`'s kind that does not decode as a

@@ -87,8 +87,11 @@ impl WorldState {
     }
 
     pub fn record(&self, node: &str, kind: &str, fields: Value) {
-        let event = Event { t_ms: self.now_ms(), node: node.into(), kind: kind.into(), fields };
-        tracing::debug!(target: "trace", node, kind, fields = %event.fields);
+        self.record_event(Event { t_ms: self.now_ms(), node: node.into(), kind: kind.into(), fields });
+    }
+
+    fn record_event(&self, event: Event) {
+        tracing::debug!(target: "trace", node = %event.node, kind = %event.kind, fields = %event.fields);
         lock(&self.trace).record(event);
     }
 
@@ -96,9 +99,9 @@ impl WorldState {
     /// checkers read.
     pub fn observe<T: Observation>(&self, node: &str, value: &T) {
         let fields = serde_json::to_value(value).expect("observations serialize");
-        let t_ms = self.now_ms();
-        lock(&self.observations).push(t_ms, node, T::KIND, fields.clone());
-        self.record(node, T::KIND, fields);
+        let event = Event { t_ms: self.now_ms(), node: node.into(), kind: T::KIND.into(), fields };
+        lock(&self.observations).push_event(event.clone());
+        self.record_event(event);
     }
 
     /// Reads the observations recorded so far.
