@@ -15,7 +15,7 @@ pub mod shrink;
 pub mod smoke;
 
 pub use runner::{run, RunReport, RunRequest};
-pub use scenario::{Built, Checker, Scenario, Verdict, Violation};
+pub use scenario::{Built, Checker, Scenario, Verdict, Violation, WindowProbe};
 
 /// Every registered scenario, by name.
 pub fn all() -> &'static [&'static Scenario] {

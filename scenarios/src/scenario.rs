@@ -82,6 +82,14 @@ impl Built {
     }
 }
 
+/// A window a sweep must show it reaches, in at least `min_rate` of its runs.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowProbe {
+    /// The "sometimes" name a run records when it is inside the window.
+    pub name: &'static str,
+    pub min_rate: sim::ratio::Ratio,
+}
+
 /// A registered scenario.
 pub struct Scenario {
     pub name: &'static str,
@@ -92,6 +100,10 @@ pub struct Scenario {
     /// "Sometimes" records a sweep of this scenario must reach at least once, proving its
     /// faults really happened.
     pub sweep_must_reach: &'static [&'static str],
+    /// Deciding windows (a protected commit in flight at a failover, the Sentinels split...)
+    /// the scenario's faults exist to reach, each with the least share of runs that must reach
+    /// it. A run reaches a probe when it records the probe's name as a "sometimes".
+    pub window_probes: &'static [WindowProbe],
     /// The fault schedule a seed draws (what a run uses unless it is given one).
     pub draw: fn(seed: u64, config: Option<&str>) -> Vec<Scheduled>,
     /// The run for a seed and config, under the given schedule.

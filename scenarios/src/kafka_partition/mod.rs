@@ -64,6 +64,7 @@ pub static SCENARIO: Scenario = Scenario {
         "workload.rebalance",
         "workload.resumed_from_commit",
     ],
+    window_probes: &[],
     draw: |seed, config| schedule::draw(seed, &spec(config).cluster()),
     build,
 };

@@ -50,6 +50,7 @@ pub static SCENARIO: Scenario = Scenario {
         "mongo.lock_busy",
         "mongo.fence_rejected_stale",
     ],
+    window_probes: &[],
     draw: |seed, _config| schedule::draw(seed),
     build,
 };

@@ -45,6 +45,7 @@ pub static SCENARIO: Scenario = Scenario {
         "pg.wal_archived",
         "pg.base_backup",
     ],
+    window_probes: &[],
     draw: |seed, _config| schedule::draw(seed, &names()),
     build,
 };

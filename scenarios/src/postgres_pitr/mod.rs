@@ -30,6 +30,7 @@ pub static SCENARIO: Scenario = Scenario {
     about: "PostgreSQL-like WAL archiving and base backups to another region, then a point-in-time restore to a seeded time",
     configs: &[("pitr-stop-late", "a restore that also replays the first record after the target time (unsafe): the checker must report `pitr past target`")],
     sweep_must_reach: &["pg.base_backup", "pg.wal_archived", "pg.pitr.from_base_backup", "pg.pitr.second_timeline", "fault.kill"],
+    window_probes: &[],
     draw: |seed, _config| schedule(&mut draw_target(seed).1, &names()),
     build,
 };

@@ -52,6 +52,7 @@ pub static SCENARIO: Scenario = Scenario {
         "redis.writes_to_demoted_master",
         "redis.cache_miss_refilled",
     ],
+    window_probes: &[],
     draw: |seed, config| schedule::draw(seed, &spec(config).names()),
     build,
 };

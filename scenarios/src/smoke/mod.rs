@@ -35,6 +35,7 @@ pub static SCENARIO: Scenario = Scenario {
         "disk.torn_write",
         "consensus.leader_elected",
     ],
+    window_probes: &[],
     draw: |seed, _config| schedule::draw(seed),
     build,
 };
