@@ -27,15 +27,21 @@ pub mod recovery;
 mod schedule;
 pub mod workload;
 
+use sim::ratio::Ratio;
 use sim::{node_main, Plan, Topology};
-use system::mongo::{MongoClusterSpec, WriteConcern};
+use system::mongo::{Flaw, MongoClusterSpec, WriteConcern};
 
-use crate::scenario::{Built, Scenario};
+use crate::scenario::{Built, Scenario, WindowProbe};
 
 pub static SCENARIO: Scenario = Scenario {
     name: "mongo-failover",
     about: "MongoDB-like sharded replica sets: kill, partition, isolate or pause a primary under load; w:majority survives, one primary per term, routers recover, fencing tokens order lock holders",
-    configs: &[("mongo-w1", "unsafe: the apps write at w:1, so rolled-back writes are lost (the lost-write checker must fire)")],
+    configs: &[
+        ("mongo-w1", "unsafe: the apps write at w:1, so rolled-back writes are lost (the lost-write checker must fire)"),
+        ("mongo-ack-before-fsync", "unsafe: mongods count oplog writes durable without an fsync, so a power loss takes acknowledged writes (`lost write`)"),
+        ("mongo-vote-not-persisted", "unsafe: mongods keep their vote in memory only, so a restarted member votes twice in a term (`split brain`)"),
+        ("mongo-ignore-fence", "unsafe: shards never compare a lock's fencing token, so a stale holder's write lands after a newer one's (`split lock`)"),
+    ],
     sweep_must_reach: &[
         "fault.kill",
         "fault.partition",
@@ -49,8 +55,17 @@ pub static SCENARIO: Scenario = Scenario {
         "mongo.router_rediscovered",
         "mongo.lock_busy",
         "mongo.fence_rejected_stale",
+        "fault.disk",
+        "mongo.fail_stop",
+        "mongo.damaged",
+        "mongo.repaired",
     ],
-    window_probes: &[],
+    window_probes: &[
+        // Measured over seeds 0..300: 7, 100 and 140 runs; each minimum is about half of that.
+        WindowProbe { name: lost_writes::W1_ROLLED_BACK, min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: "mongo.damaged", min_rate: Ratio::new(1, 6) },
+        WindowProbe { name: "mongo.write_in_flight_at_failover", min_rate: Ratio::new(1, 5) },
+    ],
     draw: |seed, _config| schedule::draw(seed),
     build,
 };
@@ -73,8 +88,12 @@ pub const RECOVERY_BOUND_MS: u64 = 15_000;
 /// The cluster a config runs: `mongo-w1` has the apps rely on `w:1` writes.
 pub fn spec(config: Option<&str>) -> MongoClusterSpec {
     let mut spec = MongoClusterSpec::new(PREFIX, &ZONES, REGION);
-    if config == Some("mongo-w1") {
-        spec.write_concern = WriteConcern::W1;
+    match config {
+        Some("mongo-w1") => spec.write_concern = WriteConcern::W1,
+        Some("mongo-ack-before-fsync") => spec.flaw = Some(Flaw::AckBeforeFsync),
+        Some("mongo-vote-not-persisted") => spec.flaw = Some(Flaw::VoteNotPersisted),
+        Some("mongo-ignore-fence") => spec.flaw = Some(Flaw::IgnoreFence),
+        _ => {}
     }
     spec
 }
