@@ -54,6 +54,18 @@ impl Observation for FaultApplied {
     const KIND: &'static str = "fault";
 }
 
+/// A block of a synced file that a `Fault::Corrupt` damaged (node: the damaged disk's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskCorrupted {
+    pub file: String,
+    /// The 512-byte block's index in the file.
+    pub block: u64,
+}
+
+impl Observation for DiskCorrupted {
+    const KIND: &'static str = "sim.disk_corrupted";
+}
+
 /// Every observation of a run, in the order they were recorded.
 #[derive(Default)]
 pub struct Observations {

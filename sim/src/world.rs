@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rand::seq::SliceRandom;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
@@ -17,7 +19,7 @@ use crate::disk::{CrashReport, DiskFarm, DiskFaults};
 use crate::ending::{Action, EndingPhase, EndingStep};
 use crate::fault::{Fault, Target};
 use crate::link::LinkTable;
-use crate::observation::{FaultApplied, Observation, Observations};
+use crate::observation::{DiskCorrupted, FaultApplied, Observation, Observations};
 use crate::topology::Topology;
 use crate::trace::{Event, Trace};
 
@@ -240,6 +242,8 @@ pub struct FaultDriver {
     disk_faulty: BTreeSet<String>,
     /// Clients the ending stopped: nothing restarts them.
     stopped: BTreeSet<String>,
+    /// Dead nodes whose process alone died (`Crash`): their page cache is still there.
+    process_dead: BTreeSet<String>,
 }
 
 impl FaultDriver {
@@ -251,6 +255,7 @@ impl FaultDriver {
             clogged: BTreeSet::new(),
             disk_faulty: BTreeSet::new(),
             stopped: BTreeSet::new(),
+            process_dead: BTreeSet::new(),
         }
     }
 
@@ -269,8 +274,8 @@ impl FaultDriver {
         let nodes = match phase {
             EndingPhase::ClientsStopped => {
                 for n in &roster.clients {
-                    if self.stopped.insert(n.clone()) && !self.dead.contains(n) {
-                        self.power_off(ops, n);
+                    if self.stopped.insert(n.clone()) {
+                        self.lose_power(ops, n);
                     }
                 }
                 roster.clients.clone()
@@ -278,10 +283,7 @@ impl FaultDriver {
             EndingPhase::Healed => self.heal_all(ops),
             EndingPhase::PowerLoss => {
                 for n in &roster.servers {
-                    self.resume(ops, n);
-                    if !self.dead.contains(n) {
-                        lost_bytes += self.power_off(ops, n).lost_bytes();
-                    }
+                    lost_bytes += self.lose_power(ops, n).map_or(0, |r| r.lost_bytes());
                 }
                 roster.servers.clone()
             }
@@ -346,7 +348,17 @@ impl FaultDriver {
                 inside
             }
             Fault::HealNetwork => self.heal_network(ops),
+            Fault::Crash(t) => self.each(t, |d, n| d.crash_process(ops, n)),
             Fault::Kill(t) => self.each(t, |d, n| d.kill(ops, n)),
+            Fault::Wipe(t) => self.each(t, |d, n| {
+                d.kill(ops, n);
+                d.world.disks.wipe(n);
+                d.world.record(n, "wipe", json!({}));
+            }),
+            Fault::Corrupt { target, file, file_prefix, block } => {
+                let nodes = w.resolve(target);
+                nodes.into_iter().filter(|n| self.corrupt(n, file.as_deref(), file_prefix.as_deref(), *block)).collect()
+            }
             Fault::Restart(t) => self.each(t, |d, n| d.restart(ops, n)),
             Fault::HealAll => self.heal_all(ops),
         }
@@ -387,10 +399,7 @@ impl FaultDriver {
     }
 
     fn kill(&mut self, ops: &mut dyn EngineOps, node: &str) {
-        if self.dead.contains(node) {
-            return;
-        }
-        let report = self.power_off(ops, node);
+        let Some(report) = self.lose_power(ops, node) else { return };
         if report.any_torn() {
             self.world.sometimes("disk.torn_write");
         }
@@ -399,8 +408,30 @@ impl FaultDriver {
         }
     }
 
-    /// Kills a live node and crashes its disk (power loss); traces what the crash took.
-    fn power_off(&mut self, ops: &mut dyn EngineOps, node: &str) -> CrashReport {
+    /// Power loss: a live node dies and its disk crashes; a node whose process alone had died
+    /// loses its page cache now. `None` if the node was already dead and powered off.
+    fn lose_power(&mut self, ops: &mut dyn EngineOps, node: &str) -> Option<CrashReport> {
+        if !self.dead.contains(node) {
+            self.stop_process(ops, node);
+        } else if !self.process_dead.remove(node) {
+            return None;
+        }
+        let report = self.world.disks.crash(node);
+        self.world.record(node, "crash", json!({ "lost_bytes": report.lost_bytes(), "torn": report.any_torn() }));
+        Some(report)
+    }
+
+    /// The process dies; the machine and its page cache stay up.
+    fn crash_process(&mut self, ops: &mut dyn EngineOps, node: &str) {
+        if self.dead.contains(node) {
+            return;
+        }
+        self.stop_process(ops, node);
+        self.process_dead.insert(node.into());
+        self.world.record(node, "process_crash", json!({}));
+    }
+
+    fn stop_process(&mut self, ops: &mut dyn EngineOps, node: &str) {
         self.dead.insert(node.into());
         // A paused process that dies is no longer paused; engines that model a pause as held
         // links (turmoil) must release them, or the restarted node would stay cut off.
@@ -409,18 +440,48 @@ impl FaultDriver {
         }
         ops.kill(node);
         self.world.drop_roles(node);
-        let report = self.world.disks.crash(node);
-        self.world.record(node, "crash", json!({ "lost_bytes": report.lost_bytes(), "torn": report.any_torn() }));
-        report
     }
 
+    /// Starts dead targets (a crashed process finds its page cache); a live one is killed
+    /// (power loss) and started again.
     fn restart(&mut self, ops: &mut dyn EngineOps, node: &str) {
         if self.stopped.contains(node) {
             return;
         }
-        self.kill(ops, node);
+        if !self.dead.contains(node) {
+            self.kill(ops, node);
+        }
         self.dead.remove(node);
+        self.process_dead.remove(node);
         ops.start(node);
+    }
+
+    /// Damages one block of a synced file of `node` (chosen from the seed where not given);
+    /// false if the disk has no such synced file.
+    fn corrupt(&mut self, node: &str, file: Option<&str>, prefix: Option<&str>, block: Option<u64>) -> bool {
+        let w = &self.world;
+        let candidates: Vec<(String, usize)> = w
+            .disks
+            .synced_files(node)
+            .into_iter()
+            .filter(|(f, _)| file.is_none_or(|want| f == want) && prefix.is_none_or(|p| f.starts_with(p)))
+            .collect();
+        // One stream per node and moment: removing another fault from the schedule does not
+        // move this one's choice.
+        let mut rng = crate::rng::derive(w.seed, &format!("~corrupt/{node}"), w.now_ms());
+        let Some((file, len)) = candidates.choose(&mut rng).cloned() else {
+            w.record(node, "corrupt_missed", json!({ "file": file, "file_prefix": prefix }));
+            return false;
+        };
+        let blocks = len.div_ceil(crate::disk::sim_disk::BLOCK_SIZE) as u64;
+        let block = block.unwrap_or_else(|| rng.gen_range(0..blocks));
+        if !w.disks.corrupt_block(node, &file, block as usize) {
+            w.record(node, "corrupt_missed", json!({ "file": file, "block": block }));
+            return false;
+        }
+        w.sometimes("disk.corrupted");
+        w.observe(node, &DiskCorrupted { file, block });
+        true
     }
 
     fn pause(&mut self, ops: &mut dyn EngineOps, node: &str) {
@@ -451,6 +512,7 @@ impl FaultDriver {
             std::mem::take(&mut self.dead).into_iter().partition(|n| stopped.contains(n));
         self.dead = stay;
         for n in back {
+            self.process_dead.remove(&n);
             ops.start(&n);
             touched.insert(n);
         }

@@ -351,3 +351,153 @@ fn a_run_with_an_ending_is_deterministic() {
     let hash = |seed| run(ending_plan(Arc::default()), seed).trace_hash();
     assert_eq!(hash(13), hash(13));
 }
+
+/// A node that, in each life, records what its "log" holds, then (first life only) writes one
+/// synced and one unsynced record.
+fn life_logger(lives: Arc<Mutex<Vec<(u64, String)>>>) -> sim::NodeMain {
+    node_main(move |ctx| {
+        let lives = lives.clone();
+        async move {
+            let log = ctx.disk.read("log").unwrap_or_default();
+            lives.lock().unwrap().push((ctx.incarnation, String::from_utf8_lossy(&log).into_owned()));
+            if ctx.incarnation == 1 {
+                ctx.disk.append("log", b"s;").unwrap();
+                ctx.disk.sync("log").await.unwrap();
+                ctx.disk.append("log", b"u;").unwrap();
+            }
+            std::future::pending::<()>().await;
+        }
+    })
+}
+
+#[test]
+fn a_process_crash_keeps_the_page_cache_until_a_power_loss() {
+    let lives = Arc::new(Mutex::new(Vec::new()));
+    let mut plan = Plan::new(topology(), 6_000);
+    plan.node("a", life_logger(lives.clone()));
+    idle(&mut plan, &["b", "c"]);
+    plan.at(1_000, Fault::Crash(Target::node("a")));
+    plan.at(2_000, Fault::Restart(Target::node("a")));
+    plan.at(3_000, Fault::Crash(Target::node("a")));
+    // Power lost while the process is down: the page cache goes now.
+    plan.at(3_500, Fault::Kill(Target::node("a")));
+    plan.at(4_000, Fault::HealAll);
+    let outcome = run(plan, 21);
+    let lives = lives.lock().unwrap().clone();
+    assert_eq!(lives, vec![(1, String::new()), (2, "s;u;".into()), (3, "s;".into())]);
+    let kinds: Vec<&str> = outcome.observations(|o| o.faults().map(|f| f.value.fault.kind()).collect());
+    assert_eq!(kinds, vec!["crash", "restart", "crash", "kill", "heal_all"]);
+    assert_eq!(outcome.world.sometimes_counts().get("fault.crash.node"), Some(&2));
+}
+
+#[test]
+fn a_wiped_node_comes_back_with_no_files() {
+    let lives = Arc::new(Mutex::new(Vec::new()));
+    let mut plan = Plan::new(topology(), 4_000);
+    plan.node("a", life_logger(lives.clone()));
+    idle(&mut plan, &["b", "c"]);
+    plan.at(1_000, Fault::Wipe(Target::zone("z1")));
+    plan.at(2_000, Fault::Restart(Target::node("a")));
+    let outcome = run(plan, 22);
+    assert_eq!(*lives.lock().unwrap(), vec![(1, String::new()), (2, String::new())]);
+    let faults: Vec<_> = outcome.observations(|o| o.faults().map(|f| (f.value.fault.kind(), f.value.nodes)).collect());
+    assert_eq!(faults[0], ("wipe", vec!["a".to_string()]));
+}
+
+#[test]
+fn corrupt_damages_one_block_of_a_synced_file() {
+    let mut plan = Plan::new(topology(), 3_000);
+    plan.node(
+        "a",
+        node_main(|ctx| async move {
+            ctx.disk.append("wal-1", &[1u8; 2_000]).unwrap();
+            ctx.disk.sync("wal-1").await.unwrap();
+            ctx.disk.append("wal-1", &[2u8; 600]).unwrap();
+            ctx.disk.replace_file("meta", &[3u8; 100]).await.unwrap();
+            ctx.disk.append("unsynced", &[4u8; 100]).unwrap();
+            std::future::pending::<()>().await;
+        }),
+    );
+    idle(&mut plan, &["b", "c"]);
+    let corrupt = |file: Option<&str>, file_prefix: Option<&str>, block| Fault::Corrupt {
+        target: Target::node("a"),
+        file: file.map(String::from),
+        file_prefix: file_prefix.map(String::from),
+        block,
+    };
+    plan.at(1_000, corrupt(None, Some("wal"), None));
+    plan.at(1_500, corrupt(Some("meta"), None, Some(0)));
+    // Nothing synced under this name: the fault touches nothing.
+    plan.at(2_000, corrupt(Some("unsynced"), None, None));
+    let outcome = run(plan, 23);
+    let damaged: Vec<_> =
+        outcome.observations(|o| o.of::<sim::observation::DiskCorrupted>().map(|d| d.value).collect());
+    assert_eq!(damaged.len(), 2, "{damaged:?}");
+    assert_eq!((damaged[0].file.as_str(), damaged[1].file.as_str(), damaged[1].block), ("wal-1", "meta", 0));
+    let block = damaged[0].block as usize;
+    assert!(block < 4, "block {block} is beyond the synced 2000 bytes");
+    let disk = outcome.world.disks.disk("a");
+    let wal = disk.read("wal-1").unwrap();
+    let bad: Vec<usize> = (0..wal.len()).filter(|i| wal[*i] != if *i < 2_000 { 1 } else { 2 }).collect();
+    assert_eq!(bad.first(), Some(&(block * 512)), "the damage starts at the block");
+    assert!(bad.iter().all(|i| i / 512 == block));
+    assert_eq!(disk.read("meta").unwrap(), vec![3u8 ^ 0xff; 100]);
+    assert_eq!(disk.read("unsynced").unwrap(), vec![4u8; 100]);
+    let touched: Vec<usize> = outcome.observations(|o| o.faults().map(|f| f.value.nodes.len()).collect());
+    assert_eq!(touched, vec![1, 1, 0]);
+}
+
+#[test]
+fn injected_io_errors_fail_writes_and_fsyncs_until_healed() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut plan = Plan::new(topology(), 3_000);
+    let s = seen.clone();
+    plan.node(
+        "a",
+        node_main(move |ctx| {
+            let s = s.clone();
+            async move {
+                loop {
+                    let ok = ctx.disk.append("log", b"x").is_ok() && ctx.disk.sync("log").await.is_ok();
+                    s.lock().unwrap().push((ctx.clock.now_ms(), ok));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }),
+    );
+    idle(&mut plan, &["b", "c"]);
+    let always = DiskFaults { io_error: Ratio::new(1, 1), ..DiskFaults::default() };
+    plan.at(1_000, Fault::Disk { target: Target::node("a"), faults: always });
+    plan.at(2_000, Fault::HealAll);
+    run(plan, 24);
+    let seen = seen.lock().unwrap();
+    let during = |from, to| seen.iter().filter(move |(t, _)| *t >= from && *t < to).map(|(_, ok)| *ok);
+    assert!(during(0, 1_000).all(|ok| ok) && during(0, 1_000).count() > 3);
+    assert!(during(1_050, 2_000).all(|ok| !ok) && during(1_050, 2_000).count() > 3);
+    assert!(during(2_050, 3_000).all(|ok| ok) && during(2_050, 3_000).count() > 3);
+}
+
+#[test]
+fn disk_faults_round_trip_through_schedule_json() {
+    let faults = vec![
+        Fault::Crash(Target::node("a")),
+        Fault::Wipe(Target::zone("z1")),
+        Fault::Corrupt { target: Target::node("a"), file: None, file_prefix: Some("wal".into()), block: None },
+        Fault::Corrupt { target: Target::All, file: Some("meta".into()), file_prefix: None, block: Some(3) },
+        Fault::Disk {
+            target: Target::node("b"),
+            faults: DiskFaults { io_error: Ratio::new(1, 10), ..DiskFaults::default() },
+        },
+    ];
+    let json = serde_json::to_string(&faults).unwrap();
+    let back: Vec<Fault> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, faults);
+    let kinds: Vec<&str> = faults.iter().map(Fault::kind).collect();
+    assert_eq!(kinds, vec!["crash", "wipe", "corrupt", "corrupt", "disk"]);
+    // A hand-written schedule entry: unset fields are drawn when the fault fires.
+    let hand: Fault = serde_json::from_str(r#"{"kind":"corrupt","target":{"Node":"a"}}"#).unwrap();
+    assert_eq!(hand, Fault::Corrupt { target: Target::node("a"), file: None, file_prefix: None, block: None });
+    let io: Fault =
+        serde_json::from_str(r#"{"kind":"disk","target":"All","faults":{"io_error":{"num":1,"den":2}}}"#).unwrap();
+    assert_eq!(io.kind(), "disk");
+}
