@@ -405,12 +405,12 @@ struct Loaded {
 }
 
 /// Decodes the hard state (`None`: no file) and the log of a member in its `incarnation`-th
-/// life. Never panics on what it reads: anything malformed ends the log and is damage, except
+/// life (the first is 1). Never panics on what it reads: anything malformed ends the log and is damage, except
 /// a torn tail (an unsynced append cut by a crash).
 fn load(hs: Option<&[u8]>, log: &[u8], incarnation: u64) -> Loaded {
     let mut damage = None;
     let mut hs = match hs {
-        None if incarnation > 0 => {
+        None if incarnation > 1 => {
             damage = Some("no hard state in a later life (a wiped disk)");
             HardState::default()
         }
@@ -534,8 +534,8 @@ mod tests {
 
     #[test]
     fn lost_or_unreadable_hard_state_is_damage_after_the_first_life() {
-        assert_eq!(load(None, &[], 0).damage, None, "a brand-new member");
-        assert!(load(None, &[], 1).damage.is_some(), "a wiped disk");
+        assert_eq!(load(None, &[], 1).damage, None, "a brand-new member");
+        assert!(load(None, &[], 2).damage.is_some(), "a wiped disk");
         assert!(load(Some(b"garbage"), &[], 0).damage.is_some());
         let clean = load(Some(&hs(3, 1)), &encode(&[entry(1, 1)]), 4);
         assert_eq!((clean.hs.term, clean.entries.len(), clean.cut_to, clean.damage), (3, 1, None, None));

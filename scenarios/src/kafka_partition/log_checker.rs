@@ -4,7 +4,9 @@
 //!
 //! "No duplicates from producer retries" means the log itself never holds a record twice; a
 //! consumer may still process a record twice after a rebalance (at-least-once delivery), which
-//! is allowed and not checked here.
+//! is allowed and not checked here. "In order" means one producer session's records are in the
+//! log in the order it produced them (idempotence promises it with up to five requests in
+//! flight); values end in a counter that grows in production order (see the producer).
 
 use std::collections::BTreeMap;
 
@@ -41,6 +43,7 @@ fn check_partition(h: &History, tp: &TopicPartition, fp: &FinalPartition, v: &mu
     if !tp.is_internal() {
         lost(h, tp, leader, leader_log, v);
         duplicates(tp, leader_log, v);
+        in_order(tp, leader_log, v);
     }
     for (node, log) in fp.replicas.iter().filter(|(n, _)| n.as_str() != leader) {
         converged(tp, leader, leader_log, node, log, v);
@@ -98,6 +101,32 @@ fn duplicates(tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
         }
     }
     v.violations_upto("duplicate record", dups, LIST_AT_MOST);
+}
+
+/// Each producer session's values (`<session>-<counter>`) appear with growing counters; a
+/// value appended twice is a duplicate, not also a reordering.
+fn in_order(tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
+    let mut last: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut reordered = Vec::new();
+    for r in log {
+        let first_time = seen.insert(r.value.as_str(), ()).is_none();
+        let Some((session, counter)) = r.value.rsplit_once('-').and_then(|(s, c)| Some((s, c.parse::<u64>().ok()?)))
+        else {
+            continue;
+        };
+        match last.get(session) {
+            Some(&(c, o)) if counter < c && first_time => reordered.push(format!(
+                "{} is in {tp} at offset {} after {session}-{c} (offset {o}), which was produced later",
+                r.value, r.offset
+            )),
+            Some(&(c, _)) if counter < c => {}
+            _ => {
+                last.insert(session, (counter, r.offset));
+            }
+        }
+    }
+    v.violations_upto("reordered record", reordered, LIST_AT_MOST);
 }
 
 /// A follower must hold a prefix of the leader's log; of the data topic, all of it (producers

@@ -35,10 +35,11 @@ mod schedule;
 use sim::{node_main, Plan, Topology};
 use system::kafka::{Acks, KafkaClusterSpec};
 
-use crate::scenario::{Built, Scenario};
+use crate::scenario::{Built, Scenario, WindowProbe};
 use checker::{FailoverMetrics, ProgressChecker};
 use log_checker::LogChecker;
 use offsets_checker::OffsetsChecker;
+use sim::ratio::Ratio;
 
 pub static SCENARIO: Scenario = Scenario {
     name: "kafka-partition",
@@ -46,6 +47,8 @@ pub static SCENARIO: Scenario = Scenario {
     configs: &[
         ("kafka-acks1-unclean", "acks=1 and unclean leader election: acknowledged records can be lost (the checker must catch it)"),
         ("kafka-late-commits", "the coordinator accepts a late OffsetCommit older than the member's newer ones, as Kafka does: committed offsets go back (the checker must catch it)"),
+        ("kafka-inflight-no-idempotence", "five produce requests in flight per partition without idempotence: retried batches land twice or out of order (the checker must catch it)"),
+        ("kafka-no-dedup", "planted fault: leaders ignore producer ids and sequences, appending retried batches again (the duplicates checker must catch it)"),
     ],
     sweep_must_reach: &[
         "fault.kill",
@@ -64,7 +67,11 @@ pub static SCENARIO: Scenario = Scenario {
         "workload.rebalance",
         "workload.resumed_from_commit",
     ],
-    window_probes: &[],
+    window_probes: &[
+        WindowProbe { name: "kafka.not_enough_replicas_after_append", min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: "kafka.duplicate_produce", min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: "kafka.isr_of_one_leader_lost", min_rate: Ratio::new(1, 100) },
+    ],
     draw: |seed, config| schedule::draw(seed, &spec(config).cluster()),
     build,
 };
@@ -98,6 +105,8 @@ pub fn spec(config: Option<&str>) -> KafkaClusterSpec {
             spec.durability.unclean_leader_election = true;
         }
         Some("kafka-late-commits") => spec.timing.broker.group.fence_late_commits = false,
+        Some("kafka-inflight-no-idempotence") => spec.timing.client.enable_idempotence = false,
+        Some("kafka-no-dedup") => spec.timing.broker.dedup_retries = false,
         _ => {}
     }
     spec

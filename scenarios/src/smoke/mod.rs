@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 
 use sim::{node_main, Plan, Scheduled, Topology};
 
-use crate::scenario::{Built, Scenario};
+use crate::scenario::{Built, Scenario, WindowProbe};
+use sim::ratio::Ratio;
 
 pub static SCENARIO: Scenario = Scenario {
     name: "smoke",
@@ -35,7 +36,7 @@ pub static SCENARIO: Scenario = Scenario {
         "disk.torn_write",
         "consensus.leader_elected",
     ],
-    window_probes: &[],
+    window_probes: &[WindowProbe { name: "raft.term_mismatch", min_rate: Ratio::new(1, 10) }],
     draw: |seed, _config| schedule::draw(seed),
     build,
 };
