@@ -40,7 +40,8 @@ pub static SCENARIO: Scenario = Scenario {
         // A torn write needs a crash inside an unsynced append: about one seed in a hundred.
         WindowProbe { name: "disk.torn_write", min_rate: Ratio::new(1, 200) },
         WindowProbe { name: "raft.term_mismatch", min_rate: Ratio::new(1, 10) },
-    ],    draw: |seed, _config| schedule::draw(seed),
+    ],
+    draw: |seed, _config| schedule::draw(seed),
     build,
 };
 
