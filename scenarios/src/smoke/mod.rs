@@ -39,8 +39,11 @@ pub static SCENARIO: Scenario = Scenario {
         "disk.torn_write",
         "consensus.leader_elected",
     ],
-    // A torn write needs a crash inside an unsynced append: about one seed in a hundred.
-    window_probes: &[WindowProbe { name: "disk.torn_write", min_rate: Ratio::new(1, 200) }],
+    window_probes: &[
+        // A torn write needs a crash inside an unsynced append: about one seed in a hundred.
+        WindowProbe { name: "disk.torn_write", min_rate: Ratio::new(1, 200) },
+        WindowProbe { name: "raft.term_mismatch", min_rate: Ratio::new(1, 10) },
+    ],
     draw: |seed, _config| schedule::draw(seed),
     build,
 };
