@@ -83,7 +83,7 @@ pub(crate) fn cluster(durability: Durability) -> (Plan, PgCluster) {
     let pg = spec(durability).add_to(&mut plan);
     plan.topology.add(CLIENT, "az-1", "region-1");
     let cluster = pg.clone();
-    plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, cluster.clone())));
+    plan.client(CLIENT, node_main(move |ctx| workload::run(ctx, cluster.clone())));
     (plan, pg)
 }
 
