@@ -31,6 +31,8 @@ postgres-failover async-credentials   -      lost commit
 postgres-pitr     pitr-stop-late      -      pitr past target
 redis-failover    redis-stale-client  -      write to demoted master
 mongo-failover    mongo-w1            -      lost write
+mongo-failover    mongo-ack-before-fsync -   lost write
+mongo-failover    mongo-ignore-fence  0..200 split lock
 kafka-partition   kafka-acks1-unclean -      lost record
 kafka-partition   kafka-late-commits  0..300 committed offset regressed
 TABLE

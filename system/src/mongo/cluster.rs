@@ -131,6 +131,7 @@ impl MongoClusterSpec {
                 plan.topology.add(host, &cluster.zones[host], &self.region);
                 let mut mongod = MongodConfig::new(set.clone(), me, role.clone(), role_primary(&set.name));
                 mongod.settings = self.replication.clone();
+                mongod.settings.dry_run_elects |= self.flaw == Some(Flaw::DryRunElects);
                 mongod.journal_commit_interval_ms = self.journal_commit_interval_ms;
                 mongod.flaw = self.flaw;
                 plan.node(host, node_main(move |ctx| mongod::run(ctx, mongod.clone())));

@@ -55,6 +55,10 @@ pub struct WriteAcked {
     /// not flagged.
     pub relied: bool,
     pub optime: OpTime,
+    /// The documents the write created, as `(namespace, id)`: what a read after recovery must
+    /// find again. Empty for writes that only update (version vectors, positions).
+    #[serde(default)]
+    pub created: Vec<(String, String)>,
 }
 
 impl Observation for WriteAcked {

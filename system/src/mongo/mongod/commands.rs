@@ -126,6 +126,13 @@ impl Mongod {
         }
         let at = match read {
             ReadConcern::Local => None,
+            // A new primary (or one just restarted, which forgot the commit point) serves no
+            // majority read until it has committed an entry of its own term: before that its
+            // commit point may lag what the set committed (MongoDB's
+            // `ReadConcernMajorityNotAvailableYet`).
+            ReadConcern::Majority if self.core.commit_point().term != self.core.term() => {
+                return Reply::Error { reason: "ReadConcernMajorityNotAvailableYet".into() };
+            }
             ReadConcern::Majority => Some(self.core.commit_point().ts),
         };
         let oplog = self.core.oplog();

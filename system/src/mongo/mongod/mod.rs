@@ -85,8 +85,9 @@ pub enum Flaw {
     /// Oplog writes count as durable (journal flushed, fetched batch reported) without an fsync:
     /// acknowledgements rest on the page cache, which a power loss takes.
     AckBeforeFsync,
-    /// The vote and term are kept in memory only: a restarted member forgets its vote.
-    VoteNotPersisted,
+    /// A candidate that wins its dry run takes office in the term it already had (no term bump,
+    /// no real round): a second primary in the term of the one it replaces.
+    DryRunElects,
     /// A shard takes fenced writes whatever their token (it never compares it with the highest
     /// it accepted).
     IgnoreFence,
@@ -386,9 +387,6 @@ impl Mongod {
 
     /// The vote and term, durably before any vote or request that follows leaves.
     async fn persist_hard_state(&mut self, hs: &HardState) {
-        if self.config.flaw == Some(Flaw::VoteNotPersisted) {
-            return;
-        }
         if let Err(e) = storage::write_hard_state(&self.ctx.disk, hs).await {
             self.fail(Fatal { file: storage::ELECTION_FILE, error: e });
         }

@@ -117,7 +117,9 @@ impl ReplSet {
         let majority = self.config.majority();
         if e.granted.len() >= majority {
             let (dry_run, reason) = (e.dry_run, e.reason);
-            if dry_run {
+            if dry_run && self.settings.dry_run_elects {
+                self.become_primary(now, reason);
+            } else if dry_run {
                 self.hs.term += 1;
                 self.hs.last_vote = Some(LastVote { term: self.hs.term, candidate: self.me });
                 self.out.push(Action::PersistHardState(self.hs));

@@ -90,6 +90,9 @@ pub struct Settings {
     pub fetch_await_ms: u64,
     /// Entries per fetched batch.
     pub fetch_batch_max: usize,
+    /// A planted bug (unsafe configs only): a candidate that wins its dry run takes office at
+    /// once, in the term it already had, without the real round's term bump and durable votes.
+    pub dry_run_elects: bool,
 }
 
 impl Default for Settings {
@@ -101,6 +104,7 @@ impl Default for Settings {
             priority_takeover_freshness_ms: 2_000,
             fetch_await_ms: 5_000,
             fetch_batch_max: 256,
+            dry_run_elects: false,
         }
     }
 }
