@@ -32,7 +32,8 @@ postgres-pitr     pitr-stop-late      -      pitr past target
 redis-failover    redis-stale-client  -      write to demoted master
 mongo-failover    mongo-w1            -      lost write
 mongo-failover    mongo-ack-before-fsync -   lost write
-mongo-failover    mongo-ignore-fence  0..200 split lock
+mongo-failover    mongo-ignore-fence  -      split lock
+mongo-failover    mongo-dry-run-elects -     split brain
 kafka-partition   kafka-acks1-unclean -      lost record
 kafka-partition   kafka-late-commits  0..300 committed offset regressed
 TABLE
