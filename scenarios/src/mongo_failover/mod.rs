@@ -24,6 +24,7 @@ pub mod fencing;
 pub mod lost_writes;
 pub mod on_disk;
 pub mod recovery;
+pub mod registers;
 mod schedule;
 pub mod workload;
 
@@ -35,7 +36,10 @@ use crate::scenario::{Built, Scenario};
 pub static SCENARIO: Scenario = Scenario {
     name: "mongo-failover",
     about: "MongoDB-like sharded replica sets: kill, partition, isolate or pause a primary under load; w:majority survives, one primary per term, routers recover, fencing tokens order lock holders",
-    configs: &[("mongo-w1", "unsafe: the apps write at w:1, so rolled-back writes are lost (the lost-write checker must fire)")],
+    configs: &[
+        ("mongo-w1", "unsafe: the apps write at w:1, so rolled-back writes are lost (the lost-write checker must fire)"),
+        (registers::LOCAL_READS, "unsafe: register reads at readConcern local see writes a failover rolls back (not linearizable)"),
+    ],
     sweep_must_reach: &[
         "fault.kill",
         "fault.partition",
@@ -88,6 +92,8 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
         plan.node(app, node_main(move |ctx| workload::run(ctx, cluster.clone())));
     }
     plan.schedule = schedule;
+    registers::add(&mut plan, &mongo, ZONES[2], REGION, config == Some(registers::LOCAL_READS));
+    let registers = registers::checker(&mongo);
     let recovery = recovery::RecoveryChecker {
         apps: APPS.iter().map(|a| a.to_string()).collect(),
         cluster: mongo.clone(),
@@ -98,6 +104,7 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
         .checker(lost_writes::DurabilityChecker { cluster: mongo.clone() })
         .checker(fencing::FencingChecker { cluster: mongo })
         .checker(recovery)
+        .checker(registers)
 }
 
 #[cfg(test)]
