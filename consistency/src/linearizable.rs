@@ -344,8 +344,12 @@ fn explain<V: Debug>(key: &str, ops: &[&Op<V>], stuck: usize, held: String) -> S
         .map(|(_, o)| o.describe())
         .collect();
     let with = if overlapping.is_empty() { "none".to_string() } else { overlapping.join("; ") };
+    let writer = ops
+        .iter()
+        .find(|o| matches!(&o.op, RegisterOp::Write(v) | RegisterOp::Cas { new: v, .. } if format!("{v:?}") == held))
+        .map_or(String::new(), |o| format!(", written by {}", o.describe()));
     format!(
-        "key {key}: no linearization explains {} (at best the register held {held} when it had to take effect); concurrent: {with}",
+        "key {key}: no linearization explains {} (at best the register held {held}{writer} when it had to take effect); concurrent: {with}",
         op.describe()
     )
 }
@@ -394,7 +398,7 @@ mod tests {
         let h = [w(1, 1, 1, 0, 10), w(2, 1, 2, 20, 30), r(3, 2, Some(1), 40, 50)];
         let msg = fails(&h);
         assert!(msg.contains("op 3 (process 2) read -> 1 [40, 50] ms"), "{msg}");
-        assert!(msg.contains("held 2"), "{msg}");
+        assert!(msg.contains("held 2, written by op 2 (process 1) write 2 [20, 30] ms Ok"), "{msg}");
     }
 
     #[test]

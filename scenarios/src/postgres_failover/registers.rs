@@ -35,11 +35,40 @@ const EXECUTE_BUDGET: Duration = Duration::from_secs(4);
 /// Enough for the histories a run makes (a few hundred operations a key, mostly sequential).
 const MAX_STATES: u64 = 200_000;
 
-/// Adds the register client to `plan`; `replica_reads` for the unsafe config.
+/// The verifier reading every register back after the ending's power loss.
+pub const VERIFIER: &str = "verify-registers";
+
+/// Adds the register client to `plan`; `replica_reads` for the unsafe config. When the plan
+/// already has an ending, a verifier reads every register once recovery starts: those reads
+/// join the history, so an acknowledged write the final power loss took is a stale read.
 pub fn add(plan: &mut Plan, pg: &PgCluster, replica_reads: bool) {
     plan.topology.add(NODE, "az-2", "region-1");
-    let pg = pg.clone();
-    plan.node(NODE, node_main(move |ctx| run(ctx, pg.clone(), replica_reads)));
+    let cluster = pg.clone();
+    plan.client(NODE, node_main(move |ctx| run(ctx, cluster.clone(), replica_reads)));
+    if plan.ending.is_some() {
+        plan.topology.add(VERIFIER, "az-2", "region-1");
+        let pg = pg.clone();
+        plan.verifier(VERIFIER, node_main(move |ctx| verify(ctx, pg.clone())));
+    }
+}
+
+/// Reads each register on the recovered primary, retrying until one answers.
+async fn verify(mut ctx: NodeCtx, pg: PgCluster) {
+    let mut rec = Recorder::new(&ctx, &store(&pg), 0);
+    for k in 0..KEYS {
+        let key = format!("reg-{k}");
+        loop {
+            let mut client = pg.client(&mut ctx);
+            let op = rec.invoke(&ctx, &key, Call::Read);
+            let completion = read(&mut ctx, &mut client, &pg, &key, false).await;
+            let done = matches!(completion, Completion::Ok { .. });
+            rec.complete(&ctx, op, completion);
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 /// The checker of the register histories on `pg`.

@@ -40,7 +40,7 @@ const EXECUTE_BUDGET: Duration = Duration::from_secs(4);
 pub fn add(plan: &mut Plan, pg: &PgCluster, replica_reads: bool) {
     plan.topology.add(NODE, "az-3", "region-1");
     let pg = pg.clone();
-    plan.node(NODE, node_main(move |ctx| run(ctx, pg.clone(), replica_reads)));
+    plan.client(NODE, node_main(move |ctx| run(ctx, pg.clone(), replica_reads)));
 }
 
 pub fn checker(pg: &PgCluster) -> ElleChecker {
