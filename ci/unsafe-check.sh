@@ -33,4 +33,7 @@ redis-failover    redis-stale-client  -      write to demoted master
 mongo-failover    mongo-w1            -      lost write
 kafka-partition   kafka-acks1-unclean -      lost record
 kafka-partition   kafka-late-commits  0..300 committed offset regressed
+postgres-failover pg-replica-reads    0..20  not linearizable
+postgres-failover pg-replica-reads    0..20  G-single-realtime
+mongo-failover    mongo-local-reads   -      not linearizable
 TABLE

@@ -4,6 +4,10 @@
 //! dependency cycles and aborted or intermediate reads. Each anomaly is a violation whose kind is
 //! the anomaly's name (`G1a`, `G-single-realtime`, ...) and whose message names the transactions.
 //!
+//! Only PostgreSQL's model has transactions to judge (see `postgres_failover::transactions`):
+//! MongoDB's model has batched writes on one shard but no multi-document transactions and no
+//! reads inside a batch, and Kafka's has no transactions, so neither is judged here.
+//!
 //! Values written are unique per key. A transaction invoked but never completed is of unknown
 //! outcome: its writes may have happened, its reads are not known.
 

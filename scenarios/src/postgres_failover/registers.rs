@@ -8,6 +8,13 @@
 //! (the primary the DCS names, retried only where nothing was sent); reads ask that primary and
 //! count only if it answers as primary. A write with an unclear fate is of unknown outcome.
 //!
+//! What it finds in this model: the primary serves reads from its flushed state, so a commit
+//! still waiting for the synchronous standby is visible to other sessions; when a failover then
+//! loses it (its client was told nothing), a read has seen a value that later reads take back,
+//! and the history is not linearizable (the issue's "not visible before the synchronous standby
+//! confirms it"). Left out: a primary that has lost its lease but not yet noticed (a pause) still
+//! answers reads as primary; the client does not confirm leadership after a read.
+//!
 //! The unsafe `pg-replica-reads` config reads from any member, as an application that spreads
 //! its reads over hot standbys does: a standby serves what it has applied, which may be stale,
 //! and the checker must say the history is not linearizable.
