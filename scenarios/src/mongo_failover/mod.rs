@@ -33,6 +33,7 @@ pub mod lost_writes;
 pub mod on_disk;
 pub mod read_back;
 pub mod recovery;
+pub mod registers;
 mod schedule;
 pub mod verifier;
 pub mod workload;
@@ -51,6 +52,7 @@ pub static SCENARIO: Scenario = Scenario {
         ("mongo-ack-before-fsync", "unsafe: mongods count oplog writes durable without an fsync, so a power loss takes acknowledged writes (`lost write`)"),
         ("mongo-dry-run-elects", "unsafe: a candidate that wins its dry run takes office without the term bump, so two primaries share a term (`split brain`)"),
         ("mongo-ignore-fence", "unsafe: shards never compare a lock's fencing token, so a stale holder's write lands after a newer one's (`split lock`)"),
+        (registers::LOCAL_READS, "unsafe: register reads at readConcern local see writes a failover rolls back (not linearizable)"),
     ],
     sweep_must_reach: &[
         "fault.kill",
@@ -127,6 +129,9 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
     plan.verifier(VERIFIER, node_main(move |ctx| verifier::run(ctx, cluster.clone())));
     plan.schedule = schedule;
     plan.ending = Some(ENDING);
+    // After the ending is set: the register verifier exists only in a plan that ends with recovery.
+    registers::add(&mut plan, &mongo, ZONES[2], REGION, config == Some(registers::LOCAL_READS));
+    let registers = registers::checker(&mongo);
     let recovery = recovery::RecoveryChecker {
         apps: APPS.iter().map(|a| a.to_string()).collect(),
         cluster: mongo.clone(),
@@ -138,6 +143,7 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
         .checker(read_back::ReadBackChecker { cluster: mongo.clone() })
         .checker(fencing::FencingChecker { cluster: mongo })
         .checker(recovery)
+        .checker(registers)
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@
 
 pub(crate) mod checker;
 pub(crate) mod history;
+pub mod registers;
 mod schedule;
+pub mod transactions;
 mod workload;
 
 use sim::{node_main, Plan, Topology};
@@ -28,7 +30,10 @@ use checker::{LivenessChecker, SafetyChecker};
 pub static SCENARIO: Scenario = Scenario {
     name: "postgres-failover",
     about: "PostgreSQL-like primary/standby with a Patroni-like manager: kill, isolate, partition or pause the primary under sign-ups and permission changes",
-    configs: &[("async-credentials", "credentials on asynchronous commit (unsafe): failovers must lose acknowledged sign-ups")],
+    configs: &[
+        ("async-credentials", "credentials on asynchronous commit (unsafe): failovers must lose acknowledged sign-ups"),
+        (registers::REPLICA_READS, "register reads from any member (unsafe): stale reads must make the history not linearizable"),
+    ],
     sweep_must_reach: &[
         "fault.kill",
         "fault.isolate",
@@ -105,5 +110,9 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
     };
     let (mut plan, pg) = cluster(durability);
     plan.schedule = schedule;
-    Built::new(plan).checker(SafetyChecker { pg: pg.clone() }).checker(liveness(&pg))
+    let replica_reads = config == Some(registers::REPLICA_READS);
+    registers::add(&mut plan, &pg, replica_reads);
+    transactions::add(&mut plan, &pg, replica_reads);
+    let built = Built::new(plan).checker(registers::checker(&pg)).checker(transactions::checker(&pg));
+    built.checker(SafetyChecker { pg: pg.clone() }).checker(liveness(&pg))
 }
