@@ -83,7 +83,8 @@ impl FailoverChecker {
         match &f.fault {
             Fault::Kill(_) | Fault::Pause(_) | Fault::Isolate(_) => touched,
             Fault::Partition { a, b } | Fault::PartitionOneWay { from: a, to: b } => {
-                match (self.side(a, master, world), self.side(b, master, world)) {
+                let side = |t| self.side(t, master, &f.nodes, world);
+                match (side(a), side(b)) {
                     (Some(a), Some(b)) => self.separates(&a, &b, master) || self.separates(&b, &a, master),
                     _ => touched,
                 }
@@ -92,11 +93,15 @@ impl FailoverChecker {
         }
     }
 
-    /// The nodes a partition side names, if they can be told after the fact (a role other than
-    /// this cluster's master cannot).
-    fn side(&self, target: &Target, master: &str, world: &WorldState) -> Option<Vec<String>> {
+    /// The nodes a partition side names, if they can be told after the fact (this cluster's
+    /// master and replica roles can: the replicas are the members it touched other than the
+    /// master; another role cannot).
+    fn side(&self, target: &Target, master: &str, touched: &[String], world: &WorldState) -> Option<Vec<String>> {
         match target {
             Target::Role(r) if *r == self.redis.role_master() => Some(vec![master.to_string()]),
+            Target::Role(r) if *r == self.redis.role_replica() => {
+                Some(touched.iter().filter(|n| *n != master && self.redis.nodes().contains(n)).cloned().collect())
+            }
             Target::Role(_) => None,
             other => Some(world.resolve(other)),
         }
