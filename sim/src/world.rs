@@ -6,14 +6,15 @@
 //! crashing disks, bookkeeping, tracing) is shared here, so the engines cannot drift apart.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use crate::disk::{DiskFarm, DiskFaults};
+use crate::disk::{CrashReport, DiskFarm, DiskFaults};
+use crate::ending::{Action, EndingPhase, EndingStep};
 use crate::fault::{Fault, Target};
 use crate::link::LinkTable;
 use crate::observation::{FaultApplied, Observation, Observations};
@@ -45,6 +46,8 @@ pub struct WorldState {
     sometimes: Mutex<BTreeMap<String, u64>>,
     failures: Mutex<Vec<String>>,
     observations: Mutex<Observations>,
+    /// Set when the ending's recovery starts: verifiers run only from then.
+    recovering: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,7 +72,14 @@ impl WorldState {
             sometimes: Mutex::default(),
             failures: Mutex::default(),
             observations: Mutex::default(),
+            recovering: AtomicBool::new(false),
         }
+    }
+
+    /// True once the run's ending has restarted the servers after its power loss (see
+    /// [`crate::ending`]); verifiers start only then.
+    pub fn recovery_started(&self) -> bool {
+        self.recovering.load(Ordering::SeqCst)
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -204,6 +214,23 @@ pub trait EngineOps {
     fn unclog(&mut self, from: &str, to: &str);
 }
 
+/// Who is who, for the ending: the plan's servers, clients and verifiers, by name.
+pub(crate) struct Roster {
+    pub servers: Vec<String>,
+    pub clients: Vec<String>,
+    pub verifiers: Vec<String>,
+}
+
+impl Roster {
+    pub fn of(plan: &crate::plan::Plan) -> Self {
+        Roster {
+            servers: plan.servers(),
+            clients: plan.clients.iter().cloned().collect(),
+            verifiers: plan.verifiers.iter().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+}
+
 /// Applies faults to a world, keeping track of who is dead, paused or cut off.
 pub struct FaultDriver {
     world: Arc<WorldState>,
@@ -211,6 +238,8 @@ pub struct FaultDriver {
     paused: BTreeSet<String>,
     clogged: BTreeSet<(String, String)>,
     disk_faulty: BTreeSet<String>,
+    /// Clients the ending stopped: nothing restarts them.
+    stopped: BTreeSet<String>,
 }
 
 impl FaultDriver {
@@ -221,7 +250,52 @@ impl FaultDriver {
             paused: BTreeSet::new(),
             clogged: BTreeSet::new(),
             disk_faulty: BTreeSet::new(),
+            stopped: BTreeSet::new(),
         }
+    }
+
+    /// Does what the timeline says: a schedule fault, or a step of the ending.
+    pub(crate) fn act(&mut self, ops: &mut dyn EngineOps, action: &Action, roster: &Roster) {
+        match action {
+            Action::Fault(f) => self.apply(ops, f),
+            Action::Ending(phase) => self.ending(ops, *phase, roster),
+        }
+    }
+
+    /// One step of the run's ending (see [`crate::ending`]). Not a fault: it is recorded as an
+    /// [`EndingStep`], and counts no "sometimes".
+    fn ending(&mut self, ops: &mut dyn EngineOps, phase: EndingPhase, roster: &Roster) {
+        let mut lost_bytes = 0;
+        let nodes = match phase {
+            EndingPhase::ClientsStopped => {
+                for n in &roster.clients {
+                    if self.stopped.insert(n.clone()) && !self.dead.contains(n) {
+                        self.power_off(ops, n);
+                    }
+                }
+                roster.clients.clone()
+            }
+            EndingPhase::Healed => self.heal_all(ops),
+            EndingPhase::PowerLoss => {
+                for n in &roster.servers {
+                    self.resume(ops, n);
+                    if !self.dead.contains(n) {
+                        lost_bytes += self.power_off(ops, n).lost_bytes();
+                    }
+                }
+                roster.servers.clone()
+            }
+            EndingPhase::Recovery => {
+                self.world.recovering.store(true, Ordering::SeqCst);
+                for n in roster.servers.iter().chain(&roster.verifiers) {
+                    self.dead.remove(n);
+                    ops.start(n);
+                }
+                roster.servers.iter().chain(&roster.verifiers).cloned().collect()
+            }
+            EndingPhase::End => Vec::new(),
+        };
+        self.world.observe("world", &EndingStep { phase, nodes, lost_bytes });
     }
 
     pub fn is_alive(&self, node: &str) -> bool {
@@ -313,9 +387,21 @@ impl FaultDriver {
     }
 
     fn kill(&mut self, ops: &mut dyn EngineOps, node: &str) {
-        if !self.dead.insert(node.into()) {
+        if self.dead.contains(node) {
             return;
         }
+        let report = self.power_off(ops, node);
+        if report.any_torn() {
+            self.world.sometimes("disk.torn_write");
+        }
+        if report.lost_bytes() > 0 {
+            self.world.sometimes("disk.unsynced_lost");
+        }
+    }
+
+    /// Kills a live node and crashes its disk (power loss); traces what the crash took.
+    fn power_off(&mut self, ops: &mut dyn EngineOps, node: &str) -> CrashReport {
+        self.dead.insert(node.into());
         // A paused process that dies is no longer paused; engines that model a pause as held
         // links (turmoil) must release them, or the restarted node would stay cut off.
         if self.paused.remove(node) {
@@ -324,16 +410,14 @@ impl FaultDriver {
         ops.kill(node);
         self.world.drop_roles(node);
         let report = self.world.disks.crash(node);
-        if report.any_torn() {
-            self.world.sometimes("disk.torn_write");
-        }
-        if report.lost_bytes() > 0 {
-            self.world.sometimes("disk.unsynced_lost");
-        }
         self.world.record(node, "crash", json!({ "lost_bytes": report.lost_bytes(), "torn": report.any_torn() }));
+        report
     }
 
     fn restart(&mut self, ops: &mut dyn EngineOps, node: &str) {
+        if self.stopped.contains(node) {
+            return;
+        }
         self.kill(ops, node);
         self.dead.remove(node);
         ops.start(node);
@@ -362,7 +446,11 @@ impl FaultDriver {
             ops.resume(&n);
             touched.insert(n);
         }
-        for n in std::mem::take(&mut self.dead) {
+        let stopped = &self.stopped;
+        let (stay, back): (BTreeSet<String>, BTreeSet<String>) =
+            std::mem::take(&mut self.dead).into_iter().partition(|n| stopped.contains(n));
+        self.dead = stay;
+        for n in back {
             ops.start(&n);
             touched.insert(n);
         }
