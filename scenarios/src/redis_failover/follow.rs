@@ -23,6 +23,7 @@ use sim::{Fault, Outcome};
 use system::redis::RedisCluster;
 
 use super::checker::{acks, read_back, Ack, SentinelView, LIST_AT_MOST};
+use super::history::CacheObserved;
 use crate::scenario::{Checker, Verdict};
 
 pub struct FollowChecker {
@@ -38,8 +39,20 @@ impl Checker for FollowChecker {
         let (view, acks, back) = outcome
             .observations(|o| (SentinelView::read(o, &self.redis), acks(o, &self.redis), read_back(o, &self.redis)));
         self.new_masters_written(&view, &acks, verdict);
-        let Some((back_ms, node, keys)) = back else { return };
         let configured = self.redis.configured_master(&outcome.world);
+        let recovered = outcome.observations(|o| {
+            o.of::<CacheObserved>().find_map(|c| match c.value {
+                CacheObserved::Recovered { node, .. } if self.redis.nodes().contains(&node) => Some(node),
+                _ => None,
+            })
+        });
+        if let Some(node) = recovered.filter(|n| *n != configured) {
+            verdict.violation(
+                "clients did not follow",
+                format!("after the power loss the verifier was served by {node}; the Sentinels' configuration names {configured}"),
+            );
+        }
+        let Some((back_ms, node, keys)) = back else { return };
         if node != configured {
             verdict.violation(
                 "clients did not follow",

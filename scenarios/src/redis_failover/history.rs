@@ -22,6 +22,9 @@ pub enum CacheObserved {
     SessionRead { key: String, node: String, acked_at_ms: u64, ttl_ms: u64, returned: Option<String> },
     /// The final read-back: every live key the master the clients found holds.
     ReadBack { node: String, keys: Vec<String> },
+    /// The verifier's read after the ending's power loss and restart: the master it found
+    /// through the Sentinels and every key it holds.
+    Recovered { node: String, keys: Vec<String> },
 }
 
 impl Observation for CacheObserved {

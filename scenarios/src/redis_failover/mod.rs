@@ -51,7 +51,7 @@ mod schedule;
 mod workload;
 
 use rand::Rng;
-use sim::{node_main, Plan, Scheduled, Topology};
+use sim::{node_main, Ending, Plan, Scheduled, Topology};
 use system::redis::RedisClusterSpec;
 
 use crate::scenario::{Built, Scenario, WindowProbe};
@@ -98,6 +98,11 @@ pub const ONE_SENTINEL: &str = "redis-one-sentinel";
 pub const MIN_REPLICAS: &str = "redis-min-replicas";
 pub const ZONES: [&str; 3] = ["az-1", "az-2", "az-3"];
 pub const CLIENT: &str = "app-1";
+/// Reads the final state after the ending's power loss and restart.
+pub const VERIFIER: &str = "verify-1";
+/// The run's ending: two quiet seconds for replication to catch up, then every server loses
+/// power at once and restarts; the verifier then has six seconds to find the master and read.
+pub const ENDING: Ending = Ending { settle_ms: 2_000, recover_ms: 6_000 };
 pub const HEAL_AT_MS: u64 = 26_000;
 /// How long clients may keep writing to a master the Sentinels have replaced (they ask a
 /// Sentinel about once a second; the Sentinels spread a new configuration within a hello period
@@ -141,7 +146,11 @@ fn build(seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     if config == Some(STALE_CLIENT) {
         sessions[0].pinned = true;
     }
-    plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, sessions.clone(), client.clone(), WORKLOAD)));
+    plan.client(CLIENT, node_main(move |ctx| workload::run(ctx, sessions.clone(), client.clone(), WORKLOAD)));
+    plan.topology.add(VERIFIER, ZONES[1], "region-1");
+    let verifier = redis.client_config();
+    plan.verifier(VERIFIER, node_main(move |ctx| workload::verify(ctx, verifier.clone())));
+    plan.ending = Some(ENDING);
     plan.schedule = schedule;
     Built::new(plan)
         .checker(failover::FailoverChecker { redis: redis.clone(), failover_bound_ms: FAILOVER_BOUND_MS })

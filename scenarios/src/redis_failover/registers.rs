@@ -22,6 +22,10 @@
 //!
 //! A write that failed (no answer) may have been applied at any later time, so it never makes a
 //! read stale, and it may explain an absent key.
+//!
+//! Reads after the ending's power loss are not judged here: with `appendonly no` every member
+//! comes back empty, which the cache checker judges ([`super::cache`]); the registers whose
+//! newest acknowledged write was a `SET` are counted as lost to the power loss.
 
 use std::collections::BTreeMap;
 
@@ -107,7 +111,13 @@ enum Finding {
 
 impl Checker for RegisterChecker {
     fn check(&self, outcome: &Outcome, verdict: &mut Verdict) {
-        let (h, view) = outcome.observations(|o| (History::read(o, &self.redis), SentinelView::read(o, &self.redis)));
+        let (mut h, view, recovery_ms) = outcome.observations(|o| {
+            (History::read(o, &self.redis), SentinelView::read(o, &self.redis), o.recovery_started_ms())
+        });
+        if let Some(from_ms) = recovery_ms {
+            h.reads.retain(|r| r.invoked_ms < from_ms);
+            verdict.metric("register_values_lost_at_power_loss", live_registers(&h) as f64);
+        }
         let mut stale = Vec::new();
         let mut resurrected = Vec::new();
         let mut lost: BTreeMap<u64, u64> = BTreeMap::new();
@@ -137,6 +147,20 @@ impl Checker for RegisterChecker {
             outcome.world.sometimes("redis.register_write_lost_at_failover");
         }
     }
+}
+
+/// Registers whose newest acknowledged write (by acknowledgement time) set a value.
+fn live_registers(h: &History) -> usize {
+    let mut newest: BTreeMap<&str, (u64, bool)> = BTreeMap::new();
+    for w in h.writes.values() {
+        if let Some((_, at)) = &w.acked {
+            let e = newest.entry(&w.key).or_insert((*at, w.delete));
+            if *at >= e.0 {
+                *e = (*at, w.delete);
+            }
+        }
+    }
+    newest.values().filter(|(_, delete)| !delete).count()
 }
 
 /// Judges one read against the writes of its key acknowledged before it began.

@@ -182,6 +182,24 @@ async fn read_register(ctx: &NodeCtx, client: &mut RedisClient, key: String) {
     }
 }
 
+/// The verifier, started when the servers recover from the ending's power loss: finds the
+/// master through the Sentinels (retrying while there is none), lists every key it holds and
+/// reads every register.
+pub async fn verify(mut ctx: NodeCtx, client: ClientConfig) {
+    let mut client = RedisClient::new(&mut ctx, client);
+    for _ in 0..15 {
+        let cmd = Command::Keys { prefix: String::new(), limit: 1_000_000 };
+        if let Ok((node, Reply::Keys { keys })) = client.call(&cmd).await {
+            ctx.observe(&CacheObserved::Recovered { node, keys });
+            for r in 0..REGISTERS {
+                read_register(&ctx, &mut client, format!("reg:{r}")).await;
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// Lists every key the master holds, retrying while no master can be found.
 async fn read_back(ctx: &mut NodeCtx, client: ClientConfig) {
     let mut client = RedisClient::new(ctx, client);
