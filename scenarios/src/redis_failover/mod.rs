@@ -113,6 +113,9 @@ pub const DURATION_MS: u64 = 36_000;
 /// A master silenced this long must have been replaced this soon after the fault
 /// (`down-after-milliseconds` 3 s, then election and promotion; about 4 s is typical).
 pub const FAILOVER_BOUND_MS: u64 = 8_000;
+/// The bound with one Sentinel halted: the two left may split their votes once, and retry only
+/// after twice `failover-timeout` (6 s here).
+pub const DEGRADED_FAILOVER_BOUND_MS: u64 = FAILOVER_BOUND_MS + 12_000;
 
 /// The cache under test: three members and three Sentinels (quorum 2), one of each per zone.
 /// Names do not depend on the seed or config (a schedule is drawn from them alone).
@@ -153,7 +156,11 @@ fn build(seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     plan.ending = Some(ENDING);
     plan.schedule = schedule;
     Built::new(plan)
-        .checker(failover::FailoverChecker { redis: redis.clone(), failover_bound_ms: FAILOVER_BOUND_MS })
+        .checker(failover::FailoverChecker {
+            redis: redis.clone(),
+            failover_bound_ms: FAILOVER_BOUND_MS,
+            degraded_bound_ms: DEGRADED_FAILOVER_BOUND_MS,
+        })
         .checker(follow::FollowChecker {
             redis: redis.clone(),
             follow_bound_ms: FOLLOW_BOUND_MS,
