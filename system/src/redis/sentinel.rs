@@ -14,6 +14,11 @@
 //! in hello messages; Sentinels adopt any configuration with a higher config epoch. Instances that
 //! report the wrong role for a while (an old master coming back) are reconfigured.
 //!
+//! The shell ([`super::sentinel_node`]) saves [`Persisted`] before carrying out anything a step
+//! returned or answering a vote, and halts when the save fails: Redis Sentinel only logs a
+//! failed `sentinel.conf` rewrite and answers anyway, so a restart can forget a vote it released
+//! and vote again in that epoch; this model does not.
+//!
 //! Left out: Sentinel auto-discovery (peers and replicas are configured), TILT mode, scripts,
 //! `parallel-syncs` (every replica is reconfigured at once), and the `master_link_down_time`
 //! freshness filter in replica selection.

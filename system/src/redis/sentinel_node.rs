@@ -1,8 +1,11 @@
 //! The Sentinel shell: drives [`super::sentinel::Sentinel`] on its timer (Redis's `hz`, 10 to 20),
 //! carries out its outputs over the net seam (each ping, ask, hello and reconfiguration its own
 //! short task whose answer comes back as an event), answers peers and clients, and rewrites
-//! `sentinel.conf` whenever its epochs, vote or master change. Its links to instances and peers
-//! are [`Channel`]s (Redis's Sentinel keeps a command connection to each, and reconnects).
+//! `sentinel.conf` whenever its epochs, vote or master change, before any of that is released:
+//! a failed save (or an unreadable file at start) stops it for good, until its process is
+//! restarted. Each vote released is recorded as [`SentinelObserved::Voted`]. Its links to
+//! instances and peers are [`Channel`]s (Redis's Sentinel keeps a command connection to each, and
+//! reconnects).
 
 use std::time::Duration;
 
