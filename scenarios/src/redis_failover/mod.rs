@@ -64,6 +64,7 @@ pub static SCENARIO: Scenario = Scenario {
         (STALE_CLIENT, "one cache session pins the first master it finds and never follows Sentinel (unsafe)"),
         (ONE_SENTINEL, "every Sentinel fails over on its own opinion, ignoring quorum and majority (unsafe)"),
         (MIN_REPLICAS, "every seed runs the members with min-replicas-to-write 1 (min-replicas-max-lag 2 s)"),
+        (STALE_CLIENT_MIN_REPLICAS, "the stale cache session of redis-stale-client, against members with min-replicas-to-write 1: refused, not lost"),
     ],
     sweep_must_reach: &[
         "fault.kill",
@@ -96,6 +97,9 @@ pub const STALE_CLIENT: &str = "redis-stale-client";
 pub const ONE_SENTINEL: &str = "redis-one-sentinel";
 /// Every seed with `min-replicas-to-write 1`.
 pub const MIN_REPLICAS: &str = "redis-min-replicas";
+/// The stale client against members with `min-replicas-to-write 1`: safe, because a master cut
+/// off from its replicas refuses the writes the stale client would otherwise lose.
+pub const STALE_CLIENT_MIN_REPLICAS: &str = "redis-min-replicas-stale-client";
 pub const ZONES: [&str; 3] = ["az-1", "az-2", "az-3"];
 pub const CLIENT: &str = "app-1";
 /// Reads the final state after the ending's power loss and restart.
@@ -130,7 +134,7 @@ fn spec(config: Option<&str>) -> RedisClusterSpec {
 /// otherwise every other seed.
 fn min_replicas(seed: u64, config: Option<&str>) -> bool {
     match config {
-        Some(MIN_REPLICAS) => true,
+        Some(MIN_REPLICAS | STALE_CLIENT_MIN_REPLICAS) => true,
         Some(STALE_CLIENT) => false,
         _ => sim::rng::derive(seed, "~redis-min-replicas", 0).gen_ratio(1, 2),
     }
@@ -146,7 +150,7 @@ fn build(seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     plan.topology.add(CLIENT, ZONES[0], "region-1");
     let client = redis.client_config();
     let mut sessions = workload::sessions(&client);
-    if config == Some(STALE_CLIENT) {
+    if matches!(config, Some(STALE_CLIENT | STALE_CLIENT_MIN_REPLICAS)) {
         sessions[0].pinned = true;
     }
     plan.client(CLIENT, node_main(move |ctx| workload::run(ctx, sessions.clone(), client.clone(), WORKLOAD)));
