@@ -30,6 +30,7 @@ done <<'TABLE'
 postgres-failover async-credentials   -      lost commit
 postgres-pitr     pitr-stop-late      -      pitr past target
 redis-failover    redis-stale-client  -      write to demoted master
+redis-failover    redis-one-sentinel  -      failover without quorum
 mongo-failover    mongo-w1            -      lost write
 mongo-failover    mongo-ack-before-fsync -   lost write
 mongo-failover    mongo-ignore-fence  -      split lock
