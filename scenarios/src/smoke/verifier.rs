@@ -32,7 +32,11 @@ pub async fn run(mut ctx: NodeCtx) {
                 Ok(Response::Applied { entries }) => {
                     ctx.observe(&RecoveredLog { replica: replica.to_string(), upto, entries })
                 }
-                _ => still.push(replica),
+                _ => {
+                    // A connection that failed may be stuck (a restarted peer): dial afresh.
+                    channel.forget(replica);
+                    still.push(replica);
+                }
             }
         }
         unread = still;
