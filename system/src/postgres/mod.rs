@@ -42,6 +42,7 @@
 //! `/members` keys (members are polled directly instead), byte-addressed LSNs (positions count
 //! records), and WAL segment files (archive segments are whatever was flushed in one interval).
 
+pub mod agent;
 pub mod archive;
 pub mod client;
 pub mod cluster;
@@ -55,6 +56,7 @@ mod node;
 pub mod observe;
 mod primary;
 pub mod protocol;
+pub mod proxy;
 pub mod replication;
 mod standby;
 pub mod timeline;
