@@ -97,7 +97,7 @@ pub(crate) fn cluster_of(spec: PgClusterSpec) -> (Plan, PgCluster) {
     let pg = spec.add_to(&mut plan);
     plan.topology.add(CLIENT, "az-1", "region-1");
     let cluster = pg.clone();
-    plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, cluster.clone())));
+    plan.client(CLIENT, node_main(move |ctx| workload::run(ctx, cluster.clone())));
     (plan, pg)
 }
 
