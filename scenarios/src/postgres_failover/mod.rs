@@ -11,7 +11,11 @@
 //! schedule (`run --schedule`, a shrunk one, `[]`) is judged by the same rules.
 //!
 //! `--config async-credentials` puts credentials on asynchronous (local) commit: failovers then
-//! lose acknowledged sign-ups, and the checker must say so.
+//! lose acknowledged sign-ups, and the checker must say so. `--config pg-no-watchdog` turns
+//! Patroni's watchdog off: a stalled agent then leaves the old primary committing for the
+//! sessions it has after a new primary took over (the fencing checker must say so).
+//! `--config pg-sync-strict` runs `synchronous_mode_strict` (synchronous commits block while no
+//! standby is healthy, instead of degrading to `/sync = none`): safe, less available.
 
 pub(crate) mod checker;
 pub(crate) mod history;
@@ -33,6 +37,8 @@ pub static SCENARIO: Scenario = Scenario {
     configs: &[
         ("async-credentials", "credentials on asynchronous commit (unsafe): failovers must lose acknowledged sign-ups"),
         (registers::REPLICA_READS, "register reads from any member (unsafe): stale reads must make the history not linearizable"),
+        ("pg-no-watchdog", "Patroni's watchdog off (unsafe): a stalled agent leaves the old primary committing after a failover"),
+        ("pg-sync-strict", "synchronous_mode_strict: commits block rather than degrade to /sync = none"),
     ],
     sweep_must_reach: &[
         "fault.kill",
@@ -64,8 +70,9 @@ pub const HEAL_AT_MS: u64 = 30_000;
 /// Writers stop here, so that by the end every member has caught up.
 pub const WORKLOAD_END_MS: u64 = 41_000;
 pub const DURATION_MS: u64 = 45_000;
-/// A new primary must accept writes within this long of the fault (6 s lease, 1 s loop).
-pub const FAILOVER_BOUND_MS: u64 = 15_000;
+/// A new primary must accept writes within this long of the fault (a 6 s lease, which a new
+/// DCS leader restarts in full, and a 2 s `loop_wait`: Patroni's defaults divided by 5).
+pub const FAILOVER_BOUND_MS: u64 = 16_000;
 /// Commits must resume after the last heal when at least this much workload follows it.
 pub const RESUME_WINDOW_MS: u64 = 10_000;
 /// Members must have converged when the world was healed at least this long before the end.
@@ -84,8 +91,13 @@ pub(crate) fn spec(durability: Durability) -> PgClusterSpec {
 /// The cluster (with its DCS and backup store) and the application node running the workload;
 /// shared with `postgres-pitr`, which adds a node of its own.
 pub(crate) fn cluster(durability: Durability) -> (Plan, PgCluster) {
+    cluster_of(spec(durability))
+}
+
+/// [`cluster`] of any spec (a config's knobs).
+pub(crate) fn cluster_of(spec: PgClusterSpec) -> (Plan, PgCluster) {
     let mut plan = Plan::new(Topology::new(), DURATION_MS);
-    let pg = spec(durability).add_to(&mut plan);
+    let pg = spec.add_to(&mut plan);
     plan.topology.add(CLIENT, "az-1", "region-1");
     let cluster = pg.clone();
     plan.client(CLIENT, node_main(move |ctx| workload::run(ctx, cluster.clone())));
@@ -104,11 +116,13 @@ pub(crate) fn liveness(pg: &PgCluster) -> LivenessChecker {
 }
 
 fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
-    let durability = match config {
-        Some("async-credentials") => Durability::async_credentials(),
-        _ => Durability::standard(),
+    let spec = match config {
+        Some("async-credentials") => spec(Durability::async_credentials()),
+        Some("pg-no-watchdog") => spec(Durability::standard()).watchdog(false),
+        Some("pg-sync-strict") => spec(Durability::standard()).sync_strict(true),
+        _ => spec(Durability::standard()),
     };
-    let (mut plan, pg) = cluster(durability);
+    let (mut plan, pg) = cluster_of(spec);
     plan.schedule = schedule;
     let replica_reads = config == Some(registers::REPLICA_READS);
     registers::add(&mut plan, &pg, replica_reads);

@@ -112,22 +112,21 @@ async fn scan(
     keys: &[String],
     replica_reads: bool,
 ) -> TxnCompletion {
-    let node = if replica_reads {
-        pg.members()[ctx.rng.gen_range(0..pg.members().len())].clone()
-    } else {
-        match client.primary().await {
-            Some((leader, _)) => leader,
-            None => return TxnCompletion::Fail { reason: "no primary known".into() },
-        }
-    };
     let req = Request::Scan { table: TABLE, prefix: prefix.into(), limit: 100 };
-    match PgClient::ask(&ctx.net, &node, &req).await {
-        Ok(Response::Rows { rows, read }) if read.primary || replica_reads => {
+    let answer = if replica_reads {
+        let node = pg.members()[ctx.rng.gen_range(0..pg.members().len())].clone();
+        PgClient::ask(&ctx.net, &node, &req).await.map(|r| (Some(node), r)).map_err(|e| e.to_string())
+    } else {
+        // Through the proxy, to the member whose agent passes the primary check now.
+        client.request(&req).await.map_err(|e| e.to_string())
+    };
+    match answer {
+        Ok((Some(_), Response::Rows { rows, read })) if read.primary || replica_reads => {
             let reads =
                 keys.iter().map(|key| rows.iter().find(|(k, _)| k == key).map(|(_, row)| row.value.clone())).collect();
             TxnCompletion::Ok { reads }
         }
-        Ok(other) => TxnCompletion::Fail { reason: format!("{node} answered {other:?}") },
-        Err(e) => TxnCompletion::Fail { reason: e.to_string() },
+        Ok((node, other)) => TxnCompletion::Fail { reason: format!("{node:?} answered {other:?}") },
+        Err(e) => TxnCompletion::Fail { reason: e },
     }
 }
