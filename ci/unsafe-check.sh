@@ -33,4 +33,6 @@ redis-failover    redis-stale-client  -      write to demoted master
 mongo-failover    mongo-w1            -      lost write
 kafka-partition   kafka-acks1-unclean -      lost record
 kafka-partition   kafka-late-commits  0..300 committed offset regressed
+kafka-partition   kafka-inflight-no-idempotence - reordered record
+kafka-partition   kafka-no-dedup      -      duplicate record
 TABLE

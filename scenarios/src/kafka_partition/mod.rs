@@ -105,7 +105,7 @@ pub const DURATION_MS: u64 = 60_000;
 /// The run's ending: healed and quiet for `settle_ms` (more than the brokers' writeback
 /// interval, and time for followers to catch up), then every server loses power at once and
 /// restarts; the verifier reads every partition during `recover_ms`.
-pub const ENDING: sim::Ending = sim::Ending { settle_ms: 3_000, recover_ms: 20_000 };
+pub const ENDING: sim::Ending = sim::Ending { settle_ms: 3_000, recover_ms: 10_000 };
 pub const VERIFIER: &str = "verifier";
 /// The group must be stable again this long after the heal.
 pub const REBALANCE_BOUND_MS: u64 = 15_000;
