@@ -79,10 +79,11 @@ pub static SCENARIO: Scenario = Scenario {
         "workload.rebalance",
         "workload.resumed_from_commit",
     ],
+    // About half the rates measured over seeds 0..300 (30%, 96%, 31%).
     window_probes: &[
-        WindowProbe { name: "kafka.not_enough_replicas_after_append", min_rate: Ratio::new(1, 100) },
-        WindowProbe { name: "kafka.duplicate_produce", min_rate: Ratio::new(1, 100) },
-        WindowProbe { name: "kafka.isr_of_one_leader_lost", min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: "kafka.not_enough_replicas_after_append", min_rate: Ratio::new(3, 20) },
+        WindowProbe { name: "kafka.duplicate_produce", min_rate: Ratio::new(1, 2) },
+        WindowProbe { name: "kafka.isr_of_one_leader_lost", min_rate: Ratio::new(3, 20) },
     ],
     draw: |seed, config| schedule::draw(seed, &spec(config).cluster()),
     build,
