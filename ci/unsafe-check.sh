@@ -40,4 +40,6 @@ kafka-partition   kafka-late-commits  0..300 committed offset regressed
 postgres-failover pg-replica-reads    0..20  not linearizable
 postgres-failover pg-replica-reads    0..20  G-single-realtime
 mongo-failover    mongo-local-reads   -      not linearizable
+kafka-partition   kafka-inflight-no-idempotence - reordered record
+kafka-partition   kafka-no-dedup      -      duplicate record
 TABLE

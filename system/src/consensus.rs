@@ -118,6 +118,7 @@ impl Consensus {
             persisted: HardState::default(),
             damage_recorded: false,
             term_mismatches: 0,
+            applied_index: 0,
         };
         tokio::spawn(member.run(cmd_rx, inbound_rx));
         (Consensus { commands: cmd_tx, status: status_rx }, applied_rx)
@@ -149,6 +150,10 @@ struct Member {
     damage_recorded: bool,
     /// The core's term-mismatch count last reported.
     term_mismatches: u64,
+    /// The last committed index handed to the application in this life: a core rebuilt after a
+    /// disk error hands out the committed log again from index 1, and the application must
+    /// not see it twice.
+    applied_index: u64,
 }
 
 type Pending = BTreeMap<u64, (u64, oneshot::Sender<Result<u64, ProposeError>>)>;
@@ -249,7 +254,10 @@ impl Member {
                 let result = if term == entry.term { Ok(entry.index) } else { Err(ProposeError::Superseded) };
                 let _ = reply.send(result);
             }
-            let _ = self.applied.send(entry);
+            if entry.index > self.applied_index {
+                self.applied_index = entry.index;
+                let _ = self.applied.send(entry);
+            }
         }
         self.publish_status(raft, was_leader);
         Ok(())

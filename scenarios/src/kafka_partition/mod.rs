@@ -79,10 +79,11 @@ pub static SCENARIO: Scenario = Scenario {
         "workload.rebalance",
         "workload.resumed_from_commit",
     ],
+    // About half the rates measured over seeds 0..300 (30%, 96%, 31%).
     window_probes: &[
-        WindowProbe { name: "kafka.not_enough_replicas_after_append", min_rate: Ratio::new(1, 100) },
-        WindowProbe { name: "kafka.duplicate_produce", min_rate: Ratio::new(1, 100) },
-        WindowProbe { name: "kafka.isr_of_one_leader_lost", min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: "kafka.not_enough_replicas_after_append", min_rate: Ratio::new(3, 20) },
+        WindowProbe { name: "kafka.duplicate_produce", min_rate: Ratio::new(1, 2) },
+        WindowProbe { name: "kafka.isr_of_one_leader_lost", min_rate: Ratio::new(3, 20) },
     ],
     draw: |seed, config| schedule::draw(seed, &spec(config).cluster()),
     build,
@@ -105,7 +106,7 @@ pub const DURATION_MS: u64 = 60_000;
 /// The run's ending: healed and quiet for `settle_ms` (more than the brokers' writeback
 /// interval, and time for followers to catch up), then every server loses power at once and
 /// restarts; the verifier reads every partition during `recover_ms`.
-pub const ENDING: sim::Ending = sim::Ending { settle_ms: 3_000, recover_ms: 20_000 };
+pub const ENDING: sim::Ending = sim::Ending { settle_ms: 3_000, recover_ms: 10_000 };
 pub const VERIFIER: &str = "verifier";
 /// The group must be stable again this long after the heal.
 pub const REBALANCE_BOUND_MS: u64 = 15_000;

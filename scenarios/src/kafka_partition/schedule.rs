@@ -13,9 +13,22 @@
 //! two broker crashes (of a node or its zone) are at least [`CRASH_SPACING_MS`] apart, more
 //! than a writeback interval: then at most one holder of a record crashes before its writeback,
 //! and the checker counts every acknowledged record missing from the recovered logs as a
-//! violation, never as a legitimate loss. Everything else overlaps freely with crashes and
-//! with each other: cuts, isolations, pauses, controller and consumer kills (controllers fsync
-//! their Raft log; consumers hold nothing durable).
+//! violation, never as a legitimate loss.
+//!
+//! A broker cut off from the controllers (or paused past its session) is fenced, and KRaft
+//! removes a fenced broker from every ISR at once, even below `min.insync.replicas`: an ISR
+//! `[a, b]` becomes `[a]` although `b` holds every acknowledged record. If `a` then loses power
+//! before its writeback, it comes back without the newest acknowledged records, is still the
+//! whole ISR, is elected again (a clean election), and `b` truncates to it: real Kafka loses
+//! those records too ("last replica standing", the loss KIP-966's eligible leader replicas and
+//! unclean-shutdown detection address; this model is Kafka before them). A crash is one more
+//! holder lost, so a fencing fault counts as a crash for the spacing: no broker crash while a
+//! fencing fault is in force or within [`CRASH_SPACING_MS`] of its undo, and no fencing fault
+//! within [`CRASH_SPACING_MS`] of a crash. A follower leaving the ISR by lag
+//! (`replica.lag.time.max.ms`, 3000 ms, longer than a writeback) is safe and overlaps freely.
+//! Everything else overlaps freely with crashes and with each other: cuts from clients or from
+//! brokers, controller and consumer kills (controllers fsync their Raft log; consumers hold
+//! nothing durable).
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -37,10 +50,17 @@ pub fn draw(seed: u64, kafka: &KafkaCluster) -> Vec<Scheduled> {
     let mut schedule = vec![arm_torn_writes(kafka, 0)];
     let mut at = FIRST_FAULT_MS + rng.gen_range(0..2_000);
     let mut last_crash_ms: Option<u64> = None;
+    // When the last fencing fault is undone.
+    let mut fenced_until_ms: Option<u64> = None;
     while at < HEAL_AT_MS - 4_000 {
-        let crash_ok = last_crash_ms.is_none_or(|c| at >= c + CRASH_SPACING_MS);
-        let drawn = one(&mut rng, kafka, at, crash_ok);
+        let fence_ok = last_crash_ms.is_none_or(|c| at >= c + CRASH_SPACING_MS);
+        let crash_ok = fence_ok && fenced_until_ms.is_none_or(|f| at >= f + CRASH_SPACING_MS);
+        let drawn = one(&mut rng, kafka, at, crash_ok, fence_ok);
         let undo_at = drawn.iter().map(|s| s.at_ms).max().unwrap_or(at).min(HEAL_AT_MS - 1_000);
+        let fences = drawn.iter().any(|s| fences(&s.fault, kafka));
+        if fences {
+            fenced_until_ms = Some(fenced_until_ms.map_or(undo_at, |f| f.max(undo_at)));
+        }
         for s in drawn {
             let at_ms = s.at_ms.min(undo_at);
             if is_broker_crash(&s.fault, kafka) {
@@ -70,6 +90,17 @@ fn is_broker_crash(fault: &Fault, kafka: &KafkaCluster) -> bool {
     }
 }
 
+/// Whether `fault` can fence a broker: cut it off from the controllers past its session, or
+/// pause it past its session (a partition between a leader and the brokers only is not: its
+/// followers leave the ISR by lag, after a writeback).
+fn fences(fault: &Fault, kafka: &KafkaCluster) -> bool {
+    match fault {
+        Fault::Isolate(_) | Fault::Pause(_) => true,
+        Fault::Partition { b: Target::Nodes(nodes), .. } => nodes.iter().any(|n| kafka.controllers().contains(n)),
+        _ => false,
+    }
+}
+
 /// When each consumer leaves the group cleanly and rejoins, if it does in this run.
 pub fn consumer_bounces(seed: u64) -> Vec<Option<u64>> {
     let mut rng = sim::rng::derive(seed, "~bounces", 0);
@@ -88,12 +119,13 @@ fn some_leader(rng: &mut ChaCha8Rng, kafka: &KafkaCluster) -> Target {
     Target::Role(kafka.role_leader(tp))
 }
 
-/// One fault starting at `at` and what undoes it (a broker crash only if `crash_ok`).
-fn one(rng: &mut ChaCha8Rng, kafka: &KafkaCluster, at: u64, crash_ok: bool) -> Vec<Scheduled> {
-    let kinds: &[u32] = if crash_ok {
-        &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 2, 4]
-    } else {
-        &[2, 3, 4, 5, 6, 7, 9, 10, 11, 2, 4]
+/// One fault starting at `at` and what undoes it (a broker crash only if `crash_ok`, a fencing
+/// fault only if `fence_ok`).
+fn one(rng: &mut ChaCha8Rng, kafka: &KafkaCluster, at: u64, crash_ok: bool, fence_ok: bool) -> Vec<Scheduled> {
+    let kinds: &[u32] = match (crash_ok, fence_ok) {
+        (true, _) => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 2, 4],
+        (false, true) => &[2, 3, 4, 5, 6, 7, 9, 10, 11, 2, 4],
+        (false, false) => &[3, 6, 7, 10, 3, 10],
     };
     let kind = *kinds.choose(rng).expect("non-empty");
     let clients = Target::Zone(CLIENT_ZONE.into());
@@ -145,5 +177,46 @@ fn undo_for(fault: &Fault) -> Fault {
     match fault {
         Fault::Partition { .. } | Fault::Isolate(_) => Fault::HealNetwork,
         _ => Fault::HealAll,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No broker crash while a fencing fault is in force or within the spacing after it is
+    /// undone, and no fencing fault within the spacing after a crash: the "last replica
+    /// standing" loss that Kafka permits is never drawn.
+    #[test]
+    fn crashes_keep_clear_of_fencing() {
+        let kafka = super::super::spec(None).cluster();
+        for seed in 0..500 {
+            let schedule = draw(seed, &kafka);
+            let crashes: Vec<u64> =
+                schedule.iter().filter(|s| is_broker_crash(&s.fault, &kafka)).map(|s| s.at_ms).collect();
+            for (i, s) in schedule.iter().enumerate().filter(|(_, s)| fences(&s.fault, &kafka)) {
+                let undone = schedule[i + 1..]
+                    .iter()
+                    .find(|u| match s.fault {
+                        Fault::Pause(_) => u.fault == Fault::HealAll,
+                        _ => matches!(u.fault, Fault::HealAll | Fault::HealNetwork),
+                    })
+                    .map_or(u64::MAX, |u| u.at_ms);
+                for &c in &crashes {
+                    assert!(
+                        !(s.at_ms <= c && c < undone.saturating_add(CRASH_SPACING_MS)),
+                        "seed {seed}: a broker crash at {c} ms while {:?} (from {} ms, undone at {undone} ms) fences",
+                        s.fault,
+                        s.at_ms
+                    );
+                    assert!(
+                        !(c <= s.at_ms && s.at_ms < c + CRASH_SPACING_MS),
+                        "seed {seed}: {:?} fences at {} ms, within the spacing after a broker crash at {c} ms",
+                        s.fault,
+                        s.at_ms
+                    );
+                }
+            }
+        }
     }
 }

@@ -40,11 +40,13 @@ pub struct PartitionLog {
 }
 
 /// Decodes a partition log file: the longest prefix of well-formed records whose offsets count
-/// up from 0 and whose epochs never go down. Never panics on damaged bytes.
+/// up from 0 and whose epochs never go down, ending with a whole batch (a batch torn by a crash
+/// goes whole, as Kafka's single-frame batch does). Never panics on damaged bytes.
 pub fn decode(bytes: &[u8]) -> (Vec<Record>, usize) {
     let decoded = records::decode_all(bytes);
     let mut out: Vec<Record> = Vec::new();
     let mut valid = 0;
+    let (mut whole, mut whole_valid) = (0, 0);
     for payload in &decoded.records {
         let Ok(r) = serde_json::from_slice::<Record>(payload) else {
             break;
@@ -54,9 +56,14 @@ pub fn decode(bytes: &[u8]) -> (Vec<Record>, usize) {
             break;
         }
         valid += records::HEADER_LEN + payload.len();
+        let batch_end = r.batch_end;
         out.push(r);
+        if batch_end {
+            (whole, whole_valid) = (out.len(), valid);
+        }
     }
-    (out, valid)
+    out.truncate(whole);
+    (out, whole_valid)
 }
 
 impl PartitionLog {

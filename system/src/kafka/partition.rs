@@ -193,6 +193,7 @@ impl Replica {
                 producer_id: req.producer_id,
                 seq: req.base_seq + i as u64,
                 value: v.clone(),
+                batch_end: i + 1 == req.values.len(),
             })
             .collect();
         let appended = self.log.append(records);

@@ -7,7 +7,7 @@ use super::config::{Acks, ControllerSettings, GroupSettings, TopicSpec};
 use super::controller::{AlterPartition, BrokerHeartbeat, ControllerCore};
 use super::coordinator::{CoordOut, Coordinator};
 use super::idempotence::{ProducerTable, SeqCheck};
-use super::log::{decode, PartitionLog};
+use super::log::{decode, LogIo, PartitionLog};
 use super::metadata::{MetadataImage, MetadataRecord, PartitionState};
 use super::partition::{Replica, Served, Transition};
 use super::protocol::{ErrorCode, FetchRequest, ProduceRequest, Request, Response};
@@ -18,7 +18,7 @@ fn tp() -> TopicPartition {
 }
 
 fn rec(offset: u64, epoch: u64, pid: u64, seq: u64) -> Record {
-    Record { offset, leader_epoch: epoch, producer_id: pid, seq, value: format!("v{offset}") }
+    Record { offset, leader_epoch: epoch, producer_id: pid, seq, value: format!("v{offset}"), batch_end: true }
 }
 
 fn bytes_of(log: &mut PartitionLog) -> Vec<u8> {
@@ -327,6 +327,7 @@ fn commit_appends_into(c: &mut Coordinator, log: &mut Vec<Record>) -> Vec<(u64, 
                         producer_id: 0,
                         seq: 0,
                         value: serde_json::to_string(r).unwrap(),
+                        batch_end: true,
                     })
                     .collect();
                 c.apply_committed(&recs);
@@ -708,4 +709,29 @@ mod real_runtime {
         assert_eq!(committed, vec![(tp(), Some(super::committed(2)))]);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+#[test]
+fn recovery_cuts_a_batch_that_lost_its_end() {
+    let mut log = PartitionLog::empty("p.log");
+    let batch = |o: u64, n: u64| {
+        (0..n).map(|i| Record { batch_end: i + 1 == n, ..rec(o + i, 1, 7, o + i) }).collect::<Vec<_>>()
+    };
+    assert!(log.append(batch(0, 2)));
+    assert!(log.append(batch(2, 3)));
+    let bytes: Vec<u8> = log
+        .take_io()
+        .into_iter()
+        .flat_map(|io| match io {
+            LogIo::Append { bytes, .. } => bytes,
+            LogIo::Truncate { .. } => Vec::new(),
+        })
+        .collect();
+    let whole = decode(&bytes);
+    assert_eq!(whole.0.len(), 5);
+    // Lose the last record: the second batch goes whole.
+    let last_len = serde_json::to_vec(&batch(2, 3)[2]).unwrap().len() + sim::disk::records::HEADER_LEN;
+    let (recs, valid) = decode(&bytes[..bytes.len() - last_len]);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(decode(&bytes[..valid]).0.len(), 2);
 }

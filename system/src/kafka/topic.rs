@@ -91,6 +91,12 @@ pub struct Record {
     /// The record's sequence number within its producer id and partition.
     pub seq: u64,
     pub value: String,
+    /// The last record of its produce batch. Kafka writes a batch as one checksummed frame, so
+    /// a torn write drops it whole; here each record is its own frame, and recovery cuts a
+    /// trailing batch that lost its end (see [`super::log::decode`]), so a retry of it finds
+    /// none of it rather than a part (which it could only append again, twice).
+    #[serde(default)]
+    pub batch_end: bool,
 }
 
 /// The `__consumer_offsets` partition that stores `group` (Kafka: `abs(hash(group)) %
