@@ -28,6 +28,7 @@ use sim::{node_main, NodeCtx, Plan};
 use super::data::Durability;
 use super::manager::Timing;
 use super::node::PgConfig;
+use super::planted::Planted;
 use super::wal::{read_segments, Wal};
 use super::PgClient;
 
@@ -77,6 +78,8 @@ pub struct PgClusterSpec {
     pub backup: Option<Placement>,
     pub durability: Durability,
     pub timing: Timing,
+    /// Bugs planted for the checkers to catch (none by default).
+    pub planted: Planted,
 }
 
 impl PgClusterSpec {
@@ -91,7 +94,14 @@ impl PgClusterSpec {
             backup: Some(Placement::new("az-b1", "region-2")),
             durability: Durability::standard(),
             timing: Timing::simulation(),
+            planted: Planted::default(),
         }
+    }
+
+    /// Runs every member with the bugs `planted` (an unsafe configuration).
+    pub fn planted(mut self, planted: Planted) -> Self {
+        self.planted = planted;
+        self
     }
 
     pub fn durability(mut self, durability: Durability) -> Self {
@@ -190,6 +200,7 @@ impl PgCluster {
             durability: spec.durability.clone(),
             timing: spec.timing.clone(),
             roles: self.roles.clone(),
+            planted: spec.planted.clone(),
         }
     }
 

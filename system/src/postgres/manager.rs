@@ -83,11 +83,20 @@ pub struct Manager {
     me: String,
     timing: Timing,
     fence_ms: Option<u64>,
+    /// Whether the lease fences writes (false only for the planted `no_fence` bug).
+    fenced: bool,
 }
 
 impl Manager {
     pub fn new(me: &str, timing: Timing) -> Self {
-        Manager { me: me.into(), timing, fence_ms: None }
+        Manager { me: me.into(), timing, fence_ms: None, fenced: true }
+    }
+
+    /// With `fenced` false (a planted bug, [`super::planted::Planted::no_fence`]), a primary
+    /// holding a lease may write forever, and demotes only when the DCS says it lost the key.
+    pub fn fenced(mut self, fenced: bool) -> Self {
+        self.fenced = fenced;
+        self
     }
 
     pub fn timing(&self) -> &Timing {
@@ -106,7 +115,10 @@ impl Manager {
 
     /// Until when the primary may acknowledge writes (0: not at all).
     pub fn fence_ms(&self) -> u64 {
-        self.fence_ms.unwrap_or(0)
+        match self.fence_ms {
+            Some(_) if !self.fenced => u64::MAX,
+            fence => fence.unwrap_or(0),
+        }
     }
 
     pub fn may_write(&self, now_ms: u64) -> bool {

@@ -29,6 +29,8 @@ use super::dcs::{ClusterView, Command, Outcome};
 use super::dcs_client::DcsClient;
 use super::manager::{Action as HaAction, LocalRole, Manager, Timing};
 use super::member::{Action, Input, Member, MemberConfig, Observed};
+use super::observe::Acknowledged;
+use super::planted::Planted;
 use super::protocol::{
     MemberRequest, MemberStatus, Replication, Request, Response, CLIENT_PORT, MEMBER_PORT, REPLICATION_PORT,
 };
@@ -53,6 +55,8 @@ pub struct PgConfig {
     pub timing: Timing,
     /// The roles this member claims, namespaced by its cluster.
     pub roles: PgRoles,
+    /// Bugs planted for the checkers to catch (none in a safe configuration).
+    pub planted: Planted,
 }
 
 /// Why the stream or flow a step belonged to ends.
@@ -112,7 +116,7 @@ pub async fn run(mut ctx: NodeCtx, config: PgConfig) {
     }
     let dcs = DcsClient::new(&mut ctx, config.dcs.clone());
     let wal_dialer = Dialer::new(&mut ctx, DialOptions::new(REPLICATION_PORT, Encoding::Json));
-    let manager = Manager::new(&ctx.name, config.timing.clone());
+    let manager = Manager::new(&ctx.name, config.timing.clone()).fenced(!config.planted.no_fence);
     let member = Member::new(MemberConfig {
         me: ctx.name.clone(),
         zone: ctx.zone.clone(),
@@ -120,6 +124,7 @@ pub async fn run(mut ctx: NodeCtx, config: PgConfig) {
         durability: config.durability.clone(),
         sender_timeout_ms: config.timing.wal_sender_timeout_ms,
         roles: config.roles.clone(),
+        planted: config.planted.clone(),
     });
     let node = Arc::new(Node {
         ctx,
@@ -201,6 +206,9 @@ impl Node {
         match action {
             Action::Settle { id, response } => {
                 if let Some(tx) = locked(&self.answers).remove(&id) {
+                    if let Response::Committed { epoch, index } = response {
+                        self.ctx.observe(&Acknowledged { epoch, index });
+                    }
                     let _ = tx.send(response);
                 }
             }
@@ -224,6 +232,7 @@ impl Node {
                 Observed::Demoted(d) => self.ctx.observe(&d),
                 Observed::Flushed(f) => self.ctx.observe(&f),
                 Observed::Rewound(r) => self.ctx.observe(&r),
+                Observed::FirstWrite(w) => self.ctx.observe(&w),
             },
             Action::Trace { kind, fields } => self.ctx.trace(kind, fields),
             Action::Sometimes(what) => self.ctx.sometimes(what),

@@ -30,7 +30,8 @@ use serde_json::Value;
 use super::cluster::PgRoles;
 use super::data::{Durability, SyncCommit, Tables, Txn};
 use super::manager::{Local, LocalRole};
-use super::observe::{Demoted, Flushed, Promoted, Rewound};
+use super::observe::{Demoted, FirstWrite, Flushed, Promoted, Rewound};
+use super::planted::Planted;
 use super::protocol::{MemberRole, MemberStatus, ReadInfo, Replication, Response};
 use super::replication::{StandbyProgress, SyncRep};
 use super::wal::{Cut, History, Position, Wal, WalRecord};
@@ -46,6 +47,7 @@ pub struct MemberConfig {
     /// `wal_sender_timeout`: a standby silent this long is no synchronous candidate.
     pub sender_timeout_ms: u64,
     pub roles: PgRoles,
+    pub planted: Planted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +116,7 @@ pub enum Observed {
     Demoted(Demoted),
     Flushed(Flushed),
     Rewound(Rewound),
+    FirstWrite(FirstWrite),
 }
 
 /// What the shell must do, in order.

@@ -4,8 +4,9 @@
 
 use serde_json::json;
 
-use super::{closed, trace, Action, Member, Pending, Role};
+use super::{closed, trace, Action, Member, Observed, Pending, Role};
 use crate::postgres::data::{SyncCommit, Txn};
+use crate::postgres::observe::FirstWrite;
 use crate::postgres::protocol::{Replication, Response};
 use crate::postgres::replication::{StandbyProgress, SyncChange, SyncRep, SyncState};
 use crate::postgres::timeline;
@@ -71,8 +72,16 @@ impl Member {
         let body = Body::Commit { txn: txn.id, writes: txn.writes.clone() };
         let (file, bytes) = self.wal.push(WalRecord { index, epoch: mine, commit_wall_ms: wall_ms, body });
         self.head.apply(mine, index, &txn.writes);
-        self.pending.insert(id, Pending { index, epoch: mine, level, waiting: false });
         out.push(Action::Append { file, bytes, from: index });
+        if self.wal.get(index - 1).is_some_and(|r| r.epoch == mine && r.body == Body::Promote) {
+            out.push(Action::Observe(Observed::FirstWrite(FirstWrite { epoch: mine, index })));
+        }
+        if self.config.planted.ack_before_fsync && level == SyncCommit::Local {
+            // The planted bug: answered before the fsync below has even started.
+            out.push(Action::Settle { id, response: Response::Committed { epoch: mine, index } });
+        } else {
+            self.pending.insert(id, Pending { index, epoch: mine, level, waiting: false });
+        }
         out.push(self.sync_upto(index));
     }
 

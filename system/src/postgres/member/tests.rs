@@ -15,6 +15,7 @@ fn config(me: &str, zone: &str) -> MemberConfig {
         durability: Durability::standard(),
         sender_timeout_ms: 3_000,
         roles: PgRoles::for_prefix("pg"),
+        planted: Default::default(),
     }
 }
 

@@ -1,0 +1,21 @@
+//! Bugs planted on purpose, so that the checkers can prove they see them. Each is off in every
+//! safe configuration; a scenario's unsafe configuration turns one on and must be caught.
+//!
+//! - `ack_before_fsync`: the primary answers a `synchronous_commit = local` transaction as soon
+//!   as its record is appended, before the fsync completes (as a server that trusted a volatile
+//!   write cache would). A crash inside the fsync loses an acknowledged commit even when the same
+//!   member stays primary. `on` commits still wait for the synchronous standby, which only ever
+//!   receives flushed records, so they are not affected.
+//! - `no_fence`: the primary never stops acknowledging on its own when it cannot renew its leader
+//!   lease: it demotes only once it reads the DCS and finds the key gone or held by another (no
+//!   lease fence in the server, no watchdog in the agent). A primary cut off from the DCS but
+//!   reachable by clients keeps acknowledging after another member has been promoted.
+
+use serde::{Deserialize, Serialize};
+
+/// The planted bugs a member runs with (all off by default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planted {
+    pub ack_before_fsync: bool,
+    pub no_fence: bool,
+}
