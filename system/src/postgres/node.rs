@@ -233,6 +233,7 @@ impl Node {
                 Observed::Flushed(f) => self.ctx.observe(&f),
                 Observed::Rewound(r) => self.ctx.observe(&r),
                 Observed::FirstWrite(w) => self.ctx.observe(&w),
+                Observed::SyncStandby(s) => self.ctx.observe(&s),
             },
             Action::Trace { kind, fields } => self.ctx.trace(kind, fields),
             Action::Sometimes(what) => self.ctx.sometimes(what),

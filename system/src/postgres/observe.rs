@@ -77,3 +77,15 @@ pub struct FirstWrite {
 impl Observation for FirstWrite {
     const KIND: &'static str = "pg.first_write";
 }
+
+/// The primary of `epoch` now acknowledges `on` commits under `standby` (None: under no
+/// synchronous standby at all, Patroni's `/sync` degraded to none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStandby {
+    pub epoch: u64,
+    pub standby: Option<String>,
+}
+
+impl Observation for SyncStandby {
+    const KIND: &'static str = "pg.sync_standby";
+}

@@ -30,7 +30,7 @@ use serde_json::Value;
 use super::cluster::PgRoles;
 use super::data::{Durability, SyncCommit, Tables, Txn};
 use super::manager::{Local, LocalRole};
-use super::observe::{Demoted, FirstWrite, Flushed, Promoted, Rewound};
+use super::observe::{Demoted, FirstWrite, Flushed, Promoted, Rewound, SyncStandby};
 use super::planted::Planted;
 use super::protocol::{MemberRole, MemberStatus, ReadInfo, Replication, Response};
 use super::replication::{StandbyProgress, SyncRep};
@@ -117,6 +117,7 @@ pub enum Observed {
     Flushed(Flushed),
     Rewound(Rewound),
     FirstWrite(FirstWrite),
+    SyncStandby(SyncStandby),
 }
 
 /// What the shell must do, in order.

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{closed, trace, Action, Member, Observed, Pending, Role};
 use crate::postgres::data::{SyncCommit, Txn};
-use crate::postgres::observe::FirstWrite;
+use crate::postgres::observe::{FirstWrite, SyncStandby};
 use crate::postgres::protocol::{Replication, Response};
 use crate::postgres::replication::{StandbyProgress, SyncChange, SyncRep, SyncState};
 use crate::postgres::timeline;
@@ -146,6 +146,7 @@ impl Member {
         self.sync.committed(&SyncChange { standby: standby.clone() });
         self.release(now_ms, out);
         out.push(Action::Sometimes(if standby.is_some() { "pg.sync_standby_named" } else { "pg.sync_standby_none" }));
+        out.push(Action::Observe(Observed::SyncStandby(SyncStandby { epoch, standby: standby.clone() })));
         out.push(trace("pg.sync_standby", json!({ "epoch": epoch, "standby": standby })));
     }
 
