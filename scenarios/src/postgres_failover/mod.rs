@@ -15,20 +15,27 @@
 
 pub(crate) mod checker;
 pub(crate) mod history;
+mod probes;
 mod schedule;
 mod workload;
 
 use sim::{node_main, Plan, Topology};
 use system::postgres::data::Durability;
+use system::postgres::planted::Planted;
 use system::postgres::{PgCluster, PgClusterSpec};
 
-use crate::scenario::{Built, Scenario};
+use crate::scenario::{Built, Scenario, WindowProbe};
+use sim::ratio::Ratio;
 use checker::{LivenessChecker, SafetyChecker};
 
 pub static SCENARIO: Scenario = Scenario {
     name: "postgres-failover",
     about: "PostgreSQL-like primary/standby with a Patroni-like manager: kill, isolate, partition or pause the primary under sign-ups and permission changes",
-    configs: &[("async-credentials", "credentials on asynchronous commit (unsafe): failovers must lose acknowledged sign-ups")],
+    configs: &[
+        ("async-credentials", "credentials on asynchronous commit (unsafe): failovers must lose acknowledged sign-ups"),
+        ("pg-ack-before-fsync", "the primary acknowledges local commits before its fsync (unsafe): a crash-restart loses them"),
+        ("pg-no-fence", "the primary keeps acknowledging after losing its lease (unsafe): two primaries write at once"),
+    ],
     sweep_must_reach: &[
         "fault.kill",
         "fault.isolate",
@@ -45,7 +52,12 @@ pub static SCENARIO: Scenario = Scenario {
         "pg.wal_archived",
         "pg.base_backup",
     ],
-    window_probes: &[],
+    window_probes: &[
+        WindowProbe { name: probes::ON_COMMIT_IN_FLIGHT_AT_FAILOVER, min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: probes::PRIMARY_CRASH_RESTARTED_IN_LEASE, min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: probes::CRASH_WITHOUT_SYNC_STANDBY, min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: probes::SYNC_STANDBY_DEGRADED, min_rate: Ratio::new(1, 100) },
+    ],
     draw: |seed, _config| schedule::draw(seed, &names()),
     build,
 };
@@ -79,8 +91,12 @@ pub(crate) fn spec(durability: Durability) -> PgClusterSpec {
 /// The cluster (with its DCS and backup store) and the application node running the workload;
 /// shared with `postgres-pitr`, which adds a node of its own.
 pub(crate) fn cluster(durability: Durability) -> (Plan, PgCluster) {
+    cluster_with(spec(durability))
+}
+
+fn cluster_with(spec: PgClusterSpec) -> (Plan, PgCluster) {
     let mut plan = Plan::new(Topology::new(), DURATION_MS);
-    let pg = spec(durability).add_to(&mut plan);
+    let pg = spec.add_to(&mut plan);
     plan.topology.add(CLIENT, "az-1", "region-1");
     let cluster = pg.clone();
     plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, cluster.clone())));
@@ -103,7 +119,11 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
         Some("async-credentials") => Durability::async_credentials(),
         _ => Durability::standard(),
     };
-    let (mut plan, pg) = cluster(durability);
+    let planted = Planted {
+        ack_before_fsync: config == Some("pg-ack-before-fsync"),
+        no_fence: config == Some("pg-no-fence"),
+    };
+    let (mut plan, pg) = cluster_with(spec(durability).planted(planted));
     plan.schedule = schedule;
     Built::new(plan).checker(SafetyChecker { pg: pg.clone() }).checker(liveness(&pg))
 }
