@@ -20,7 +20,7 @@ use system::postgres::data::SyncCommit;
 use system::postgres::wal::{Body, Position, Wal};
 use system::postgres::PgCluster;
 
-use super::history::{AppliedFault, History};
+use super::history::{AppliedFault, History, Promotion};
 use crate::scenario::{Checker, Verdict};
 
 /// At most this many violations of one kind are listed; a count says how many more.
@@ -63,9 +63,10 @@ impl Checker for SafetyChecker {
 /// Every acknowledged commit is judged by the class it was committed under. An `on` commit must
 /// be on the final timeline, at the position it was acknowledged at, whatever happened. A
 /// `local` commit was fsynced by the primary that acknowledged it, so it survives any crash of
-/// that member as long as it stays primary: it may be lost only when another member was
-/// promoted after it (a failover that did not have it). Such a loss is counted against the
-/// first such failover, not a violation.
+/// that member as long as it stays primary: when the next primary after it is that same member
+/// (a crash-restart inside its lease, re-elected), its new timeline must start past it. It may
+/// be lost only when another member was promoted after it (a failover that did not have it);
+/// such a loss is counted against the first such failover, not a violation.
 fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict) {
     let on_timeline: BTreeMap<&str, Position> = final_wal
         .records()
@@ -92,11 +93,19 @@ fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict)
             a.index,
             a.at_ms
         );
-        let failover = h.promotions.iter().filter(|p| p.epoch > a.epoch && p.node != a.node).min_by_key(|p| p.epoch);
-        match failover {
+        let later = |p: &&Promotion| p.epoch > a.epoch;
+        let next = h.promotions.iter().filter(later).min_by_key(|p| p.epoch);
+        let failover = h.promotions.iter().filter(later).filter(|p| p.node != a.node).min_by_key(|p| p.epoch);
+        match (next, failover) {
             _ if a.must_survive() => lost.push(what),
-            Some(p) => *lost_to.entry(p.epoch).or_default() += 1,
-            None => lost.push(format!("{what}, and no other member was promoted after it")),
+            // Its own member came back as the next primary without it: lost to a crash of the
+            // member that acknowledged it, whatever failovers came later.
+            (Some(n), _) if n.node == a.node && n.index <= a.index => lost.push(format!(
+                "{what}: {} came back as the primary of epoch {} from index {} without it",
+                n.node, n.epoch, n.index
+            )),
+            (_, Some(p)) => *lost_to.entry(p.epoch).or_default() += 1,
+            (_, None) => lost.push(format!("{what}, and no other member was promoted after it")),
         }
     }
     let lost_local: u64 = lost_to.values().sum();
