@@ -282,6 +282,9 @@ fn sweep(
         summary.failed,
         out.join("summary.json").display()
     );
+    for p in summary.probes.iter().filter(|p| p.requirement == "window") {
+        eprintln!("probe {}", p.describe());
+    }
     for v in &summary.sweep_violations {
         eprintln!("sweep violation: {v}");
     }

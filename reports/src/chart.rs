@@ -87,6 +87,7 @@ pub fn markdown(s: &Summary) -> String {
         }
     }
     metrics_table(s, &mut md);
+    probes_table(s, &mut md);
     let _ = writeln!(md, "\n## Sometimes records (summed)\n");
     for (scenario, counts) in &s.sometimes {
         for (k, v) in counts {
@@ -98,6 +99,37 @@ pub fn markdown(s: &Summary) -> String {
     }
     let _ = writeln!(md, "\n![wall time per run](sim-time.svg)");
     md
+}
+
+/// Per scenario: each window probe and must-reach record, with the share of runs that reached it.
+fn probes_table(s: &Summary, md: &mut String) {
+    if s.probes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Window probes\n\nA requirement is judged once a sweep is large enough that a probe working at its \
+         minimum rate would miss every run with chance under 1/1000; it fails when its count would be that \
+         unlikely.\n\n| scenario | probe | kind | runs reached | rate | minimum | verdict |\n|---|---|---|---|---|---|---|"
+    );
+    for p in &s.probes {
+        let verdict = match (p.judged, p.ok) {
+            (false, _) => format!("not judged (needs {} runs)", p.runs_to_judge),
+            (true, true) => "ok".to_string(),
+            (true, false) => "**too rare**".to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {} | {}/{} | {:.1}% | {} | {verdict} |",
+            p.scenario,
+            p.name,
+            p.requirement,
+            p.reached,
+            p.runs,
+            100.0 * p.rate,
+            p.min_rate
+        );
+    }
 }
 
 /// Per scenario and metric: p50, p99 and mean over the sweep's runs.

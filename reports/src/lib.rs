@@ -2,6 +2,7 @@
 //! and `report.md` with an SVG chart (for people).
 
 pub mod chart;
+pub mod probes;
 pub mod summary;
 
 pub use summary::Summary;

@@ -7,6 +7,8 @@ use std::path::Path;
 use scenarios::{RunReport, Scenario};
 use serde::Serialize;
 
+use crate::probes::ProbeRate;
+
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub scenarios: Vec<String>,
@@ -18,7 +20,11 @@ pub struct Summary {
     pub failed: usize,
     /// "Sometimes" records summed over the sweep, per scenario.
     pub sometimes: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Sweep-level failures: a scenario whose faults never fired is not testing anything.
+    /// Each scenario's window probes and must-reach records: how many runs reached them, and
+    /// whether the sweep was large enough to judge that (see `probes`).
+    pub probes: Vec<ProbeRate>,
+    /// Sweep-level failures: a scenario whose faults never fired, or that reached a deciding
+    /// window too rarely, is not testing what it claims.
     pub sweep_violations: Vec<String>,
     pub replay: Vec<String>,
     pub runs: Vec<RunReport>,
@@ -33,11 +39,13 @@ impl Summary {
                 *totals.entry(k.clone()).or_default() += v;
             }
         }
-        let mut run_counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for r in &runs {
-            *run_counts.entry(r.scenario.as_str()).or_default() += 1;
-        }
-        let sweep_violations = unreached(scenarios, &sometimes, &run_counts, config.as_deref());
+        let probes: Vec<ProbeRate> =
+            scenarios.iter().flat_map(|s| crate::probes::rates(s, &runs, config.is_none())).collect();
+        let sweep_violations = probes
+            .iter()
+            .filter(|p| !p.ok)
+            .map(|p| format!("{}: the sweep reached `{}` too rarely: {}", p.scenario, p.name, p.describe()))
+            .collect();
         let passed = runs.iter().filter(|r| r.passed).count();
         Summary {
             scenarios: scenarios.iter().map(|s| s.name.to_string()).collect(),
@@ -48,6 +56,7 @@ impl Summary {
             passed,
             failed: runs.len() - passed,
             sometimes,
+            probes,
             sweep_violations,
             replay: runs.iter().filter(|r| !r.passed).map(RunReport::replay_command).collect(),
             runs,
@@ -70,32 +79,4 @@ impl Summary {
         }
         Ok(())
     }
-}
-
-/// Fewer runs than this are too few to expect every rare state.
-pub const MIN_RUNS_FOR_SOMETIMES: usize = 10;
-
-/// Sometimes records each scenario's sweep should have reached but did not. Only checked for
-/// the default config over enough seeds to expect them.
-fn unreached(
-    scenarios: &[&Scenario],
-    sometimes: &BTreeMap<String, BTreeMap<String, u64>>,
-    run_counts: &BTreeMap<&str, usize>,
-    config: Option<&str>,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for s in scenarios {
-        let runs = run_counts.get(s.name).copied().unwrap_or(0);
-        if config.is_some() || runs < MIN_RUNS_FOR_SOMETIMES {
-            continue;
-        }
-        let empty = BTreeMap::new();
-        let seen = sometimes.get(s.name).unwrap_or(&empty);
-        for must in s.sweep_must_reach {
-            if seen.get(*must).copied().unwrap_or(0) == 0 {
-                out.push(format!("{}: the sweep never reached `{must}`", s.name));
-            }
-        }
-    }
-    out
 }

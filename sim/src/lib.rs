@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod ctx;
 pub mod disk;
+pub mod ending;
 pub mod engine;
 pub mod fault;
 pub mod link;
@@ -22,6 +23,7 @@ pub mod trace;
 pub mod world;
 
 pub use ctx::NodeCtx;
+pub use ending::{Ending, EndingPhase, EndingStep};
 pub use engine::Engine;
 pub use fault::{Fault, Scheduled, Target};
 pub use observation::{Observation, Observations};

@@ -54,6 +54,18 @@ impl Observation for FaultApplied {
     const KIND: &'static str = "fault";
 }
 
+/// A block of a synced file that a `Fault::Corrupt` damaged (node: the damaged disk's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskCorrupted {
+    pub file: String,
+    /// The 512-byte block's index in the file.
+    pub block: u64,
+}
+
+impl Observation for DiskCorrupted {
+    const KIND: &'static str = "sim.disk_corrupted";
+}
+
 /// Every observation of a run, in the order they were recorded.
 #[derive(Default)]
 pub struct Observations {
@@ -92,9 +104,26 @@ impl Observations {
         self.faults().filter(|f| matches!(f.value.fault, Fault::HealAll)).map(|f| f.t_ms).last()
     }
 
-    /// The time of the last fault of any kind.
+    /// The time of the last fault of any kind. The run's ending (its heal, its power loss) is
+    /// not a fault: it is recorded as [`crate::EndingStep`]s, which this does not see.
     pub fn last_fault_ms(&self) -> Option<u64> {
         self.faults().map(|f| f.t_ms).last()
+    }
+
+    /// The steps of the run's ending, in order (none when the plan has no ending).
+    pub fn ending(&self) -> impl Iterator<Item = Seen<'_, crate::EndingStep>> + '_ {
+        self.of::<crate::EndingStep>()
+    }
+
+    /// When the ending stopped the clients and healed the world (`duration_ms`).
+    pub fn ending_started_ms(&self) -> Option<u64> {
+        self.ending().find(|s| s.value.phase == crate::EndingPhase::ClientsStopped).map(|s| s.t_ms)
+    }
+
+    /// When the servers restarted after the ending's power loss and the verifiers started:
+    /// what was acknowledged before this must be found in what recovered.
+    pub fn recovery_started_ms(&self) -> Option<u64> {
+        self.ending().find(|s| s.value.phase == crate::EndingPhase::Recovery).map(|s| s.t_ms)
     }
 
     pub fn len(&self) -> usize {

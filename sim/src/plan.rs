@@ -1,11 +1,19 @@
-//! What an engine runs: a topology, a main function per node, a fault schedule and a duration.
+//! What an engine runs: a topology, a main function per node, a fault schedule, a duration and
+//! (optionally) the run's [`Ending`].
+//!
+//! Nodes come in three kinds. A server ([`Plan::node`]: a store member, a sentinel, a proxy) is
+//! restarted by `HealAll` and by the ending, and loses power in the ending. A client
+//! ([`Plan::client`]: a workload) is stopped for good when the ending begins. A verifier
+//! ([`Plan::verifier`]) starts only when the ending's recovery starts, to read the final state.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::ctx::NodeCtx;
+use crate::ending::Ending;
 use crate::fault::Scheduled;
 use crate::topology::Topology;
 use crate::world::WorldState;
@@ -24,33 +32,65 @@ where
 
 pub struct Plan {
     pub topology: Topology,
-    /// One main per topology node, by name.
+    /// One main per server and client node, by name, started with the run.
     pub mains: Vec<(String, NodeMain)>,
+    /// Which of `mains` are clients (stopped for good when the ending begins).
+    pub clients: BTreeSet<String>,
+    /// Nodes started only when the ending's recovery starts.
+    pub verifiers: Vec<(String, NodeMain)>,
     /// Faults in the order they fire; ties fire in list order.
     pub schedule: Vec<Scheduled>,
+    /// The workload's part of the run: the schedule runs until here, then the ending (if any).
     pub duration_ms: u64,
+    /// How the run ends after `duration_ms`; `None` stops every node there, crashing nothing.
+    pub ending: Option<Ending>,
 }
 
 impl Plan {
     pub fn new(topology: Topology, duration_ms: u64) -> Self {
-        Plan { topology, mains: Vec::new(), schedule: Vec::new(), duration_ms }
+        Plan {
+            topology,
+            mains: Vec::new(),
+            clients: BTreeSet::new(),
+            verifiers: Vec::new(),
+            schedule: Vec::new(),
+            duration_ms,
+            ending: None,
+        }
     }
 
+    /// Adds a server: started with the run, restarted by `HealAll`, power-lost in the ending.
     pub fn node(&mut self, name: &str, main: NodeMain) -> &mut Self {
-        assert!(self.topology.get(name).is_some(), "node {name} has no place in the topology");
+        self.check_new(name);
         self.mains.push((name.to_string(), main));
         self
+    }
+
+    /// Adds a client (a workload): started with the run like a server, stopped for good at
+    /// `duration_ms` when the plan has an ending. Without an ending it behaves as a server.
+    pub fn client(&mut self, name: &str, main: NodeMain) -> &mut Self {
+        self.node(name, main);
+        self.clients.insert(name.to_string());
+        self
+    }
+
+    /// Adds a verifier: started once, when the ending's recovery starts (the plan needs an
+    /// ending). Faults before then do not start it.
+    pub fn verifier(&mut self, name: &str, main: NodeMain) -> &mut Self {
+        self.check_new(name);
+        self.verifiers.push((name.to_string(), main));
+        self
+    }
+
+    fn check_new(&self, name: &str) {
+        assert!(self.topology.get(name).is_some(), "node {name} has no place in the topology");
+        let taken = self.mains.iter().chain(&self.verifiers).any(|(n, _)| n == name);
+        assert!(!taken, "node {name} has two mains");
     }
 
     pub fn at(&mut self, at_ms: u64, fault: crate::fault::Fault) -> &mut Self {
         self.schedule.push(Scheduled { at_ms, fault });
         self
-    }
-
-    pub(crate) fn sorted_schedule(&self) -> Vec<Scheduled> {
-        let mut s = self.schedule.clone();
-        s.sort_by_key(|f| f.at_ms);
-        s
     }
 }
 

@@ -6,17 +6,20 @@
 //! crashing disks, bookkeeping, tracing) is shared here, so the engines cannot drift apart.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rand::seq::SliceRandom;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use crate::disk::{DiskFarm, DiskFaults};
+use crate::disk::{CrashReport, DiskFarm, DiskFaults};
+use crate::ending::{Action, EndingPhase, EndingStep};
 use crate::fault::{Fault, Target};
 use crate::link::LinkTable;
-use crate::observation::{FaultApplied, Observation, Observations};
+use crate::observation::{DiskCorrupted, FaultApplied, Observation, Observations};
 use crate::topology::Topology;
 use crate::trace::{Event, Trace};
 
@@ -45,6 +48,8 @@ pub struct WorldState {
     sometimes: Mutex<BTreeMap<String, u64>>,
     failures: Mutex<Vec<String>>,
     observations: Mutex<Observations>,
+    /// Set when the ending's recovery starts: verifiers run only from then.
+    recovering: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,7 +74,14 @@ impl WorldState {
             sometimes: Mutex::default(),
             failures: Mutex::default(),
             observations: Mutex::default(),
+            recovering: AtomicBool::new(false),
         }
+    }
+
+    /// True once the run's ending has restarted the servers after its power loss (see
+    /// [`crate::ending`]); verifiers start only then.
+    pub fn recovery_started(&self) -> bool {
+        self.recovering.load(Ordering::SeqCst)
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -204,6 +216,23 @@ pub trait EngineOps {
     fn unclog(&mut self, from: &str, to: &str);
 }
 
+/// Who is who, for the ending: the plan's servers, clients and verifiers, by name.
+pub(crate) struct Roster {
+    pub servers: Vec<String>,
+    pub clients: Vec<String>,
+    pub verifiers: Vec<String>,
+}
+
+impl Roster {
+    pub fn of(plan: &crate::plan::Plan) -> Self {
+        Roster {
+            servers: plan.servers(),
+            clients: plan.clients.iter().cloned().collect(),
+            verifiers: plan.verifiers.iter().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+}
+
 /// Applies faults to a world, keeping track of who is dead, paused or cut off.
 pub struct FaultDriver {
     world: Arc<WorldState>,
@@ -211,6 +240,10 @@ pub struct FaultDriver {
     paused: BTreeSet<String>,
     clogged: BTreeSet<(String, String)>,
     disk_faulty: BTreeSet<String>,
+    /// Clients the ending stopped: nothing restarts them.
+    stopped: BTreeSet<String>,
+    /// Dead nodes whose process alone died (`Crash`): their page cache is still there.
+    process_dead: BTreeSet<String>,
 }
 
 impl FaultDriver {
@@ -221,7 +254,50 @@ impl FaultDriver {
             paused: BTreeSet::new(),
             clogged: BTreeSet::new(),
             disk_faulty: BTreeSet::new(),
+            stopped: BTreeSet::new(),
+            process_dead: BTreeSet::new(),
         }
+    }
+
+    /// Does what the timeline says: a schedule fault, or a step of the ending.
+    pub(crate) fn act(&mut self, ops: &mut dyn EngineOps, action: &Action, roster: &Roster) {
+        match action {
+            Action::Fault(f) => self.apply(ops, f),
+            Action::Ending(phase) => self.ending(ops, *phase, roster),
+        }
+    }
+
+    /// One step of the run's ending (see [`crate::ending`]). Not a fault: it is recorded as an
+    /// [`EndingStep`], and counts no "sometimes".
+    fn ending(&mut self, ops: &mut dyn EngineOps, phase: EndingPhase, roster: &Roster) {
+        let mut lost_bytes = 0;
+        let nodes = match phase {
+            EndingPhase::ClientsStopped => {
+                for n in &roster.clients {
+                    if self.stopped.insert(n.clone()) {
+                        self.lose_power(ops, n);
+                    }
+                }
+                roster.clients.clone()
+            }
+            EndingPhase::Healed => self.heal_all(ops),
+            EndingPhase::PowerLoss => {
+                for n in &roster.servers {
+                    lost_bytes += self.lose_power(ops, n).map_or(0, |r| r.lost_bytes());
+                }
+                roster.servers.clone()
+            }
+            EndingPhase::Recovery => {
+                self.world.recovering.store(true, Ordering::SeqCst);
+                for n in roster.servers.iter().chain(&roster.verifiers) {
+                    self.dead.remove(n);
+                    ops.start(n);
+                }
+                roster.servers.iter().chain(&roster.verifiers).cloned().collect()
+            }
+            EndingPhase::End => Vec::new(),
+        };
+        self.world.observe("world", &EndingStep { phase, nodes, lost_bytes });
     }
 
     pub fn is_alive(&self, node: &str) -> bool {
@@ -272,7 +348,17 @@ impl FaultDriver {
                 inside
             }
             Fault::HealNetwork => self.heal_network(ops),
+            Fault::Crash(t) => self.each(t, |d, n| d.crash_process(ops, n)),
             Fault::Kill(t) => self.each(t, |d, n| d.kill(ops, n)),
+            Fault::Wipe(t) => self.each(t, |d, n| {
+                d.kill(ops, n);
+                d.world.disks.wipe(n);
+                d.world.record(n, "wipe", json!({}));
+            }),
+            Fault::Corrupt { target, file, file_prefix, block } => {
+                let nodes = w.resolve(target);
+                nodes.into_iter().filter(|n| self.corrupt(n, file.as_deref(), file_prefix.as_deref(), *block)).collect()
+            }
             Fault::Restart(t) => self.each(t, |d, n| d.restart(ops, n)),
             Fault::HealAll => self.heal_all(ops),
         }
@@ -313,9 +399,40 @@ impl FaultDriver {
     }
 
     fn kill(&mut self, ops: &mut dyn EngineOps, node: &str) {
-        if !self.dead.insert(node.into()) {
+        let Some(report) = self.lose_power(ops, node) else { return };
+        if report.any_torn() {
+            self.world.sometimes("disk.torn_write");
+        }
+        if report.lost_bytes() > 0 {
+            self.world.sometimes("disk.unsynced_lost");
+        }
+    }
+
+    /// Power loss: a live node dies and its disk crashes; a node whose process alone had died
+    /// loses its page cache now. `None` if the node was already dead and powered off.
+    fn lose_power(&mut self, ops: &mut dyn EngineOps, node: &str) -> Option<CrashReport> {
+        if !self.dead.contains(node) {
+            self.stop_process(ops, node);
+        } else if !self.process_dead.remove(node) {
+            return None;
+        }
+        let report = self.world.disks.crash(node);
+        self.world.record(node, "crash", json!({ "lost_bytes": report.lost_bytes(), "torn": report.any_torn() }));
+        Some(report)
+    }
+
+    /// The process dies; the machine and its page cache stay up.
+    fn crash_process(&mut self, ops: &mut dyn EngineOps, node: &str) {
+        if self.dead.contains(node) {
             return;
         }
+        self.stop_process(ops, node);
+        self.process_dead.insert(node.into());
+        self.world.record(node, "process_crash", json!({}));
+    }
+
+    fn stop_process(&mut self, ops: &mut dyn EngineOps, node: &str) {
+        self.dead.insert(node.into());
         // A paused process that dies is no longer paused; engines that model a pause as held
         // links (turmoil) must release them, or the restarted node would stay cut off.
         if self.paused.remove(node) {
@@ -323,20 +440,48 @@ impl FaultDriver {
         }
         ops.kill(node);
         self.world.drop_roles(node);
-        let report = self.world.disks.crash(node);
-        if report.any_torn() {
-            self.world.sometimes("disk.torn_write");
-        }
-        if report.lost_bytes() > 0 {
-            self.world.sometimes("disk.unsynced_lost");
-        }
-        self.world.record(node, "crash", json!({ "lost_bytes": report.lost_bytes(), "torn": report.any_torn() }));
     }
 
+    /// Starts dead targets (a crashed process finds its page cache); a live one is killed
+    /// (power loss) and started again.
     fn restart(&mut self, ops: &mut dyn EngineOps, node: &str) {
-        self.kill(ops, node);
+        if self.stopped.contains(node) {
+            return;
+        }
+        if !self.dead.contains(node) {
+            self.kill(ops, node);
+        }
         self.dead.remove(node);
+        self.process_dead.remove(node);
         ops.start(node);
+    }
+
+    /// Damages one block of a synced file of `node` (chosen from the seed where not given);
+    /// false if the disk has no such synced file.
+    fn corrupt(&mut self, node: &str, file: Option<&str>, prefix: Option<&str>, block: Option<u64>) -> bool {
+        let w = &self.world;
+        let candidates: Vec<(String, usize)> = w
+            .disks
+            .synced_files(node)
+            .into_iter()
+            .filter(|(f, _)| file.is_none_or(|want| f == want) && prefix.is_none_or(|p| f.starts_with(p)))
+            .collect();
+        // One stream per node and moment: removing another fault from the schedule does not
+        // move this one's choice.
+        let mut rng = crate::rng::derive(w.seed, &format!("~corrupt/{node}"), w.now_ms());
+        let Some((file, len)) = candidates.choose(&mut rng).cloned() else {
+            w.record(node, "corrupt_missed", json!({ "file": file, "file_prefix": prefix }));
+            return false;
+        };
+        let blocks = len.div_ceil(crate::disk::sim_disk::BLOCK_SIZE) as u64;
+        let block = block.unwrap_or_else(|| rng.gen_range(0..blocks));
+        if !w.disks.corrupt_block(node, &file, block as usize) {
+            w.record(node, "corrupt_missed", json!({ "file": file, "block": block }));
+            return false;
+        }
+        w.sometimes("disk.corrupted");
+        w.observe(node, &DiskCorrupted { file, block });
+        true
     }
 
     fn pause(&mut self, ops: &mut dyn EngineOps, node: &str) {
@@ -362,7 +507,12 @@ impl FaultDriver {
             ops.resume(&n);
             touched.insert(n);
         }
-        for n in std::mem::take(&mut self.dead) {
+        let stopped = &self.stopped;
+        let (stay, back): (BTreeSet<String>, BTreeSet<String>) =
+            std::mem::take(&mut self.dead).into_iter().partition(|n| stopped.contains(n));
+        self.dead = stay;
+        for n in back {
+            self.process_dead.remove(&n);
             ops.start(&n);
             touched.insert(n);
         }

@@ -4,10 +4,28 @@
 //!
 //! Storage is two files: `<prefix>.log`, checksummed records of entries (appended and fsynced
 //! before any message that depends on them leaves), and `<prefix>.hs`, the hard state, replaced
-//! atomically (write, fsync, rename). On start a torn tail of the log is cut off at the last good
-//! record; a corrupt record also ends the log there (and is traced). A failed write or fsync is
-//! treated as PostgreSQL treats a failed fsync: the in-memory state can no longer be trusted, so
-//! the shell rebuilds the core from what is on disk, as a restarted process would.
+//! atomically (write, fsync, rename).
+//!
+//! Disk errors are fail-stop, as PostgreSQL treats a failed fsync (a `PANIC`): after an error
+//! from a write, an fsync or the hard-state replace, none of the Ready's messages (the votes and
+//! acknowledgements that depended on it) leave; the in-memory core is dropped and the member
+//! starts again from what its disk holds, as a restarted process would. Recovery never reads an
+//! I/O error as an empty log (only a missing file is empty): it retries until the disk reads,
+//! and it fsyncs what it read before building on it (after a failed fsync, the page cache may
+//! hold writes the disk never got; acknowledging them from a re-read would promise what a power
+//! loss takes back).
+//!
+//! On start a torn tail of the log (an unsynced append cut by a crash) is cut off at the last
+//! good record. A checksum failure, a record that does not follow, an unreadable hard state, a
+//! hard-state commit beyond the log, or no hard state at all in a later life (a wiped disk)
+//! means synced records are gone: the member is *damaged* ([`crate::raft::Raft::mark_damaged`]:
+//! no votes, no campaigns, no acknowledgements) until it is repaired from the leader. The
+//! damage is recorded in `<prefix>.damaged` (durably) so that a crash before the repair cannot
+//! hide it behind the cut log; the file goes once the core says it is repaired.
+//!
+//! Left out: a failed read of a file while running (the log is only read at recovery), and
+//! telling apart a wiped disk from a member killed before its first hard-state write (both
+//! are treated as damaged: a cautious member votes again only after a repair).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -98,6 +116,8 @@ impl Consensus {
             applied: applied_tx,
             status: status_tx,
             persisted: HardState::default(),
+            damage_recorded: false,
+            term_mismatches: 0,
         };
         tokio::spawn(member.run(cmd_rx, inbound_rx));
         (Consensus { commands: cmd_tx, status: status_rx }, applied_rx)
@@ -125,6 +145,10 @@ struct Member {
     status: watch::Sender<Status>,
     /// The hard state last written to disk.
     persisted: HardState,
+    /// `<prefix>.damaged` is on disk: the log lost synced records and is not repaired yet.
+    damage_recorded: bool,
+    /// The core's term-mismatch count last reported.
+    term_mismatches: u64,
 }
 
 type Pending = BTreeMap<u64, (u64, oneshot::Sender<Result<u64, ProposeError>>)>;
@@ -136,7 +160,7 @@ impl Member {
         mut inbound: mpsc::UnboundedReceiver<Envelope>,
     ) {
         let tick = Duration::from_millis(self.config.tick_ms);
-        let mut raft = self.recover();
+        let mut raft = self.recover().await;
         let mut pending = Pending::new();
         // One timer for the tick, reset when it fires: a fresh sleep per loop turn would leave
         // a cancelled timer in the simulator's queue for every message.
@@ -153,13 +177,26 @@ impl Member {
                     ticker.as_mut().reset(next);
                 }
             }
+            self.report_term_mismatches(&raft);
             if raft.has_ready() {
                 if let Err(e) = self.handle_ready(&mut raft, &mut pending).await {
+                    // Fail-stop: nothing that depended on the failed write left; the core is
+                    // dropped and rebuilt from the disk, as after a restart.
                     self.ctx.trace("consensus.io_error", json!({ "error": e.to_string() }));
                     self.ctx.sometimes("consensus.rebuilt_after_io_error");
                     fail_all(&mut pending, ProposeError::Superseded);
+                    self.publish_down();
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    raft = self.recover();
+                    raft = self.recover().await;
+                    self.term_mismatches = 0;
+                } else if self.damage_recorded && !raft.is_damaged() {
+                    // The repaired log was persisted by the Ready just handled.
+                    if self.ctx.disk.remove(&self.damage_file()).is_ok() {
+                        self.damage_recorded = false;
+                        self.ctx
+                            .trace("consensus.repaired", json!({ "term": raft.term(), "commit": raft.commit_index() }));
+                        self.ctx.sometimes("raft.repaired");
+                    }
                 }
             }
         }
@@ -218,6 +255,24 @@ impl Member {
         Ok(())
     }
 
+    /// Reports each `Append` that found this log holding the leader's index with another term.
+    fn report_term_mismatches(&mut self, raft: &Raft) {
+        let n = raft.term_mismatches();
+        if n > self.term_mismatches {
+            self.term_mismatches = n;
+            self.ctx.trace("raft.term_mismatch", json!({ "term": raft.term(), "last_index": raft.last_index() }));
+            self.ctx.sometimes("raft.term_mismatch");
+        }
+    }
+
+    /// The member is down (rebuilding after a disk error): no role, no leader.
+    fn publish_down(&self) {
+        if self.status.borrow().role == Some(Role::Leader) {
+            self.ctx.set_role(&self.config.leader_role, false);
+        }
+        self.status.send_replace(Status::default());
+    }
+
     fn publish_status(&self, raft: &Raft, was_leader: bool) {
         let leader = raft.leader().and_then(|id| self.config.members.get(&id).cloned());
         let status = Status { role: Some(raft.role()), term: raft.term(), leader, commit: raft.commit_index() };
@@ -271,51 +326,129 @@ impl Member {
         self.ctx.disk.replace_file(&self.hs_file(), &bytes).await
     }
 
-    /// Rebuilds the core from disk, cutting a torn or corrupt log tail.
-    fn recover(&mut self) -> Raft {
-        let hs = self.read_hard_state();
-        self.persisted = hs;
-        let log = self.read_log();
-        let mut hs = hs;
-        let last = log.last().map_or(0, |e| e.index);
-        if hs.commit > last {
-            // Only a corrupt synced record can get here: the data it held is gone from this
-            // node, and the leader will send it again.
-            self.ctx.trace("consensus.commit_beyond_log", json!({ "commit": hs.commit, "last": last }));
-            hs.commit = last;
-        }
-        self.ctx.trace("consensus.recovered", json!({ "term": hs.term, "commit": hs.commit, "last_index": last }));
-        let seed = rand::RngCore::next_u64(&mut self.ctx.rng);
-        Raft::new(self.config.raft.clone(), hs, log, seed)
+    fn damage_file(&self) -> String {
+        format!("{}.damaged", self.config.file_prefix)
     }
 
-    fn read_hard_state(&self) -> HardState {
-        let bytes = self.ctx.disk.read(&self.hs_file()).unwrap_or_default();
-        let decoded = records::decode_all(&bytes);
-        decoded.records.first().and_then(|r| postcard::from_bytes(r).ok()).unwrap_or_default()
-    }
-
-    fn read_log(&self) -> Vec<Entry> {
-        let bytes = self.ctx.disk.read(&self.log_file()).unwrap_or_default();
-        let decoded = records::decode_all(&bytes);
-        if !decoded.is_clean() {
-            self.ctx.trace(
-                "consensus.log_tail_cut",
-                json!({ "tail": format!("{:?}", decoded.tail), "valid_len": decoded.valid_len }),
-            );
-            self.ctx.sometimes("consensus.log_tail_cut");
-            // Not yet durable: a crash before the next fsync cuts the same tail again.
-            let _ = self.ctx.disk.truncate(&self.log_file(), decoded.valid_len as u64);
-        }
-        let mut entries: Vec<Entry> = Vec::new();
-        for r in decoded.records {
-            match postcard::from_bytes::<Entry>(&r) {
-                Ok(e) if e.index == entries.len() as u64 + 1 => entries.push(e),
-                _ => break,
+    /// Rebuilds the core from disk, retrying while the disk fails (fail-stop: the member takes
+    /// no part in the group meanwhile).
+    async fn recover(&mut self) -> Raft {
+        loop {
+            match self.try_recover().await {
+                Ok(raft) => return raft,
+                Err(e) => {
+                    self.ctx.trace("consensus.recovery_failed", json!({ "error": e.to_string() }));
+                    self.ctx.sometimes("consensus.recovery_failed");
+                    tokio::time::sleep(Duration::from_millis(1_000)).await;
+                }
             }
         }
-        entries
     }
+
+    async fn try_recover(&mut self) -> io::Result<Raft> {
+        let hs = read_optional(&self.ctx.disk, &self.hs_file())?;
+        let log = read_optional(&self.ctx.disk, &self.log_file())?;
+        let mut loaded = load(hs.as_deref(), log.as_deref().unwrap_or_default(), self.ctx.incarnation);
+        let disk = &self.ctx.disk;
+        if let Some(valid_len) = loaded.cut_to {
+            self.ctx.trace("consensus.log_tail_cut", json!({ "valid_len": valid_len, "damage": loaded.damage }));
+            self.ctx.sometimes("consensus.log_tail_cut");
+            disk.truncate(&self.log_file(), valid_len as u64)?;
+        }
+        if loaded.damage.is_none() && disk.exists(&self.damage_file()) {
+            loaded.damage = Some("damage recorded before, not repaired yet");
+        }
+        if let Some(why) = loaded.damage {
+            // Durable before anything is built on the cut log, so a crash cannot hide it.
+            disk.replace_file(&self.damage_file(), why.as_bytes()).await?;
+            self.ctx.trace("consensus.damaged", json!({ "why": why, "last_index": loaded.entries.len() }));
+            self.ctx.sometimes("raft.damaged");
+        }
+        // What was read may be page cache a failed fsync never wrote: make it durable first.
+        if log.is_some() {
+            disk.sync(&self.log_file()).await?;
+        }
+        self.damage_recorded = loaded.damage.is_some();
+        self.persisted = loaded.hs;
+        let last = loaded.entries.len() as u64;
+        self.ctx.trace(
+            "consensus.recovered",
+            json!({ "term": loaded.hs.term, "commit": loaded.hs.commit, "last_index": last, "damaged": self.damage_recorded }),
+        );
+        let seed = rand::RngCore::next_u64(&mut self.ctx.rng);
+        let mut raft = Raft::new(self.config.raft.clone(), loaded.hs, loaded.entries, seed);
+        if self.damage_recorded {
+            raft.mark_damaged();
+        }
+        Ok(raft)
+    }
+}
+
+/// A file's bytes; `None` when it does not exist. Any other error is an error, never "empty".
+fn read_optional(disk: &sim::disk::Disk, file: &str) -> io::Result<Option<Vec<u8>>> {
+    match disk.read(file) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a member's files hold, as recovery reads them.
+#[derive(Debug, PartialEq, Eq)]
+struct Loaded {
+    hs: HardState,
+    entries: Vec<Entry>,
+    /// Cut the log file to this length (a torn or damaged tail).
+    cut_to: Option<usize>,
+    /// Why synced records are gone, if they are.
+    damage: Option<&'static str>,
+}
+
+/// Decodes the hard state (`None`: no file) and the log of a member in its `incarnation`-th
+/// life (the first is 1). Never panics on what it reads: anything malformed ends the log and is damage, except
+/// a torn tail (an unsynced append cut by a crash).
+fn load(hs: Option<&[u8]>, log: &[u8], incarnation: u64) -> Loaded {
+    let mut damage = None;
+    let mut hs = match hs {
+        None if incarnation > 1 => {
+            damage = Some("no hard state in a later life (a wiped disk)");
+            HardState::default()
+        }
+        None => HardState::default(),
+        Some(bytes) => match records::decode_all(bytes).records.first().map(|r| postcard::from_bytes(r)) {
+            Some(Ok(hs)) => hs,
+            _ => {
+                damage = Some("unreadable hard state");
+                HardState::default()
+            }
+        },
+    };
+    let decoded = records::decode_all(log);
+    let mut cut_to = (!decoded.is_clean()).then_some(decoded.valid_len);
+    if matches!(decoded.tail, records::Tail::Corrupt { .. }) {
+        damage = damage.or(Some("checksum failure in the log"));
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut offset = 0;
+    for r in &decoded.records {
+        match postcard::from_bytes::<Entry>(r) {
+            Ok(e) if e.index == entries.len() as u64 + 1 && e.term >= entries.last().map_or(1, |l| l.term) => {
+                offset += records::HEADER_LEN + r.len();
+                entries.push(e);
+            }
+            _ => {
+                damage = damage.or(Some("a log record that does not follow"));
+                cut_to = Some(offset);
+                break;
+            }
+        }
+    }
+    let last = entries.len() as u64;
+    if hs.commit > last {
+        damage = damage.or(Some("hard-state commit beyond the log"));
+        hs.commit = last;
+    }
+    Loaded { hs, entries, cut_to, damage }
 }
 
 fn fail_all(pending: &mut Pending, err: ProposeError) {
@@ -350,4 +483,71 @@ async fn listen(net: Net, port: u16, inbound: mpsc::UnboundedSender<Envelope>) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(items: &[Vec<u8>]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        items.iter().for_each(|p| records::encode_into(&mut buf, p));
+        buf
+    }
+
+    fn entry(index: u64, term: u64) -> Vec<u8> {
+        postcard::to_stdvec(&Entry { term, index, data: vec![1] }).unwrap()
+    }
+
+    fn hs(term: u64, commit: u64) -> Vec<u8> {
+        records::encode(&postcard::to_stdvec(&HardState { term, voted_for: Some(1), commit }).unwrap())
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_is_not_damage() {
+        let mut log = encode(&[entry(1, 1), entry(2, 1)]);
+        let full = log.len();
+        log.extend_from_slice(&encode(&[entry(3, 1)])[..5]);
+        let l = load(Some(&hs(1, 2)), &log, 1);
+        assert_eq!((l.entries.len(), l.cut_to, l.damage), (2, Some(full), None));
+    }
+
+    #[test]
+    fn a_checksum_failure_in_synced_records_is_damage() {
+        let mut log = encode(&[entry(1, 1), entry(2, 1), entry(3, 1)]);
+        log[records::HEADER_LEN + 2] ^= 0xff;
+        let l = load(Some(&hs(1, 3)), &log, 1);
+        assert_eq!(l.entries.len(), 0);
+        assert_eq!(l.hs.commit, 0, "commit clamped to what is left");
+        assert!(l.damage.is_some());
+    }
+
+    #[test]
+    fn a_record_that_does_not_follow_or_a_commit_past_the_log_is_damage() {
+        let skip = load(Some(&hs(2, 1)), &encode(&[entry(1, 1), entry(3, 1)]), 1);
+        assert_eq!((skip.entries.len(), skip.damage.is_some()), (1, true));
+        let older = load(Some(&hs(2, 1)), &encode(&[entry(1, 2), entry(2, 1)]), 1);
+        assert_eq!((older.entries.len(), older.damage.is_some()), (1, true));
+        let short = load(Some(&hs(2, 5)), &encode(&[entry(1, 1)]), 1);
+        assert_eq!((short.hs.commit, short.damage.is_some()), (1, true));
+    }
+
+    #[test]
+    fn lost_or_unreadable_hard_state_is_damage_after_the_first_life() {
+        assert_eq!(load(None, &[], 1).damage, None, "a brand-new member");
+        assert!(load(None, &[], 2).damage.is_some(), "a wiped disk");
+        assert!(load(Some(b"garbage"), &[], 0).damage.is_some());
+        let clean = load(Some(&hs(3, 1)), &encode(&[entry(1, 1)]), 4);
+        assert_eq!((clean.hs.term, clean.entries.len(), clean.cut_to, clean.damage), (3, 1, None, None));
+    }
+
+    #[test]
+    fn an_io_error_is_not_an_empty_file() {
+        let farm = sim::disk::DiskFarm::new(1);
+        let disk = sim::disk::Disk::Sim(farm.disk("n"));
+        assert_eq!(read_optional(&disk, "raft.log").unwrap(), None);
+        disk.append("raft.log", b"x").unwrap();
+        farm.set_faults("n", sim::disk::DiskFaults { io_error: sim::ratio::Ratio::new(1, 1), ..Default::default() });
+        assert!(read_optional(&disk, "raft.log").is_err());
+    }
 }

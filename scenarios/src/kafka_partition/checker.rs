@@ -34,12 +34,13 @@ pub struct ProgressChecker {
 
 impl Checker for ProgressChecker {
     fn check(&self, outcome: &Outcome, v: &mut Verdict) {
-        let (h, recovery_from_ms) = outcome.observations(|o| {
+        let (h, recovery_from_ms, clients_stopped_ms) = outcome.observations(|o| {
             let from = o.last_heal_ms().or(o.last_fault_ms()).unwrap_or(0);
-            (History::read(o, &self.kafka), from)
+            (History::read(o, &self.kafka), from, o.ending_started_ms())
         });
         let g = h.group(&self.group);
-        let end_ms = outcome.sim_time_ms;
+        // The workload's end: where the run's ending stopped the clients, if it has one.
+        let end_ms = clients_stopped_ms.unwrap_or(outcome.sim_time_ms);
         let whole = self.rebalanced(g, recovery_from_ms, end_ms, v);
         if whole {
             self.consumed(outcome, &h, g, v);

@@ -1,10 +1,14 @@
 //! The log invariants of one cluster, judged on the partition logs its brokers' disks hold at the
-//! end of the run: no acknowledged record is lost or moved, none appears twice, and every
-//! replica holds the leader's log.
+//! end of the run — after the run's final power loss and recovery, when the plan has an ending —
+//! and on what a verifier read through the consumer protocol after that recovery: no
+//! acknowledged record is lost or moved, none appears twice, none is out of its producer's
+//! order, and every replica holds the leader's log.
 //!
 //! "No duplicates from producer retries" means the log itself never holds a record twice; a
 //! consumer may still process a record twice after a rebalance (at-least-once delivery), which
-//! is allowed and not checked here.
+//! is allowed and not checked here. "In order" means one producer session's records are in the
+//! log in the order it produced them (idempotence promises it with up to five requests in
+//! flight); values end in a counter that grows in production order (see the producer).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +17,7 @@ use system::kafka::cluster::FinalPartition;
 use system::kafka::{Acks, KafkaCluster, Record, TopicPartition};
 
 use super::history::History;
+use super::verifier::VerifierRead;
 use crate::scenario::{Checker, Verdict};
 
 /// At most this many violations of one kind are listed per partition; a count says the rest.
@@ -25,9 +30,19 @@ pub struct LogChecker {
 
 impl Checker for LogChecker {
     fn check(&self, outcome: &Outcome, v: &mut Verdict) {
-        let h = outcome.observations(|o| History::read(o, &self.kafka));
+        let (h, reads, recovered) = outcome.observations(|o| {
+            let reads: BTreeMap<TopicPartition, Vec<(u64, String)>> = o
+                .of::<VerifierRead>()
+                .filter(|s| s.value.cluster == self.kafka.prefix())
+                .map(|s| (s.value.tp, s.value.records))
+                .collect();
+            (History::read(o, &self.kafka), reads, o.recovery_started_ms().is_some())
+        });
         for (tp, fp) in &self.kafka.final_logs(&outcome.world) {
             check_partition(&h, tp, fp, v);
+            if recovered && !tp.is_internal() {
+                read_back(&h, tp, reads.get(tp), v);
+            }
         }
     }
 }
@@ -41,6 +56,7 @@ fn check_partition(h: &History, tp: &TopicPartition, fp: &FinalPartition, v: &mu
     if !tp.is_internal() {
         lost(h, tp, leader, leader_log, v);
         duplicates(tp, leader_log, v);
+        in_order(tp, leader_log, v);
     }
     for (node, log) in fp.replicas.iter().filter(|(n, _)| n.as_str() != leader) {
         converged(tp, leader, leader_log, node, log, v);
@@ -52,6 +68,31 @@ fn acks_name(acks: Acks) -> &'static str {
         Acks::All => "acks=all",
         Acks::Leader => "acks=1",
     }
+}
+
+/// Every acknowledged record was read back, at its offset, by the verifier after recovery.
+fn read_back(h: &History, tp: &TopicPartition, read: Option<&Vec<(u64, String)>>, v: &mut Verdict) {
+    let Some(read) = read else {
+        v.violation("liveness", format!("the verifier could not read {tp} to its end after recovery"));
+        return;
+    };
+    let lost: Vec<String> = h
+        .acked
+        .iter()
+        .filter(|a| a.tp == *tp)
+        .filter(|a| usize::try_from(a.offset).ok().and_then(|o| read.get(o)).is_none_or(|(_, value)| *value != a.value))
+        .map(|a| {
+            let acks = acks_name(a.acks);
+            format!(
+                "{} acknowledged ({acks}) as {tp}@{} at {} ms was not read back after recovery ({} records read)",
+                a.value,
+                a.offset,
+                a.t_ms,
+                read.len()
+            )
+        })
+        .collect();
+    v.violations_upto("lost record", lost, LIST_AT_MOST);
 }
 
 /// Every acknowledged record is in the leader's final log, at the offset it was acknowledged at.
@@ -98,6 +139,32 @@ fn duplicates(tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
         }
     }
     v.violations_upto("duplicate record", dups, LIST_AT_MOST);
+}
+
+/// Each producer session's values (`<session>-<counter>`) appear with growing counters; a
+/// value appended twice is a duplicate, not also a reordering.
+fn in_order(tp: &TopicPartition, log: &[Record], v: &mut Verdict) {
+    let mut last: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut reordered = Vec::new();
+    for r in log {
+        let first_time = seen.insert(r.value.as_str(), ()).is_none();
+        let Some((session, counter)) = r.value.rsplit_once('-').and_then(|(s, c)| Some((s, c.parse::<u64>().ok()?)))
+        else {
+            continue;
+        };
+        match last.get(session) {
+            Some(&(c, o)) if counter < c && first_time => reordered.push(format!(
+                "{} is in {tp} at offset {} after {session}-{c} (offset {o}), which was produced later",
+                r.value, r.offset
+            )),
+            Some(&(c, _)) if counter < c => {}
+            _ => {
+                last.insert(session, (counter, r.offset));
+            }
+        }
+    }
+    v.violations_upto("reordered record", reordered, LIST_AT_MOST);
 }
 
 /// A follower must hold a prefix of the leader's log; of the data topic, all of it (producers

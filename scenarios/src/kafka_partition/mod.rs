@@ -10,6 +10,12 @@
 //! a record the log no longer has; the group is stable again and every acknowledged record is
 //! consumed within bounds after the heal.
 //!
+//! Producers (up to five batches in flight per partition, idempotent) and consumers are the
+//! plan's clients. The run ends with the world's ending (see [`ENDING`]): clients stop, every
+//! fault heals, every server loses power at once and restarts, and a verifier reads every
+//! partition from offset 0; the log checker judges the recovered disks and the verifier's read.
+//! Faults may overlap (see the schedule for how broker crashes stay within Kafka's promise).
+//!
 //! The cluster comes from [`system::kafka::cluster`]; the workload and the controllers report
 //! what happened as typed observations, and each checker is an object built from the cluster
 //! handle and the workload's bounds, reading fault times from the observed faults.
@@ -23,6 +29,11 @@
 //! client timed out while the coordinator was cut off reaches it later, when the member's
 //! generation is live there again, and overwrites the member's newer acknowledged commit. The
 //! checker must catch the stored offset going back (about 2% of seeds).
+//!
+//! `--config kafka-inflight-no-idempotence` keeps five requests in flight without idempotence:
+//! batches land twice or out of order, and the log checker must say so. `--config
+//! kafka-no-dedup` plants a leader that ignores producer ids and sequences (a broken dedup),
+//! for the duplicates checker.
 
 pub mod checker;
 mod consumer;
@@ -31,14 +42,16 @@ pub mod log_checker;
 pub mod offsets_checker;
 mod producer;
 mod schedule;
+pub mod verifier;
 
 use sim::{node_main, Plan, Topology};
 use system::kafka::{Acks, KafkaClusterSpec};
 
-use crate::scenario::{Built, Scenario};
+use crate::scenario::{Built, Scenario, WindowProbe};
 use checker::{FailoverMetrics, ProgressChecker};
 use log_checker::LogChecker;
 use offsets_checker::OffsetsChecker;
+use sim::ratio::Ratio;
 
 pub static SCENARIO: Scenario = Scenario {
     name: "kafka-partition",
@@ -46,6 +59,8 @@ pub static SCENARIO: Scenario = Scenario {
     configs: &[
         ("kafka-acks1-unclean", "acks=1 and unclean leader election: acknowledged records can be lost (the checker must catch it)"),
         ("kafka-late-commits", "the coordinator accepts a late OffsetCommit older than the member's newer ones, as Kafka does: committed offsets go back (the checker must catch it)"),
+        ("kafka-inflight-no-idempotence", "five produce requests in flight per partition without idempotence: retried batches land twice or out of order (the checker must catch it)"),
+        ("kafka-no-dedup", "planted fault: leaders ignore producer ids and sequences, appending retried batches again (the duplicates checker must catch it)"),
     ],
     sweep_must_reach: &[
         "fault.kill",
@@ -64,7 +79,11 @@ pub static SCENARIO: Scenario = Scenario {
         "workload.rebalance",
         "workload.resumed_from_commit",
     ],
-    window_probes: &[],
+    window_probes: &[
+        WindowProbe { name: "kafka.not_enough_replicas_after_append", min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: "kafka.duplicate_produce", min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: "kafka.isr_of_one_leader_lost", min_rate: Ratio::new(1, 100) },
+    ],
     draw: |seed, config| schedule::draw(seed, &spec(config).cluster()),
     build,
 };
@@ -81,7 +100,13 @@ pub const GROUP: &str = "log-consumers";
 pub const HEAL_AT_MS: u64 = 40_000;
 /// Producers stop starting new batches here, so consumers can drain before the end.
 pub const PRODUCE_UNTIL_MS: u64 = 50_000;
+/// Clients stop here for good; then the run's ending (see [`ENDING`]).
 pub const DURATION_MS: u64 = 60_000;
+/// The run's ending: healed and quiet for `settle_ms` (more than the brokers' writeback
+/// interval, and time for followers to catch up), then every server loses power at once and
+/// restarts; the verifier reads every partition during `recover_ms`.
+pub const ENDING: sim::Ending = sim::Ending { settle_ms: 3_000, recover_ms: 20_000 };
+pub const VERIFIER: &str = "verifier";
 /// The group must be stable again this long after the heal.
 pub const REBALANCE_BOUND_MS: u64 = 15_000;
 /// Producers must get an acknowledgement again this long after the heal.
@@ -98,6 +123,8 @@ pub fn spec(config: Option<&str>) -> KafkaClusterSpec {
             spec.durability.unclean_leader_election = true;
         }
         Some("kafka-late-commits") => spec.timing.broker.group.fence_late_commits = false,
+        Some("kafka-inflight-no-idempotence") => spec.timing.client.enable_idempotence = false,
+        Some("kafka-no-dedup") => spec.timing.broker.dedup_retries = false,
         _ => {}
     }
     spec
@@ -107,18 +134,21 @@ fn build(seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Buil
     let spec = spec(config);
     let mut plan = Plan::new(Topology::new(), DURATION_MS);
     let kafka = spec.add_to(&mut plan);
-    for client in PRODUCERS.iter().chain(CONSUMERS.iter()) {
+    for client in PRODUCERS.iter().chain(CONSUMERS.iter()).chain([&VERIFIER]) {
         plan.topology.add(client, CLIENT_ZONE, &spec.region);
     }
     for (i, name) in PRODUCERS.iter().enumerate() {
         let kafka = kafka.clone();
-        plan.node(name, node_main(move |ctx| producer::run(ctx, kafka.clone(), i as u64 + 1)));
+        plan.client(name, node_main(move |ctx| producer::run(ctx, kafka.clone(), i as u64 + 1)));
     }
     let bounces = schedule::consumer_bounces(seed);
     for (name, bounce_at) in CONSUMERS.iter().zip(bounces) {
         let kafka = kafka.clone();
-        plan.node(name, node_main(move |ctx| consumer::run(ctx, kafka.clone(), bounce_at)));
+        plan.client(name, node_main(move |ctx| consumer::run(ctx, kafka.clone(), bounce_at)));
     }
+    let verifier_kafka = kafka.clone();
+    plan.verifier(VERIFIER, node_main(move |ctx| verifier::run(ctx, verifier_kafka.clone())));
+    plan.ending = Some(ENDING);
     plan.schedule = schedule;
     let progress = ProgressChecker {
         kafka: kafka.clone(),

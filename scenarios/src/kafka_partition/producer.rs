@@ -1,5 +1,8 @@
-//! The producer workload: one idempotent producer session per partition, each sending small
-//! batches of unique values and retrying every batch until it is acknowledged.
+//! The producer workload: one producer session per partition, each sending windows of small
+//! batches of unique values (up to `max.in.flight.requests.per.connection` batches in flight
+//! at once) and retrying every batch until it is acknowledged. A value names its producer
+//! node, life, partition and a counter that grows in production order, so the log checker can
+//! see a batch appended twice or after one produced later.
 
 use std::time::Duration;
 
@@ -29,18 +32,23 @@ async fn pipeline(mut ctx: NodeCtx, kafka: KafkaCluster, index: u64, partition: 
     let mut resets = 0u64;
     let mut producer = PartitionProducer::new(client, tp.clone(), acks, base_pid);
     let mut n = 0u64;
+    let in_flight = kafka.client_settings().max_in_flight_requests.max(1);
     while ctx.clock.now_ms() < PRODUCE_UNTIL_MS {
-        let count = rng.gen_range(2..=6u64);
-        let values: Vec<String> =
-            (n..n + count).map(|i| format!("{}.{}-p{partition}-{i}", ctx.name, ctx.incarnation)).collect();
-        let delivery = producer
-            .send(&mut rng, values.clone(), || {
+        let mut window = Vec::new();
+        for _ in 0..rng.gen_range(1..=in_flight) {
+            let count = rng.gen_range(2..=6u64);
+            window.push((n..n + count).map(|i| format!("{}.{}-p{partition}-{i}", ctx.name, ctx.incarnation)).collect());
+            n += count;
+        }
+        let deliveries = producer
+            .send_window(&mut rng, window.clone(), || {
                 resets += 1;
                 base_pid + resets
             })
             .await;
-        record(&ctx, &kafka, &tp, values, &delivery);
-        n += count;
+        for (values, delivery) in window.into_iter().zip(&deliveries) {
+            record(&ctx, &kafka, &tp, values, delivery);
+        }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(40..120))).await;
     }
 }

@@ -110,7 +110,7 @@ fn cluster_with(spec: PgClusterSpec) -> (Plan, PgCluster) {
     let pg = spec.add_to(&mut plan);
     plan.topology.add(CLIENT, "az-1", "region-1");
     let cluster = pg.clone();
-    plan.node(CLIENT, node_main(move |ctx| workload::run(ctx, cluster.clone())));
+    plan.client(CLIENT, node_main(move |ctx| workload::run(ctx, cluster.clone())));
     (plan, pg)
 }
 

@@ -5,6 +5,11 @@
 //! there; the checker compares the result with the history at that time, computed by its own
 //! replay of the final timeline (see [`checker`]).
 //!
+//! The run ends (`sim::ending`) with a power loss of every server and a recovery; the checker
+//! reads the members' WAL and the restored data from the recovered disks. The workload and the
+//! restore node are clients: stopped for good when the ending begins (the restore is long done,
+//! and its result was written durably).
+//!
 //! `--config pitr-stop-late` restores with an off-by-one stop rule (the first record after the
 //! target is replayed too); the checker must report `pitr past target`.
 
@@ -16,7 +21,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sim::clock::SIM_EPOCH_UNIX_MS;
 use sim::disk::DiskFaults;
-use sim::{node_main, Fault, NodeCtx, Observation, Scheduled, Target};
+use sim::{node_main, Ending, Fault, NodeCtx, Observation, Scheduled, Target};
 use system::postgres::archive::StopAt;
 use system::postgres::data::Durability;
 use system::postgres::wal::{History, Position};
@@ -38,6 +43,8 @@ pub static SCENARIO: Scenario = Scenario {
 pub const RESTORE_NODE: &str = "pg-restore";
 const HEAL_AT_MS: u64 = 26_000;
 const RESTORE_AT_MS: u64 = 36_000;
+/// The run's ending: healed and quiet, then every server loses power and recovers.
+const ENDING: Ending = Ending { settle_ms: 3_000, recover_ms: 10_000 };
 /// The rebuilt data on the restore node: the restored tables, the base backup used, and where
 /// replay stopped. The checker reads it back from that node's disk.
 pub(crate) const RESTORED_FILE: &str = "restored.json";
@@ -74,7 +81,8 @@ fn build(seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     let store = pg.backup().expect("the cluster archives").to_string();
     let (target_ms, _) = draw_target(seed);
     plan.schedule = schedule;
-    plan.node(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, store.clone(), target_ms, stop)));
+    plan.client(RESTORE_NODE, node_main(move |ctx| restore_node(ctx, store.clone(), target_ms, stop)));
+    plan.ending = Some(ENDING);
     let checker = checker::PitrChecker { pg, restore_node: RESTORE_NODE.into(), restored_file: RESTORED_FILE.into() };
     Built::new(plan).checker(checker)
 }

@@ -1,5 +1,10 @@
-//! The smoke invariants: acknowledged appends survive on every replica, replicas converge after
-//! the heal, and the log makes progress after the last fault.
+//! The smoke invariants: acknowledged appends survive on every replica, replicas converge, and
+//! the log makes progress after the last fault.
+//!
+//! Survival and convergence are judged from the truth after the last crash: the run ends with a
+//! power loss of every replica and a recovery (see `sim::ending`), and the verifier reads each
+//! replica's recovered log ([`RecoveredLog`]). An acknowledgement ([`Acked`]) is the claim; the
+//! recovered logs are the evidence.
 //!
 //! Fault times come from the observations (the last `HealAll`, or else the last fault), so a run
 //! given another schedule, or none, is judged by the same rules.
@@ -8,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sim::Outcome;
 
-use super::history::{Acked, ReplicaApplied};
+use super::history::{Acked, RecoveredLog};
 use crate::scenario::{Checker, Verdict};
 
 /// At most this many individual violations are listed per kind; the count says the rest.
@@ -17,15 +22,15 @@ const LIST_AT_MOST: usize = 5;
 /// Judges a replicated log's replicas against what its clients were told.
 pub struct LogChecker {
     pub replicas: Vec<String>,
-    /// Clients stop here, so the replicas have settled by the end.
+    /// Clients stop here (the run's ending begins).
     pub workload_stop_ms: u64,
 }
 
 /// What the observations say about one run.
 struct Seen {
     acked: Vec<(String, u64)>,
-    /// Each replica's applied entries in its last life.
-    applied: BTreeMap<String, Vec<String>>,
+    /// Each replica's recovered log, as the verifier read it (missing: never read).
+    recovered: BTreeMap<String, RecoveredLog>,
     recovery_from_ms: u64,
 }
 
@@ -33,17 +38,9 @@ impl LogChecker {
     fn read(&self, outcome: &Outcome) -> Seen {
         outcome.observations(|o| {
             let acked = o.of::<Acked>().map(|a| (a.value.value, a.t_ms)).collect();
-            let mut applied: BTreeMap<String, Vec<String>> =
-                self.replicas.iter().map(|r| (r.clone(), Vec::new())).collect();
-            for seen in o.of::<ReplicaApplied>() {
-                let log = applied.entry(seen.node.to_string()).or_default();
-                match seen.value {
-                    ReplicaApplied::Started => log.clear(),
-                    ReplicaApplied::Entry { value } => log.push(value),
-                }
-            }
+            let recovered = o.of::<RecoveredLog>().map(|r| (r.value.replica.clone(), r.value)).collect();
             let recovery_from_ms = o.last_heal_ms().or(o.last_fault_ms()).unwrap_or(0);
-            Seen { acked, applied, recovery_from_ms }
+            Seen { acked, recovered, recovery_from_ms }
         })
     }
 }
@@ -51,6 +48,9 @@ impl LogChecker {
 impl Checker for LogChecker {
     fn check(&self, outcome: &Outcome, verdict: &mut Verdict) {
         let seen = self.read(outcome);
+        for r in self.replicas.iter().filter(|r| !seen.recovered.contains_key(*r)) {
+            verdict.violation("not recovered", format!("{r} could not be read after the final power loss and restart"));
+        }
         self.acked_survive(&seen, verdict);
         self.converged(&seen, verdict);
         let from = seen.recovery_from_ms;
@@ -76,8 +76,8 @@ impl LogChecker {
     }
 
     fn acked_survive(&self, seen: &Seen, verdict: &mut Verdict) {
-        for (replica, log) in &seen.applied {
-            let log: BTreeSet<&str> = log.iter().map(String::as_str).collect();
+        for (replica, log) in &seen.recovered {
+            let log: BTreeSet<&str> = log.entries.iter().map(|(_, v)| v.as_str()).collect();
             let missing: Vec<String> = seen
                 .acked
                 .iter()
@@ -89,9 +89,10 @@ impl LogChecker {
     }
 
     fn converged(&self, seen: &Seen, verdict: &mut Verdict) {
-        let mut logs = seen.applied.iter();
+        let mut logs = seen.recovered.iter();
         let Some((first, reference)) = logs.next() else { return };
         for (name, log) in logs {
+            let (log, reference) = (&log.entries, &reference.entries);
             if log != reference {
                 let diverge = reference.iter().zip(log.iter()).position(|(a, b)| a != b);
                 verdict.violation(

@@ -9,8 +9,8 @@ use sim::NodeCtx;
 use system::rpc::{Channel, ChannelOptions, Encoding};
 
 use super::history::Acked;
-use super::replica::{AppendRequest, AppendResponse, CLIENT_PORT};
-use super::{REPLICAS, WORKLOAD_STOP_MS};
+use super::replica::{AppendRequest, Request, Response, CLIENT_PORT};
+use super::REPLICAS;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// Concurrent writers: enough that replicas are often mid-fsync when a fault strikes.
@@ -30,24 +30,24 @@ pub async fn run(mut ctx: NodeCtx, leak: bool) {
     }
 }
 
-/// Appends until the workload stops, then returns so the log can settle before the check.
+/// Appends until the run's ending stops the client.
 async fn writer(mut ctx: NodeCtx, id: usize, leak: bool) {
     let mut target = REPLICAS[ctx.rng.gen_range(0..REPLICAS.len())].to_string();
     let channel = Channel::new(&mut ctx, ChannelOptions::new(CLIENT_PORT, Encoding::Json));
     let mut seq = 0u64;
-    while ctx.clock.now_ms() < WORKLOAD_STOP_MS {
+    loop {
         seq += 1;
         let salt = if leak { LEAK.fetch_add(1, Ordering::Relaxed) } else { 0 };
         let value = format!("{}-{}-w{id}-{seq}-{salt}", ctx.name, ctx.incarnation);
         // Retry the same value until acknowledged: a retry after a timeout may append it twice,
         // which the checker tolerates (the log is at-least-once for retried appends).
-        while ctx.clock.now_ms() < WORKLOAD_STOP_MS {
+        loop {
             match append(&ctx, &channel, &target, &value).await {
-                Some(AppendResponse::Committed { index }) => {
+                Some(Response::Committed { index }) => {
                     ctx.observe(&Acked { value: value.clone(), index, replica: target.clone() });
                     break;
                 }
-                Some(AppendResponse::NotLeader { leader: Some(l) }) if l != target => {
+                Some(Response::NotLeader { leader: Some(l) }) if l != target => {
                     channel.forget(&target);
                     target = l;
                 }
@@ -62,7 +62,7 @@ async fn writer(mut ctx: NodeCtx, id: usize, leak: bool) {
     }
 }
 
-async fn append(ctx: &NodeCtx, channel: &Channel, target: &str, value: &str) -> Option<AppendResponse> {
-    let req = AppendRequest { value: value.to_string(), client_wall_ms: ctx.clock.wall_ms() };
+pub(super) async fn append(ctx: &NodeCtx, channel: &Channel, target: &str, value: &str) -> Option<Response> {
+    let req = Request::Append(AppendRequest { value: value.to_string(), client_wall_ms: ctx.clock.wall_ms() });
     channel.call(target, &req, REQUEST_TIMEOUT).await.ok()
 }

@@ -1,5 +1,6 @@
-//! What the smoke workload and replicas observe, for the checker: acknowledged appends and each
-//! replica's applied entries (a replica's applied log starts empty in every life).
+//! What the smoke workload and verifier observe, for the checker: acknowledged appends (a
+//! claim the log made to the client) and, after the run's final power loss and recovery, each
+//! replica's applied log as the verifier read it (the evidence).
 
 use serde::{Deserialize, Serialize};
 use sim::Observation;
@@ -16,14 +17,17 @@ impl Observation for Acked {
     const KIND: &'static str = "smoke.acked";
 }
 
-/// What a replica did to its applied log: a new life starts it empty (entries are re-applied
-/// as they commit again), and each committed entry is appended.
+/// A replica's applied log up to the verifier's barrier, read after recovery.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum ReplicaApplied {
-    Started,
-    Entry { value: String },
+pub struct RecoveredLog {
+    pub replica: String,
+    /// The index of the barrier the verifier committed after recovery: every replica's read
+    /// covers the log up to it, so the reads are comparable.
+    pub upto: u64,
+    /// The non-empty entries up to `upto`, as (index, value).
+    pub entries: Vec<(u64, String)>,
 }
 
-impl Observation for ReplicaApplied {
-    const KIND: &'static str = "smoke.applied";
+impl Observation for RecoveredLog {
+    const KIND: &'static str = "smoke.recovered_log";
 }

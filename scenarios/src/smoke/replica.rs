@@ -1,14 +1,14 @@
-//! A replica of the smoke log: a Raft member that applies appends in order and serves clients.
+//! A replica of the smoke log: a Raft member that applies appends in order and serves clients:
+//! appends from the workload, and reads of its applied log from the verifier.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sim::NodeCtx;
 use system::consensus::{Consensus, ConsensusConfig, ProposeError};
 use system::raft;
 use system::rpc::{self, Answer, Encoding, Listen};
-
-use super::history::ReplicaApplied;
 
 pub const RAFT_PORT: u16 = 7000;
 pub const CLIENT_PORT: u16 = 7001;
@@ -21,11 +21,42 @@ pub struct AppendRequest {
     pub client_wall_ms: u64,
 }
 
+/// What a replica is asked.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum AppendResponse {
-    Committed { index: u64 },
-    NotLeader { leader: Option<String> },
-    Failed { reason: String },
+pub enum Request {
+    Append(AppendRequest),
+    /// The entries this replica applied up to index `upto` (the verifier's read).
+    ReadApplied {
+        upto: u64,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    Committed {
+        index: u64,
+    },
+    NotLeader {
+        leader: Option<String>,
+    },
+    Failed {
+        reason: String,
+    },
+    /// The non-empty entries applied up to the index asked for, as (index, value).
+    Applied {
+        entries: Vec<(u64, String)>,
+    },
+    /// This replica has applied only up to `applied` so far.
+    Behind {
+        applied: u64,
+    },
+}
+
+/// What a replica applied in this life (entries are re-applied from index 1 after a restart).
+#[derive(Default)]
+struct Applied {
+    index: u64,
+    entries: Vec<(u64, String)>,
 }
 
 pub async fn run(mut ctx: NodeCtx, id: u64, members: BTreeMap<u64, String>) {
@@ -42,29 +73,42 @@ pub async fn run(mut ctx: NodeCtx, id: u64, members: BTreeMap<u64, String>) {
         raft: config,
     };
     let (consensus, mut committed) = Consensus::start(&mut ctx, config);
-    ctx.observe(&ReplicaApplied::Started);
-    let applier = ctx.fork();
+    let applied = Arc::new(Mutex::new(Applied::default()));
+    let log = applied.clone();
     tokio::spawn(async move {
         while let Some(entry) = committed.recv().await {
-            if entry.is_noop() {
-                continue;
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            log.index = entry.index;
+            if !entry.is_noop() {
+                log.entries.push((entry.index, String::from_utf8_lossy(&entry.data).into_owned()));
             }
-            applier.observe(&ReplicaApplied::Entry { value: String::from_utf8_lossy(&entry.data).into_owned() });
         }
     });
-    serve_clients(ctx, consensus).await;
+    serve_clients(ctx, consensus, applied).await;
 }
 
-/// Answers appends: each request is proposed to the log and answered once committed.
-async fn serve_clients(ctx: NodeCtx, consensus: Consensus) {
+/// Answers appends (proposed to the log, answered once committed) and reads of the applied log.
+async fn serve_clients(ctx: NodeCtx, consensus: Consensus, applied: Arc<Mutex<Applied>>) {
     let listen = Listen::new(CLIENT_PORT, Encoding::Json);
-    let err = rpc::serve(ctx.net.clone(), listen, move |req: AppendRequest| {
+    let err = rpc::serve(ctx.net.clone(), listen, move |req: Request| {
         let consensus = consensus.clone();
+        let applied = applied.clone();
         async move {
-            Answer::Reply(match consensus.propose(req.value.into_bytes()).await {
-                Ok(index) => AppendResponse::Committed { index },
-                Err(ProposeError::NotLeader(leader)) => AppendResponse::NotLeader { leader },
-                Err(e) => AppendResponse::Failed { reason: e.to_string() },
+            Answer::Reply(match req {
+                Request::Append(req) => match consensus.propose(req.value.into_bytes()).await {
+                    Ok(index) => Response::Committed { index },
+                    Err(ProposeError::NotLeader(leader)) => Response::NotLeader { leader },
+                    Err(e) => Response::Failed { reason: e.to_string() },
+                },
+                Request::ReadApplied { upto } => {
+                    let log = applied.lock().unwrap_or_else(|e| e.into_inner());
+                    if log.index < upto {
+                        Response::Behind { applied: log.index }
+                    } else {
+                        let entries = log.entries.iter().take_while(|(i, _)| *i <= upto).cloned().collect();
+                        Response::Applied { entries }
+                    }
+                }
             })
         }
     })

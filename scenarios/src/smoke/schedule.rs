@@ -4,6 +4,14 @@
 //! Faults are bounded by what a three-replica Raft log promises: overlapping faults may take a
 //! majority down for a while (the log then stalls, which is allowed), but nothing destroys synced
 //! data on a majority, so every acknowledged append must survive.
+//!
+//! Two kinds aim at Raft's deciding windows. The leader cut off from the other replicas but not
+//! from the client keeps appending what the client sends, uncommitted, until check-quorum
+//! deposes it; the majority elects a leader whose entries take the same indexes in a newer term,
+//! so when the cut heals the old leader's log holds the leader's index with another term, and
+//! the consistency check truncates it (`raft.term_mismatch`). And a replica's disk returns I/O
+//! errors for a while (`io_error`): the member must fail-stop — no vote or acknowledgement past
+//! a failed write, fsync or hard-state write — and rebuild from its disk.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -43,7 +51,7 @@ fn pick<'a>(rng: &mut ChaCha8Rng, from: &[&'a str]) -> &'a str {
 /// One fault and the fault that undoes it.
 fn one(rng: &mut ChaCha8Rng, at: u64) -> Vec<Scheduled> {
     let undo_at = at + rng.gen_range(1_000..6_000);
-    let (fault, undo) = match rng.gen_range(0..7) {
+    let (fault, undo) = match rng.gen_range(0..9) {
         0 => {
             let t = if rng.gen_ratio(1, 2) { Target::role("log-leader") } else { Target::node(pick(rng, &REPLICAS)) };
             (Fault::Kill(t.clone()), Fault::Restart(Target::Nodes(REPLICAS.iter().map(|s| s.to_string()).collect())))
@@ -73,6 +81,20 @@ fn one(rng: &mut ChaCha8Rng, at: u64) -> Vec<Scheduled> {
             };
             let (a, b) = (Target::zone(pick(rng, &ZONES)), Target::All);
             (Fault::Link { a: a.clone(), b: b.clone(), shape }, Fault::Link { a, b, shape: LinkShape::default() })
+        }
+        7 => {
+            let leader = Target::role("log-leader");
+            (Fault::Partition { a: leader, b: replicas() }, Fault::HealNetwork)
+        }
+        8 => {
+            let t = Target::node(pick(rng, &REPLICAS));
+            let failing = DiskFaults {
+                io_error: Ratio::new(1, rng.gen_range(3..20)),
+                torn_writes: true,
+                ..DiskFaults::default()
+            };
+            let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
+            (Fault::Disk { target: t.clone(), faults: failing }, Fault::Disk { target: t, faults: torn })
         }
         _ => {
             let mut nodes = REPLICAS.to_vec();

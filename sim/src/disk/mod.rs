@@ -12,6 +12,16 @@
 //!   at a 512-byte sector boundary, possibly ending in a half-written sector.
 //! - Injected I/O errors, bit rot found on read (and persisted, as a bad sector
 //!   would be), latent sector damage, and a disk replaced by an empty one.
+//!
+//! # How a schedule reaches it (see [`crate::fault`])
+//! - `Fault::Disk { faults }` sets [`DiskFaults`] until the next `HealAll`: with
+//!   `io_error`, every operation (read, write, append, `sync`, rename, remove, list)
+//!   fails with that chance as "injected I/O error" and changes nothing; a store
+//!   must stop acknowledging past a failed write or fsync.
+//! - `Fault::Corrupt` flips one block of a synced file ([`DiskFarm::corrupt_block`]).
+//! - `Fault::Crash` kills the process only: the page cache (unsynced data) stays,
+//!   until a power loss ([`DiskFarm::crash`]: `Fault::Kill`, the run's ending).
+//! - `Fault::Wipe` is a power loss followed by [`DiskFarm::wipe`].
 //! - A journaled filesystem's metadata: `rename` and `remove` are atomic and
 //!   durable as soon as they return. Write-to-temp, `sync`, `rename` is therefore
 //!   the atomic-replace idiom; a renamed file's *content* is durable only if it

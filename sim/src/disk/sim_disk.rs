@@ -165,6 +165,15 @@ impl DiskFarm {
         })
     }
 
+    /// The files that have synced content, with its length in bytes, in name order: where
+    /// latent damage to synced data can land.
+    pub fn synced_files(&self, node: &str) -> Vec<(String, usize)> {
+        self.with_node(node, |disk| {
+            let synced = disk.files.iter().filter_map(|(name, f)| Some((name.clone(), f.durable_bytes()?.len())));
+            synced.filter(|(_, len)| *len > 0).collect()
+        })
+    }
+
     /// The disk was replaced, or the node rebuilt from scratch: no files at all.
     pub fn wipe(&self, node: &str) {
         self.with_node(node, |disk| disk.files.clear());

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::ctx::NodeCtx;
 use crate::net::Net;
 use crate::plan::{Outcome, Plan, RunOptions};
-use crate::world::{EngineOps, FaultDriver, TimeSource, WorldState};
+use crate::world::{EngineOps, FaultDriver, Roster, TimeSource, WorldState};
 
 /// How long past the plan's end turmoil may run before it gives up (it must not: the driver
 /// stops at the plan's end).
@@ -19,24 +19,32 @@ const SLACK_MS: u64 = 60_000;
 
 pub fn run(plan: Plan, mut options: RunOptions) -> Outcome {
     let trace = options.trace();
+    let timeline = plan.timeline();
+    let roster = Roster::of(&plan);
     let time = TimeSource::Shared(AtomicU64::new(0));
     let world = Arc::new(WorldState::new(options.seed, plan.topology.clone(), time, trace));
     crate::log::enter(&world);
     let mut sim = turmoil::Builder::new()
         .rng_seed(options.seed)
-        .simulation_duration(Duration::from_millis(plan.duration_ms + SLACK_MS))
+        .simulation_duration(Duration::from_millis(timeline.end_ms + SLACK_MS))
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(4))
         .build();
-    let schedule = plan.sorted_schedule();
-    for (name, main) in plan.mains {
+    let verifiers = plan.verifiers.into_iter().map(|(n, main)| (n, main, true));
+    for (name, main, gated) in plan.mains.into_iter().map(|(n, main)| (n, main, false)).chain(verifiers) {
         let w = world.clone();
         let host = name.clone();
         sim.host(host.as_str(), move || {
-            let fut = main(NodeCtx::sim(&w, Net::turmoil(&name, w.clone()), &name));
+            // A verifier's host exists from the start (so faults can name it), but runs nothing
+            // until the ending's recovery bounces it.
+            let fut =
+                (!gated || w.recovery_started()).then(|| main(NodeCtx::sim(&w, Net::turmoil(&name, w.clone()), &name)));
             async move {
-                fut.await;
+                match fut {
+                    Some(fut) => fut.await,
+                    None => std::future::pending().await,
+                }
                 Ok(())
             }
         });
@@ -44,15 +52,15 @@ pub fn run(plan: Plan, mut options: RunOptions) -> Outcome {
     let names: Vec<String> = plan.topology.names().map(String::from).collect();
     let mut driver = FaultDriver::new(world.clone());
     let mut clogged = BTreeSet::new();
-    let mut pending = schedule.into_iter().peekable();
+    let mut pending = timeline.actions.into_iter().peekable();
     loop {
         let now = sim.elapsed();
         world.publish_time(now);
-        while let Some(s) = pending.next_if(|s| u128::from(s.at_ms) <= now.as_millis()) {
+        while let Some((_, action)) = pending.next_if(|(at_ms, _)| u128::from(*at_ms) <= now.as_millis()) {
             let mut ops = TurmoilOps { sim: &mut sim, names: &names, clogged: &mut clogged };
-            driver.apply(&mut ops, &s.fault);
+            driver.act(&mut ops, &action, &roster);
         }
-        if now.as_millis() >= u128::from(plan.duration_ms) {
+        if now.as_millis() >= u128::from(timeline.end_ms) {
             break;
         }
         if let Err(e) = sim.step() {

@@ -198,7 +198,12 @@ impl BrokerCore {
         }
     }
 
-    fn produce(&mut self, id: ReqId, req: ProduceRequest) {
+    fn produce(&mut self, id: ReqId, mut req: ProduceRequest) {
+        if !self.settings.dedup_retries {
+            // The planted fault: every batch is appended as if it came from a producer without
+            // idempotence.
+            req.producer_id = 0;
+        }
         if req.tp.is_internal() {
             self.reply(id, Response::error(ErrorCode::InvalidRequest));
             return;
@@ -414,6 +419,7 @@ impl BrokerCore {
                 } else if internal {
                     Response::error(ErrorCode::CoordinatorNotAvailable)
                 } else {
+                    self.actions.push(Action::Sometimes("kafka.not_enough_replicas_after_append"));
                     Response::error(ErrorCode::NotEnoughReplicasAfterAppend)
                 }),
                 Some(_) if now >= p.deadline_ms => Some(Response::error(ErrorCode::RequestTimedOut)),

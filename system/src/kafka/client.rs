@@ -51,7 +51,7 @@ impl Client {
 
     /// One request to `node`; `None` when it could not be sent or answered in time (the
     /// connection is then dropped, as a client drops a connection after a request timeout).
-    pub async fn call(&mut self, node: &str, req: &Request, timeout: Duration) -> Option<Response> {
+    pub async fn call(&self, node: &str, req: &Request, timeout: Duration) -> Option<Response> {
         self.channel.call(node, req, timeout).await.ok()
     }
 
@@ -110,8 +110,17 @@ pub struct Delivery {
     pub resets: u32,
 }
 
-/// An idempotent producer session for one partition (`enable.idempotence=true`, one request
-/// in flight, so sequences are sent in order).
+/// A producer session for one partition. With `enable.idempotence` (the default) every batch
+/// carries the session's producer id and the sequence number of its first record, so the
+/// leader appends it once and only right after its predecessor; without, batches go out with
+/// producer id 0 and the leader appends whatever arrives.
+///
+/// Up to `max.in.flight.requests.per.connection` batches are outstanding at once
+/// ([`PartitionProducer::send_window`]). Kafka sends them in order on one connection; the
+/// model's channel pools connections, so they may reach the leader in any order — harsher
+/// than Kafka, where reordering needs a retry. Idempotence holds either way: a batch whose
+/// predecessor has not arrived is refused with `OUT_OF_ORDER_SEQUENCE_NUMBER` and sent again
+/// after it, as the Java client does for the batches behind a failed one.
 pub struct PartitionProducer {
     pub client: Client,
     pub tp: TopicPartition,
@@ -120,69 +129,128 @@ pub struct PartitionProducer {
     next_seq: u64,
 }
 
+/// One batch of a window on its way.
+struct Outgoing {
+    values: Vec<String>,
+    base_seq: u64,
+    attempts: u32,
+    resets: u32,
+    delivered: Option<Delivery>,
+}
+
 impl PartitionProducer {
     pub fn new(client: Client, tp: TopicPartition, acks: Acks, producer_id: u64) -> Self {
         PartitionProducer { client, tp, acks, producer_id, next_seq: 0 }
     }
 
-    /// Sends `values` as one batch and retries it until acknowledged. On
-    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` (the partition lost records this producer had written)
-    /// it starts a new producer session from `new_producer_id`, as the Java client resets.
+    fn idempotent(&self) -> bool {
+        self.client.settings.enable_idempotence
+    }
+
+    /// Sends `values` as one batch and retries it until acknowledged (a window of one).
     pub async fn send(
         &mut self,
         rng: &mut impl Rng,
         values: Vec<String>,
-        mut new_producer_id: impl FnMut() -> u64,
+        new_producer_id: impl FnMut() -> u64,
     ) -> Delivery {
-        let (mut attempts, mut resets) = (0u32, 0u32);
+        self.send_window(rng, vec![values], new_producer_id).await.pop().expect("one batch, one delivery")
+    }
+
+    /// Sends `batches` (at most `max.in.flight.requests.per.connection` of them), all at once,
+    /// and retries each until acknowledged; returns their deliveries in order. A batch refused
+    /// with `OUT_OF_ORDER_SEQUENCE_NUMBER` while an earlier one of the window is unacknowledged
+    /// waits for it; refused when every earlier batch is acknowledged, the partition lost
+    /// records this producer had written, and the session starts over from `new_producer_id`
+    /// (as the Java client resets), renumbering the batches still unacknowledged.
+    pub async fn send_window(
+        &mut self,
+        rng: &mut impl Rng,
+        batches: Vec<Vec<String>>,
+        mut new_producer_id: impl FnMut() -> u64,
+    ) -> Vec<Delivery> {
+        assert!(batches.len() <= self.client.settings.max_in_flight_requests.max(1), "window too large");
+        let mut out: Vec<Outgoing> = Vec::new();
+        for values in batches {
+            let base_seq = self.next_seq;
+            self.next_seq += values.len() as u64;
+            out.push(Outgoing { values, base_seq, attempts: 0, resets: 0, delivered: None });
+        }
         let timeout = self.client.settings.request_timeout_ms;
-        loop {
-            attempts += 1;
+        while out.iter().any(|o| o.delivered.is_none()) {
             let Some((leader, node, _)) = self.client.leader(&self.tp) else {
                 self.client.refresh_metadata(rng).await;
                 self.client.backoff().await;
                 continue;
             };
-            let req = Request::Produce(ProduceRequest {
-                tp: self.tp.clone(),
-                acks: self.acks,
-                timeout_ms: timeout,
-                producer_id: self.producer_id,
-                base_seq: self.next_seq,
-                values: values.clone(),
-            });
-            let resp = self.client.call(&node, &req, Duration::from_millis(timeout + 500)).await;
-            match resp {
-                Some(Response::Produced { base_offset, duplicate }) => {
-                    let base_seq = self.next_seq;
-                    self.next_seq += values.len() as u64;
-                    return Delivery {
-                        base_offset,
-                        producer_id: self.producer_id,
-                        base_seq,
-                        attempts,
-                        duplicate,
-                        leader,
-                        resets,
-                    };
-                }
-                Some(Response::Error { code: ErrorCode::OutOfOrderSequenceNumber, .. }) => {
-                    resets += 1;
-                    self.producer_id = new_producer_id();
-                    self.next_seq = 0;
-                }
-                Some(Response::Error {
-                    code:
-                        ErrorCode::NotEnoughReplicas | ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::RequestTimedOut,
-                    ..
-                }) => self.client.backoff().await,
-                _ => {
-                    self.client.forget_leader(&self.tp);
-                    self.client.refresh_metadata(rng).await;
-                    self.client.backoff().await;
+            let producer_id = if self.idempotent() { self.producer_id } else { 0 };
+            let waiting: Vec<usize> = (0..out.len()).filter(|i| out[*i].delivered.is_none()).collect();
+            let requests: Vec<Request> = waiting
+                .iter()
+                .map(|i| {
+                    Request::Produce(ProduceRequest {
+                        tp: self.tp.clone(),
+                        acks: self.acks,
+                        timeout_ms: timeout,
+                        producer_id,
+                        base_seq: out[*i].base_seq,
+                        values: out[*i].values.clone(),
+                    })
+                })
+                .collect();
+            let client = &self.client;
+            let calls = requests.iter().map(|req| client.call(&node, req, Duration::from_millis(timeout + 500)));
+            let answers = futures_util::future::join_all(calls).await;
+            let (mut lost_records, mut leader_moved, mut backoff) = (false, false, false);
+            let first = waiting[0];
+            for (i, resp) in waiting.into_iter().zip(answers) {
+                // Sent along with an earlier batch, it may have arrived first.
+                let earlier_unacked = i != first;
+                let o = &mut out[i];
+                o.attempts += 1;
+                match resp {
+                    Some(Response::Produced { base_offset, duplicate }) => {
+                        o.delivered = Some(Delivery {
+                            base_offset,
+                            producer_id,
+                            base_seq: o.base_seq,
+                            attempts: o.attempts,
+                            duplicate,
+                            leader,
+                            resets: o.resets,
+                        });
+                    }
+                    Some(Response::Error { code: ErrorCode::OutOfOrderSequenceNumber, .. }) if earlier_unacked => {}
+                    Some(Response::Error { code: ErrorCode::OutOfOrderSequenceNumber, .. }) => lost_records = true,
+                    Some(Response::Error {
+                        code:
+                            ErrorCode::NotEnoughReplicas
+                            | ErrorCode::NotEnoughReplicasAfterAppend
+                            | ErrorCode::RequestTimedOut,
+                        ..
+                    }) => backoff = true,
+                    _ => leader_moved = true,
                 }
             }
+            if lost_records {
+                self.producer_id = new_producer_id();
+                let mut seq = 0;
+                for o in out.iter_mut().filter(|o| o.delivered.is_none()) {
+                    o.base_seq = seq;
+                    o.resets += 1;
+                    seq += o.values.len() as u64;
+                }
+                self.next_seq = seq;
+            }
+            if leader_moved {
+                self.client.forget_leader(&self.tp);
+                self.client.refresh_metadata(rng).await;
+            }
+            if leader_moved || backoff {
+                self.client.backoff().await;
+            }
         }
+        out.into_iter().map(|o| o.delivered.expect("every batch delivered")).collect()
     }
 }
 

@@ -95,6 +95,10 @@ pub struct BrokerSettings {
     pub writeback_interval_ms: u64,
     /// How long an `AlterPartition` may stay unanswered (in the metadata) before it is sent again.
     pub alter_partition_retry_ms: u64,
+    /// Not a Kafka setting: `false` plants a broken leader that ignores producer ids and
+    /// sequence numbers, appending every retried batch again (for proving the duplicates
+    /// checker can fail).
+    pub dedup_retries: bool,
     pub group: GroupSettings,
 }
 
@@ -111,6 +115,7 @@ impl BrokerSettings {
             hw_checkpoint_interval_ms: 1_000,
             writeback_interval_ms: 1_000,
             alter_partition_retry_ms: 1_000,
+            dedup_retries: true,
             group: GroupSettings::default(),
         }
     }
@@ -154,6 +159,15 @@ pub struct ClientSettings {
     pub fetch_max_wait_ms: u64,
     /// `heartbeat.interval.ms` (consumer): 3000 in Kafka, 500 here.
     pub heartbeat_interval_ms: u64,
+    /// `max.in.flight.requests.per.connection` (producer): 5, Kafka's default and the most
+    /// idempotence allows. Here it bounds the produce requests one partition's producer has
+    /// outstanding at once.
+    pub max_in_flight_requests: usize,
+    /// `enable.idempotence` (producer; default true since Kafka 3.0): batches carry a producer
+    /// id and sequence numbers, so the leader appends each batch once and in order. Off, a
+    /// retried batch may be appended twice, and with more than one request in flight, after a
+    /// batch that went after it.
+    pub enable_idempotence: bool,
 }
 
 impl Default for ClientSettings {
@@ -163,6 +177,8 @@ impl Default for ClientSettings {
             retry_backoff_ms: 100,
             fetch_max_wait_ms: 200,
             heartbeat_interval_ms: 500,
+            max_in_flight_requests: 5,
+            enable_idempotence: true,
         }
     }
 }

@@ -126,6 +126,14 @@ impl Controller {
                 if *unclean {
                     self.ctx.sometimes("kafka.unclean_election");
                 }
+                // The ISR had shrunk to the leader alone, and that leader is gone: the window
+                // where `min.insync.replicas` and unclean election decide what survives.
+                if from.is_some()
+                    && to != from
+                    && (*unclean || (to.is_none() && isr.as_slice() == [from.unwrap_or_default()]))
+                {
+                    self.ctx.sometimes("kafka.isr_of_one_leader_lost");
+                }
                 let fields = json!({ "tp": tp.to_string(), "from": from, "to": to, "epoch": leader_epoch, "isr": isr, "unclean": unclean });
                 ("kafka.leader_changed", fields)
             }

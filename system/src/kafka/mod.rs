@@ -40,6 +40,10 @@
 //!   a retried batch is answered with its original offset, never appended twice; a gap is
 //!   `OUT_OF_ORDER_SEQUENCE_NUMBER`. The table is rebuilt from the log on recovery and after a
 //!   truncation, so a new leader deduplicates retries of batches its predecessor appended.
+//!   Producers keep up to `max.in.flight.requests.per.connection` (5) batches outstanding per
+//!   partition; a batch that reaches the leader before its predecessor is refused
+//!   (`OUT_OF_ORDER_SEQUENCE_NUMBER`) and sent again after it, so records stay in order. With
+//!   `enable.idempotence=false` retried batches may land twice or out of order, as in Kafka.
 //! - **Consumer groups** ([`coordinator`]): the coordinator is the leader of the group's
 //!   `__consumer_offsets` partition; JoinGroup / SyncGroup / Heartbeat / LeaveGroup with
 //!   generations, `session.timeout.ms`, `rebalance.timeout.ms`,
@@ -67,8 +71,11 @@
 //! # What it leaves out
 //! Segments, retention and compaction (the log starts at offset 0 forever); transactions and
 //! producer epochs (a producer session that sees a sequence gap starts a new producer id —
-//! Kafka allocates ids through the controller, here a client derives unique ones); more than
-//! one request in flight per partition; controlled shutdown; preferred-leader rebalancing
+//! Kafka allocates ids through the controller, here a client derives unique ones); the
+//! broker's five-batch dedup window (the table keeps every sequence); one ordered connection
+//! per broker (the model's producer sends a window's batches on pooled connections, so they
+//! can arrive in any order, which only makes its ordering harder to keep); controlled
+//! shutdown; preferred-leader rebalancing
 //! (`auto.leader.rebalance.enable`); partition reassignment; static membership and the
 //! KIP-848 protocol; rack awareness; quotas; the metadata log's snapshots; group assignment by
 //! the group's leader member (the coordinator computes a range assignment itself).

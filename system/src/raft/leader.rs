@@ -147,12 +147,20 @@ impl Raft {
         index: u64,
         hint_index: u64,
         hint_term: u64,
+        damaged: bool,
     ) {
         let pr = self.progress.get_mut(&from).expect("leader tracks every voter");
         pr.recent_active = true;
+        pr.damaged = damaged;
         if !success {
             let match_hint = self.log.find_conflict_by_term(hint_index, hint_term);
             let pr = self.progress.get_mut(&from).expect("peer progress");
+            if damaged && match_hint < pr.matched {
+                // It lost entries it had answered for: what it holds is all that matches now.
+                pr.matched = match_hint;
+                pr.become_probe();
+                pr.next = match_hint + 1;
+            }
             if pr.maybe_decrease_to(index, match_hint) {
                 pr.become_probe();
                 self.send_append(from, Send::Commit);
@@ -180,7 +188,9 @@ impl Raft {
     /// Advances the commit index to the highest index on a majority, if that entry is
     /// from the current term (Figure 8). Returns whether it advanced.
     fn maybe_commit(&mut self) -> bool {
-        let mut matched: Vec<u64> = self.progress.values().map(|p| p.matched).collect();
+        // A follower repairing a damaged log holds what it answered for, but its answers are
+        // not acknowledgements (see `Raft::mark_damaged`).
+        let mut matched: Vec<u64> = self.progress.values().map(|p| if p.damaged { 0 } else { p.matched }).collect();
         let n = quorum::committed_index(&mut matched);
         if n > self.log.committed() && self.log.term(n) == Some(self.term) {
             self.log.commit_to(n);

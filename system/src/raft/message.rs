@@ -31,7 +31,11 @@ pub enum Message {
     /// (`prev_index + entries.len()`). On rejection `index` is the rejected `prev_index`,
     /// and `(hint_index, hint_term)` is the follower's last entry that may still match:
     /// the largest index `<= prev_index` whose term is `<= prev_term`.
-    AppendResp { term: u64, success: bool, index: u64, hint_index: u64, hint_term: u64 },
+    ///
+    /// `damaged`: the sender is repairing a damaged log (see [`super::Raft::mark_damaged`]).
+    /// Its answer moves the leader's replication to it forward but is not an acknowledgement:
+    /// it never counts towards commitment.
+    AppendResp { term: u64, success: bool, index: u64, hint_index: u64, hint_term: u64, damaged: bool },
     /// Leadership transfer: the leader tells an up-to-date follower to campaign now.
     TimeoutNow { term: u64 },
 }

@@ -41,6 +41,12 @@ pub struct Raft {
     pub(super) msgs: Vec<(NodeId, Message)>,
     /// The hard state as of the last `ready()`, to detect changes.
     last_hard_state: HardState,
+    /// The log lost records it had synced (see [`Raft::mark_damaged`]): no votes, no
+    /// campaigns, no acknowledgements until a leader's committed entry of its own term is here.
+    damaged: bool,
+    /// Appends whose entry at a matching index carried another term (see
+    /// [`Raft::term_mismatches`]).
+    term_mismatches: u64,
 }
 
 impl Raft {
@@ -77,6 +83,8 @@ impl Raft {
             transfer: None,
             msgs: Vec::new(),
             last_hard_state: hard_state,
+            damaged: false,
+            term_mismatches: 0,
         };
         raft.reset_election_timer();
         raft.check_invariants();
@@ -122,9 +130,37 @@ impl Raft {
     pub fn match_index(&self, peer: NodeId) -> Option<u64> {
         self.progress.get(&peer).map(|p| p.matched)
     }
-    /// Whether this node may campaign (a voter with nonzero priority).
+    /// Whether this node may campaign (a voter with nonzero priority and an undamaged log).
     pub fn is_promotable(&self) -> bool {
-        self.cfg.priority > 0 && self.cfg.voters.contains(&self.cfg.id)
+        self.cfg.priority > 0 && self.cfg.voters.contains(&self.cfg.id) && !self.damaged
+    }
+
+    /// Declares that this node's storage lost records it had synced (a checksum failure inside
+    /// the synced part of the log, an unreadable hard state, a wiped disk). What it voted for or
+    /// acknowledged before may be gone, so until it is repaired it grants no vote (pre-votes
+    /// included), never campaigns, and its answers to the leader are marked `damaged` so they
+    /// never count towards commitment. It is repaired once its log holds, from the current
+    /// leader, an entry the leader committed in its own term: by the Log Matching property it
+    /// then holds every entry committed before, which includes whatever it had acknowledged
+    /// and lost (such an entry was committed, or it was never promised). Call it right after
+    /// [`Raft::new`], before anything is stepped.
+    pub fn mark_damaged(&mut self) {
+        self.damaged = true;
+        if self.role == Role::Leader {
+            self.become_follower(self.term, None);
+        }
+    }
+
+    pub fn is_damaged(&self) -> bool {
+        self.damaged
+    }
+
+    /// How many `Append`s found this node's log holding the leader's index with another term
+    /// (the consistency check failed there, or a conflicting suffix was truncated): the moment
+    /// where a deposed leader's uncommitted tail is thrown away. Counts up for the life of the
+    /// node, so the caller can report each new one.
+    pub fn term_mismatches(&self) -> u64 {
+        self.term_mismatches
     }
 
     // ---- Ready -----------------------------------------------------------------
@@ -290,7 +326,8 @@ impl Raft {
         let term = self.term;
         match *msg {
             Message::Append { .. } | Message::TimeoutNow { .. } => {
-                let resp = Message::AppendResp { term, success: false, index: 0, hint_index: 0, hint_term: 0 };
+                let damaged = self.damaged;
+                let resp = Message::AppendResp { term, success: false, index: 0, hint_index: 0, hint_term: 0, damaged };
                 self.send(from, resp);
             }
             Message::RequestVote { pre_vote, .. } => self.send(from, Message::Vote { term, granted: false, pre_vote }),
@@ -316,9 +353,9 @@ impl Raft {
                 }
                 self.handle_append(from, prev_index, prev_term, &entries, leader_commit);
             }
-            Message::AppendResp { success, index, hint_index, hint_term, .. } => {
+            Message::AppendResp { success, index, hint_index, hint_term, damaged, .. } => {
                 if self.role == Role::Leader {
-                    self.handle_append_resp(from, success, index, hint_index, hint_term);
+                    self.handle_append_resp(from, success, index, hint_index, hint_term, damaged);
                 }
             }
             Message::TimeoutNow { .. } => {
@@ -338,7 +375,8 @@ impl Raft {
             debug_assert_eq!(mterm, self.term);
             self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none())
         };
-        let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        // A damaged log may have lost what made another candidate's log less up to date.
+        let granted = can_vote && !self.damaged && self.log.is_up_to_date(last_index, last_term);
         if granted && !pre_vote {
             self.voted_for = Some(from);
             // Granting a vote is a reason to wait for that candidate rather than compete.
@@ -365,20 +403,48 @@ impl Raft {
         // The leader is alive; keep the current randomized timeout, just restart it.
         self.election_elapsed = 0;
         let term = self.term;
+        if self.mismatches_at_matching_index(prev_index, prev_term, entries) {
+            self.term_mismatches += 1;
+        }
+        let damaged = self.damaged;
         let resp = match self.log.maybe_append(prev_index, prev_term, entries) {
             Some(last_new) => {
                 // Only what is known to match the leader may be committed: entries past
                 // `last_new` could still be a stale tail from an older term.
                 self.log.commit_to(leader_commit.min(last_new));
-                Message::AppendResp { term, success: true, index: last_new, hint_index: 0, hint_term: 0 }
+                if damaged && leader_commit <= last_new && self.log.term(leader_commit) == Some(term) {
+                    self.repaired(from);
+                }
+                Message::AppendResp { term, success: true, index: last_new, hint_index: 0, hint_term: 0, damaged }
             }
             None => {
                 let hint_index = self.log.find_conflict_by_term(prev_index, prev_term);
                 let hint_term = self.log.term(hint_index).expect("hint within log");
-                Message::AppendResp { term, success: false, index: prev_index, hint_index, hint_term }
+                Message::AppendResp { term, success: false, index: prev_index, hint_index, hint_term, damaged }
             }
         };
         self.send(from, resp);
+    }
+
+    /// Whether our log holds an index of this `Append` (its `prev_index` or one of its
+    /// entries) with a different term than the leader's.
+    fn mismatches_at_matching_index(&self, prev_index: u64, prev_term: u64, entries: &[Entry]) -> bool {
+        let differs = |index: u64, term: u64| self.log.term(index).is_some_and(|t| t != term);
+        if differs(prev_index, prev_term) {
+            return true;
+        }
+        self.log.matches(prev_index, prev_term) && entries.iter().any(|e| differs(e.index, e.term))
+    }
+
+    /// The log now holds an entry `leader` committed in its term: the damage is repaired. The
+    /// vote this node may have cast in this term was lost with the damage; it counts as cast for
+    /// the leader, so it is never given to anyone else.
+    fn repaired(&mut self, leader: NodeId) {
+        tracing::debug!(id = self.cfg.id, term = self.term, "raft: damaged log repaired");
+        self.damaged = false;
+        if self.voted_for.is_none() {
+            self.voted_for = Some(leader);
+        }
     }
 
     // ---- helpers -------------------------------------------------------------------

@@ -22,11 +22,21 @@ pub(super) struct Progress {
     pub probe_sent: bool,
     /// Heard from this node during the current check-quorum period.
     pub recent_active: bool,
+    /// Its last answer said it is repairing a damaged log: its `matched` does not count
+    /// towards commitment.
+    pub damaged: bool,
 }
 
 impl Progress {
     pub fn new(next: u64) -> Self {
-        Progress { matched: 0, next, state: ProgressState::Probe, probe_sent: false, recent_active: false }
+        Progress {
+            matched: 0,
+            next,
+            state: ProgressState::Probe,
+            probe_sent: false,
+            recent_active: false,
+            damaged: false,
+        }
     }
 
     pub fn paused(&self) -> bool {

@@ -141,7 +141,7 @@ impl Sim {
             self.delivered.push((from, to, m.clone()));
             self.node_mut(to).step(from, m);
         }
-        panic!("messages never quiesced");
+        panic!("messages never quiesced: {:?}", &self.delivered[self.delivered.len() - 6..]);
     }
 
     fn tick_all(&mut self, ticks: u32) {
@@ -434,7 +434,8 @@ fn only_current_term_entries_commit_by_counting() {
     r.step(2, real);
     assert_eq!(r.role(), Role::Leader);
     assert_eq!(terms_of(r.log()), vec![1, 2, 3]);
-    let ack = |index| Message::AppendResp { term: 3, success: true, index, hint_index: 0, hint_term: 0 };
+    let ack =
+        |index| Message::AppendResp { term: 3, success: true, index, hint_index: 0, hint_term: 0, damaged: false };
     r.step(2, ack(2));
     assert_eq!(r.commit_index(), 0, "committed a previous-term entry by counting replicas");
     r.step(2, ack(3));
@@ -581,7 +582,14 @@ fn rejection_hint_skips_conflicting_terms() {
         let mut r = Raft::new(config(1, 3), hs(7, None, 0), log_of(log), 1);
         let app = Message::Append { term: 7, prev_index, prev_term, entries: vec![], leader_commit: 0 };
         let out = step_collect(&mut r, 2, app);
-        let want = Message::AppendResp { term: 7, success: false, index: prev_index, hint_index: hi, hint_term: ht };
+        let want = Message::AppendResp {
+            term: 7,
+            success: false,
+            index: prev_index,
+            hint_index: hi,
+            hint_term: ht,
+            damaged: false,
+        };
         assert_eq!(out, vec![(2, want)], "case {i}");
     }
 }
@@ -700,4 +708,96 @@ fn messages_serialize() {
     let m = Message::Append { term: 2, prev_index: 1, prev_term: 1, entries: vec![ent(2, 2)], leader_commit: 1 };
     let s = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<Message>(&s).unwrap(), m);
+}
+
+// ---- term mismatches and damaged logs ----------------------------------------------------------
+
+#[test]
+fn term_mismatch_at_a_matching_index_is_counted() {
+    // (follower log, prev_index, prev_term, entries, counted)
+    type Case = (&'static [u64], u64, u64, &'static [u64], bool);
+    let cases: &[Case] = &[
+        (&[1, 1, 2, 2], 2, 1, &[3], true), // entry 3 has term 2 here, 3 at the leader: truncated
+        (&[1, 1, 2], 3, 3, &[3], true),    // prev entry 3 has term 2 here: consistency check fails
+        (&[1, 1, 2], 3, 2, &[2], false),   // matches and extends
+        (&[1, 1], 3, 1, &[1], false),      // a gap, not a mismatch
+        (&[1, 1, 2, 2], 1, 1, &[1], false), // stale append of what we already have
+    ];
+    for (i, &(log, prev_index, prev_term, ents, counted)) in cases.iter().enumerate() {
+        let mut r = Raft::new(config(1, 3), hs(3, None, 0), log_of(log), 1);
+        let entries: Vec<Entry> = ents.iter().enumerate().map(|(k, &t)| ent(prev_index + 1 + k as u64, t)).collect();
+        r.step(2, Message::Append { term: 3, prev_index, prev_term, entries, leader_commit: 0 });
+        assert_eq!(r.term_mismatches(), u64::from(counted), "case {i}");
+    }
+}
+
+#[test]
+fn a_damaged_member_grants_no_vote_and_never_campaigns() {
+    let mut r = Raft::new(config(1, 3), hs(2, None, 0), log_of(&[1]), 1);
+    r.mark_damaged();
+    assert!(!r.is_promotable());
+    for pre_vote in [true, false] {
+        let req =
+            Message::RequestVote { term: 3, last_log_index: 5, last_log_term: 2, pre_vote, leader_transfer: false };
+        let out = step_collect(&mut r, 2, req);
+        assert!(matches!(out.as_slice(), [(2, Message::Vote { granted: false, .. })]), "pre_vote {pre_vote}: {out:?}");
+    }
+    assert_eq!(r.hard_state().voted_for, None);
+    for _ in 0..100 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Follower, "a damaged member campaigned");
+    assert!(r.ready().messages.is_empty());
+}
+
+#[test]
+fn a_damaged_members_answers_never_commit() {
+    // Node 3 is down; node 2 lost its log. The leader and the damaged node are a majority,
+    // but node 2's answers must not count.
+    let mut sim = Sim::new(3, |_| {});
+    sim.elect(1);
+    sim.node_mut(1).propose(b"a".to_vec()).unwrap();
+    sim.deliver();
+    let committed = sim.node(1).commit_index();
+    assert_eq!(committed, 2);
+    sim.isolate(3);
+    let mut c = sim.node(2).config().clone();
+    c.applied = 0;
+    sim.stores.insert(2, Storage { hs: hs(sim.node(1).term(), None, 0), log: Vec::new() });
+    sim.nodes.insert(2, Raft::new(c, sim.stores[&2].hs, Vec::new(), 7));
+    sim.node_mut(2).mark_damaged();
+    sim.node_mut(1).propose(b"b".to_vec()).unwrap();
+    sim.tick_all(1);
+    assert!(sim.node(2).is_damaged(), "repaired before holding a committed entry of the leader's term");
+    sim.tick_all(4);
+    assert_eq!(sim.node(2).last_index(), 3, "the damaged member is not repaired from the leader");
+    assert_eq!(sim.node(1).commit_index(), committed, "a damaged member's answer counted towards commitment");
+    // It holds entry 2, committed in the leader's term, so everything committed: repaired.
+    assert!(!sim.node(2).is_damaged(), "not repaired after holding a committed entry of the leader's term");
+    assert_eq!(sim.node(2).hard_state().voted_for, Some(1), "the lost vote is not pinned to the leader");
+    sim.heal();
+    sim.tick_all(5);
+    assert_eq!(sim.node(1).commit_index(), 3);
+    sim.assert_applied_agree();
+}
+
+#[test]
+fn a_damaged_member_cannot_elect_a_candidate_missing_committed_entries() {
+    // Entry 2 was committed by nodes 1 and 2; node 2 then lost it. Node 3 never had it: with
+    // node 2's vote it would win and overwrite the committed entry.
+    let t = 2;
+    let mut sim = Sim::with_state(
+        3,
+        vec![(hs(t, Some(1), 2), log_of(&[1, 2])), (hs(t, None, 0), log_of(&[1])), (hs(t, None, 1), log_of(&[1]))],
+        |_| {},
+    );
+    sim.node_mut(2).mark_damaged();
+    sim.isolate(1);
+    sim.tick_all(200);
+    assert!(sim.leaders().is_empty(), "node 3 was elected by a damaged voter");
+    sim.heal();
+    sim.tick_all(200);
+    assert_eq!(sim.leaders().len(), 1);
+    let leader = sim.leaders()[0];
+    assert!(sim.node(leader).log().iter().any(|e| e.index == 2 && e.term == 2), "committed entry 2 lost");
 }
