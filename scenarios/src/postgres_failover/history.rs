@@ -112,6 +112,7 @@ impl Ack {
 /// A commit a member acknowledged, as the member saw it (whether or not the answer arrived).
 #[derive(Clone, Debug)]
 pub struct ServerAck {
+    pub txn: String,
     pub node: String,
     pub epoch: u64,
     pub index: u64,
@@ -189,7 +190,7 @@ impl History {
         }
         for a in o.of::<Acknowledged>().filter(|s| pg.is_member(s.node)) {
             let (epoch, index) = (a.value.epoch, a.value.index);
-            self.server_acks.push(ServerAck { node: a.node.into(), epoch, index, at_ms: a.t_ms });
+            self.server_acks.push(ServerAck { txn: a.value.txn, node: a.node.into(), epoch, index, at_ms: a.t_ms });
         }
         for w in o.of::<FirstWrite>().filter(|s| pg.is_member(s.node)) {
             self.first_writes.entry(w.value.epoch).or_insert((w.node.into(), w.t_ms));
@@ -206,9 +207,13 @@ impl History {
     }
 
     fn read_workload(&mut self, o: &Observations, pg: &PgCluster) {
+        let mut invoked: BTreeMap<String, (OpKind, SyncCommit)> = BTreeMap::new();
         for e in o.of::<TxnEvent>() {
             match e.value {
-                TxnEvent::Invoked { .. } => self.attempts += 1,
+                TxnEvent::Invoked { txn, kind, class } => {
+                    self.attempts += 1;
+                    invoked.insert(txn, (kind, class));
+                }
                 TxnEvent::Committed { txn, kind, class, node, epoch, index, .. } if pg.is_member(&node) => {
                     self.acks.push(Ack { txn, kind, class, node, epoch, index, at_ms: e.t_ms });
                 }
@@ -217,6 +222,23 @@ impl History {
                 TxnEvent::Indeterminate { .. } => self.indeterminate += 1,
             }
         }
+        // A commit a member acknowledged whose answer never arrived (the member crashed, the
+        // connection broke) promised as much as one that arrived: judged the same way.
+        let heard: std::collections::BTreeSet<String> = self.acks.iter().map(|a| a.txn.clone()).collect();
+        for a in self.server_acks.iter().filter(|a| !heard.contains(&a.txn)) {
+            if let Some((kind, class)) = invoked.get(&a.txn) {
+                self.acks.push(Ack {
+                    txn: a.txn.clone(),
+                    kind: *kind,
+                    class: *class,
+                    node: a.node.clone(),
+                    epoch: a.epoch,
+                    index: a.index,
+                    at_ms: a.at_ms,
+                });
+            }
+        }
+        self.acks.sort_by_key(|a| a.at_ms);
         self.reads = o.of::<ReplicaRead>().filter(|r| pg.is_member(&r.value.node)).map(|r| (r.t_ms, r.value)).collect();
     }
 

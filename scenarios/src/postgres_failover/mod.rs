@@ -19,9 +19,10 @@
 //! them) and `pg-no-fence` (a primary that lost its lease keeps acknowledging: split brain).
 //! See [`system::postgres::planted`].
 //!
-//! Left out for now: durability is judged from the members' WAL files as the disks hold them at
-//! the end of the run (after the crashes the schedule applied, not after a final power loss of
-//! every member), and a replica ahead of its primary has no planted bug yet.
+//! The run ends (`sim::ending`) with a power loss of every server and a recovery: durability is
+//! judged from the members' WAL as their disks hold it after that recovery, not from what a
+//! member said it flushed. Left out for now: a verifier reading the recovered primary through
+//! the client, and a planted replica-ahead-of-primary bug.
 
 pub(crate) mod checker;
 pub(crate) mod history;
@@ -29,7 +30,7 @@ pub(crate) mod probes;
 mod schedule;
 mod workload;
 
-use sim::{node_main, Plan, Topology};
+use sim::{node_main, Ending, Plan, Topology};
 use system::postgres::data::Durability;
 use system::postgres::planted::Planted;
 use system::postgres::{PgCluster, PgClusterSpec};
@@ -82,6 +83,9 @@ pub const HEAL_AT_MS: u64 = 30_000;
 /// Writers stop here, so that by the end every member has caught up.
 pub const WORKLOAD_END_MS: u64 = 41_000;
 pub const DURATION_MS: u64 = 45_000;
+/// The run's ending: healed and quiet, then every server loses power and recovers; the checkers
+/// read the members' WAL from the recovered disks.
+const ENDING: Ending = Ending { settle_ms: 3_000, recover_ms: 12_000 };
 /// A new primary must accept writes within this long of the fault (6 s lease, 1 s loop).
 pub const FAILOVER_BOUND_MS: u64 = 15_000;
 /// Commits must resume after the last heal when at least this much workload follows it.
@@ -136,5 +140,6 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
     };
     let (mut plan, pg) = cluster_with(spec(durability).planted(planted));
     plan.schedule = schedule;
+    plan.ending = Some(ENDING);
     Built::new(plan).checker(SafetyChecker { pg: pg.clone() }).checker(liveness(&pg))
 }

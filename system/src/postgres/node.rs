@@ -206,9 +206,6 @@ impl Node {
         match action {
             Action::Settle { id, response } => {
                 if let Some(tx) = locked(&self.answers).remove(&id) {
-                    if let Response::Committed { epoch, index } = response {
-                        self.ctx.observe(&Acknowledged { epoch, index });
-                    }
                     let _ = tx.send(response);
                 }
             }
@@ -527,8 +524,16 @@ impl Node {
         let (tx, rx) = oneshot::channel();
         locked(&self.answers).insert(id, tx);
         let wall_ms = self.ctx.clock.wall_ms();
+        let txn_id = txn.id.clone();
         let actions = self.step(Input::Commit { id, epoch, txn, wall_ms });
         self.finish(actions).await;
-        rx.await.unwrap_or_else(|_| Response::Indeterminate { reason: "the member stopped before answering".into() })
+        let response = rx
+            .await
+            .unwrap_or_else(|_| Response::Indeterminate { reason: "the member stopped before answering".into() });
+        if let Response::Committed { epoch, index } = &response {
+            let (epoch, index) = (*epoch, *index);
+            self.ctx.observe(&Acknowledged { txn: txn_id, epoch, index });
+        }
+        response
     }
 }

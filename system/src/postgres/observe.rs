@@ -54,10 +54,11 @@ impl Observation for Rewound {
     const KIND: &'static str = "pg.rewound";
 }
 
-/// This member, primary of `epoch`, answered a client's commit of record `index` as committed
-/// (the moment it acknowledged, whether or not the answer reached the client).
+/// This member, primary of `epoch`, answered a client's commit `txn` (record `index`) as
+/// committed: the moment the answer left, whether or not it reached the client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acknowledged {
+    pub txn: String,
     pub epoch: u64,
     pub index: u64,
 }
