@@ -29,10 +29,17 @@ PY
 done <<'TABLE'
 postgres-failover async-credentials   -      lost commit
 postgres-failover pg-ack-before-fsync 0..200 lost commit
-postgres-failover pg-no-fence         0..200 split brain
+postgres-failover pg-no-watchdog      0..200 split brain
 postgres-pitr     pitr-stop-late      -      pitr past target
 redis-failover    redis-stale-client  -      write to demoted master
+redis-failover    redis-one-sentinel  -      failover without quorum
 mongo-failover    mongo-w1            -      lost write
+mongo-failover    mongo-ack-before-fsync -   lost write
+mongo-failover    mongo-ignore-fence  -      split lock
+mongo-failover    mongo-dry-run-elects -     split brain
 kafka-partition   kafka-acks1-unclean -      lost record
 kafka-partition   kafka-late-commits  0..300 committed offset regressed
+postgres-failover pg-replica-reads    0..20  not linearizable
+postgres-failover pg-replica-reads    0..20  G-single-realtime
+mongo-failover    mongo-local-reads   -      not linearizable
 TABLE

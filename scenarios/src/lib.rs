@@ -8,11 +8,13 @@ pub mod mongo_failover;
 pub mod postgres_failover;
 pub mod postgres_pitr;
 pub mod redis_failover;
+pub mod registers;
 pub mod runner;
 pub mod scenario;
 pub mod schedule_file;
 pub mod shrink;
 pub mod smoke;
+pub mod transactions;
 
 pub use runner::{run, RunReport, RunRequest};
 pub use scenario::{Built, Checker, Scenario, Verdict, Violation, WindowProbe};

@@ -30,11 +30,14 @@ fn first_failure(scenario: &str, config: &str, seeds: std::ops::Range<u64>) -> R
 
 #[test]
 fn postgres_failover_seeds_pass_on_turmoil() {
+    // Some seeds lose both standbys instead of the primary: not every seed fails over.
+    let mut failovers = 0;
     for seed in 0..3 {
         let r = run("postgres-failover", seed, None);
         assert!(r.passed, "seed {seed}: {:?}\nreplay: {}", r.violations, r.replay_command());
-        assert!(r.metrics.contains_key("failover_ms"), "seed {seed} had no failover: {:?}", r.metrics);
+        failovers += usize::from(r.metrics.contains_key("failover_ms"));
     }
+    assert!(failovers > 0, "no seed of 0..3 failed over");
 }
 
 #[test]
@@ -123,8 +126,10 @@ fn two_clusters_share_a_world_and_keep_apart() {
         let promoted: Vec<(String, u64)> = o.of::<Promoted>().map(|p| (p.node.to_string(), p.value.epoch)).collect();
         (killed, promoted)
     });
-    assert_eq!(killed.len(), 1, "the role names one node: {killed:?}");
-    assert!(b.is_member(&killed[0]), "pgb-primary resolved to {}, not a pgb member", killed[0]);
+    // The role names one machine: a member's server and its agent.
+    let servers: Vec<&String> = killed.iter().filter(|n| b.is_member(n)).collect();
+    assert_eq!(servers.len(), 1, "the role names one member: {killed:?}");
+    assert!(killed.iter().all(|n| b.is_member(n) || b.agents().contains(n)), "pgb-primary resolved to {killed:?}");
     let epochs =
         |pg: &PgCluster| -> Vec<u64> { promoted.iter().filter(|(n, _)| pg.is_member(n)).map(|p| p.1).collect() };
     assert_eq!(epochs(&a), [1], "pga was not touched: {promoted:?}");

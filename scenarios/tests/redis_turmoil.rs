@@ -1,6 +1,7 @@
 //! `redis-failover` on the turmoil engine, in plain `cargo test`: seeded runs pass (the
 //! Sentinels fail over and clients follow), the same seed gives the same trace hash, the unsafe
-//! `redis-stale-client` config loses writes the checker catches, and two clusters built from one
+//! `redis-stale-client` config loses writes the checker catches, `redis-one-sentinel` fails over
+//! without a quorum, and two clusters built from one
 //! spec share a world without touching each other.
 #![cfg(not(madsim))]
 
@@ -45,6 +46,16 @@ fn redis_stale_client_loses_writes_on_turmoil() {
         .find(|r| !r.passed)
         .expect("no seed lost a write to a demoted master");
     assert!(failed.violations.iter().all(|v| v.kind == "write to demoted master"), "{:?}", failed.violations);
+}
+
+/// Sentinels that fail over on one Sentinel's opinion start failovers no quorum agreed on.
+#[test]
+fn redis_one_sentinel_fails_over_without_quorum_on_turmoil() {
+    let failed = (0..10)
+        .map(|seed| run(seed, Some("redis-one-sentinel")))
+        .find(|r| !r.passed)
+        .expect("no seed failed over without a quorum");
+    assert!(failed.violations.iter().any(|v| v.kind == "failover without quorum"), "{:?}", failed.violations);
 }
 
 /// A write one test client saw acknowledged.

@@ -1,41 +1,59 @@
 //! `mongo-failover`: a MongoDB-like sharded cluster (two shards and a config server replica set,
 //! three members each, one per zone, built by [`MongoClusterSpec`]) under load from two app
-//! nodes, while a seeded schedule kills, partitions, isolates or pauses a replica set's primary,
-//! sometimes pauses an app while its compactor holds a lock, and sometimes steps the config
-//! primary's clock; then everything heals.
+//! nodes (clients), while a seeded schedule kills, partitions, isolates or pauses a replica set's
+//! primary, sometimes pauses an app while its compactor holds a lock, sometimes steps the config
+//! primary's clock, and on a set no primary fault touches may give one member a disk that returns
+//! I/O errors or reads back damaged records; then everything heals. The run ends with the world's
+//! ending ([`ENDING`]): the apps stop, every mongod loses power at once and restarts, and a
+//! verifier reads every document back through a router.
 //!
 //! Checked, each by its own checker built from the cluster handle: no write the stack relied on
-//! is lost once acknowledged, judged from the members' disks at the end
+//! is lost once acknowledged, judged from the members' recovered disks
 //! ([`lost_writes::DurabilityChecker`], which also checks that majority reads never return
-//! rolled-back data); no two primaries of one set in one term ([`elections::ElectionChecker`]);
-//! each lock token has one holder and every shard's surviving oplog takes a lock's fenced writes
-//! in token order ([`fencing::FencingChecker`]); after the last heal (or last fault) every app's
-//! router reaches every shard again, and the config servers grant locks again, within
-//! [`RECOVERY_BOUND_MS`] ([`recovery::RecoveryChecker`]). Fault times come from the
-//! observations, so any schedule (the seed's, a file's, a shrunk one, none) is judged the same
-//! way. Metrics: `election_ms` (first fault on a primary to the next primary of its set, which
-//! accepts writes at once), `router_recovery_ms`, rollbacks, and more.
+//! rolled-back data and that no rollback undoes a majority-committed entry) and from what the
+//! verifier reads back at majority after recovery ([`read_back::ReadBackChecker`]); no two
+//! primaries of one set in one term ([`elections::ElectionChecker`]); each lock token has one
+//! holder and every shard's surviving oplog takes a lock's fenced writes in token order
+//! ([`fencing::FencingChecker`]); after the last heal (or last fault) every app's router reaches
+//! every shard again, and the config servers grant locks again, within [`RECOVERY_BOUND_MS`]
+//! ([`recovery::RecoveryChecker`]). Fault times come from the observations, so any schedule (the
+//! seed's, a file's, a shrunk one, none) is judged the same way. Metrics: `election_ms` (first
+//! fault on a primary to the next primary of its set, which accepts writes at once),
+//! `router_recovery_ms`, rollbacks, `w1_acked_rolled_back`, and more.
 //!
-//! `--config mongo-w1` makes the apps write at `w:1`: a deposed primary's unreplicated writes
-//! are rolled back when it rejoins, and the lost-write checker must catch it.
+//! Unsafe configs, each proving a checker can fail: `mongo-w1` (the apps write at `w:1`: a
+//! deposed primary's unreplicated writes are rolled back, `lost write`), `mongo-ack-before-fsync`
+//! (mongods count oplog writes durable without an fsync: the final power loss takes acknowledged
+//! writes, `lost write`), `mongo-dry-run-elects` (a dry run's winner takes office without the
+//! term bump, `split brain`), `mongo-ignore-fence` (shards never compare fencing tokens, `split lock`).
 
 pub mod elections;
 pub mod fencing;
 pub mod lost_writes;
 pub mod on_disk;
+pub mod read_back;
 pub mod recovery;
+pub mod registers;
 mod schedule;
+pub mod verifier;
 pub mod workload;
 
+use sim::ratio::Ratio;
 use sim::{node_main, Plan, Topology};
-use system::mongo::{MongoClusterSpec, WriteConcern};
+use system::mongo::{Flaw, MongoClusterSpec, WriteConcern};
 
-use crate::scenario::{Built, Scenario};
+use crate::scenario::{Built, Scenario, WindowProbe};
 
 pub static SCENARIO: Scenario = Scenario {
     name: "mongo-failover",
     about: "MongoDB-like sharded replica sets: kill, partition, isolate or pause a primary under load; w:majority survives, one primary per term, routers recover, fencing tokens order lock holders",
-    configs: &[("mongo-w1", "unsafe: the apps write at w:1, so rolled-back writes are lost (the lost-write checker must fire)")],
+    configs: &[
+        ("mongo-w1", "unsafe: the apps write at w:1, so rolled-back writes are lost (the lost-write checker must fire)"),
+        ("mongo-ack-before-fsync", "unsafe: mongods count oplog writes durable without an fsync, so a power loss takes acknowledged writes (`lost write`)"),
+        ("mongo-dry-run-elects", "unsafe: a candidate that wins its dry run takes office without the term bump, so two primaries share a term (`split brain`)"),
+        ("mongo-ignore-fence", "unsafe: shards never compare a lock's fencing token, so a stale holder's write lands after a newer one's (`split lock`)"),
+        (registers::LOCAL_READS, "unsafe: register reads at readConcern local see writes a failover rolls back (not linearizable)"),
+    ],
     sweep_must_reach: &[
         "fault.kill",
         "fault.partition",
@@ -49,8 +67,17 @@ pub static SCENARIO: Scenario = Scenario {
         "mongo.router_rediscovered",
         "mongo.lock_busy",
         "mongo.fence_rejected_stale",
+        "fault.disk",
+        "mongo.fail_stop",
+        "mongo.damaged",
+        "mongo.repaired",
     ],
-    window_probes: &[],
+    window_probes: &[
+        // Measured over seeds 0..300: 7, 100 and 140 runs; each minimum is about half of that.
+        WindowProbe { name: lost_writes::W1_ROLLED_BACK, min_rate: Ratio::new(1, 100) },
+        WindowProbe { name: "mongo.damaged", min_rate: Ratio::new(1, 6) },
+        WindowProbe { name: "mongo.write_in_flight_at_failover", min_rate: Ratio::new(1, 5) },
+    ],
     draw: |seed, _config| schedule::draw(seed),
     build,
 };
@@ -66,6 +93,12 @@ pub const DOCS: [&str; 8] = ["doc-0", "doc-1", "doc-2", "doc-3", "doc-4", "doc-5
 /// recovery. Only the draw uses it: checkers read the heal time from the observations.
 pub const HEAL_AT_MS: u64 = 40_000;
 pub const DURATION_MS: u64 = 60_000;
+/// Clients stop at [`DURATION_MS`]; then the run's ending. Recovery must hold an election in
+/// every set (an election timeout of 10 s plus its offset) and commit in the new terms before
+/// the verifier can read, hence 30 s.
+pub const ENDING: sim::Ending = sim::Ending { settle_ms: 3_000, recover_ms: 30_000 };
+/// Reads everything back through a router after the final power loss.
+pub const VERIFIER: &str = "mongo-verifier";
 /// After the heal, routers and lock grants must work again within this bound (a new election
 /// may still be needed then: election timeout plus its offset, plus margin).
 pub const RECOVERY_BOUND_MS: u64 = 15_000;
@@ -73,8 +106,12 @@ pub const RECOVERY_BOUND_MS: u64 = 15_000;
 /// The cluster a config runs: `mongo-w1` has the apps rely on `w:1` writes.
 pub fn spec(config: Option<&str>) -> MongoClusterSpec {
     let mut spec = MongoClusterSpec::new(PREFIX, &ZONES, REGION);
-    if config == Some("mongo-w1") {
-        spec.write_concern = WriteConcern::W1;
+    match config {
+        Some("mongo-w1") => spec.write_concern = WriteConcern::W1,
+        Some("mongo-ack-before-fsync") => spec.flaw = Some(Flaw::AckBeforeFsync),
+        Some("mongo-dry-run-elects") => spec.flaw = Some(Flaw::DryRunElects),
+        Some("mongo-ignore-fence") => spec.flaw = Some(Flaw::IgnoreFence),
+        _ => {}
     }
     spec
 }
@@ -85,9 +122,16 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
     for (app, zone) in APPS.iter().zip(ZONES) {
         plan.topology.add(app, zone, REGION);
         let cluster = mongo.clone();
-        plan.node(app, node_main(move |ctx| workload::run(ctx, cluster.clone())));
+        plan.client(app, node_main(move |ctx| workload::run(ctx, cluster.clone())));
     }
+    plan.topology.add(VERIFIER, ZONES[0], REGION);
+    let cluster = mongo.clone();
+    plan.verifier(VERIFIER, node_main(move |ctx| verifier::run(ctx, cluster.clone())));
     plan.schedule = schedule;
+    plan.ending = Some(ENDING);
+    // After the ending is set: the register verifier exists only in a plan that ends with recovery.
+    registers::add(&mut plan, &mongo, ZONES[2], REGION, config == Some(registers::LOCAL_READS));
+    let registers = registers::checker(&mongo);
     let recovery = recovery::RecoveryChecker {
         apps: APPS.iter().map(|a| a.to_string()).collect(),
         cluster: mongo.clone(),
@@ -96,8 +140,10 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
     Built::new(plan)
         .checker(elections::ElectionChecker { cluster: mongo.clone() })
         .checker(lost_writes::DurabilityChecker { cluster: mongo.clone() })
+        .checker(read_back::ReadBackChecker { cluster: mongo.clone() })
         .checker(fencing::FencingChecker { cluster: mongo })
         .checker(recovery)
+        .checker(registers)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //!
 //! Measured from the last heal, else the last fault, else the start of the run: the schedule
 //! that ran decides, not the one a seed drew. A run that ends before the bound has passed is not
-//! judged (there was no time to owe recovery in).
+//! judged (there was no time to owe recovery in); with the run's ending, the run ends for this
+//! purpose when the clients stop.
 
 use sim::observation::Observations;
 use sim::Outcome;
@@ -22,7 +23,9 @@ impl Checker for RecoveryChecker {
     fn check(&self, outcome: &Outcome, verdict: &mut Verdict) {
         outcome.observations(|o| {
             let from = o.last_heal_ms().or(o.last_fault_ms()).unwrap_or(0);
-            if outcome.sim_time_ms >= from + self.bound_ms {
+            // The apps write until the clients stop (the run's ending), else until the end.
+            let writing_until = o.ending_started_ms().unwrap_or(outcome.sim_time_ms);
+            if writing_until >= from + self.bound_ms {
                 self.routers_recover(o, from, verdict);
                 self.locks_recover(o, from, verdict);
             }

@@ -3,10 +3,15 @@
 //! second one until the heal, and independent of them up to two GC-like pauses of an app (its
 //! compactor may hold a lock) and maybe a clock step on the config primary (leases expire
 //! early).
-//! Torn writes are armed on every mongod from the start. Everything heals at [`HEAL_AT_MS`].
+//! Torn writes are armed on every mongod from the start. On a set no primary fault touches, the
+//! disk may also turn bad for a while: one member's disk returns I/O errors (the mongod must
+//! stop, not pass over them), or one member is crash-restarted while its disk flips a byte on
+//! every read (it must find the damage by checksum and repair from its peers before it votes or
+//! counts again). Everything heals at [`HEAL_AT_MS`].
 //!
 //! Bounded by what a replica set promises: each fault takes out one member of one set, so
-//! every set keeps a majority; the faults on primaries never overlap.
+//! every set keeps a majority; the faults on primaries never overlap, and disk faults hit a set
+//! no primary fault does.
 //!
 //! Faults aim at roles (`mongo-shard-a-primary`), resolved when they fire; the names come from
 //! the cluster handle. Nothing drawn here reaches the checkers, which read what happened from
@@ -15,6 +20,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::disk::DiskFaults;
+use sim::ratio::Ratio;
 use sim::{Fault, Scheduled, Target};
 use system::mongo::MongoCluster;
 
@@ -29,11 +35,14 @@ pub fn draw(seed: u64) -> Vec<Scheduled> {
         vec![Scheduled { at_ms: 0, fault: Fault::Disk { target: Target::Nodes(mongo.mongods()), faults: torn } }];
     let at = rng.gen_range(6_000..10_000);
     let until = at + rng.gen_range(13_000..19_000);
-    on_primary(&mut rng, &mongo, &mut schedule, at, until);
+    let mut hit = vec![on_primary(&mut rng, &mongo, &mut schedule, at, until)];
     if rng.gen_range(0..2) == 0 {
         let at = until + rng.gen_range(1_000..4_000);
-        on_primary(&mut rng, &mongo, &mut schedule, at, HEAL_AT_MS);
+        hit.push(on_primary(&mut rng, &mongo, &mut schedule, at, HEAL_AT_MS));
     }
+    let spared: Vec<&str> = mongo.sets().into_iter().filter(|s| !hit.contains(s)).collect();
+    let set = spared[rng.gen_range(0..spared.len())];
+    bad_disk(&mut rng, &mongo.members(set), &mut schedule);
     for _ in 0..2 {
         if rng.gen_range(0..3) != 0 {
             let app = APPS[rng.gen_range(0..APPS.len())];
@@ -52,9 +61,39 @@ pub fn draw(seed: u64) -> Vec<Scheduled> {
     schedule
 }
 
+/// Maybe a bad disk on one member of `members`: I/O errors for a while, or a crash-restart that
+/// reads damaged records back.
+fn bad_disk(rng: &mut ChaCha8Rng, members: &[String], schedule: &mut Vec<Scheduled>) {
+    let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
+    let member = Target::node(&members[rng.gen_range(0..members.len())]);
+    let at = rng.gen_range(5_000..30_000);
+    let disk = |faults: DiskFaults| Fault::Disk { target: member.clone(), faults };
+    match rng.gen_range(0..3) {
+        0 => {
+            let faults = DiskFaults { io_error: Ratio::new(1, rng.gen_range(20..200)), ..torn.clone() };
+            schedule.push(Scheduled { at_ms: at, fault: disk(faults) });
+            schedule.push(Scheduled { at_ms: at + rng.gen_range(2_000..8_000), fault: disk(torn) });
+        }
+        1 => {
+            // Every read of the restart's recovery flips a byte, and the damage stays.
+            let faults = DiskFaults { read_corruption: Ratio::new(1, 1), ..torn.clone() };
+            schedule.push(Scheduled { at_ms: at, fault: disk(faults) });
+            schedule.push(Scheduled { at_ms: at + 1, fault: Fault::Restart(member.clone()) });
+            schedule.push(Scheduled { at_ms: at + 2, fault: disk(torn) });
+        }
+        _ => {}
+    }
+}
+
 /// One fault on a set's primary from `at` to `until`, and what undoes it: a shard's primary
-/// two times in five, the config servers' one in five.
-fn on_primary(rng: &mut ChaCha8Rng, mongo: &MongoCluster, schedule: &mut Vec<Scheduled>, at: u64, until: u64) {
+/// two times in five, the config servers' one in five. Returns the set.
+fn on_primary<'a>(
+    rng: &mut ChaCha8Rng,
+    mongo: &'a MongoCluster,
+    schedule: &mut Vec<Scheduled>,
+    at: u64,
+    until: u64,
+) -> &'a str {
     let shards = mongo.shard_sets();
     let set = match rng.gen_range(0..5) {
         0 | 1 => shards[0],
@@ -75,4 +114,5 @@ fn on_primary(rng: &mut ChaCha8Rng, mongo: &MongoCluster, schedule: &mut Vec<Sch
     if until < HEAL_AT_MS {
         schedule.push(Scheduled { at_ms: until, fault: undo });
     }
+    set
 }

@@ -36,10 +36,17 @@ pub async fn run(mut ctx: NodeCtx, mongo: MongoCluster) {
     Editor { ctx, router, concern }.run().await;
 }
 
-/// Records an acknowledgement for the checkers.
-fn acked(ctx: &NodeCtx, w: Written, what: String, concern: WriteConcern, relied: bool) {
+/// Records an acknowledgement for the checkers, with the documents the batch created.
+fn acked(ctx: &NodeCtx, w: Written, what: String, concern: WriteConcern, relied: bool, writes: &[WriteOp]) {
     let Written { set, primary, optime, .. } = w;
-    ctx.observe(&WriteAcked { set, primary, what, concern, relied, optime });
+    let created = writes
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Insert { ns, id, .. } => Some((ns.clone(), id.clone())),
+            _ => None,
+        })
+        .collect();
+    ctx.observe(&WriteAcked { set, primary, what, concern, relied, optime, created });
 }
 
 struct Editor {
@@ -96,7 +103,7 @@ impl Editor {
         loop {
             match self.router.write(route_key, writes.clone(), concern, None).await {
                 Ok(w) => {
-                    acked(&self.ctx, w, what.into(), concern, relied);
+                    acked(&self.ctx, w, what.into(), concern, relied, &writes);
                     return;
                 }
                 Err(e) => {
@@ -153,10 +160,11 @@ impl Compactor {
         let state = json!({ "ops": ops.len(), "compacted_by": token });
         let snapshot = coll::insert_snapshot(doc, ops.len() as u64, state);
         let fence = Fence { lock: lock.into(), token };
-        match self.router.write(doc, vec![snapshot], self.concern, Some(fence)).await {
+        let writes = vec![snapshot];
+        match self.router.write(doc, writes.clone(), self.concern, Some(fence)).await {
             Ok(w) => {
                 let what = format!("snapshot {} (token {token})", coll::snapshot_id(doc, ops.len() as u64));
-                acked(&self.ctx, w, what, self.concern, true);
+                acked(&self.ctx, w, what, self.concern, true, &writes);
             }
             Err(RouteError::StaleFence { lock, token, highest }) => {
                 // The map is loaded (the find above used it): no network, nothing can fail.

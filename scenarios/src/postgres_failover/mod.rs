@@ -13,21 +13,26 @@
 //! world applied, so any schedule (`run --schedule`, a shrunk one, `[]`) is judged by the same
 //! rules. The deciding windows are probes ([`probes`]) a sweep must reach at a minimum rate.
 //!
-//! Unsafe configs, each a bug the checkers must catch: `async-credentials` (credentials on
-//! `local` commit: failovers lose acknowledged sign-ups), `pg-ack-before-fsync` (the primary
-//! answers `local` commits before its fsync: a crash-restart after which it stays primary loses
-//! them) and `pg-no-fence` (a primary that lost its lease keeps acknowledging: split brain).
-//! See [`system::postgres::planted`].
+//! Configs. Unsafe, each a bug the checkers must catch: `async-credentials` (credentials on
+//! `local` commit: failovers lose acknowledged sign-ups), `pg-replica-reads` (register reads from
+//! any member: stale reads make the history not linearizable), `pg-no-watchdog` (Patroni's
+//! watchdog off: a stalled agent leaves the old primary acknowledging for the sessions it has after
+//! a newer primary's first write, which the fencing check reports as split brain) and
+//! `pg-ack-before-fsync` (the primary answers `local` commits before its fsync: the power loss
+//! that ends the run takes them; see [`system::postgres::planted`]). Safe: `pg-sync-strict`
+//! (`synchronous_mode_strict`: synchronous commits block while no standby is healthy, instead of
+//! degrading to `/sync = none`).
 //!
 //! The run ends (`sim::ending`) with a power loss of every server and a recovery: durability is
 //! judged from the members' WAL as their disks hold it after that recovery, not from what a
-//! member said it flushed. Left out for now: a verifier reading the recovered primary through
-//! the client, and a planted replica-ahead-of-primary bug.
+//! member said it flushed; a verifier reads every register back through the proxy.
 
 pub(crate) mod checker;
 pub(crate) mod history;
 pub(crate) mod probes;
+pub mod registers;
 mod schedule;
+pub mod transactions;
 mod workload;
 
 use sim::{node_main, Ending, Plan, Topology};
@@ -36,16 +41,18 @@ use system::postgres::planted::Planted;
 use system::postgres::{PgCluster, PgClusterSpec};
 
 use crate::scenario::{Built, Scenario, WindowProbe};
-use sim::ratio::Ratio;
 use checker::{LivenessChecker, SafetyChecker};
+use sim::ratio::Ratio;
 
 pub static SCENARIO: Scenario = Scenario {
     name: "postgres-failover",
     about: "PostgreSQL-like primary/standby with a Patroni-like manager: kill, isolate, partition or pause the primary under sign-ups and permission changes",
     configs: &[
         ("async-credentials", "credentials on asynchronous commit (unsafe): failovers must lose acknowledged sign-ups"),
-        ("pg-ack-before-fsync", "the primary acknowledges local commits before its fsync (unsafe): a crash-restart loses them"),
-        ("pg-no-fence", "the primary keeps acknowledging after losing its lease (unsafe): two primaries write at once"),
+        (registers::REPLICA_READS, "register reads from any member (unsafe): stale reads must make the history not linearizable"),
+        ("pg-no-watchdog", "Patroni's watchdog off (unsafe): a stalled agent leaves the old primary committing after a failover"),
+        ("pg-ack-before-fsync", "the primary acknowledges local commits before its fsync (unsafe): a power loss loses them"),
+        ("pg-sync-strict", "synchronous_mode_strict: commits block rather than degrade to /sync = none"),
     ],
     sweep_must_reach: &[
         "fault.kill",
@@ -86,8 +93,9 @@ pub const DURATION_MS: u64 = 45_000;
 /// The run's ending: healed and quiet, then every server loses power and recovers; the checkers
 /// read the members' WAL from the recovered disks.
 const ENDING: Ending = Ending { settle_ms: 3_000, recover_ms: 12_000 };
-/// A new primary must accept writes within this long of the fault (6 s lease, 1 s loop).
-pub const FAILOVER_BOUND_MS: u64 = 15_000;
+/// A new primary must accept writes within this long of the fault (a 6 s lease, which a new
+/// DCS leader restarts in full, and a 2 s `loop_wait`: Patroni's defaults divided by 5).
+pub const FAILOVER_BOUND_MS: u64 = 16_000;
 /// Commits must resume after the last heal when at least this much workload follows it.
 pub const RESUME_WINDOW_MS: u64 = 10_000;
 /// Members must have converged when the world was healed at least this long before the end.
@@ -106,10 +114,11 @@ pub(crate) fn spec(durability: Durability) -> PgClusterSpec {
 /// The cluster (with its DCS and backup store) and the application node running the workload;
 /// shared with `postgres-pitr`, which adds a node of its own.
 pub(crate) fn cluster(durability: Durability) -> (Plan, PgCluster) {
-    cluster_with(spec(durability))
+    cluster_of(spec(durability))
 }
 
-fn cluster_with(spec: PgClusterSpec) -> (Plan, PgCluster) {
+/// [`cluster`] of any spec (a config's knobs).
+pub(crate) fn cluster_of(spec: PgClusterSpec) -> (Plan, PgCluster) {
     let mut plan = Plan::new(Topology::new(), DURATION_MS);
     let pg = spec.add_to(&mut plan);
     plan.topology.add(CLIENT, "az-1", "region-1");
@@ -130,16 +139,21 @@ pub(crate) fn liveness(pg: &PgCluster) -> LivenessChecker {
 }
 
 fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
-    let durability = match config {
-        Some("async-credentials") => Durability::async_credentials(),
-        _ => Durability::standard(),
+    let spec = match config {
+        Some("async-credentials") => spec(Durability::async_credentials()),
+        Some("pg-no-watchdog") => spec(Durability::standard()).watchdog(false),
+        Some("pg-sync-strict") => spec(Durability::standard()).sync_strict(true),
+        _ => spec(Durability::standard()),
     };
-    let planted = Planted {
-        ack_before_fsync: config == Some("pg-ack-before-fsync"),
-        no_fence: config == Some("pg-no-fence"),
-    };
-    let (mut plan, pg) = cluster_with(spec(durability).planted(planted));
+    let planted = Planted { ack_before_fsync: config == Some("pg-ack-before-fsync") };
+    let (mut plan, pg) = cluster_of(spec.planted(planted));
     plan.schedule = schedule;
+    // Before the register and transaction clients: the registers' verifier exists only in a run
+    // with an ending.
     plan.ending = Some(ENDING);
-    Built::new(plan).checker(SafetyChecker { pg: pg.clone() }).checker(liveness(&pg))
+    let replica_reads = config == Some(registers::REPLICA_READS);
+    registers::add(&mut plan, &pg, replica_reads);
+    transactions::add(&mut plan, &pg, replica_reads);
+    let built = Built::new(plan).checker(registers::checker(&pg)).checker(transactions::checker(&pg));
+    built.checker(SafetyChecker { pg: pg.clone() }).checker(liveness(&pg))
 }

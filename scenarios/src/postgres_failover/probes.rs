@@ -74,7 +74,11 @@ fn primary_crash_restarted_in_lease(h: &History) -> bool {
     h.faults.iter().filter(|f| matches!(f.fault, Fault::Restart(_))).any(|f| {
         h.primaries_at(f.at_ms).iter().any(|(primary, epoch)| {
             f.nodes.iter().any(|n| n == primary)
-                && h.promotions.iter().filter(|p| p.epoch > *epoch).min_by_key(|p| p.epoch).is_some_and(|p| p.node == *primary)
+                && h.promotions
+                    .iter()
+                    .filter(|p| p.epoch > *epoch)
+                    .min_by_key(|p| p.epoch)
+                    .is_some_and(|p| p.node == *primary)
         })
     })
 }
@@ -83,7 +87,7 @@ fn primary_crash_restarted_in_lease(h: &History) -> bool {
 fn crash_without_sync_standby(h: &History) -> bool {
     h.faults.iter().filter(|f| crashes(&f.fault)).any(|f| {
         h.primaries_at(f.at_ms).iter().any(|(primary, epoch)| {
-            let named = h.sync_standbys.iter().filter(|(e, _, t)| e == epoch && *t <= f.at_ms).next_back();
+            let named = h.sync_standbys.iter().rfind(|(e, _, t)| e == epoch && *t <= f.at_ms);
             f.nodes.iter().any(|n| n == primary) && named.is_none_or(|(_, standby, _)| standby.is_none())
         })
     })

@@ -13,8 +13,12 @@
 //! synchronous standby yet. Everything heals at [`HEAL_AT_MS`]; the rest of the run shows
 //! recovery.
 //!
-//! Faults stay within what the cluster promises: one member lost at a time (plus, at most, one
-//! DCS member), never the synchronous standby.
+//! Some seeds stall only the primary's Patroni agent instead (its postmaster runs on), or kill
+//! both standbys rather than the primary (the synchronous standby lost, with no other to name).
+//!
+//! Faults stay within what the cluster promises: the primary's data is never lost with its
+//! only copy (one member lost at a time, or both standbys while the primary runs), plus, at
+//! most, one DCS member.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -131,15 +135,40 @@ fn lag_sync_standby(rng: &mut ChaCha8Rng, pg: &PgCluster, fault_at_ms: u64) -> S
 fn main_fault(rng: &mut ChaCha8Rng, pg: &PgCluster, t: u64) -> Vec<Scheduled> {
     let primary = Target::role(pg.role_primary());
     let undo_at = (t + rng.gen_range(8_000..14_000)).min(HEAL_AT_MS);
-    match rng.gen_range(0..4) {
+    match rng.gen_range(0..6) {
         0 => vec![at(t, Fault::Kill(primary))],
+        4 => stall_primary_agent(pg, t, undo_at),
+        5 => lose_sync_standby(pg, t),
         1 => vec![at(t, Fault::Isolate(primary)), at(undo_at, Fault::HealNetwork)],
         2 => {
-            let mut others: Vec<String> = pg.dcs().iter().chain(pg.members()).cloned().collect();
-            others.sort();
-            let fault = Fault::Partition { a: primary, b: Target::Nodes(others) };
-            vec![at(t, fault), at(undo_at, Fault::HealNetwork)]
+            // From the DCS and the other members' machines (server and agent), by role: a
+            // list of every member would cut the primary's agent from its own server.
+            let cut = |b: Target| at(t, Fault::Partition { a: primary.clone(), b });
+            vec![
+                cut(Target::Nodes(pg.dcs().to_vec())),
+                cut(Target::role(pg.role_sync_standby())),
+                cut(Target::role(pg.role_async_replica())),
+                at(undo_at, Fault::HealNetwork),
+            ]
         }
         _ => vec![at(t, Fault::Pause(primary.clone())), at(undo_at, Fault::Resume(Target::All))],
     }
+}
+
+/// Stalls the primary's Patroni agent alone (SIGSTOP, a hung DCS call) while its postmaster
+/// runs on: the lease runs out, another member takes over, and only the watchdog stops the
+/// old primary (without one, its sessions keep committing).
+fn stall_primary_agent(pg: &PgCluster, t: u64, undo_at: u64) -> Vec<Scheduled> {
+    let agent = Target::role(pg.role_primary_agent());
+    vec![at(t, Fault::Pause(agent)), at(undo_at, Fault::Resume(Target::All))]
+}
+
+/// Kills both standbys until the heal (the primary keeps its data; a standby alone would just
+/// be replaced by the other): after `wal_sender_timeout` the primary gives the synchronous one
+/// up and degrades to `/sync = none`, or, under `synchronous_mode_strict`, blocks.
+fn lose_sync_standby(pg: &PgCluster, t: u64) -> Vec<Scheduled> {
+    vec![
+        at(t, Fault::Kill(Target::role(pg.role_sync_standby()))),
+        at(t, Fault::Kill(Target::role(pg.role_async_replica()))),
+    ]
 }

@@ -1,6 +1,11 @@
 //! The cache's own promises: a hit returns exactly what the source of truth holds, an expired
 //! key is never served, and writes are acknowledged again once the faults are over. What the
 //! cache lost is recorded, not judged: a lost entry costs a miss that is refilled from the source.
+//!
+//! After the ending's power loss of every member, the verifier must find a master through the
+//! Sentinels, and that master must hold nothing: the members run without persistence
+//! (`appendonly no`, `save ""`), so a key that survives came from memory no node should have
+//! (`unexpected survivor`). What the power loss took is counted.
 
 use std::collections::BTreeSet;
 
@@ -39,6 +44,7 @@ impl Checker for CacheChecker {
         verdict.metric("cache_expiry_checks", reads.session_checks as f64);
         self.recovery(outcome, verdict);
         self.lost(outcome, verdict);
+        self.recovered(outcome, verdict);
     }
 }
 
@@ -76,6 +82,30 @@ impl CacheChecker {
             }
         }
         r
+    }
+
+    /// The state after the ending's power loss, as the verifier read it.
+    fn recovered(&self, outcome: &Outcome, verdict: &mut Verdict) {
+        let (recovery_ms, found) = outcome.observations(|o| {
+            let found = o.of::<CacheObserved>().find_map(|c| match c.value {
+                CacheObserved::Recovered { node, keys } if self.redis.nodes().contains(&node) => Some((node, keys)),
+                _ => None,
+            });
+            (o.recovery_started_ms(), found)
+        });
+        if recovery_ms.is_none() {
+            return;
+        }
+        let Some((node, keys)) = found else {
+            verdict.violation("liveness", "after the power loss the verifier found no master through the Sentinels");
+            return;
+        };
+        verdict.metric("cache_keys_after_power_loss", keys.len() as f64);
+        let listed: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{k} on {node} after a power loss of every member, which run with appendonly no"))
+            .collect();
+        verdict.violations_upto("unexpected survivor", listed, LIST_AT_MOST);
     }
 
     /// A write is acknowledged after the last heal (or the last fault, or the start).

@@ -1,8 +1,10 @@
 //! The document service's use of the cache: rendered document versions cached under
 //! version-stamped keys (immutable, so a lost write can only cost a miss, never a stale answer),
 //! cache-aside reads that fall back to the source of truth on a miss, and short-lived session
-//! keys whose expiry is checked. A final read-back lists what the cache still holds. Everything
-//! the clients see is recorded as [`CacheObserved`].
+//! keys whose expiry is checked. Beside them, a few mutable registers (`reg:N`, no TTL) are
+//! overwritten, deleted and read, so that a stale read or a deleted key coming back can be
+//! seen. A final read-back lists what the cache still holds and reads every register.
+//! Everything the clients see is recorded as [`CacheObserved`] and [`RegisterObserved`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,10 +15,12 @@ use sim::NodeCtx;
 use system::redis::protocol::{Command, Reply};
 use system::redis::{ClientConfig, RedisClient};
 
-use super::history::CacheObserved;
+use super::history::{CacheObserved, RegisterObserved};
 
 const SESSIONS: usize = 2;
 const DOCS: u64 = 20;
+/// Mutable registers: few, so that reads often follow overwrites and deletes of the same key.
+const REGISTERS: u64 = 6;
 /// Rendered documents live long (they must outlive the run: a missing one was lost).
 const DOC_TTL_MS: u64 = 120_000;
 /// Session keys expire quickly, so reads after their TTL test expiry.
@@ -36,6 +40,8 @@ pub struct Timing {
 
 /// The source of truth (the database) the cache is filled from: each document's version.
 type Source = Arc<Mutex<BTreeMap<u64, u64>>>;
+/// The next register value: unique in the run, so a read names the write it returned.
+type Seqs = Arc<Mutex<u64>>;
 
 pub fn doc_key(doc: u64, version: u64) -> String {
     format!("doc:{doc}:v{version}")
@@ -53,8 +59,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Runs the sessions (each with its own client config), then the read-back through `readback`.
 pub async fn run(mut ctx: NodeCtx, sessions: Vec<ClientConfig>, readback: ClientConfig, timing: Timing) {
     let source: Source = Arc::default();
+    let seqs: Seqs = Arc::default();
     for (s, client) in sessions.into_iter().enumerate() {
-        tokio::spawn(session(ctx.fork(), client, s, source.clone(), timing));
+        tokio::spawn(session(ctx.fork(), client, s, (source.clone(), seqs.clone()), timing));
     }
     let now = ctx.clock.now_ms();
     tokio::time::sleep(Duration::from_millis(timing.readback_at_ms.saturating_sub(now))).await;
@@ -66,7 +73,7 @@ pub fn sessions(client: &ClientConfig) -> Vec<ClientConfig> {
     vec![client.clone(); SESSIONS]
 }
 
-async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, source: Source, timing: Timing) {
+async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, (source, seqs): (Source, Seqs), timing: Timing) {
     let mut client = RedisClient::new(&mut ctx, client);
     let mut sessions: Vec<(String, u64)> = Vec::new();
     let mut n = 0u64;
@@ -74,7 +81,7 @@ async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, source: Sourc
         n += 1;
         let roll = ctx.rng.gen_range(0..100);
         let doc = ctx.rng.gen_range(0..DOCS);
-        if roll < 30 {
+        if roll < 25 {
             let version = {
                 let mut src = lock(&source);
                 let v = src.entry(doc).or_default();
@@ -82,13 +89,24 @@ async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, source: Sourc
                 *v
             };
             set(&ctx, &mut client, doc_key(doc, version), content(doc, version), DOC_TTL_MS).await;
-        } else if roll < 40 {
+        } else if roll < 33 {
             let key = format!("session:{s}:{n}");
             if let Some(at) = set(&ctx, &mut client, key.clone(), "token".into(), SESSION_TTL_MS).await {
                 sessions.push((key, at));
             }
-        } else if roll < 50 {
+        } else if roll < 40 {
             check_expired(&ctx, &mut client, &mut sessions).await;
+        } else if roll < 60 {
+            let key = format!("reg:{}", ctx.rng.gen_range(0..REGISTERS));
+            let seq = {
+                let mut next = lock(&seqs);
+                *next += 1;
+                *next
+            };
+            write_register(&ctx, &mut client, key, seq, roll >= 55).await;
+        } else if roll < 75 {
+            let key = format!("reg:{}", ctx.rng.gen_range(0..REGISTERS));
+            read_register(&ctx, &mut client, key).await;
         } else {
             let version = lock(&source).get(&doc).copied().unwrap_or(0);
             if version > 0 {
@@ -140,6 +158,48 @@ async fn check_expired(ctx: &NodeCtx, client: &mut RedisClient, sessions: &mut V
     ctx.observe(&CacheObserved::SessionRead { key, node, acked_at_ms, ttl_ms: SESSION_TTL_MS, returned: value });
 }
 
+/// `SET key seq` or `DEL key`, recorded with when it was invoked.
+async fn write_register(ctx: &NodeCtx, client: &mut RedisClient, key: String, seq: u64, delete: bool) {
+    let invoked_ms = ctx.clock.now_ms();
+    let cmd = match delete {
+        true => Command::Del { key: key.clone() },
+        false => Command::Set { key: key.clone(), value: seq.to_string(), px: None },
+    };
+    match client.call(&cmd).await {
+        Ok((node, Reply::Ok | Reply::Int { .. })) => {
+            ctx.observe(&RegisterObserved::Acked { key, seq, delete, node, invoked_ms })
+        }
+        _ => ctx.observe(&RegisterObserved::Failed { key, seq, delete, invoked_ms }),
+    }
+}
+
+/// `GET key`, recorded with when it was invoked and which write's value it returned.
+async fn read_register(ctx: &NodeCtx, client: &mut RedisClient, key: String) {
+    let invoked_ms = ctx.clock.now_ms();
+    if let Ok((node, Reply::Value { value })) = client.call(&Command::Get { key: key.clone() }).await {
+        let seq = value.map(|v| v.parse().expect("register values are write sequence numbers"));
+        ctx.observe(&RegisterObserved::Read { key, node, invoked_ms, seq });
+    }
+}
+
+/// The verifier, started when the servers recover from the ending's power loss: finds the
+/// master through the Sentinels (retrying while there is none), lists every key it holds and
+/// reads every register.
+pub async fn verify(mut ctx: NodeCtx, client: ClientConfig) {
+    let mut client = RedisClient::new(&mut ctx, client);
+    for _ in 0..15 {
+        let cmd = Command::Keys { prefix: String::new(), limit: 1_000_000 };
+        if let Ok((node, Reply::Keys { keys })) = client.call(&cmd).await {
+            ctx.observe(&CacheObserved::Recovered { node, keys });
+            for r in 0..REGISTERS {
+                read_register(&ctx, &mut client, format!("reg:{r}")).await;
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// Lists every key the master holds, retrying while no master can be found.
 async fn read_back(ctx: &mut NodeCtx, client: ClientConfig) {
     let mut client = RedisClient::new(ctx, client);
@@ -147,6 +207,9 @@ async fn read_back(ctx: &mut NodeCtx, client: ClientConfig) {
         let cmd = Command::Keys { prefix: String::new(), limit: 1_000_000 };
         if let Ok((node, Reply::Keys { keys })) = client.call(&cmd).await {
             ctx.observe(&CacheObserved::ReadBack { node, keys });
+            for r in 0..REGISTERS {
+                read_register(ctx, &mut client, format!("reg:{r}")).await;
+            }
             return;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,5 +1,5 @@
 //! `smoke`: the simulator's own test. A small replicated log (Raft, one replica per zone) takes
-//! appends from a seeded client while a seeded schedule kills nodes and a zone, partitions,
+//! appends from a seeded client while a seeded schedule kills nodes and a zone, crashes processes, partitions,
 //! pauses, shapes links, skews clocks and tears unsynced writes; then everything heals. The run
 //! ends (`sim::ending`) with the client stopped, a power loss of all three replicas at once, a
 //! restart, and a verifier reading each replica's recovered log.
@@ -26,7 +26,7 @@ use crate::scenario::{Built, Scenario, WindowProbe};
 pub static SCENARIO: Scenario = Scenario {
     name: "smoke",
     about:
-        "Raft-replicated log across 3 zones under kills, a zone kill, partitions, pauses, clock skew and torn writes",
+        "Raft-replicated log across 3 zones under kills, process crashes, a zone kill, partitions, pauses, clock skew and torn writes, ending in a power loss of all replicas",
     configs: &[("planted-leak", "plants a nondeterminism leak (for testing check-determinism)")],
     sweep_must_reach: &[
         "fault.kill",
@@ -36,6 +36,7 @@ pub static SCENARIO: Scenario = Scenario {
         "fault.pause",
         "fault.link",
         "fault.clock_skew",
+        "fault.crash",
         "disk.torn_write",
         "consensus.leader_elected",
     ],

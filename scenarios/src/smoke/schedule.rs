@@ -1,6 +1,9 @@
 //! The smoke fault schedule, drawn from the seed: torn writes armed from the start, then three to
 //! six faults (each undone a few seconds later) before everything heals at [`HEAL_AT_MS`].
 //!
+//! Process crashes (the page cache kept, so a restart reads unsynced entries back) are drawn
+//! too. Corrupt blocks and wiped disks are not drawn yet.
+//!
 //! Faults are bounded by what a three-replica Raft log promises: overlapping faults may take a
 //! majority down for a while (the log then stalls, which is allowed), but nothing destroys synced
 //! data on a majority, so every acknowledged append must survive.
@@ -51,7 +54,7 @@ fn pick<'a>(rng: &mut ChaCha8Rng, from: &[&'a str]) -> &'a str {
 /// One fault and the fault that undoes it.
 fn one(rng: &mut ChaCha8Rng, at: u64) -> Vec<Scheduled> {
     let undo_at = at + rng.gen_range(1_000..6_000);
-    let (fault, undo) = match rng.gen_range(0..9) {
+    let (fault, undo) = match rng.gen_range(0..10) {
         0 => {
             let t = if rng.gen_ratio(1, 2) { Target::role("log-leader") } else { Target::node(pick(rng, &REPLICAS)) };
             (Fault::Kill(t.clone()), Fault::Restart(Target::Nodes(REPLICAS.iter().map(|s| s.to_string()).collect())))
@@ -95,6 +98,11 @@ fn one(rng: &mut ChaCha8Rng, at: u64) -> Vec<Scheduled> {
             };
             let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
             (Fault::Disk { target: t.clone(), faults: failing }, Fault::Disk { target: t, faults: torn })
+        }
+        9 => {
+            // The process dies, the page cache stays: a restart finds unsynced entries on disk.
+            let t = if rng.gen_ratio(1, 2) { Target::role("log-leader") } else { Target::node(pick(rng, &REPLICAS)) };
+            (Fault::Crash(t), Fault::HealAll)
         }
         _ => {
             let mut nodes = REPLICAS.to_vec();

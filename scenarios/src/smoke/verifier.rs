@@ -21,13 +21,26 @@ const RETRY: Duration = Duration::from_millis(200);
 pub async fn run(mut ctx: NodeCtx) {
     let channel = Channel::new(&mut ctx, ChannelOptions::new(CLIENT_PORT, Encoding::Json));
     let upto = barrier(&ctx, &channel).await;
-    for replica in REPLICAS {
-        loop {
+    // Round after round over the replicas not read yet: one that never recovers must not keep
+    // the others from being read.
+    let mut unread: Vec<&str> = REPLICAS.to_vec();
+    while !unread.is_empty() {
+        let mut still = Vec::new();
+        for replica in unread {
             let read = Request::ReadApplied { upto };
-            if let Ok(Response::Applied { entries }) = channel.call(replica, &read, READ_TIMEOUT).await {
-                ctx.observe(&RecoveredLog { replica: replica.to_string(), upto, entries });
-                break;
+            match channel.call(replica, &read, READ_TIMEOUT).await {
+                Ok(Response::Applied { entries }) => {
+                    ctx.observe(&RecoveredLog { replica: replica.to_string(), upto, entries })
+                }
+                _ => {
+                    // A connection that failed may be stuck (a restarted peer): dial afresh.
+                    channel.forget(replica);
+                    still.push(replica);
+                }
             }
+        }
+        unread = still;
+        if !unread.is_empty() {
             tokio::time::sleep(RETRY).await;
         }
     }

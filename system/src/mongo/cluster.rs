@@ -28,7 +28,7 @@ use std::io;
 use sim::disk::DiskFarm;
 use sim::{node_main, NodeCtx, Plan};
 
-use super::mongod::{self, storage, ClusterRole, MongodConfig};
+use super::mongod::{self, storage, ClusterRole, Flaw, MongodConfig};
 use super::oplog::Oplog;
 use super::protocol::WriteConcern;
 use super::replset::{MemberConfig, SetConfig, Settings};
@@ -81,6 +81,8 @@ pub struct MongoClusterSpec {
     /// `storage.journal.commitIntervalMs`.
     pub journal_commit_interval_ms: u64,
     pub router: RouterSettings,
+    /// A bug planted in every mongod (unsafe configs only).
+    pub flaw: Option<Flaw>,
 }
 
 impl MongoClusterSpec {
@@ -99,6 +101,7 @@ impl MongoClusterSpec {
             replication: Settings::default(),
             journal_commit_interval_ms: 100,
             router: RouterSettings::default(),
+            flaw: None,
         }
     }
 
@@ -128,7 +131,9 @@ impl MongoClusterSpec {
                 plan.topology.add(host, &cluster.zones[host], &self.region);
                 let mut mongod = MongodConfig::new(set.clone(), me, role.clone(), role_primary(&set.name));
                 mongod.settings = self.replication.clone();
+                mongod.settings.dry_run_elects |= self.flaw == Some(Flaw::DryRunElects);
                 mongod.journal_commit_interval_ms = self.journal_commit_interval_ms;
+                mongod.flaw = self.flaw;
                 plan.node(host, node_main(move |ctx| mongod::run(ctx, mongod.clone())));
             }
         }

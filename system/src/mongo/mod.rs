@@ -25,6 +25,9 @@
 //!   primary's in-memory apply (before its journal flush), `w:majority` once the commit point
 //!   covers the write. `readConcern: "local"` reads the newest applied data on the primary,
 //!   `"majority"` reads at the commit point ([`store`] keeps every version).
+//! - **Disk faults**: a mongod stops on an I/O error rather than pass over it, and a member that
+//!   finds synced records damaged votes for no one and counts towards no majority until it has
+//!   repaired itself from its peers ([`mongod`]).
 //! - **Rollback**: a member whose oplog diverged from the primary's (a deposed primary's
 //!   unreplicated writes) truncates to the common point and undoes its data, writing what it
 //!   undid to a rollback file. So `w:1` writes can be lost; `w:majority` writes cannot.
@@ -67,7 +70,7 @@ pub mod store;
 pub mod writes;
 
 pub use cluster::{MongoCluster, MongoClusterSpec, SetSpec};
-pub use mongod::{run as run_mongod, ClusterRole, MongodConfig};
+pub use mongod::{run as run_mongod, ClusterRole, Flaw, MongodConfig};
 pub use observe::{FencedOut, LockGranted, MajorityRead, MemberEvent, WriteAcked};
 pub use oplog::{Fence, OpTime, OplogEntry};
 pub use protocol::{ReadConcern, WriteConcern, WriteOp};

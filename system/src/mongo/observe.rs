@@ -31,9 +31,10 @@ pub enum MemberEvent {
     BecamePrimary { set: String, term: u64, reason: ElectionReason },
     /// The member stopped being primary (lost its majority, or saw a newer term).
     SteppedDown { set: String, term: u64, reason: String },
-    /// The member truncated its oplog after `common` (MongoDB's rollback). `past_commit`: it had
-    /// learned that some of what it undid was majority-committed, MongoDB's fatal case.
-    RolledBack { set: String, common: OpTime, removed: u64, past_commit: bool },
+    /// The member truncated its oplog after `common` (MongoDB's rollback), undoing the entries
+    /// at `removed`. `past_commit`: it had learned that some of what it undid was
+    /// majority-committed, MongoDB's fatal case.
+    RolledBack { set: String, common: OpTime, removed: Vec<OpTime>, past_commit: bool },
 }
 
 impl Observation for MemberEvent {
@@ -54,6 +55,10 @@ pub struct WriteAcked {
     /// not flagged.
     pub relied: bool,
     pub optime: OpTime,
+    /// The documents the write created, as `(namespace, id)`: what a read after recovery must
+    /// find again. Empty for writes that only update (version vectors, positions).
+    #[serde(default)]
+    pub created: Vec<(String, String)>,
 }
 
 impl Observation for WriteAcked {

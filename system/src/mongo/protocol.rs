@@ -50,11 +50,14 @@ pub enum PeerMsg {
         granted: bool,
     },
     /// The oplog fetcher's `getMore`: entries after `after`, which is also the fetcher's durable
-    /// position (what `replSetUpdatePosition` would report).
+    /// position (what `replSetUpdatePosition` would report) unless `repairing`: a damaged member
+    /// fetching to repair itself counts towards no majority.
     Fetch {
         id: u64,
         term: u64,
         after: OpTime,
+        #[serde(default)]
+        repairing: bool,
     },
     /// Entries after the fetch's `after`, and the source's majority commit point.
     Batch {

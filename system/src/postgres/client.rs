@@ -1,9 +1,11 @@
-//! The application's client: finds the primary through the DCS (where the manager publishes the
-//! leader), sends each transaction with the epoch it expects, and retries elsewhere on "not
-//! primary", or when the request never left (no connection, or it broke while writing), both of
-//! which promise nothing was written. Anything else that goes wrong after a request was sent
-//! leaves its fate unknown (indeterminate), and the client does not retry it. Connections are a
-//! [`Channel`]'s: cached per member, reconnected after a backoff.
+//! The application's client: connects to the cluster's proxy ([`super::proxy`]), which forwards
+//! its connection to the member whose agent passes the `/primary` health check, as an
+//! application behind HAProxy does; it never reads the DCS. It retries on "not primary" (from
+//! the proxy, with no healthy primary, or from a member demoted under it), or when the request
+//! never left (no connection, or it broke while writing), all of which promise nothing was
+//! written. Anything else that goes wrong after a request was sent leaves its fate unknown
+//! (indeterminate), and the client does not retry it. Connections are a [`Channel`]'s: cached
+//! per proxy, reconnected after a backoff.
 
 use std::io;
 use std::time::Duration;
@@ -13,11 +15,9 @@ use sim::NodeCtx;
 use tokio::time::Instant;
 
 use super::data::Txn;
-use super::dcs_client::DcsClient;
-use super::protocol::{Request, Response, CLIENT_PORT};
+use super::protocol::{Request, Response, Routed, CLIENT_PORT, PROXY_PORT};
 use crate::rpc::{self, Channel, ChannelOptions, Encoding, RpcError};
 
-const DCS_BUDGET: Duration = Duration::from_secs(1);
 const CONNECT: Duration = Duration::from_secs(1);
 const REPLY: Duration = Duration::from_secs(2);
 
@@ -37,8 +37,8 @@ pub enum Executed {
 
 pub struct PgClient {
     channel: Channel,
-    dcs: DcsClient,
-    leader: Option<(String, u64)>,
+    proxies: Vec<String>,
+    next: usize,
 }
 
 fn options() -> ChannelOptions {
@@ -49,53 +49,59 @@ fn options() -> ChannelOptions {
 }
 
 impl PgClient {
-    /// A client of this node (its reconnect jitter is forked from the node's rng).
-    pub fn new(ctx: &mut NodeCtx, dcs_members: Vec<String>) -> Self {
-        let dcs = DcsClient::new(ctx, dcs_members);
-        PgClient { channel: Channel::new(ctx, options()), dcs, leader: None }
+    /// A client of this node going through `proxies` (its reconnect jitter is forked from the
+    /// node's rng).
+    pub fn new(ctx: &mut NodeCtx, proxies: Vec<String>) -> Self {
+        let options = ChannelOptions { port: PROXY_PORT, ..options() };
+        PgClient { channel: Channel::new(ctx, options), proxies, next: 0 }
     }
 
-    /// The primary the DCS names, and its epoch.
-    pub async fn primary(&mut self) -> Option<(String, u64)> {
-        if self.leader.is_none() {
-            let view = self.dcs.read(DCS_BUDGET).await.ok()?;
-            self.leader = view.leader.map(|k| (k.holder, k.epoch));
-        }
-        self.leader.clone()
+    /// The proxy to use now; the next one after a connection failure.
+    fn proxy(&self) -> &str {
+        &self.proxies[self.next % self.proxies.len()]
     }
 
-    /// Commits `txn` on the primary, looking for it for at most `budget`.
+    /// Commits `txn` on whichever member the proxy routes to, for at most `budget`.
     pub async fn execute(&mut self, txn: &Txn, budget: Duration) -> Executed {
         let deadline = Instant::now() + budget;
         while Instant::now() < deadline {
-            let Some((leader, epoch)) = self.primary().await else {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            };
-            let req = Request::Execute { epoch: Some(epoch), txn: txn.clone() };
-            let answer = self.channel.call(&leader, &req, CONNECT + REPLY).await;
-            if !matches!(
-                answer,
-                Ok(Response::Committed { .. } | Response::Rejected { .. } | Response::Indeterminate { .. })
-            ) {
-                self.leader = None;
-            }
-            match answer {
-                Ok(Response::Committed { epoch, index }) => return Executed::Committed { node: leader, epoch, index },
-                Ok(Response::Rejected { reason }) => return Executed::Rejected(reason),
-                Ok(Response::NotPrimary { .. }) => tokio::time::sleep(Duration::from_millis(50)).await,
-                Ok(Response::Indeterminate { reason }) => return Executed::Indeterminate(reason),
-                Ok(other) => return Executed::Indeterminate(format!("unexpected answer {other:?}")),
+            let proxy = self.proxy().to_string();
+            let req = Request::Execute { epoch: None, txn: txn.clone() };
+            let answer: Result<Routed, RpcError> = self.channel.call(&proxy, &req, CONNECT + REPLY).await;
+            let (node, response) = match answer {
+                Ok(Routed { node, response }) => (node, response),
                 Err(RpcError::Connect(_) | RpcError::BackingOff) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await
+                    self.next += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
-                // A cached connection the server had already closed: nothing reached it.
-                Err(RpcError::Unsent(_)) => {}
+                // A cached connection the proxy had already closed: nothing reached it.
+                Err(RpcError::Unsent(_)) => continue,
                 Err(RpcError::TimedOut) => return Executed::Indeterminate("no answer in time".into()),
                 Err(e) => return Executed::Indeterminate(e.to_string()),
+            };
+            match (response, node) {
+                (Response::Committed { epoch, index }, Some(node)) => {
+                    return Executed::Committed { node, epoch, index }
+                }
+                (Response::Rejected { reason }, _) => return Executed::Rejected(reason),
+                (Response::NotPrimary { .. }, _) => tokio::time::sleep(Duration::from_millis(50)).await,
+                (Response::Indeterminate { reason }, _) => return Executed::Indeterminate(reason),
+                (other, node) => return Executed::Indeterminate(format!("unexpected answer {other:?} from {node:?}")),
             }
         }
         Executed::Rejected("no primary found in time".into())
+    }
+
+    /// One request (a read) through the proxy, to the member it routes to now: that member's name
+    /// (None when the proxy had no healthy primary) and its answer.
+    pub async fn request(&mut self, req: &Request) -> Result<(Option<String>, Response), RpcError> {
+        let proxy = self.proxy().to_string();
+        let answer: Result<Routed, RpcError> = self.channel.call(&proxy, req, CONNECT + REPLY).await;
+        if matches!(answer, Err(RpcError::Connect(_) | RpcError::BackingOff)) {
+            self.next += 1;
+        }
+        answer.map(|Routed { node, response }| (node, response))
     }
 
     /// One request to one member (reads from a replica), on a fresh connection.

@@ -1,6 +1,7 @@
 //! A PostgreSQL-like cluster as one unit a scenario adds to its plan: the members (one per
-//! zone), the DCS they elect their leader in, and the object store they archive to, all named
-//! under one prefix, so that two clusters can share a world without sharing a node or a role.
+//! zone, each a server and its Patroni agent), the DCS they elect their leader in, the proxy
+//! clients go through, and the object store they archive to, all named under one prefix, so
+//! that two clusters can share a world without sharing a node or a role.
 //!
 //! ```
 //! use sim::{Plan, Topology};
@@ -10,25 +11,37 @@
 //! let a = PgClusterSpec::new("pg").add_to(&mut plan);
 //! let b = PgClusterSpec::new("pgb").add_to(&mut plan);
 //! assert_eq!(a.members(), ["pg-1", "pg-2", "pg-3"]);
+//! assert_eq!(a.agents(), ["pg-1-agent", "pg-2-agent", "pg-3-agent"]);
+//! assert_eq!(a.proxy(), "pg-proxy");
 //! assert_eq!((a.role_primary(), b.role_primary()), ("pg-primary", "pgb-primary"));
+//! assert_eq!(a.role_primary_agent(), "pg-primary-agent");
 //! assert_eq!(b.dcs(), ["pgb-dcs-1", "pgb-dcs-2", "pgb-dcs-3"]);
 //! assert_eq!(b.backup(), Some("pgb-backup"));
 //! ```
 //!
-//! Names: members `<prefix>-1`.., DCS nodes `<prefix>-dcs-1`.., the backup store
-//! `<prefix>-backup`; roles (what faults target) `<prefix>-primary`, `<prefix>-sync-standby`,
-//! `<prefix>-async-replica` and `<prefix>-dcs-leader`. The handle reads the members' WAL from
-//! their disks, the durable state a checker must judge by (see the architecture's "what
-//! checkers trust").
+//! Names: members' servers `<prefix>-1`.. and their agents `<prefix>-1-agent`.. (same zone),
+//! DCS nodes `<prefix>-dcs-1`.., the proxy `<prefix>-proxy`, the backup store
+//! `<prefix>-backup`; roles (what faults target) `<prefix>-primary`, `<prefix>-sync-standby`
+//! and `<prefix>-async-replica` (claimed by a member's server and agent alike: the machine),
+//! `<prefix>-primary-agent` (the primary's agent alone: a stalled Patroni with a live
+//! postmaster) and `<prefix>-dcs-leader`. The handle reads the members' WAL from their disks,
+//! the durable state a checker must judge by (see the architecture's "what checkers trust").
+//!
+//! Knobs ([`PgClusterSpec`]): `timing` (every timeout scaled by one factor), `watchdog`
+//! (Patroni's `watchdog.mode`: on by default; off lets a stalled agent leave an old primary
+//! accepting writes), `sync_strict` (`synchronous_mode_strict`), and `shutdown_sessions`
+//! (HAProxy's `on-marked-down shutdown-sessions`, off by default).
 
 use serde::{Deserialize, Serialize};
 use sim::disk::Disk;
 use sim::{node_main, NodeCtx, Plan};
 
+use super::agent::{AgentConfig, MemberNodes};
 use super::data::Durability;
 use super::manager::Timing;
 use super::node::PgConfig;
 use super::planted::Planted;
+use super::proxy::ProxyConfig;
 use super::wal::{read_segments, Wal};
 use super::PgClient;
 
@@ -49,6 +62,8 @@ impl Placement {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PgRoles {
     pub primary: String,
+    /// The primary's agent alone.
+    pub primary_agent: String,
     pub sync_standby: String,
     pub async_replica: String,
     pub dcs_leader: String,
@@ -58,6 +73,7 @@ impl PgRoles {
     pub fn for_prefix(prefix: &str) -> Self {
         PgRoles {
             primary: format!("{prefix}-primary"),
+            primary_agent: format!("{prefix}-primary-agent"),
             sync_standby: format!("{prefix}-sync-standby"),
             async_replica: format!("{prefix}-async-replica"),
             dcs_leader: format!("{prefix}-dcs-leader"),
@@ -76,15 +92,25 @@ pub struct PgClusterSpec {
     pub dcs: Vec<Placement>,
     /// The object store base backups and archived WAL go to; None: no archiving.
     pub backup: Option<Placement>,
+    /// Where the proxy clients connect to goes.
+    pub proxy: Placement,
     pub durability: Durability,
     pub timing: Timing,
     /// Bugs planted for the checkers to catch (none by default).
     pub planted: Planted,
+    /// Patroni's `watchdog.mode`: `required` (true) or `off`.
+    pub watchdog: bool,
+    /// Patroni's `synchronous_mode_strict`.
+    pub sync_strict: bool,
+    /// HAProxy's `on-marked-down shutdown-sessions`.
+    pub shutdown_sessions: bool,
 }
 
 impl PgClusterSpec {
-    /// Three members and three DCS nodes over `az-1`..`az-3` of `region-1`, the backup store
-    /// in `az-b1` of `region-2`, the standard durability and the simulation timing.
+    /// Three members and three DCS nodes over `az-1`..`az-3` of `region-1`, the proxy in
+    /// `az-1`, the backup store in `az-b1` of `region-2`, the standard durability, the
+    /// simulation timing, the watchdog on, non-strict synchronous mode, and sessions kept on a
+    /// member marked down.
     pub fn new(prefix: &str) -> Self {
         let zones: Vec<Placement> = (1..=3).map(|i| Placement::new(&format!("az-{i}"), "region-1")).collect();
         PgClusterSpec {
@@ -92,15 +118,39 @@ impl PgClusterSpec {
             members: zones.clone(),
             dcs: zones,
             backup: Some(Placement::new("az-b1", "region-2")),
+            proxy: Placement::new("az-1", "region-1"),
             durability: Durability::standard(),
             timing: Timing::simulation(),
             planted: Planted::default(),
+            watchdog: true,
+            sync_strict: false,
+            shutdown_sessions: false,
         }
     }
 
     /// Runs every member with the bugs `planted` (an unsafe configuration).
     pub fn planted(mut self, planted: Planted) -> Self {
         self.planted = planted;
+        self
+    }
+
+    pub fn timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    pub fn watchdog(mut self, on: bool) -> Self {
+        self.watchdog = on;
+        self
+    }
+
+    pub fn sync_strict(mut self, on: bool) -> Self {
+        self.sync_strict = on;
+        self
+    }
+
+    pub fn shutdown_sessions(mut self, on: bool) -> Self {
+        self.shutdown_sessions = on;
         self
     }
 
@@ -118,11 +168,19 @@ impl PgClusterSpec {
             plan.node(name, node_main(move |ctx| super::dcs_server::run(ctx, members.clone(), role.clone())));
         }
         let config = cluster.member_config(self);
-        for (name, at) in cluster.members.iter().zip(&self.members) {
+        for (i, at) in self.members.iter().enumerate() {
+            let (name, agent) = (&cluster.members[i], &cluster.agents[i]);
             plan.topology.add(name, &at.zone, &at.region);
             let config = config.clone();
             plan.node(name, node_main(move |ctx| super::node::run(ctx, config.clone())));
+            plan.topology.add(agent, &at.zone, &at.region);
+            let config = cluster.agent_config(self, name);
+            plan.node(agent, node_main(move |ctx| super::agent::run(ctx, config.clone())));
         }
+        plan.topology.add(&cluster.proxy, &self.proxy.zone, &self.proxy.region);
+        let mut proxy = ProxyConfig::new(cluster.member_nodes(), self.timing.check_interval_ms);
+        proxy.shutdown_sessions = self.shutdown_sessions;
+        plan.node(&cluster.proxy, node_main(move |ctx| super::proxy::run(ctx, proxy.clone())));
         if let (Some(name), Some(at)) = (&cluster.backup, &self.backup) {
             plan.topology.add(name, &at.zone, &at.region);
             plan.node(name, node_main(crate::objstore::run));
@@ -136,6 +194,8 @@ impl PgClusterSpec {
         let p = &self.prefix;
         PgCluster {
             members: (1..=self.members.len()).map(|i| format!("{p}-{i}")).collect(),
+            agents: (1..=self.members.len()).map(|i| format!("{p}-{i}-agent")).collect(),
+            proxy: format!("{p}-proxy"),
             dcs: (1..=self.dcs.len()).map(|i| format!("{p}-dcs-{i}")).collect(),
             backup: self.backup.as_ref().map(|_| format!("{p}-backup")),
             roles: PgRoles::for_prefix(p),
@@ -147,6 +207,8 @@ impl PgClusterSpec {
 #[derive(Clone, Debug)]
 pub struct PgCluster {
     members: Vec<String>,
+    agents: Vec<String>,
+    proxy: String,
     dcs: Vec<String>,
     backup: Option<String>,
     roles: PgRoles,
@@ -159,6 +221,21 @@ impl PgCluster {
 
     pub fn is_member(&self, node: &str) -> bool {
         self.members.iter().any(|m| m == node)
+    }
+
+    /// The members' Patroni agents, in the members' order.
+    pub fn agents(&self) -> &[String] {
+        &self.agents
+    }
+
+    /// The proxy clients connect to.
+    pub fn proxy(&self) -> &str {
+        &self.proxy
+    }
+
+    fn member_nodes(&self) -> Vec<MemberNodes> {
+        let pairs = self.members.iter().zip(&self.agents);
+        pairs.map(|(server, agent)| MemberNodes { server: server.clone(), agent: agent.clone() }).collect()
     }
 
     pub fn dcs(&self) -> &[String] {
@@ -178,6 +255,11 @@ impl PgCluster {
         &self.roles.primary
     }
 
+    /// The role the primary's agent alone claims (to stall Patroni, not the postmaster).
+    pub fn role_primary_agent(&self) -> &str {
+        &self.roles.primary_agent
+    }
+
     pub fn role_sync_standby(&self) -> &str {
         &self.roles.sync_standby
     }
@@ -186,21 +268,31 @@ impl PgCluster {
         &self.roles.async_replica
     }
 
-    /// An application client of this cluster on `ctx`'s node (it finds the primary through the
-    /// cluster's DCS).
+    /// An application client of this cluster on `ctx`'s node (it goes through the proxy).
     pub fn client(&self, ctx: &mut NodeCtx) -> PgClient {
-        PgClient::new(ctx, self.dcs.clone())
+        PgClient::new(ctx, vec![self.proxy.clone()])
     }
 
     fn member_config(&self, spec: &PgClusterSpec) -> PgConfig {
         PgConfig {
             members: self.members.clone(),
-            dcs: self.dcs.clone(),
+            sync_strict: spec.sync_strict,
             archive: self.backup.clone(),
             durability: spec.durability.clone(),
             timing: spec.timing.clone(),
             roles: self.roles.clone(),
             planted: spec.planted.clone(),
+        }
+    }
+
+    fn agent_config(&self, spec: &PgClusterSpec, server: &str) -> AgentConfig {
+        AgentConfig {
+            server: server.into(),
+            members: self.member_nodes(),
+            dcs: self.dcs.clone(),
+            timing: spec.timing.clone(),
+            roles: self.roles.clone(),
+            watchdog: spec.watchdog,
         }
     }
 

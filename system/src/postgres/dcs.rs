@@ -7,10 +7,11 @@
 //! acquire the leader key, and epochs are handed out exactly once. Lease expiry is etcd's: the
 //! DCS leader times a lease on its own monotonic clock from when it applied the last renewal (and
 //! restarts every lease at full TTL when it becomes leader), then proposes an `Expire` naming
-//! the lease revision it saw expire, so a renewal that raced it wins. A primary computes its own
-//! deadline from when it *sent* the renewal, which is never later than when the DCS applied it:
-//! with clocks that run at the same rate (skew does not matter, rate does), the primary stops
-//! writing before the DCS lets anyone else acquire the key.
+//! the lease revision it saw expire, so a renewal that raced it wins. A leader's agent computes
+//! its own deadline from when it *sent* the renewal, which is never later than when the DCS
+//! applied it: with clocks that run at the same rate (skew does not matter, rate does), the agent
+//! demotes its server, and the watchdog it pets resets a server whose agent stalled, before the
+//! DCS lets anyone else acquire the key. The server itself never looks at the lease.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,14 +1,16 @@
-//! The failover manager's decision cycle, sans-IO: Patroni's `ha.py` `run_cycle`, reduced to the
+//! The Patroni agent's decision cycle, sans-IO: Patroni's `ha.py` `run_cycle`, reduced to the
 //! rules that decide safety and liveness.
 //!
-//! Each member runs one cycle every `loop_wait`: the shell reads the cluster from the DCS (and,
-//! when the leader key is free, polls the other members' API), calls [`Manager::cycle`], and
-//! carries out the returned actions. The rules:
+//! Each agent runs one cycle every `loop_wait`: the shell (`agent`) asks its server for its
+//! state over the local control channel, reads the cluster from the DCS (and, when the leader
+//! key is free, polls the other agents' REST API), calls [`Manager::cycle`], and carries out the
+//! returned actions through the control channel and the DCS. The rules:
 //!
-//! * The primary renews the leader key every cycle. It may acknowledge writes only until its
-//!   fence: the send time of its last successful renewal plus `ttl`, minus a safety margin (see
-//!   [`super::dcs`] for why the send time). Past the fence, or when the key is gone or held by
-//!   someone else, it demotes.
+//! * The leader renews the leader key every cycle. Its lease, as it sees it, runs from the send
+//!   time of its last successful renewal for `ttl` (see [`super::dcs`] for why the send time);
+//!   it demotes its server `safety_margin` before that ends, or at once when the key is gone
+//!   or held by someone else. The server itself knows nothing of the lease: a stalled agent
+//!   leaves a primary running, which only the watchdog stops ([`Manager::watchdog_timeout_ms`]).
 //! * A member that finds the key free takes it only if the DCS `/sync` key lets it (synchronous
 //!   standby or previous leader), its WAL is undamaged, no member still reports itself primary
 //!   ("master is still alive"), and no other eligible, reachable member is more advanced
@@ -16,55 +18,85 @@
 //! * A member that finds the key held by someone else follows that member's epoch.
 //! * A member that finds the key held by itself without being primary (it restarted, or never
 //!   heard that its acquisition succeeded) releases it: `master_start_timeout` is modelled as 0.
+//! * The REST API's `/primary` (what the proxy checks) is healthy only while the server is the
+//!   primary of the epoch the agent holds the key for and its lease has not run out
+//!   ([`Manager::healthy_primary`], Patroni's `is_leader()`).
 
 use serde::{Deserialize, Serialize};
+use sim::ratio::Ratio;
 
 use super::dcs::ClusterView;
 use super::protocol::{MemberRole, MemberStatus};
 use super::wal::Position;
 
-/// Patroni's timing, scaled for simulation. Patroni's defaults are `ttl` 30 s, `loop_wait` 10 s,
-/// `retry_timeout` 10 s; PostgreSQL's `wal_sender_timeout` is 60 s and `archive_timeout` 0 (off;
-/// production setups often use 60 s).
+/// Patroni's and PostgreSQL's timeouts, all scaled by one factor so that production orderings
+/// hold in simulation: `wal_sender_timeout` (60 s) is longer than the leader `ttl` (30 s), and
+/// `loop_wait + 2 * retry_timeout <= ttl` (10 + 2 * 10 <= 30), as Patroni requires.
+///
+/// Production defaults ([`Timing::production`]): Patroni `ttl` 30 s, `loop_wait` 10 s,
+/// `retry_timeout` 10 s, `watchdog.safety_margin` 5 s; PostgreSQL `wal_sender_timeout` and
+/// `wal_receiver_timeout` 60 s; HAProxy's health check `inter 3s`. [`Timing::scaled`] multiplies
+/// every one of them by `scale`. The archiving cadence (`archive_timeout`, the base-backup
+/// interval) is a schedule, not a timeout, and is set apart: a one-minute run must see several.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
+    /// The factor every timeout below was multiplied by (1/1: production).
+    pub scale: Ratio,
     pub ttl_ms: u64,
     pub loop_wait_ms: u64,
     pub retry_timeout_ms: u64,
-    /// Subtracted from the lease on the primary's side before it stops writing.
-    pub fence_margin_ms: u64,
+    /// Patroni's `watchdog.safety_margin`: the watchdog fires this long before the leader key
+    /// would expire; the agent also demotes its server this long before its own view of the
+    /// lease runs out.
+    pub safety_margin_ms: u64,
     pub wal_sender_timeout_ms: u64,
+    pub wal_receiver_timeout_ms: u64,
+    /// HAProxy's `inter`: how often the proxy checks each member's `/primary`.
+    pub check_interval_ms: u64,
     pub archive_timeout_ms: u64,
     pub base_backup_interval_ms: u64,
 }
 
 impl Timing {
-    /// `ttl` 6 s and `retry_timeout` 2 s (Patroni's defaults divided by 5), `loop_wait` 1 s
-    /// (divided by 10, so a 6 s lease gets several renewal attempts), `wal_sender_timeout` 3 s,
-    /// archiving every second and a base backup every 10 s, so a one-minute simulation sees
-    /// several of each.
-    pub fn simulation() -> Self {
+    /// The production defaults (see the type's doc).
+    pub fn production() -> Self {
+        Timing::scaled(Ratio::ALWAYS)
+    }
+
+    /// Every timeout of [`Timing::production`] times `scale`; archiving every second and a base
+    /// backup every 10 s.
+    pub fn scaled(scale: Ratio) -> Self {
+        let by = |ms: u64| ms * u64::from(scale.num) / u64::from(scale.den);
         Timing {
-            ttl_ms: 6_000,
-            loop_wait_ms: 1_000,
-            retry_timeout_ms: 2_000,
-            fence_margin_ms: 500,
-            wal_sender_timeout_ms: 3_000,
+            scale,
+            ttl_ms: by(30_000),
+            loop_wait_ms: by(10_000),
+            retry_timeout_ms: by(10_000),
+            safety_margin_ms: by(5_000),
+            wal_sender_timeout_ms: by(60_000),
+            wal_receiver_timeout_ms: by(60_000),
+            check_interval_ms: by(3_000),
             archive_timeout_ms: 1_000,
             base_backup_interval_ms: 10_000,
         }
     }
+
+    /// Production timing divided by 5: `ttl` 6 s, `loop_wait` 2 s, `retry_timeout` 2 s, safety
+    /// margin 1 s, `wal_sender_timeout` 12 s, health checks every 600 ms.
+    pub fn simulation() -> Self {
+        Timing::scaled(Ratio::new(1, 5))
+    }
 }
 
 /// This member's own state, as the shell sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Local {
     pub role: LocalRole,
     pub position: Position,
     pub damaged: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LocalRole {
     Primary { epoch: u64 },
     Standby { following: Option<(String, u64)> },
@@ -82,47 +114,60 @@ pub enum Action {
 pub struct Manager {
     me: String,
     timing: Timing,
-    fence_ms: Option<u64>,
-    /// Whether the lease fences writes (false only for the planted `no_fence` bug).
-    fenced: bool,
+    /// The epoch this agent holds the leader key for, and the send time of its last
+    /// successful renewal.
+    lease: Option<(u64, u64)>,
 }
 
 impl Manager {
     pub fn new(me: &str, timing: Timing) -> Self {
-        Manager { me: me.into(), timing, fence_ms: None, fenced: true }
-    }
-
-    /// With `fenced` false (a planted bug, [`super::planted::Planted::no_fence`]), a primary
-    /// holding a lease may write forever, and demotes only when the DCS says it lost the key.
-    pub fn fenced(mut self, fenced: bool) -> Self {
-        self.fenced = fenced;
-        self
+        Manager { me: me.into(), timing, lease: None }
     }
 
     pub fn timing(&self) -> &Timing {
         &self.timing
     }
 
-    /// A renewal or acquisition sent at `sent_at_ms` succeeded.
-    pub fn on_lease(&mut self, sent_at_ms: u64) {
-        let fence = sent_at_ms + self.timing.ttl_ms.saturating_sub(self.timing.fence_margin_ms);
-        self.fence_ms = Some(self.fence_ms.map_or(fence, |f| f.max(fence)));
+    /// A renewal or acquisition of the key for `epoch`, sent at `sent_at_ms`, succeeded.
+    pub fn on_lease(&mut self, epoch: u64, sent_at_ms: u64) {
+        let sent = match self.lease {
+            Some((e, t)) if e == epoch => t.max(sent_at_ms),
+            _ => sent_at_ms,
+        };
+        self.lease = Some((epoch, sent));
     }
 
     pub fn on_demoted(&mut self) {
-        self.fence_ms = None;
+        self.lease = None;
     }
 
-    /// Until when the primary may acknowledge writes (0: not at all).
-    pub fn fence_ms(&self) -> u64 {
-        match self.fence_ms {
-            Some(_) if !self.fenced => u64::MAX,
-            fence => fence.unwrap_or(0),
+    /// When this agent demotes its server at the latest (0: it holds no lease).
+    pub fn deadline_ms(&self) -> u64 {
+        self.lease.map_or(0, |(_, sent)| (sent + self.timing.ttl_ms).saturating_sub(self.timing.safety_margin_ms))
+    }
+
+    pub fn holds_lease(&self, now_ms: u64) -> bool {
+        now_ms < self.deadline_ms()
+    }
+
+    /// What the agent pets the watchdog with after a renewal: the time left until half the
+    /// safety margin before its lease ends. Patroni pets with a fixed `ttl - safety_margin`;
+    /// counting from the renewal's send time instead means a slow answer from the DCS cannot
+    /// push the reset past the moment the DCS lets another member take the key. The agent
+    /// itself demotes half a margin earlier, so the watchdog fires only for a stalled agent.
+    pub fn watchdog_timeout_ms(&self, now_ms: u64) -> Option<u64> {
+        let (_, sent) = self.lease?;
+        let reset_at = (sent + self.timing.ttl_ms).saturating_sub(self.timing.safety_margin_ms / 2);
+        Some(reset_at.saturating_sub(now_ms))
+    }
+
+    /// Patroni's `/primary` health check: the server is primary of the epoch this agent holds
+    /// the key for, and the lease has not run out.
+    pub fn healthy_primary(&self, now_ms: u64, server: &LocalRole) -> bool {
+        match (self.lease, server) {
+            (Some((held, _)), LocalRole::Primary { epoch }) => held == *epoch && self.holds_lease(now_ms),
+            _ => false,
         }
-    }
-
-    pub fn may_write(&self, now_ms: u64) -> bool {
-        now_ms < self.fence_ms()
     }
 
     /// One HA cycle. `view` is None when the DCS could not be read within `retry_timeout`.
@@ -137,7 +182,7 @@ impl Manager {
             LocalRole::Primary { epoch } => Some(epoch),
             LocalRole::Standby { .. } => None,
         };
-        if primary_epoch.is_some() && !self.may_write(now_ms) {
+        if primary_epoch.is_some() && !self.holds_lease(now_ms) {
             return vec![Action::Demote { reason: "could not renew the leader lease in time".into() }];
         }
         let Some(view) = view else { return Vec::new() };
@@ -209,15 +254,16 @@ mod tests {
     }
 
     #[test]
-    fn primary_renews_within_its_fence_and_demotes_past_it() {
+    fn primary_renews_within_its_lease_and_demotes_a_margin_before_it_ends() {
         let mut m = Manager::new("a", Timing::simulation());
-        m.on_lease(1_000);
+        m.on_lease(1, 1_000);
         let me = Local { role: LocalRole::Primary { epoch: 1 }, position: Position::default(), damaged: false };
         let v = view(Some(("a", 1)), Some("a"), None);
         assert_eq!(m.cycle(2_000, Some(&v), &me, &[]), vec![Action::Renew { epoch: 1 }]);
-        assert!(m.may_write(6_499));
-        assert!(!m.may_write(6_500));
-        assert!(matches!(m.cycle(6_500, None, &me, &[])[..], [Action::Demote { .. }]));
+        // ttl 6 s, safety margin 1 s: the agent holds the lease until 6 s after the send.
+        assert!(m.holds_lease(5_999));
+        assert!(!m.holds_lease(6_000));
+        assert!(matches!(m.cycle(6_000, None, &me, &[])[..], [Action::Demote { .. }]));
         let other = view(Some(("b", 2)), Some("b"), None);
         assert!(matches!(m.cycle(3_000, Some(&other), &me, &[])[..], [Action::Demote { .. }]));
     }
@@ -264,5 +310,53 @@ mod tests {
         let mut me = standby((1, 80));
         me.damaged = true;
         assert_eq!(m.cycle(0, Some(&v), &me, &[]), vec![]);
+    }
+
+    #[test]
+    fn the_watchdog_is_petted_to_fire_between_the_agents_deadline_and_the_lease_end() {
+        let mut m = Manager::new("a", Timing::simulation());
+        assert_eq!(m.watchdog_timeout_ms(0), None, "no lease, no watchdog");
+        m.on_lease(1, 1_000);
+        // The renewal answered at 1 400: the reset comes at 1 000 + 6 000 - 500.
+        assert_eq!(m.watchdog_timeout_ms(1_400), Some(5_100));
+        assert!(m.deadline_ms() < 6_500 && 6_500 < 1_000 + 6_000);
+        // An older send time never shortens a lease a newer renewal extended.
+        m.on_lease(1, 3_000);
+        m.on_lease(1, 2_000);
+        assert_eq!(m.deadline_ms(), 8_000);
+        // A new epoch starts afresh.
+        m.on_lease(2, 2_500);
+        assert_eq!(m.deadline_ms(), 7_500);
+    }
+
+    #[test]
+    fn primary_health_needs_the_key_the_lease_and_a_primary_server_of_that_epoch() {
+        // (lease: epoch and send time, now, the server's role, healthy)
+        type Case = (Option<(u64, u64)>, u64, LocalRole, bool);
+        let cases: &[Case] = &[
+            (Some((3, 1_000)), 2_000, LocalRole::Primary { epoch: 3 }, true),
+            (Some((3, 1_000)), 6_000, LocalRole::Primary { epoch: 3 }, false),
+            (Some((3, 1_000)), 2_000, LocalRole::Primary { epoch: 2 }, false),
+            (Some((3, 1_000)), 2_000, LocalRole::Standby { following: None }, false),
+            (None, 2_000, LocalRole::Primary { epoch: 3 }, false),
+        ];
+        for (lease, now, server, healthy) in cases {
+            let mut m = Manager::new("a", Timing::simulation());
+            if let Some((epoch, sent)) = lease {
+                m.on_lease(*epoch, *sent);
+            }
+            assert_eq!(m.healthy_primary(*now, server), *healthy, "{lease:?} at {now} with {server:?}");
+        }
+    }
+
+    #[test]
+    fn production_orderings_hold_at_every_scale() {
+        for scale in [Ratio::ALWAYS, Ratio::new(1, 5), Ratio::new(1, 10)] {
+            let t = Timing::scaled(scale);
+            assert!(t.wal_sender_timeout_ms > t.ttl_ms, "{t:?}");
+            assert!(t.loop_wait_ms + 2 * t.retry_timeout_ms <= t.ttl_ms, "{t:?}");
+            assert!(t.safety_margin_ms < t.ttl_ms && t.check_interval_ms < t.ttl_ms, "{t:?}");
+        }
+        assert_eq!(Timing::production().ttl_ms, 30_000);
     }
 }

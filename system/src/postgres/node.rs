@@ -1,8 +1,13 @@
-//! The node shell: one PostgreSQL-like member and its Patroni-like manager, over the seams.
+//! The server shell: one PostgreSQL-like server (the postmaster and its processes) over the
+//! seams. Its Patroni agent is another node ([`super::agent`]) that drives it through the
+//! control channel ([`Control`]): promote, demote (restart in recovery), follow, the
+//! synchronous standby's name, the watchdog. The server serves clients on its own and knows
+//! nothing of the leader lease; on an I/O error (or a watchdog reset) it restarts from its WAL
+//! by itself, as the postmaster's crash recovery does.
 //!
-//! Every protocol decision is the sans-IO core's ([`Member`], [`Manager`]); the shell does the
-//! I/O. [`Node::step`] feeds the core one input under its lock and carries out at once what
-//! must not wait (appends, so the disk holds records in log order; cuts; ending a role's tasks;
+//! Every protocol decision is the sans-IO core's ([`Member`]); the shell does the I/O.
+//! [`Node::step`] feeds the core one input under its lock and carries out at once what must
+//! not wait (appends, so the disk holds records in log order; cuts; ending a role's tasks;
 //! answers; observations) and hands back what may (fsyncs) or belongs to the caller (messages
 //! for its connection). [`Node::finish`] performs the fsyncs and reports each back to the core.
 //!
@@ -21,34 +26,33 @@ use serde_json::json;
 use sim::NodeCtx;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::cluster::PgRoles;
 use super::data::{Durability, Tables};
-use super::dcs::{ClusterView, Command, Outcome};
-use super::dcs_client::DcsClient;
-use super::manager::{Action as HaAction, LocalRole, Manager, Timing};
+use super::manager::Timing;
 use super::member::{Action, Input, Member, MemberConfig, Observed};
 use super::observe::Acknowledged;
 use super::planted::Planted;
 use super::protocol::{
-    MemberRequest, MemberStatus, Replication, Request, Response, CLIENT_PORT, MEMBER_PORT, REPLICATION_PORT,
+    Control, ControlReply, Replication, Request, Response, CLIENT_PORT, CONTROL_PORT, REPLICATION_PORT,
 };
 use super::wal::{read_segments, Cut, LoadTail, Wal};
-use crate::rpc::{self, Answer, ChannelOptions, DialOptions, Dialer, Encoding, Listen};
+use crate::rpc::{self, Answer, DialOptions, Dialer, Encoding, Listen};
 
 /// Marks a WAL that lost synced records, until a peer has sent them again. Durable, so a second
 /// restart does not forget the damage.
 pub(super) const DAMAGE_FILE: &str = "pg.damaged";
-const MEMBER_POLL_TIMEOUT: Duration = Duration::from_millis(300);
+/// How often the watchdog timer looks at its deadline (the core also checks it before every
+/// acknowledgement, so this only bounds how late an idle node resets).
+const WATCHDOG_TICK: Duration = Duration::from_millis(50);
 
-/// How a member is set up.
+/// How a server is set up.
 #[derive(Clone)]
 pub struct PgConfig {
-    /// Every member's node name, this one included.
+    /// Every member's server node name, this one included.
     pub members: Vec<String>,
-    /// The DCS nodes.
-    pub dcs: Vec<String>,
+    /// Patroni's `synchronous_mode_strict`.
+    pub sync_strict: bool,
     /// The object-store node that receives base backups and archived WAL, if any.
     pub archive: Option<String>,
     pub durability: Durability,
@@ -99,7 +103,7 @@ pub(super) struct Node {
     /// process-global random stream, which would make wake-up order differ between runs.
     pub flushed_moved: Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// Wakes the HA loop early (a synchronous standby caught up, an I/O error).
+    /// Wakes the supervisor (an I/O error or a watchdog reset: restart from disk).
     pub wake: Notify,
     /// Clients waiting for their commit's answer, by commit id.
     answers: Mutex<BTreeMap<u64, oneshot::Sender<Response>>>,
@@ -108,21 +112,20 @@ pub(super) struct Node {
     pub wal_dialer: Dialer,
 }
 
-/// Runs one member until the node dies.
+/// Runs one server until the node dies.
 pub async fn run(mut ctx: NodeCtx, config: PgConfig) {
-    if !config.members.contains(&ctx.name) || config.dcs.is_empty() {
-        ctx.trace("pg.misconfigured", json!({ "members": config.members, "dcs": config.dcs }));
+    if !config.members.contains(&ctx.name) {
+        ctx.trace("pg.misconfigured", json!({ "members": config.members }));
         return;
     }
-    let dcs = DcsClient::new(&mut ctx, config.dcs.clone());
     let wal_dialer = Dialer::new(&mut ctx, DialOptions::new(REPLICATION_PORT, Encoding::Json));
-    let manager = Manager::new(&ctx.name, config.timing.clone()).fenced(!config.planted.no_fence);
     let member = Member::new(MemberConfig {
         me: ctx.name.clone(),
         zone: ctx.zone.clone(),
         members: config.members.clone(),
         durability: config.durability.clone(),
         sender_timeout_ms: config.timing.wal_sender_timeout_ms,
+        sync_strict: config.sync_strict,
         roles: config.roles.clone(),
         planted: config.planted.clone(),
     });
@@ -140,8 +143,9 @@ pub async fn run(mut ctx: NodeCtx, config: PgConfig) {
     node.reload("start").await;
     tokio::spawn(node.clone().serve_clients());
     tokio::spawn(node.clone().serve_replication());
-    tokio::spawn(node.clone().serve_member_api());
-    node.ha_loop(dcs, manager).await;
+    tokio::spawn(node.clone().serve_control());
+    tokio::spawn(node.clone().watchdog_timer());
+    node.supervise().await;
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -231,6 +235,8 @@ impl Node {
                 Observed::Rewound(r) => self.ctx.observe(&r),
                 Observed::FirstWrite(w) => self.ctx.observe(&w),
                 Observed::SyncStandby(s) => self.ctx.observe(&s),
+                Observed::SyncDegraded(d) => self.ctx.observe(&d),
+                Observed::WatchdogReset(w) => self.ctx.observe(&w),
             },
             Action::Trace { kind, fields } => self.ctx.trace(kind, fields),
             Action::Sometimes(what) => self.ctx.sometimes(what),
@@ -361,85 +367,23 @@ impl Node {
         Ok(())
     }
 
-    async fn ha_loop(self: Arc<Self>, mut dcs: DcsClient, mut manager: Manager) {
-        let timing = self.config.timing.clone();
+    /// The postmaster's crash recovery: after an I/O error or a watchdog reset, restart from
+    /// the WAL on disk (as a standby; the agent decides what comes next).
+    async fn supervise(self: Arc<Self>) {
         loop {
-            let started = Instant::now();
+            self.wake.notified().await;
             if self.lock().is_broken() {
-                manager.on_demoted();
-                self.reload("I/O error").await;
-            }
-            let view = dcs.read(self.dcs_budget()).await.ok();
-            let local = self.lock().local();
-            let leaderless = view.as_ref().is_some_and(|v| v.leader.is_none());
-            let peers = match local.role {
-                LocalRole::Standby { .. } if leaderless => self.poll_members().await,
-                _ => Vec::new(),
-            };
-            for action in manager.cycle(self.now_ms(), view.as_ref(), &local, &peers) {
-                self.act(action, &mut dcs, &mut manager).await;
-            }
-            self.maintain_sync(&mut dcs).await;
-            self.claim_roles(view.as_ref());
-            let next = started + Duration::from_millis(timing.loop_wait_ms);
-            tokio::select! {
-                biased;
-                _ = self.wake.notified() => tokio::time::sleep(Duration::from_millis(20)).await,
-                _ = tokio::time::sleep_until(next) => {}
+                self.reload("restart after a failure").await;
             }
         }
     }
 
-    /// How long one DCS operation may take: `retry_timeout`, but never past a primary's fence,
-    /// so a primary cut off from the DCS notices its lease ran out (and demotes) on time.
-    pub fn dcs_budget(&self) -> Duration {
-        let retry = self.config.timing.retry_timeout_ms;
-        let member = self.lock();
-        let ms = match member.primary_epoch() {
-            Some(_) => retry.min(member.fence_ms().saturating_sub(self.now_ms())).max(50),
-            None => retry,
-        };
-        Duration::from_millis(ms)
-    }
-
-    async fn act(self: &Arc<Self>, action: HaAction, dcs: &mut DcsClient, manager: &mut Manager) {
-        let retry = self.dcs_budget();
-        let me = self.name().to_string();
-        match action {
-            HaAction::Renew { epoch } => {
-                let sent = self.now_ms();
-                match dcs.write(Command::Renew { who: me, epoch }, retry).await {
-                    Ok((Outcome::Done, _)) => {
-                        manager.on_lease(sent);
-                        self.step(Input::Lease { fence_ms: manager.fence_ms() });
-                    }
-                    Ok((Outcome::Refused(reason), _)) => {
-                        manager.on_demoted();
-                        self.reload(&reason).await;
-                    }
-                    Err(_) => {}
-                }
-            }
-            HaAction::Acquire => {
-                let sent = self.now_ms();
-                let ttl_ms = self.config.timing.ttl_ms;
-                if let Ok((Outcome::Done, view)) = dcs.write(Command::Acquire { who: me, ttl_ms }, retry).await {
-                    let Some(epoch) = view.leader.filter(|k| k.holder == self.name()).map(|k| k.epoch) else { return };
-                    manager.on_lease(sent);
-                    if let Err(e) = self.promote(epoch, manager.fence_ms()).await {
-                        self.ctx.trace("pg.promote_failed", json!({ "epoch": epoch, "error": e.to_string() }));
-                        manager.on_demoted();
-                        self.reload("promotion failed").await;
-                    }
-                }
-            }
-            HaAction::Demote { reason } => {
-                manager.on_demoted();
-                self.reload(&reason).await;
-            }
-            HaAction::Follow { leader, epoch } => self.follow(leader, epoch).await,
-            HaAction::Release { epoch } => {
-                let _ = dcs.write(Command::Release { who: me, epoch }, retry).await;
+    /// The watchdog device's timer: resets the node when its deadline passes unpetted.
+    async fn watchdog_timer(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(WATCHDOG_TICK).await;
+            if self.lock().watchdog_ms().is_some() {
+                let _ = self.finish(self.step(Input::WatchdogTick)).await;
             }
         }
     }
@@ -454,44 +398,59 @@ impl Node {
         self.spawn_role_task(gen, self.clone().receive_wal(leader, gen));
     }
 
-    /// Claims the roles faults target: the synchronous standby and the asynchronous replicas.
-    fn claim_roles(&self, view: Option<&ClusterView>) {
-        let Some(view) = view else { return };
-        let primary = self.lock().primary_epoch().is_some();
-        let sync = !primary && view.sync.standby.as_deref() == Some(self.name());
-        self.ctx.set_role(&self.config.roles.sync_standby, sync);
-        self.ctx.set_role(&self.config.roles.async_replica, !primary && !sync);
-    }
-
-    /// Asks every other member for its status (Patroni polls members' REST APIs); members that
-    /// do not answer in time are left out, as Patroni leaves them out. A fresh connection each:
-    /// members are polled only while the cluster has no leader.
-    async fn poll_members(&self) -> Vec<MemberStatus> {
-        let options = ChannelOptions::new(MEMBER_PORT, Encoding::Json);
-        let mut out = Vec::new();
-        for m in self.config.members.iter().filter(|m| *m != self.name()) {
-            let asked = rpc::call_once::<_, MemberStatus>(
-                &self.ctx.net,
-                m,
-                &options,
-                &MemberRequest::Status,
-                MEMBER_POLL_TIMEOUT,
-            );
-            match asked.await {
-                Ok(status) if status.name == *m => out.push(status),
-                _ => {}
-            }
-        }
-        out
-    }
-
-    async fn serve_member_api(self: Arc<Self>) {
+    /// The control channel: what the agent asks of its server.
+    async fn serve_control(self: Arc<Self>) {
         let net = self.ctx.net.clone();
-        rpc::serve(net, Listen::new(MEMBER_PORT, Encoding::Json), move |MemberRequest::Status| {
-            let status = self.lock().status();
-            async move { Answer::Reply(status) }
+        rpc::serve(net, Listen::new(CONTROL_PORT, Encoding::Json), move |req: Control| {
+            let node = self.clone();
+            async move { Answer::Reply(node.control(req).await) }
         })
         .await;
+    }
+
+    async fn control(self: Arc<Self>, req: Control) -> ControlReply {
+        match req {
+            Control::Status => {
+                let member = self.lock();
+                ControlReply::Status { local: member.local(), status: member.status() }
+            }
+            Control::Promote { epoch } => match self.promote(epoch).await {
+                Ok(()) => ControlReply::Done,
+                Err(e) => {
+                    self.ctx.trace("pg.promote_failed", json!({ "epoch": epoch, "error": e.to_string() }));
+                    self.reload("promotion failed").await;
+                    ControlReply::Failed { reason: e.to_string() }
+                }
+            },
+            Control::Demote { reason } => {
+                self.step(Input::Watchdog { timeout_ms: None });
+                self.reload(&reason).await;
+                ControlReply::Done
+            }
+            Control::Follow { leader, epoch } => {
+                let wanted = Some((leader.clone(), epoch));
+                let following =
+                    matches!(self.lock().role(), super::member::Role::Standby { following } if *following == wanted);
+                if !following {
+                    self.follow(leader, epoch).await;
+                }
+                ControlReply::Done
+            }
+            Control::MaintainSync => self.maintain_sync(),
+            Control::SyncWritten { epoch, standby } => {
+                let _ = self.finish(self.step(Input::SyncWritten { epoch, standby })).await;
+                ControlReply::Done
+            }
+            Control::Watchdog { timeout_ms } => {
+                self.step(Input::Watchdog { timeout_ms });
+                ControlReply::Done
+            }
+            Control::Roles { sync_standby, async_replica } => {
+                self.ctx.set_role(&self.config.roles.sync_standby, sync_standby);
+                self.ctx.set_role(&self.config.roles.async_replica, async_replica);
+                ControlReply::Done
+            }
+        }
     }
 
     async fn serve_clients(self: Arc<Self>) {

@@ -90,3 +90,29 @@ pub struct SyncStandby {
 impl Observation for SyncStandby {
     const KIND: &'static str = "pg.sync_standby";
 }
+
+/// The primary of `epoch` gave up its synchronous standby `from` and wrote `/sync = none`
+/// (Patroni's non-strict `synchronous_mode`): from here its commits are acknowledged on its
+/// own flush alone, until a standby is named again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncDegraded {
+    pub epoch: u64,
+    pub from: String,
+}
+
+impl Observation for SyncDegraded {
+    const KIND: &'static str = "pg.sync_degraded";
+}
+
+/// The watchdog reset this node (its agent did not pet it in time): the server stopped at once,
+/// as primary of `epoch` if it was one, `late_ms` after the deadline (the timer's own lateness
+/// in the simulation, 0 when it fired on time).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchdogReset {
+    pub epoch: Option<u64>,
+    pub late_ms: u64,
+}
+
+impl Observation for WatchdogReset {
+    const KIND: &'static str = "pg.watchdog_reset";
+}

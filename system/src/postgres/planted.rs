@@ -6,10 +6,9 @@
 //!   write cache would). A crash inside the fsync loses an acknowledged commit even when the same
 //!   member stays primary. `on` commits still wait for the synchronous standby, which only ever
 //!   receives flushed records, so they are not affected.
-//! - `no_fence`: the primary never stops acknowledging on its own when it cannot renew its leader
-//!   lease: it demotes only once it reads the DCS and finds the key gone or held by another (no
-//!   lease fence in the server, no watchdog in the agent). A primary cut off from the DCS but
-//!   reachable by clients keeps acknowledging after another member has been promoted.
+//!
+//! A primary that keeps acknowledging after losing its lease needs no plant: Patroni's watchdog
+//! turned off (`PgClusterSpec::watchdog(false)`) is that bug.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,5 +16,4 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Planted {
     pub ack_before_fsync: bool,
-    pub no_fence: bool,
 }

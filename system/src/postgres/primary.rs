@@ -1,4 +1,4 @@
-//! The primary's side of the shell: promotion, the DCS `/sync` write, and the walsender's
+//! The primary's side of the shell: promotion, the synchronous standby's upkeep, and the walsender's
 //! connection (handshake, then feedback and WAL in two tasks of the current generation). What
 //! to answer, what to stream and when to stop is the core's ([`super::member`]).
 
@@ -6,11 +6,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::dcs::{Command, Outcome};
-use super::dcs_client::DcsClient;
 use super::member::{Action, Input, Member};
 use super::node::{Ended, Node};
-use super::protocol::{Replication, REPLICATION_PORT};
+use super::protocol::{ControlReply, Replication, REPLICATION_PORT};
+use super::replication::SyncState;
 use crate::rpc::{self, Encoding, FrameReader, FrameWriter, Frames, Listen};
 
 const HANDSHAKE: Duration = Duration::from_secs(2);
@@ -18,15 +17,12 @@ const KEEPALIVE: Duration = Duration::from_millis(500);
 
 impl Node {
     /// Becomes the primary of `epoch`: flushes what was received, writes the timeline's first
-    /// record, and opens for writes until `fence_ms`.
-    pub(super) async fn promote(self: &Arc<Self>, epoch: u64, fence_ms: u64) -> io::Result<()> {
+    /// record, and opens for writes.
+    pub(super) async fn promote(self: &Arc<Self>, epoch: u64) -> io::Result<()> {
         let gen = self.stop(None, "promote");
         self.finish(self.step(Input::FlushReceived { gen })).await.result().map_err(Ended::into_io)?;
         let wall_ms = self.ctx.clock.wall_ms();
-        self.finish(self.step(Input::Promote { gen, epoch, fence_ms, wall_ms }))
-            .await
-            .result()
-            .map_err(Ended::into_io)?;
+        self.finish(self.step(Input::Promote { gen, epoch, wall_ms })).await.result().map_err(Ended::into_io)?;
         let member = self.lock();
         if member.generation() != gen || member.primary_epoch() != Some(epoch) {
             return Err(io::Error::other("role changed while promoting"));
@@ -34,15 +30,16 @@ impl Node {
         Ok(())
     }
 
-    /// Patroni's synchronous-standby upkeep: the core picks, the DCS records, the core resumes.
-    pub(super) async fn maintain_sync(self: &Arc<Self>, dcs: &mut DcsClient) {
-        for action in self.step(Input::MaintainSync) {
-            let Action::WriteSync { epoch, standby } = action else { continue };
-            let cmd = Command::SetSync { who: self.name().into(), epoch, standby: standby.clone() };
-            if let Ok((Outcome::Done, _)) = dcs.write(cmd, self.dcs_budget()).await {
-                self.step(Input::SyncWritten { epoch, standby });
-            }
-        }
+    /// Patroni's synchronous-standby upkeep, the server's half: the core picks; the agent
+    /// writes the DCS and reports back ([`Control::SyncWritten`]).
+    pub(super) fn maintain_sync(self: &Arc<Self>) -> ControlReply {
+        let (actions, switching) =
+            self.step_then(Input::MaintainSync, |m| matches!(m.sync_rep().state(), SyncState::Switching { .. }));
+        let write = actions.into_iter().find_map(|a| match a {
+            Action::WriteSync { epoch, standby } => Some((epoch, standby)),
+            _ => None,
+        });
+        ControlReply::Sync { write, switching }
     }
 
     /// Accepts standbys' replication connections, each served by a walsender.

@@ -11,8 +11,15 @@
 //!   flushed so far (a barrier), the DCS is updated, and only then do acknowledgements resume on
 //!   the new standby's flush position;
 //! * with no healthy standby at all, the DCS is updated to name none (then only the leader is
-//!   promotable) before commits are acknowledged on the local flush alone. This is Patroni's
-//!   non-strict `synchronous_mode`; `synchronous_mode_strict` (block instead) is left out.
+//!   promotable) before commits are acknowledged on the local flush alone: Patroni's non-strict
+//!   `synchronous_mode` degrading to `/sync = none` ([`SyncRep::committed`] reports it);
+//! * under `synchronous_mode_strict`, never: with no healthy standby, synchronous commits wait
+//!   (Patroni sets `synchronous_standby_names = '*'`) until some standby is healthy again, and a
+//!   new primary acknowledges none before it has named one.
+//!
+//! A standby is healthy while its feedback is younger than `wal_sender_timeout`: PostgreSQL
+//! keeps a silent standby in `pg_stat_replication` (and so Patroni keeps it synchronous) until
+//! the walsender times it out.
 
 use std::collections::BTreeMap;
 
@@ -56,13 +63,17 @@ pub struct SyncRep {
     waiters: BTreeMap<u64, Vec<u64>>,
     /// `wal_sender_timeout`: a standby silent this long is not a synchronous candidate.
     sender_timeout_ms: u64,
+    /// `synchronous_mode_strict`: block rather than acknowledge without a standby.
+    strict: bool,
+    /// The standby the DCS last named for this primary (None before the first).
+    named: Option<String>,
 }
 
 impl SyncRep {
     /// A new primary starts with no synchronous standby: the DCS `/sync` key names none after
     /// a leader acquisition.
-    pub fn new(sender_timeout_ms: u64) -> Self {
-        SyncRep { state: SyncState::Local, waiters: BTreeMap::new(), sender_timeout_ms }
+    pub fn new(sender_timeout_ms: u64, strict: bool) -> Self {
+        SyncRep { state: SyncState::Local, waiters: BTreeMap::new(), sender_timeout_ms, strict, named: None }
     }
 
     pub fn state(&self) -> &SyncState {
@@ -72,6 +83,7 @@ impl SyncRep {
     /// The highest index that may be acknowledged now.
     fn ackable(&self, local_flushed: u64, standbys: &BTreeMap<String, StandbyProgress>) -> u64 {
         match &self.state {
+            SyncState::Local if self.strict => 0,
             SyncState::Local => local_flushed,
             SyncState::Switching { .. } => 0,
             SyncState::Standby(s) => standbys.get(s).map_or(0, |p| p.flushed.min(local_flushed)),
@@ -130,7 +142,9 @@ impl SyncRep {
     ) -> Option<SyncChange> {
         let best = self.best(now_ms, my_zone, standbys);
         let healthy = |s: &String| standbys.get(s).is_some_and(|p| self.healthy(p, now_ms));
+        // Strict mode never gives up on a standby without another to switch to.
         let retarget = match &self.state {
+            _ if self.strict && best.is_none() => false,
             SyncState::Standby(s) => !healthy(s),
             SyncState::Local => best.is_some(),
             SyncState::Switching { to: Some(t), .. } => !healthy(t),
@@ -150,14 +164,22 @@ impl SyncRep {
     }
 
     /// The DCS accepted `change`: acknowledgements resume under the new standby (or locally).
-    pub fn committed(&mut self, change: &SyncChange) {
-        if let SyncState::Switching { to, .. } = &self.state {
-            if *to == change.standby {
-                self.state = match &change.standby {
-                    Some(s) => SyncState::Standby(s.clone()),
-                    None => SyncState::Local,
-                };
+    /// Returns the standby given up when this degrades to `/sync = none` after one was named.
+    pub fn committed(&mut self, change: &SyncChange) -> Option<String> {
+        let SyncState::Switching { to, .. } = &self.state else { return None };
+        if *to != change.standby {
+            return None;
+        }
+        self.state = match &change.standby {
+            Some(s) => SyncState::Standby(s.clone()),
+            None => SyncState::Local,
+        };
+        match &change.standby {
+            Some(s) => {
+                self.named = Some(s.clone());
+                None
             }
+            None => self.named.take(),
         }
     }
 
@@ -180,7 +202,7 @@ mod tests {
 
     #[test]
     fn local_mode_acks_on_flush_and_a_switch_pauses_acks_until_the_dcs_agrees() {
-        let mut s = SyncRep::new(3_000);
+        let mut s = SyncRep::new(3_000, false);
         let mut standbys = BTreeMap::new();
         assert!(s.wait(1, 10, 1, &standbys));
         standbys.insert("b".to_string(), progress("z2", 1, 0));
@@ -200,7 +222,7 @@ mod tests {
 
     #[test]
     fn acks_follow_the_standby_flush_and_a_silent_standby_is_replaced() {
-        let mut s = SyncRep::new(3_000);
+        let mut s = SyncRep::new(3_000, false);
         let mut standbys =
             BTreeMap::from([("b".to_string(), progress("z2", 5, 0)), ("c".to_string(), progress("z3", 4, 0))]);
         let change = s.maintain(0, "z1", 5, &standbys).unwrap();
@@ -222,7 +244,7 @@ mod tests {
 
     #[test]
     fn no_healthy_standby_means_naming_none_before_local_acks() {
-        let mut s = SyncRep::new(3_000);
+        let mut s = SyncRep::new(3_000, false);
         let standbys = BTreeMap::from([("b".to_string(), progress("z2", 5, 0))]);
         let first = s.maintain(0, "z1", 5, &standbys).unwrap();
         s.committed(&first);
@@ -237,9 +259,45 @@ mod tests {
 
     #[test]
     fn standbys_in_the_primary_zone_are_never_synchronous() {
-        let mut s = SyncRep::new(3_000);
+        let mut s = SyncRep::new(3_000, false);
         let standbys = BTreeMap::from([("b".to_string(), progress("z1", 5, 0))]);
         assert_eq!(s.maintain(0, "z1", 5, &standbys), None);
         assert_eq!(s.state(), &SyncState::Local);
+    }
+
+    #[test]
+    fn degrading_to_none_reports_the_standby_given_up() {
+        let mut s = SyncRep::new(3_000, false);
+        let standbys = BTreeMap::from([("b".to_string(), progress("z2", 5, 0))]);
+        let named = s.maintain(0, "z1", 5, &standbys).unwrap();
+        assert_eq!(s.committed(&named), None, "naming a standby is no degradation");
+        let none = s.maintain(3_000, "z1", 5, &standbys).unwrap();
+        assert_eq!(none.standby, None);
+        assert_eq!(s.committed(&none), Some("b".to_string()));
+        // A fresh primary naming none has nothing to degrade from.
+        let mut fresh = SyncRep::new(3_000, false);
+        assert_eq!(fresh.maintain(0, "z1", 0, &BTreeMap::new()), None);
+        assert_eq!(fresh.state(), &SyncState::Local);
+    }
+
+    #[test]
+    fn strict_mode_blocks_instead_of_degrading() {
+        let mut s = SyncRep::new(3_000, true);
+        let mut standbys = BTreeMap::new();
+        // A new primary with no standby acknowledges no synchronous commit.
+        assert!(!s.wait(1, 10, 1, &standbys));
+        assert_eq!(s.maintain(0, "z1", 1, &standbys), None);
+        standbys.insert("b".to_string(), progress("z2", 1, 0));
+        let named = s.maintain(0, "z1", 1, &standbys).unwrap();
+        s.committed(&named);
+        assert_eq!(s.release(1, &standbys), vec![10]);
+        // b goes silent and nobody else is healthy: no switch to none, commits wait.
+        assert!(!s.wait(2, 11, 2, &standbys));
+        assert_eq!(s.maintain(5_000, "z1", 2, &standbys), None);
+        assert_eq!(s.state(), &SyncState::Standby("b".into()));
+        assert!(s.release(2, &standbys).is_empty());
+        // b comes back and confirms: the waiter is released.
+        standbys.insert("b".to_string(), progress("z2", 2, 5_000));
+        assert_eq!(s.release(2, &standbys), vec![11]);
     }
 }

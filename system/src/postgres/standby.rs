@@ -16,9 +16,6 @@ use super::protocol::Replication;
 use crate::rpc::Frames;
 
 const HANDSHAKE: Duration = Duration::from_secs(2);
-/// No record or keepalive for this long: the stream is presumed dead (`wal_receiver_timeout`,
-/// 60 s in PostgreSQL, scaled down with the rest). Also bounds each send.
-const RECEIVER_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Node {
     /// Streams from `leader` until this generation ends (its role tasks are then aborted).
@@ -41,17 +38,23 @@ impl Node {
         }
     }
 
+    /// No record or keepalive for this long: the stream is presumed dead
+    /// (`wal_receiver_timeout`, scaled with the rest). Also bounds each send.
+    fn receiver_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.timing.wal_receiver_timeout_ms)
+    }
+
     async fn stream_from(self: &Arc<Self>, mut frames: Frames, gen: u64) -> io::Result<()> {
         let position = self.lock().position();
         let hello = Replication::Hello { name: self.name().into(), zone: self.ctx.zone.clone(), position };
-        frames.send_within(RECEIVER_TIMEOUT, &hello).await?;
+        frames.send_within(self.receiver_timeout(), &hello).await?;
         let (epoch, history, last_index) = match frames.recv_within(HANDSHAKE).await? {
             Replication::Welcome { epoch, history, last_index } => (epoch, history, last_index),
             _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "not a primary")),
         };
         self.exchange(&mut frames, Input::Welcome { gen, epoch, history, last_index }).await?;
         loop {
-            let primary_flushed = match frames.recv_within(RECEIVER_TIMEOUT).await? {
+            let primary_flushed = match frames.recv_within(self.receiver_timeout()).await? {
                 Replication::Records { records, primary_flushed } => {
                     self.exchange(&mut frames, Input::Records { gen, records }).await?;
                     primary_flushed
@@ -67,7 +70,7 @@ impl Node {
     async fn exchange(self: &Arc<Self>, frames: &mut Frames, input: Input) -> io::Result<()> {
         let sends = self.finish(self.step(input)).await.result().map_err(Ended::into_io)?;
         for msg in &sends {
-            frames.send_within(RECEIVER_TIMEOUT, msg).await?;
+            frames.send_within(self.receiver_timeout(), msg).await?;
         }
         Ok(())
     }

@@ -270,6 +270,16 @@ impl Wal {
         }
         tables
     }
+
+    /// The state after applying records `1..=upto` except those in `skip` (commits other
+    /// sessions may not see yet).
+    pub fn replay_without(&self, upto: u64, skip: &std::collections::BTreeSet<u64>) -> Tables {
+        let mut tables = Tables::default();
+        for r in self.records.iter().take(upto as usize).filter(|r| !skip.contains(&r.index)) {
+            apply(&mut tables, r);
+        }
+        tables
+    }
 }
 
 /// Applies one record to a state.

@@ -49,6 +49,15 @@ pub struct RedisClusterSpec {
     pub failover_timeout_ms: u64,
     /// `replica-priority` of every member (100 in Redis; 0: never promoted).
     pub replica_priority: u32,
+    /// `min-replicas-to-write` of every member (0 in Redis: off).
+    pub min_replicas_to_write: usize,
+    /// `min-replicas-max-lag` (10 s in Redis; scaled to 2 s, twice the replicas' ack period,
+    /// and below `down-after-milliseconds`, so a master cut off from its replicas stops
+    /// accepting writes before the Sentinels replace it).
+    pub min_replicas_max_lag_ms: u64,
+    /// Unsafe, a planted fault: every Sentinel fails over on its own opinion (quorum 1, its own
+    /// vote elects it). See [`SentinelConfig::single_opinion`].
+    pub sentinel_single_opinion: bool,
 }
 
 impl RedisClusterSpec {
@@ -66,6 +75,9 @@ impl RedisClusterSpec {
             down_after_ms: timing.down_after_ms,
             failover_timeout_ms: timing.failover_timeout_ms,
             replica_priority: 100,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag_ms: 2_000,
+            sentinel_single_opinion: false,
         }
     }
 
@@ -77,7 +89,13 @@ impl RedisClusterSpec {
         for (i, name) in cluster.nodes.iter().enumerate() {
             plan.topology.add(name, zone(i), &self.region);
             let replica_of = (i > 0).then(|| cluster.initial_master().to_string());
-            let config = RedisConfig { replica_of, priority: self.replica_priority, roles: cluster.roles() };
+            let config = RedisConfig {
+                replica_of,
+                priority: self.replica_priority,
+                roles: cluster.roles(),
+                min_replicas_to_write: self.min_replicas_to_write,
+                min_replicas_max_lag_ms: self.min_replicas_max_lag_ms,
+            };
             plan.node(name, node_main(move |ctx| super::server::run(ctx, config.clone())));
         }
         for (i, name) in cluster.sentinels.iter().enumerate() {
@@ -98,6 +116,7 @@ impl RedisClusterSpec {
             sentinels: (1..=self.sentinels).map(|i| format!("{p}-sentinel-{i}")).collect(),
             quorum: self.quorum,
             down_after_ms: self.down_after_ms,
+            min_replicas: (self.min_replicas_to_write, self.min_replicas_max_lag_ms),
         }
     }
 
@@ -110,6 +129,7 @@ impl RedisClusterSpec {
             quorum: self.quorum,
             down_after_ms: self.down_after_ms,
             failover_timeout_ms: self.failover_timeout_ms,
+            single_opinion: self.sentinel_single_opinion,
         }
     }
 }
@@ -122,6 +142,8 @@ pub struct RedisCluster {
     sentinels: Vec<String>,
     quorum: usize,
     down_after_ms: u64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag` (ms) of every member.
+    min_replicas: (usize, u64),
 }
 
 impl RedisCluster {
@@ -147,6 +169,16 @@ impl RedisCluster {
     /// for a failover to start: `max(quorum, majority)`.
     pub fn sentinels_to_fail_over(&self) -> usize {
         self.quorum.max(self.sentinels.len() / 2 + 1)
+    }
+
+    /// `sentinel monitor ... <quorum>`: how many Sentinels must see the master down.
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    /// `min-replicas-to-write` and `min-replicas-max-lag` (ms) of every member (0: off).
+    pub fn min_replicas(&self) -> (usize, u64) {
+        self.min_replicas
     }
 
     /// `down-after-milliseconds`: how long the master may be silent before a failover starts.

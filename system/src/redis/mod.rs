@@ -5,7 +5,12 @@
 //! - **Cache semantics** ([`keyspace`]): `GET`/`SET [PX]`/`DEL`, keys expiring at absolute
 //!   times (lazily on access and by the active expire cycle on the master, deletions propagated
 //!   to replicas; replicas hide logically expired keys). Nothing is persisted (`save ""`,
-//!   `appendonly no`, as cache deployments run it): a restarted node starts empty.
+//!   `appendonly no`, as cache deployments run it): a restarted node starts empty, and a power
+//!   loss of every member loses the whole dataset (with `appendonly yes` and `appendfsync
+//!   everysec` Redis would lose up to about a second of acknowledged writes instead, and none
+//!   with `appendfsync always`; AOF is not modelled). What survives a power loss is each node's
+//!   `redis.conf` and each Sentinel's `sentinel.conf`, both written to a temporary file, fsynced
+//!   and renamed.
 //! - **Asynchronous replication** ([`replication`], a sans-IO core with table tests, run by the
 //!   [`server`] shell): a write is acknowledged once applied in the
 //!   master's memory and streamed to replicas afterwards, so a failover loses the writes the
@@ -13,11 +18,14 @@
 //!   from clients keeps acknowledging writes that are thrown away when it is turned into a
 //!   replica (full resynchronisation). `PSYNC` resumes from the backlog when it can (PSYNC2:
 //!   a promoted replica keeps its old replication id valid up to the promotion point).
-//!   `replica-read-only yes`, `replica-serve-stale-data yes`, `min-replicas-to-write 0`.
+//!   `replica-read-only yes`, `replica-serve-stale-data yes`; `min-replicas-to-write` (0 by
+//!   default) with `min-replicas-max-lag` makes a master cut off from its replicas refuse writes
+//!   (`NOREPLICAS`) once their acknowledgements are older than the lag.
 //! - **Sentinel** ([`sentinel`], [`sentinel_node`]): SDOWN after `down-after-milliseconds`,
 //!   ODOWN at `quorum`, leader election by epoch votes, replica selection, promotion, replica
 //!   reconfiguration, configuration epochs spread by hello messages, and reconversion of an old
-//!   master that comes back.
+//!   master that comes back. A Sentinel saves `sentinel.conf` before it releases a vote or acts
+//!   on a new epoch, and stops (fail-stop) when the save fails or the file cannot be read back.
 //! - **Clients** ([`client`]): discovery through the Sentinels with a `ROLE` check, rediscovery
 //!   on errors and `READONLY`, and following announced failovers.
 //! - **Deployment** ([`cluster`]): a spec that adds members and Sentinels to a plan under a name
@@ -27,12 +35,13 @@
 //!
 //! # Defaults copied (scaled for simulation)
 //! Sentinel `quorum` 2, `down-after-milliseconds` 30000 → 3000, `failover-timeout`
-//! 180000 → 6000, ping period 1 s, ask period 1 s, hello period 2 s; Redis `repl-timeout`
+//! 180000 → 6000, `min-replicas-max-lag` 10 s → 2 s, ping period 1 s, ask period 1 s, hello period 2 s; Redis `repl-timeout`
 //! 60 s → 3 s, `repl-backlog-size` 1 MB → 10000 writes, `replica-priority` 100.
 //!
 //! # What it leaves out
 //! RESP and every other command and data type, eviction (`maxmemory`), RDB/AOF persistence,
-//! `WAIT`, Redis Cluster, Sentinel auto-discovery (peers and replicas are configured), TILT
+//! `WAIT` (so no write is acknowledged by replicas: every acknowledged write may be lost at a
+//! failover), Redis Cluster, Sentinel auto-discovery (peers and replicas are configured), TILT
 //! mode, `parallel-syncs`, and replication on the client port (a separate port here).
 
 pub mod client;

@@ -36,6 +36,18 @@ pub enum SentinelObserved {
     FailoverEnd { promoted: String },
     /// `+convert-to-slave`: an instance reporting the wrong role is pointed at the master.
     ConvertToReplica { node: String },
+    /// `+sdown` / `-sdown`: this Sentinel's own view of `master` (subjectively down or not).
+    Sdown { master: String, down: bool },
+    /// This Sentinel released its vote for `candidate` in `epoch` (to the candidate, or to its
+    /// own count when it is the candidate): from here on others may act on it, so it must be
+    /// on disk (a restart must not let it vote again in that epoch).
+    Voted { candidate: String, epoch: u64 },
+    /// `+elected-leader`: this Sentinel counted the votes of `voters` for itself in `epoch`
+    /// and starts the failover as its leader.
+    Elected { epoch: u64, voters: Vec<String> },
+    /// The Sentinel failed to save `sentinel.conf` and stopped (fail-stop): it answers nothing
+    /// and acts on nothing until restarted.
+    Halted { error: String },
 }
 
 impl Observation for SentinelObserved {

@@ -20,7 +20,13 @@
 //! core answers anything from a retired link or feed with [`Action::Close`], so a message that
 //! was in flight when the role changed can never be applied.
 //!
-//! Left out: `WAIT`, `min-replicas-to-write`, diskless sync options, `repl-diskless-load`, and the
+//! `min-replicas-to-write N` with `min-replicas-max-lag S`: a master refuses writes (`NOREPLICAS`)
+//! unless at least N replicas acknowledged within the lag (Redis counts replicas whose last
+//! `REPLCONF ACK` is at most S seconds old). It bounds, and does not close, the window in which a
+//! master cut off from its replicas acknowledges writes a failover then throws away: a write
+//! accepted just before the cut is still lost if the promoted replica had not received it.
+//!
+//! Left out: `WAIT`, diskless sync options, `repl-diskless-load`, and the
 //! replica's output buffer limits (a replica that falls out of the backlog is disconnected).
 
 use std::collections::{BTreeMap, VecDeque};
@@ -126,6 +132,9 @@ struct Feed {
     next: u64,
     /// The replica's last acknowledged offset.
     ack: u64,
+    /// When (monotonic ms) it last acknowledged (or synchronised): its lag for
+    /// `min-replicas-max-lag`.
+    ack_mono_ms: u64,
 }
 
 /// Replica side: the link to the master.
@@ -144,6 +153,9 @@ pub struct Replication {
     run_id: String,
     priority: u32,
     backlog_ops: usize,
+    /// `min-replicas-to-write` (0: off) and `min-replicas-max-lag` in ms.
+    min_replicas: usize,
+    min_replicas_max_lag_ms: u64,
     role: Role,
     keyspace: Keyspace,
     replid: String,
@@ -168,6 +180,8 @@ impl Replication {
             run_id: run_id.into(),
             priority,
             backlog_ops: BACKLOG_OPS,
+            min_replicas: 0,
+            min_replicas_max_lag_ms: 0,
             role: Role::Master,
             keyspace: Keyspace::default(),
             replid: replid.into(),
@@ -190,6 +204,13 @@ impl Replication {
     /// A smaller backlog, for tests of what falls out of it.
     pub fn with_backlog(mut self, ops: usize) -> Self {
         self.backlog_ops = ops.max(1);
+        self
+    }
+
+    /// `min-replicas-to-write n` and `min-replicas-max-lag` (`max_lag_ms`); `n` 0 turns it off.
+    pub fn with_min_replicas(mut self, n: usize, max_lag_ms: u64) -> Self {
+        self.min_replicas = n;
+        self.min_replicas_max_lag_ms = max_lag_ms;
         self
     }
 
@@ -216,13 +237,13 @@ impl Replication {
             Input::LinkConnected { link } => self.link_connected(link),
             Input::FromMaster { link, msg } => self.master_sent(now, link, msg),
             Input::LinkLost { link, error } => self.link_lost(link, error),
-            Input::Psync { feed, replica, replid, offset } => self.psync(feed, replica, replid.as_deref(), offset),
+            Input::Psync { feed, replica, replid, offset } => self.psync(now, feed, replica, replid.as_deref(), offset),
             Input::FeedPoll { feed } => self.feed_poll(feed),
             Input::FeedIdle { feed } => match self.feeds.contains_key(&feed) {
                 true => vec![Action::ToReplica(Repl::Ping)],
                 false => vec![Action::Close],
             },
-            Input::Ack { feed, offset } => self.ack(feed, offset),
+            Input::Ack { feed, offset } => self.ack(now, feed, offset),
             Input::FeedClosed { feed } => {
                 self.feeds.remove(&feed);
                 Vec::new()
@@ -252,6 +273,10 @@ impl Replication {
                 Reply::Value { value: self.keyspace.get(&key, now.wall_ms).map(String::from) }
             }
             Command::Set { .. } | Command::Del { .. } if !self.is_master() => Reply::ReadOnly,
+            Command::Set { .. } | Command::Del { .. } if self.good_replicas(now) < self.min_replicas => {
+                out.push(Action::Sometimes("redis.write_refused_min_replicas"));
+                Reply::Err { message: "NOREPLICAS Not enough good replicas to write.".into() }
+            }
             Command::Set { key, value, px } => {
                 let bad_px = px.is_some_and(|p| p == 0 || p > MAX_PX_MS);
                 if key.is_empty() || key.len() > MAX_KEY_LEN || value.len() > MAX_VALUE_LEN || bad_px {
@@ -277,6 +302,12 @@ impl Replication {
         };
         out.push(Action::Reply(reply));
         out
+    }
+
+    /// Replicas that acknowledged within `min-replicas-max-lag` (Redis's `repl_good_slaves_count`).
+    fn good_replicas(&self, now: Now) -> usize {
+        let lag_ok = |f: &&Feed| now.mono_ms.saturating_sub(f.ack_mono_ms) <= self.min_replicas_max_lag_ms;
+        self.feeds.values().filter(lag_ok).count()
     }
 
     /// What `ROLE` / `INFO replication` report.
@@ -468,14 +499,14 @@ impl Replication {
 
     // ---- master side -----------------------------------------------------------------------
 
-    fn psync(&mut self, feed: LinkId, replica: String, replid: Option<&str>, offset: u64) -> Vec<Action> {
+    fn psync(&mut self, now: Now, feed: LinkId, replica: String, replid: Option<&str>, offset: u64) -> Vec<Action> {
         if !self.is_master() || replica == self.name {
             return vec![Action::ToReplica(Repl::NotMaster), Action::Close];
         }
         let (reply, next) = self.psync_answer(replid, offset);
         let full = matches!(reply, Repl::FullResync { .. });
         self.feeds.retain(|_, f| f.replica != replica);
-        self.feeds.insert(feed, Feed { replica: replica.clone(), next, ack: next - 1 });
+        self.feeds.insert(feed, Feed { replica: replica.clone(), next, ack: next - 1, ack_mono_ms: now.mono_ms });
         vec![
             Action::ToReplica(reply),
             Action::Trace("redis.replica_synced", json!({ "replica": replica, "full": full, "from": next })),
@@ -523,11 +554,12 @@ impl Replication {
         ops
     }
 
-    fn ack(&mut self, feed: LinkId, offset: u64) -> Vec<Action> {
+    fn ack(&mut self, now: Now, feed: LinkId, offset: u64) -> Vec<Action> {
         let current = self.offset;
         match self.feeds.get_mut(&feed) {
             Some(f) if offset <= current => {
                 f.ack = f.ack.max(offset);
+                f.ack_mono_ms = now.mono_ms;
                 Vec::new()
             }
             Some(_) => Vec::new(),

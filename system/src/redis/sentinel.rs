@@ -14,6 +14,11 @@
 //! in hello messages; Sentinels adopt any configuration with a higher config epoch. Instances that
 //! report the wrong role for a while (an old master coming back) are reconfigured.
 //!
+//! The shell ([`super::sentinel_node`]) saves [`Persisted`] before carrying out anything a step
+//! returned or answering a vote, and halts when the save fails: Redis Sentinel only logs a
+//! failed `sentinel.conf` rewrite and answers anyway, so a restart can forget a vote it released
+//! and vote again in that epoch; this model does not.
+//!
 //! Left out: Sentinel auto-discovery (peers and replicas are configured), TILT mode, scripts,
 //! `parallel-syncs` (every replica is reconfigured at once), and the `master_link_down_time`
 //! freshness filter in replica selection.
@@ -52,6 +57,10 @@ pub struct SentinelConfig {
     pub quorum: usize,
     pub down_after_ms: u64,
     pub failover_timeout_ms: u64,
+    /// Unsafe, a planted fault: this Sentinel fails over on its own opinion, treating its own
+    /// SDOWN as ODOWN and its own vote as a won election (quorum and majority ignored). It
+    /// exists to prove the election checker catches a failover no majority decided.
+    pub single_opinion: bool,
 }
 
 impl SentinelConfig {
@@ -66,6 +75,7 @@ impl SentinelConfig {
             quorum: 2,
             down_after_ms: 3_000,
             failover_timeout_ms: 6_000,
+            single_opinion: false,
         }
     }
 }
@@ -108,6 +118,12 @@ pub enum Output {
         from: String,
         to: String,
         config_epoch: u64,
+    },
+    /// `+elected-leader`: this Sentinel won the election of `epoch` with the votes of `voters`
+    /// (itself included when it voted for itself), as it counted them.
+    Elected {
+        epoch: u64,
+        voters: Vec<String>,
     },
 }
 
@@ -251,7 +267,8 @@ impl Sentinel {
             }
         }
         let fresh = |(down, at): &(bool, u64)| *down && now_ms <= at + 5 * ASK_PERIOD_MS;
-        let odown = sdown && 1 + self.peer_down.values().filter(|r| fresh(r)).count() >= self.cfg.quorum;
+        let quorum = if self.cfg.single_opinion { 1 } else { self.cfg.quorum };
+        let odown = sdown && 1 + self.peer_down.values().filter(|r| fresh(r)).count() >= quorum;
         if odown != self.odown {
             self.odown = odown;
             out.push(Output::Event { kind: if odown { "+odown" } else { "-odown" }, detail: master });
@@ -283,8 +300,9 @@ impl Sentinel {
 
     fn wait_start(&mut self, now_ms: u64, epoch: u64, out: &mut Vec<Output>) {
         match self.leader(epoch) {
-            Some(l) if l == self.cfg.me => {
+            Some((l, voters)) if l == self.cfg.me => {
                 out.push(Output::Event { kind: "+elected-leader", detail: format!("epoch {epoch}") });
+                out.push(Output::Elected { epoch, voters });
                 match self.select_replica(now_ms) {
                     Some(replica) => {
                         out.push(Output::Event { kind: "+selected-slave", detail: replica.clone() });
@@ -313,28 +331,28 @@ impl Sentinel {
 
     /// `sentinelGetLeader`: counts votes for `epoch`, casting ours (for the most voted
     /// candidate, else ourselves) if we have not voted yet; the winner needs a majority of all
-    /// Sentinels and at least `quorum`.
-    fn leader(&mut self, epoch: u64) -> Option<String> {
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for (l, e) in self.peer_votes.values() {
+    /// Sentinels and at least `quorum`. Returns the winner and who voted for it.
+    fn leader(&mut self, epoch: u64) -> Option<(String, Vec<String>)> {
+        let mut ballots: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (peer, (l, e)) in &self.peer_votes {
             if *e == epoch {
-                *counts.entry(l.clone()).or_default() += 1;
+                ballots.entry(l.clone()).or_default().push(peer.clone());
             }
         }
-        let most = counts.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0))).map(|(l, _)| l.clone());
+        let most = most_voted(&ballots).map(|(l, _)| l.clone());
         if self.state.leader_epoch < epoch {
             self.state.leader = Some(most.unwrap_or_else(|| self.cfg.me.clone()));
             self.state.leader_epoch = epoch;
         }
         if self.state.leader_epoch == epoch {
             if let Some(l) = &self.state.leader {
-                *counts.entry(l.clone()).or_default() += 1;
+                ballots.entry(l.clone()).or_default().push(self.cfg.me.clone());
             }
         }
         let voters = self.cfg.peers.len() + 1;
-        let needed = self.cfg.quorum.max(voters / 2 + 1);
-        let (winner, votes) = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))?;
-        (votes >= needed).then_some(winner)
+        let needed = if self.cfg.single_opinion { 1 } else { self.cfg.quorum.max(voters / 2 + 1) };
+        let (winner, votes) = most_voted(&ballots)?;
+        (votes.len() >= needed).then(|| (winner.clone(), votes.clone()))
     }
 
     /// The best replica of the current master: answering, priority > 0, then by priority, the
@@ -419,15 +437,18 @@ impl Sentinel {
         self.failover = Failover::Idle;
         self.peer_down.clear();
         self.peer_votes.clear();
-        self.sdown = false;
+        let mut out = Vec::new();
+        if std::mem::take(&mut self.sdown) {
+            out.push(Output::Event { kind: "-sdown", detail: from.clone() });
+        }
         self.odown = false;
         if let Some(i) = self.instances.get_mut(master) {
             i.last_ok_ms = i.last_ok_ms.max(now_ms);
         }
-        if from == master {
-            return Vec::new();
+        if from != master {
+            out.push(Output::SwitchMaster { from, to: master.to_string(), config_epoch });
         }
-        vec![Output::SwitchMaster { from, to: master.to_string(), config_epoch }]
+        out
     }
 
     /// A peer's answer to our `is-master-down-by-addr`.
@@ -471,6 +492,12 @@ impl Sentinel {
         let vote = self.state.leader.clone().map(|l| (l, self.state.leader_epoch));
         (self.sdown, vote)
     }
+}
+
+/// The candidate with the most votes (ties go to the smallest name, as every Sentinel counts
+/// them alike).
+fn most_voted(ballots: &BTreeMap<String, Vec<String>>) -> Option<(&String, &Vec<String>)> {
+    ballots.iter().max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)))
 }
 
 #[cfg(test)]

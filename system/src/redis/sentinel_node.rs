@@ -1,8 +1,11 @@
 //! The Sentinel shell: drives [`super::sentinel::Sentinel`] on its timer (Redis's `hz`, 10 to 20),
 //! carries out its outputs over the net seam (each ping, ask, hello and reconfiguration its own
 //! short task whose answer comes back as an event), answers peers and clients, and rewrites
-//! `sentinel.conf` whenever its epochs, vote or master change. Its links to instances and peers
-//! are [`Channel`]s (Redis's Sentinel keeps a command connection to each, and reconnects).
+//! `sentinel.conf` whenever its epochs, vote or master change, before any of that is released:
+//! a failed save (or an unreadable file at start) stops it for good, until its process is
+//! restarted. Each vote released is recorded as [`SentinelObserved::Voted`]. Its links to
+//! instances and peers are [`Channel`]s (Redis's Sentinel keeps a command connection to each, and
+//! reconnects).
 
 use std::time::Duration;
 
@@ -35,8 +38,15 @@ enum Event {
 pub async fn run(mut ctx: NodeCtx, config: SentinelConfig) {
     let seed = ctx.rng.next_u64();
     let mut core = Sentinel::new(config.clone(), seed, ctx.clock.now_ms());
-    if let Some(p) = ctx.disk.read(CONF_FILE).ok().and_then(|b| serde_json::from_slice::<Persisted>(&b).ok()) {
-        core.restore(p);
+    // A configuration that cannot be read is not the same as none: starting over from epoch 0
+    // could vote twice in an epoch, so the Sentinel stops instead.
+    match ctx.disk.read(CONF_FILE) {
+        Ok(bytes) => match serde_json::from_slice::<Persisted>(&bytes) {
+            Ok(p) => core.restore(p),
+            Err(e) => halt(&ctx, std::io::Error::new(std::io::ErrorKind::InvalidData, e)).await,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => halt(&ctx, e).await,
     }
     let links = Links::new(&mut ctx);
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -53,21 +63,38 @@ pub async fn run(mut ctx: NodeCtx, config: SentinelConfig) {
                 (core.tick(now), None)
             }
         };
+        // What the core decided is saved before anyone hears of it: a vote (its own, counted to
+        // elect itself, or a peer's) and an epoch are released only once on disk, so a restart
+        // cannot vote twice in an epoch. A failed save stops the Sentinel (fail-stop).
+        if *core.persisted() != saved {
+            let next = core.persisted().clone();
+            let bytes = serde_json::to_vec(&next).expect("sentinel state serializes");
+            if let Err(e) = ctx.disk.replace_file(CONF_FILE, &bytes).await {
+                halt(&ctx, e).await;
+            }
+            if let (Some(candidate), true) = (&next.leader, next.leader_epoch > saved.leader_epoch) {
+                ctx.observe(&SentinelObserved::Voted { candidate: candidate.clone(), epoch: next.leader_epoch });
+            }
+            saved = next;
+        }
         for o in out {
             carry_out(&ctx, &config, &links, &tx, o);
         }
-        if *core.persisted() != saved {
-            saved = core.persisted().clone();
-            let bytes = serde_json::to_vec(&saved).expect("sentinel state serializes");
-            if let Err(e) = ctx.disk.replace_file(CONF_FILE, &bytes).await {
-                ctx.trace("sentinel.config_write_failed", json!({ "error": e.to_string() }));
-            }
-        }
-        // A vote is answered only once it is on disk, so a restart cannot vote twice.
         if let Some((reply, answer)) = answer {
             let _ = reply.send(answer);
         }
     }
+}
+
+/// Fail-stop after a failed `sentinel.conf` save: the Sentinel neither answers nor acts again
+/// until its process is restarted (Redis Sentinel only logs the failure and carries on, which
+/// can release a vote a restart then forgets; this model stops instead). Requests keep queueing
+/// and their callers time out, as with a hung process.
+async fn halt(ctx: &NodeCtx, error: std::io::Error) -> ! {
+    ctx.sometimes("sentinel.halted_on_save_error");
+    ctx.observe(&SentinelObserved::Halted { error: error.to_string() });
+    std::future::pending::<()>().await;
+    unreachable!("a pending future never completes")
 }
 
 type Answer = Option<(oneshot::Sender<SentinelReply>, SentinelReply)>;
@@ -160,9 +187,11 @@ fn carry_out(ctx: &NodeCtx, cfg: &SentinelConfig, links: &Links, tx: &mpsc::Unbo
             match kind {
                 "+failover-end" => ctx.observe(&SentinelObserved::FailoverEnd { promoted: detail }),
                 "+convert-to-slave" => ctx.observe(&SentinelObserved::ConvertToReplica { node: detail }),
+                "+sdown" | "-sdown" => ctx.observe(&SentinelObserved::Sdown { master: detail, down: kind == "+sdown" }),
                 _ => ctx.trace("sentinel.event", json!({ "event": kind, "detail": detail })),
             }
         }
+        Output::Elected { epoch, voters } => ctx.observe(&SentinelObserved::Elected { epoch, voters }),
         Output::SwitchMaster { from, to, config_epoch } => {
             ctx.sometimes("sentinel.switch_master");
             ctx.observe(&SentinelObserved::SwitchMaster { from, to, config_epoch });

@@ -39,6 +39,10 @@ pub struct RedisConfig {
     pub priority: u32,
     /// The role names this node claims, namespaced by its cluster.
     pub roles: Roles,
+    /// `min-replicas-to-write` (0 in Redis: off).
+    pub min_replicas_to_write: usize,
+    /// `min-replicas-max-lag` (10 s in Redis).
+    pub min_replicas_max_lag_ms: u64,
 }
 
 /// The names of the roles a node claims (see [`sim::NodeCtx::set_role`]), e.g. `redis-master`.
@@ -84,6 +88,7 @@ pub async fn run(mut ctx: NodeCtx, config: RedisConfig) {
     };
     let (run_id, replid) = (hex_id(&mut ctx), hex_id(&mut ctx));
     let (core, started) = Replication::new(&ctx.name, &run_id, &replid, config.priority, role);
+    let core = core.with_min_replicas(config.min_replicas_to_write, config.min_replicas_max_lag_ms);
     let link = DialOptions::new(REPLICATION_PORT, Encoding::Json).connect_timeout_ms(REPL_TIMEOUT.as_millis() as u64);
     let dialer = Dialer::new(&mut ctx, link);
     let (core, stream_grew, feeds) = (Mutex::new(core), Notify::new(), AtomicU64::new(0));

@@ -4,7 +4,7 @@
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::{ClusterRole, Mongod, Waiter};
+use super::{ClusterRole, Flaw, Mongod, Waiter};
 use crate::mongo::locks::{self, Decision};
 use crate::mongo::oplog::{Fence, Op, OpTime};
 use crate::mongo::protocol::{Command, FoundDoc, ReadConcern, Reply, WriteConcern, WriteOp};
@@ -64,7 +64,9 @@ impl Mongod {
             let _ = reply.send(self.not_primary());
             return;
         }
-        let prepared = match writes::prepare(&self.store, batch, fence.as_ref()) {
+        // The planted bug: the fence is recorded but never compared.
+        let checked = fence.as_ref().filter(|_| self.config.flaw != Some(Flaw::IgnoreFence));
+        let prepared = match writes::prepare(&self.store, batch, checked) {
             Ok(p) => p,
             Err(rejected) => {
                 if let Reply::StaleFence { lock, token, highest } = &rejected {
@@ -97,6 +99,10 @@ impl Mongod {
             match self.core.write(self.now(), ops, fence) {
                 Ok((optime, actions)) => {
                     self.execute(actions).await;
+                    if self.fatal.is_some() {
+                        // The append failed: the member stops and acknowledges nothing.
+                        return;
+                    }
                     optime
                 }
                 Err(_) => {
@@ -120,6 +126,13 @@ impl Mongod {
         }
         let at = match read {
             ReadConcern::Local => None,
+            // A new primary (or one just restarted, which forgot the commit point) serves no
+            // majority read until it has committed an entry of its own term: before that its
+            // commit point may lag what the set committed (MongoDB's
+            // `ReadConcernMajorityNotAvailableYet`).
+            ReadConcern::Majority if self.core.commit_point().term != self.core.term() => {
+                return Reply::Error { reason: "ReadConcernMajorityNotAvailableYet".into() };
+            }
             ReadConcern::Majority => Some(self.core.commit_point().ts),
         };
         let oplog = self.core.oplog();

@@ -1,5 +1,13 @@
 //! A mongod's files: the oplog (checksummed records, one entry each), the last vote
-//! (`local.replset.election`, replaced atomically) and rollback files.
+//! (`local.replset.election`, replaced atomically), rollback files, and a marker saying the
+//! member found synced records damaged and is not repaired yet.
+//!
+//! Damage versus a torn tail: a crash can leave the last, unsynced append torn, which recovery
+//! cuts and forgets. A record whose checksum fails but after which a good record follows cannot
+//! be a torn tail: it is damage to data that was synced, and the member that finds it must be
+//! repaired from its peers before it votes or counts towards a majority again. Left out: damage
+//! to a record's length field (the record cannot be skipped, so it reads as a torn tail) and to
+//! the very last record.
 
 use std::io;
 
@@ -12,6 +20,8 @@ use crate::mongo::replset::HardState;
 
 pub const OPLOG_FILE: &str = "mongo.oplog";
 pub const ELECTION_FILE: &str = "mongo.election";
+/// Present while the member is damaged (kept across restarts until the repair completes).
+pub const DAMAGE_FILE: &str = "mongo.damaged";
 
 fn encode(entries: &[OplogEntry]) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -31,17 +41,40 @@ pub async fn rewrite_oplog(disk: &Disk, entries: &[OplogEntry]) -> io::Result<()
     disk.replace_file(OPLOG_FILE, &encode(entries)).await
 }
 
-/// Reads the oplog back, cutting a torn or corrupt tail at the last good record.
-pub fn read_oplog(ctx: &NodeCtx) -> Oplog {
-    let bytes = ctx.disk.read(OPLOG_FILE).unwrap_or_default();
+/// What recovery read back from the oplog file.
+pub struct Recovered {
+    pub oplog: Oplog,
+    /// Synced records were found damaged (and cut, with everything after them).
+    pub damaged: bool,
+}
+
+/// Reads the oplog back, cutting a torn or damaged tail at the last good record (the cut is
+/// durable only with the next fsync, which recovery does before serving). An error reading the
+/// file is returned: the member must not start on a guess.
+pub fn read_oplog(ctx: &NodeCtx) -> io::Result<Recovered> {
+    let bytes = match ctx.disk.read(OPLOG_FILE) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
     let (oplog, valid_len) = decode_oplog(&bytes);
+    let damaged = damaged_after(&bytes, valid_len);
     if valid_len < bytes.len() {
-        ctx.trace("mongo.oplog_tail_cut", json!({ "valid_len": valid_len, "len": bytes.len() }));
-        ctx.sometimes("mongo.oplog_tail_cut");
-        // Durable only with the next fsync; a crash before it cuts the same tail again.
-        let _ = ctx.disk.truncate(OPLOG_FILE, valid_len as u64);
+        let kind = if damaged { "mongo.oplog_damaged" } else { "mongo.oplog_tail_cut" };
+        ctx.trace(kind, json!({ "valid_len": valid_len, "len": bytes.len() }));
+        ctx.sometimes(kind);
+        ctx.disk.truncate(OPLOG_FILE, valid_len as u64)?;
     }
-    oplog
+    Ok(Recovered { oplog, damaged })
+}
+
+/// Whether the bad record at `at` is damage inside synced data: it can be skipped by its
+/// length, and a good record follows it.
+fn damaged_after(bytes: &[u8], at: usize) -> bool {
+    let Some(header) = bytes.get(at..at + records::HEADER_LEN) else { return false };
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let next = at + records::HEADER_LEN + len;
+    len <= records::MAX_RECORD_LEN && next < bytes.len() && !records::decode_all(&bytes[next..]).records.is_empty()
 }
 
 /// The oplog an oplog file's bytes hold, as a starting member reads it: whole records up to the
@@ -55,9 +88,19 @@ pub fn decode_oplog(bytes: &[u8]) -> (Oplog, usize) {
     (Oplog::from_entries(entries), valid_len)
 }
 
-pub fn read_hard_state(disk: &Disk) -> HardState {
-    let bytes = disk.read(ELECTION_FILE).unwrap_or_default();
-    records::decode_all(&bytes).records.first().and_then(|r| serde_json::from_slice(r).ok()).unwrap_or_default()
+/// The last vote and term. A record that fails its checksum is damage (the vote is unknown, so
+/// the member must not vote until repaired): returned as `None`.
+pub fn read_hard_state(disk: &Disk) -> io::Result<Option<HardState>> {
+    let bytes = match disk.read(ELECTION_FILE) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(HardState::default())),
+        Err(e) => return Err(e),
+    };
+    if bytes.is_empty() {
+        return Ok(Some(HardState::default()));
+    }
+    let decoded = records::decode_all(&bytes);
+    Ok(decoded.records.first().filter(|_| decoded.is_clean()).and_then(|r| serde_json::from_slice(r).ok()))
 }
 
 pub async fn write_hard_state(disk: &Disk, hs: &HardState) -> io::Result<()> {

@@ -41,7 +41,7 @@ impl ReplSet {
             }
             return;
         }
-        if self.my_priority() == 0 {
+        if self.my_priority() == 0 || self.damaged {
             return;
         }
         if now.ms >= self.election_at_ms {
@@ -76,7 +76,10 @@ impl ReplSet {
 
     pub(super) fn on_request_vote(&mut self, now: Now, from: usize, term: u64, dry_run: bool, last_applied: OpTime) {
         let already_voted = self.hs.last_vote.is_some_and(|v| v.term == term && v.candidate != from);
-        let granted = term >= self.hs.term && last_applied >= self.oplog.last() && (dry_run || !already_voted);
+        // A damaged member may lack entries it once held, so its view of who is fresh enough is
+        // not to be trusted: it votes for no one until repaired.
+        let granted =
+            !self.damaged && term >= self.hs.term && last_applied >= self.oplog.last() && (dry_run || !already_voted);
         if granted && !dry_run {
             self.hs.last_vote = Some(LastVote { term, candidate: from });
             self.out.push(Action::PersistHardState(self.hs));
@@ -114,7 +117,9 @@ impl ReplSet {
         let majority = self.config.majority();
         if e.granted.len() >= majority {
             let (dry_run, reason) = (e.dry_run, e.reason);
-            if dry_run {
+            if dry_run && self.settings.dry_run_elects {
+                self.become_primary(now, reason);
+            } else if dry_run {
                 self.hs.term += 1;
                 self.hs.last_vote = Some(LastVote { term: self.hs.term, candidate: self.me });
                 self.out.push(Action::PersistHardState(self.hs));
@@ -181,13 +186,18 @@ impl ReplSet {
         if primary && term == self.hs.term && !self.primary {
             self.heard_from_primary(now, from);
             self.learn_commit(commit);
+            if self.damaged && self.repair_target.is_none() {
+                self.repair_target = Some(applied);
+            }
         }
+        // A damaged member reports nothing durable: it counts towards no majority.
+        let durable = if self.damaged { OpTime::ZERO } else { self.durable };
         let reply = PeerMsg::HeartbeatReply {
             term: self.hs.term,
             primary: self.primary,
             applied: self.oplog.last(),
             applied_wall_ms: self.oplog.last_wall_ms(),
-            durable: self.durable,
+            durable,
         };
         self.send(from, reply);
     }

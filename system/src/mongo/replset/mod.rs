@@ -90,6 +90,9 @@ pub struct Settings {
     pub fetch_await_ms: u64,
     /// Entries per fetched batch.
     pub fetch_batch_max: usize,
+    /// A planted bug (unsafe configs only): a candidate that wins its dry run takes office at
+    /// once, in the term it already had, without the real round's term bump and durable votes.
+    pub dry_run_elects: bool,
 }
 
 impl Default for Settings {
@@ -101,6 +104,7 @@ impl Default for Settings {
             priority_takeover_freshness_ms: 2_000,
             fetch_await_ms: 5_000,
             fetch_batch_max: 256,
+            dry_run_elects: false,
         }
     }
 }
@@ -124,6 +128,10 @@ pub struct HardState {
 pub struct Persisted {
     pub hs: HardState,
     pub oplog: Oplog,
+    /// The shell found synced records damaged (a checksum failure inside the oplog, or an
+    /// unreadable vote record) and cut the oplog before them: the member must not vote or count
+    /// towards a majority until it is repaired from its peers.
+    pub damaged: bool,
 }
 
 /// The time of an input: monotonic ms for timers, the member's wall clock for oplog `wall`.
@@ -141,7 +149,9 @@ pub enum Input {
         from: usize,
         msg: PeerMsg,
     },
-    /// The primary's journal is durable up to this optime.
+    /// The shell made the oplog durable up to this optime: the primary's journal flush, a
+    /// secondary's fetched batch or the file rewritten by a rollback. The core counts nothing as
+    /// durable before this arrives.
     Durable(OpTime),
     /// The shell could not deliver `msg` to member `to` (connection refused or broken). A vote
     /// request that fails this way counts as answered, as a failed `replSetRequestVotes` does
@@ -171,14 +181,15 @@ pub enum Action {
     },
     /// Write and fsync before any later action.
     PersistHardState(HardState),
-    /// Append to the oplog file and apply to the store; `sync` means fsync before any later
-    /// action (secondaries journal each batch before reporting it).
+    /// Append to the oplog file and apply to the store; `sync` means fsync at once and then feed
+    /// [`Input::Durable`] (secondaries journal each batch before reporting it). An error from the
+    /// append or the fsync must stop the member (fail-stop), never be passed over.
     Append {
         entries: Vec<OplogEntry>,
         sync: bool,
     },
-    /// Truncate the oplog after `common` and undo the store to it; `removed` goes to the
-    /// rollback file. `past_commit` is MongoDB's fatal case: the rollback undid entries this
+    /// Truncate the oplog after `common` and undo the store to it, durably, then feed
+    /// [`Input::Durable`]; `removed` goes to the rollback file. `past_commit` is MongoDB's fatal case: the rollback undid entries this
     /// member had learned were majority-committed.
     RollBack {
         common: OpTime,
@@ -208,6 +219,9 @@ pub enum Action {
         term: u64,
         reason: &'static str,
     },
+    /// A damaged member holds again everything the primary had when the repair began: it may
+    /// vote and count towards a majority again.
+    Repaired,
     /// Peer input that was dropped as invalid (for the trace).
     Ignored {
         from: usize,
@@ -279,6 +293,13 @@ pub struct ReplSet {
     fetch: Option<Fetching>,
     next_fetch_id: u64,
     parked: Vec<Parked>,
+    /// A fetched batch or a rollback is being made durable: no fetch (which reports the durable
+    /// position) goes out until the shell says it is.
+    syncing: bool,
+    /// Synced records were found damaged: no votes, no positions reported, never a candidate,
+    /// until the oplog reaches `repair_target` (the primary's last optime when first heard).
+    damaged: bool,
+    repair_target: Option<OpTime>,
     out: Vec<Action>,
 }
 
@@ -294,8 +315,11 @@ impl ReplSet {
         now: Now,
         initiate: bool,
     ) -> Self {
-        let Persisted { hs, oplog } = persisted;
+        let Persisted { mut hs, oplog, damaged } = persisted;
         assert!(me < config.members.len(), "member {me} not in the set");
+        // The term is at least that of the last entry (MongoDB takes it from the oplog too), so a
+        // lost or stale election record never sends the term backwards.
+        hs.term = hs.term.max(oplog.last().term);
         let peers = vec![Peer { next_heartbeat_ms: now.ms, ..Peer::default() }; config.members.len()];
         let durable = oplog.last();
         let mut set = ReplSet {
@@ -316,10 +340,13 @@ impl ReplSet {
             fetch: None,
             next_fetch_id: 1,
             parked: Vec::new(),
+            syncing: false,
+            damaged,
+            repair_target: None,
             out: Vec::new(),
         };
         set.reset_election_timer(now);
-        if initiate && set.hs.term == 0 && set.oplog.last() == OpTime::ZERO {
+        if initiate && !damaged && set.hs.term == 0 && set.oplog.last() == OpTime::ZERO {
             set.start_election(now, ElectionReason::Initiate);
         }
         set
@@ -330,7 +357,7 @@ impl ReplSet {
         match input {
             Input::Tick => self.tick(now),
             Input::Recv { from, msg } => self.recv(now, from, msg),
-            Input::Durable(optime) => self.on_durable(optime),
+            Input::Durable(optime) => self.on_durable(now, optime),
             Input::Undeliverable { to, msg } => self.on_undeliverable(now, to, &msg),
         }
         std::mem::take(&mut self.out)
@@ -389,7 +416,7 @@ impl ReplSet {
                 self.on_request_vote(now, from, term, dry_run, last_applied)
             }
             PeerMsg::Vote { term, dry_run, granted } => self.on_vote(now, from, term, dry_run, granted),
-            PeerMsg::Fetch { id, term: _, after } => self.serve_fetch(now, from, id, after),
+            PeerMsg::Fetch { id, term: _, after, repairing } => self.serve_fetch(now, from, id, after, repairing),
             PeerMsg::Batch { id, term, entries, commit } => self.on_batch(now, from, id, term, entries, commit),
             PeerMsg::Diverged { id, term, boundaries, last } => {
                 self.on_diverged(now, from, id, term, &boundaries, last)
@@ -429,7 +456,7 @@ impl ReplSet {
     /// the shell wakes at exactly this time, so that two members' randomised timeouts do not
     /// collapse onto one tick and split the vote.
     pub fn election_deadline_ms(&self) -> Option<u64> {
-        if self.primary || self.election.is_some() || self.config.members[self.me].priority == 0 {
+        if self.primary || self.damaged || self.election.is_some() || self.config.members[self.me].priority == 0 {
             return None;
         }
         Some(self.takeover_at_ms.map_or(self.election_at_ms, |t| t.min(self.election_at_ms)))
@@ -458,6 +485,16 @@ impl ReplSet {
     /// The member this one believes is primary (itself included).
     pub fn primary_hint(&self) -> Option<usize> {
         self.known_primary
+    }
+
+    /// Synced records were found damaged and are not repaired yet.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged
+    }
+
+    /// What this member counts as durable (made so by the shell).
+    pub fn durable(&self) -> OpTime {
+        self.durable
     }
 
     pub fn commit_point(&self) -> OpTime {

@@ -8,6 +8,12 @@ use crate::mongo::protocol::PeerMsg;
 impl ReplSet {
     /// Sends a fetch to the primary when none is in flight (or the one in flight is lost).
     pub(super) fn maybe_fetch(&mut self, now: Now) {
+        // A fetch reports everything before `after` as durable: none goes out while a batch or a
+        // rollback is being made durable, or while a deposed primary's journal has unflushed
+        // entries.
+        if self.syncing || self.durable != self.oplog.last() {
+            return;
+        }
         let Some(source) = self.known_primary.filter(|p| *p != self.me) else { return };
         if let Some(f) = self.fetch {
             let lost_after = self.settings.fetch_await_ms + self.settings.heartbeat_interval_ms;
@@ -18,12 +24,13 @@ impl ReplSet {
         let id = self.next_fetch_id;
         self.next_fetch_id += 1;
         self.fetch = Some(Fetching { id, source, sent_ms: now.ms });
-        self.send(source, PeerMsg::Fetch { id, term: self.hs.term, after: self.oplog.last() });
+        let msg = PeerMsg::Fetch { id, term: self.hs.term, after: self.oplog.last(), repairing: self.damaged };
+        self.send(source, msg);
     }
 
     /// Answers a fetch at once when there is something to say, else parks it.
-    pub(super) fn serve_fetch(&mut self, now: Now, from: usize, id: u64, after: OpTime) {
-        if self.primary {
+    pub(super) fn serve_fetch(&mut self, now: Now, from: usize, id: u64, after: OpTime, repairing: bool) {
+        if self.primary && !repairing {
             self.update_position(from, after);
         }
         self.parked.retain(|p| p.from != from);
@@ -103,7 +110,9 @@ impl ReplSet {
             for e in &entries {
                 self.oplog.push(e.clone());
             }
-            self.durable = self.oplog.last();
+            // Durable only when the shell says the fsync returned: until then no fetch (which
+            // reports the position) goes out.
+            self.syncing = true;
             self.out.push(Action::Append { entries, sync: true });
             self.release_parked(now);
         }
@@ -118,7 +127,7 @@ impl ReplSet {
 
     pub(super) fn on_diverged(
         &mut self,
-        now: Now,
+        _now: Now,
         from: usize,
         id: u64,
         term: u64,
@@ -126,6 +135,13 @@ impl ReplSet {
         last: OpTime,
     ) {
         if !self.take_fetch(from, id) || term < self.hs.term || self.primary {
+            return;
+        }
+        // Only a source whose history is newer than ours can make us roll back (MongoDB picks a
+        // sync source ahead of itself): a member that lost its tail, or a damaged one, must not
+        // talk a healthy member out of entries that may be committed.
+        if last <= self.oplog.last() {
+            self.out.push(Action::Ignored { from, why: "diverged reply from a source not ahead of us" });
             return;
         }
         let sorted = boundaries.windows(2).all(|w| w[0].term < w[1].term && w[0].ts < w[1].ts);
@@ -143,10 +159,11 @@ impl ReplSet {
         if past_commit {
             self.commit = common;
         }
-        self.durable = self.oplog.last();
+        // What is kept becomes durable when the shell has rewritten the file.
+        self.durable = self.durable.min(self.oplog.last());
+        self.syncing = true;
         self.parked.retain(|p| p.after.ts <= common.ts);
         self.out.push(Action::RollBack { common, removed, past_commit });
-        self.maybe_fetch(now);
     }
 
     /// A commit point heard from the primary (heartbeat): adopted if this oplog holds it.
@@ -171,13 +188,25 @@ impl ReplSet {
         }
     }
 
-    pub(super) fn on_durable(&mut self, optime: OpTime) {
-        if optime > self.durable && self.oplog.contains(optime) {
-            self.durable = optime;
-            if self.primary {
-                self.advance_commit();
-            }
+    /// The shell made the oplog durable up to `optime`.
+    pub(super) fn on_durable(&mut self, now: Now, optime: OpTime) {
+        if !self.oplog.contains(optime) {
+            return;
         }
+        self.durable = self.durable.max(optime);
+        if self.durable == self.oplog.last() {
+            self.syncing = false;
+        }
+        if self.primary {
+            self.advance_commit();
+            return;
+        }
+        if self.damaged && self.repair_target.is_some_and(|t| self.durable >= t) {
+            self.damaged = false;
+            self.repair_target = None;
+            self.out.push(Action::Repaired);
+        }
+        self.maybe_fetch(now);
     }
 
     /// The primary's commit point: the newest optime a majority holds durably, if it is of

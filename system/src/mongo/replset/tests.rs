@@ -64,8 +64,14 @@ impl Cluster {
                 Action::Commit(c) if self.nodes[node].is_primary() => {
                     self.committed.insert(c);
                 }
-                Action::RollBack { removed, .. } => self.rolled_back.push((node, removed)),
-                Action::Append { sync: false, .. } => {
+                Action::RollBack { removed, .. } => {
+                    self.rolled_back.push((node, removed));
+                    let last = self.nodes[node].last_applied();
+                    let now = self.now();
+                    let more = self.nodes[node].step(now, Input::Durable(last));
+                    self.handle(node, more);
+                }
+                Action::Append { .. } => {
                     // The test journal is instant.
                     let last = self.nodes[node].last_applied();
                     let now = self.now();
@@ -286,7 +292,7 @@ fn an_undeliverable_vote_request_ends_a_split_vote_at_once() {
     let cfg = config(&[1, 1, 1]);
     let now = Now { ms: 20_000, wall_ms: 20_000 };
     let hs = HardState { term: 1, last_vote: None };
-    let persisted = Persisted { hs, oplog: Oplog::default() };
+    let persisted = Persisted { hs, oplog: Oplog::default(), damaged: false };
     let mut m =
         ReplSet::new(cfg, Settings::default(), 1, persisted, ChaCha8Rng::seed_from_u64(9), Now::default(), false);
     let acts = m.step(now, Input::Tick);
@@ -300,4 +306,124 @@ fn an_undeliverable_vote_request_ends_a_split_vote_at_once() {
     let acts = m.step(now, Input::Undeliverable { to: 0, msg: request });
     assert!(acts.iter().any(|a| matches!(a, Action::ElectionLost { term: 2, .. })), "{acts:?}");
     assert!(!m.is_primary());
+}
+
+/// A secondary of a 3-member set whose primary (member 0) is in term 1.
+fn secondary(damaged: bool) -> ReplSet {
+    let hs = HardState { term: 1, last_vote: None };
+    let persisted = Persisted { hs, oplog: Oplog::default(), damaged };
+    ReplSet::new(
+        config(&[1, 1, 1]),
+        Settings::default(),
+        1,
+        persisted,
+        ChaCha8Rng::seed_from_u64(3),
+        Now::default(),
+        false,
+    )
+}
+
+fn heartbeat_from_primary(applied: OpTime) -> Input {
+    let msg = PeerMsg::Heartbeat { term: 1, primary: true, applied, applied_wall_ms: 0, commit: OpTime::ZERO };
+    Input::Recv { from: 0, msg }
+}
+
+fn fetch_sent(acts: &[Action]) -> Option<(u64, OpTime, bool)> {
+    acts.iter().find_map(|a| match a {
+        Action::Send { to: 0, msg: PeerMsg::Fetch { id, after, repairing, .. } } => Some((*id, *after, *repairing)),
+        _ => None,
+    })
+}
+
+fn batch(id: u64, terms: &[u64]) -> Input {
+    let entries = terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| OplogEntry { optime: OpTime::new(*t, i as u64 + 1), wall_ms: 0, ops: vec![], fence: None })
+        .collect();
+    Input::Recv { from: 0, msg: PeerMsg::Batch { id, term: 1, entries, commit: OpTime::ZERO } }
+}
+
+#[test]
+fn a_secondary_reports_a_batch_only_after_the_shell_made_it_durable() {
+    let now = Now { ms: 100, wall_ms: 100 };
+    let mut m = secondary(false);
+    m.step(now, heartbeat_from_primary(OpTime::new(1, 2)));
+    let (id, after, _) = fetch_sent(&m.step(now, Input::Tick)).expect("fetches from the primary");
+    assert_eq!(after, OpTime::ZERO);
+    let acts = m.step(now, batch(id, &[1, 1]));
+    assert!(acts.iter().any(|a| matches!(a, Action::Append { sync: true, .. })));
+    assert_eq!(fetch_sent(&acts), None, "no position reported before the fsync: {acts:?}");
+    assert_eq!(m.durable(), OpTime::ZERO);
+    // Nor on a heartbeat reply, nor on a tick.
+    let acts = m.step(now, heartbeat_from_primary(OpTime::new(1, 2)));
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::Send { msg: PeerMsg::HeartbeatReply { durable: OpTime::ZERO, .. }, .. })));
+    assert_eq!(fetch_sent(&m.step(now, Input::Tick)), None);
+    let acts = m.step(now, Input::Durable(OpTime::new(1, 2)));
+    assert_eq!(fetch_sent(&acts).map(|f| f.1), Some(OpTime::new(1, 2)));
+}
+
+#[test]
+fn a_damaged_member_neither_votes_nor_counts_until_it_holds_what_the_primary_had() {
+    let now = Now { ms: 100, wall_ms: 100 };
+    let mut m = secondary(true);
+    assert_eq!(m.election_deadline_ms(), None, "a damaged member never stands");
+    let request = PeerMsg::RequestVote { term: 2, dry_run: false, last_applied: OpTime::new(1, 9) };
+    let acts = m.step(now, Input::Recv { from: 2, msg: request });
+    assert!(acts.iter().any(|a| matches!(a, Action::Send { msg: PeerMsg::Vote { granted: false, .. }, .. })));
+    assert!(!acts.iter().any(|a| matches!(a, Action::PersistHardState(HardState { last_vote: Some(_), .. }))));
+    // Back to term 1's primary, which had two entries when the repair began.
+    let mut m = secondary(true);
+    m.step(now, heartbeat_from_primary(OpTime::new(1, 2)));
+    let (id, _, repairing) = fetch_sent(&m.step(now, Input::Tick)).expect("fetches to repair");
+    assert!(repairing, "its fetches count towards no majority");
+    m.step(now, batch(id, &[1]));
+    let acts = m.step(now, Input::Durable(OpTime::new(1, 1)));
+    assert!(m.is_damaged() && !acts.contains(&Action::Repaired));
+    let (id, after, _) = fetch_sent(&acts).expect("fetches the rest");
+    let rest = PeerMsg::Batch {
+        id,
+        term: 1,
+        entries: vec![OplogEntry { optime: OpTime::new(1, 2), wall_ms: 0, ops: vec![], fence: None }],
+        commit: OpTime::ZERO,
+    };
+    assert_eq!(after, OpTime::new(1, 1));
+    m.step(now, Input::Recv { from: 0, msg: rest });
+    let acts = m.step(now, Input::Durable(OpTime::new(1, 2)));
+    assert!(acts.contains(&Action::Repaired) && !m.is_damaged(), "{acts:?}");
+    assert_eq!(fetch_sent(&acts).map(|f| f.2), Some(false));
+}
+
+#[test]
+fn the_term_never_goes_back_behind_the_oplog() {
+    let entry = OplogEntry { optime: OpTime::new(4, 1), wall_ms: 0, ops: vec![], fence: None };
+    let persisted = Persisted { hs: HardState::default(), oplog: Oplog::from_entries([entry]), damaged: false };
+    let m = ReplSet::new(
+        config(&[1, 1, 1]),
+        Settings::default(),
+        1,
+        persisted,
+        ChaCha8Rng::seed_from_u64(3),
+        Now::default(),
+        false,
+    );
+    assert_eq!(m.term(), 4);
+}
+
+#[test]
+fn a_diverged_reply_from_a_source_behind_us_rolls_nothing_back() {
+    let now = Now { ms: 100, wall_ms: 100 };
+    let mut m = secondary(false);
+    m.step(now, heartbeat_from_primary(OpTime::new(1, 3)));
+    let (id, _, _) = fetch_sent(&m.step(now, Input::Tick)).expect("fetches");
+    m.step(now, batch(id, &[1, 1, 1]));
+    let acts = m.step(now, Input::Durable(OpTime::new(1, 3)));
+    let (id, _, _) = fetch_sent(&acts).expect("fetches again");
+    // The source restarted with only its first entry (it lost the rest, or found it damaged).
+    let msg = PeerMsg::Diverged { id, term: 1, boundaries: vec![OpTime::new(1, 1)], last: OpTime::new(1, 1) };
+    let acts = m.step(now, Input::Recv { from: 0, msg });
+    assert!(!acts.iter().any(|a| matches!(a, Action::RollBack { .. })), "{acts:?}");
+    assert_eq!(m.last_applied(), OpTime::new(1, 3));
 }

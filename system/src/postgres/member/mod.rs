@@ -31,6 +31,7 @@ use super::cluster::PgRoles;
 use super::data::{Durability, SyncCommit, Tables, Txn};
 use super::manager::{Local, LocalRole};
 use super::observe::{Demoted, FirstWrite, Flushed, Promoted, Rewound, SyncStandby};
+use super::observe::{SyncDegraded, WatchdogReset};
 use super::planted::Planted;
 use super::protocol::{MemberRole, MemberStatus, ReadInfo, Replication, Response};
 use super::replication::{StandbyProgress, SyncRep};
@@ -46,6 +47,9 @@ pub struct MemberConfig {
     pub durability: Durability,
     /// `wal_sender_timeout`: a standby silent this long is no synchronous candidate.
     pub sender_timeout_ms: u64,
+    /// Patroni's `synchronous_mode_strict`: block synchronous commits rather than acknowledge
+    /// them without a synchronous standby.
+    pub sync_strict: bool,
     pub roles: PgRoles,
     pub planted: Planted,
 }
@@ -59,7 +63,6 @@ pub enum Role {
     Promoting {
         epoch: u64,
         index: u64,
-        fence_ms: u64,
     },
     Standby {
         following: Option<(String, u64)>,
@@ -76,11 +79,15 @@ pub enum Input {
     Loaded { gen: u64, wal: Wal, damaged: bool },
     /// Flush everything received before promoting (a standby's last fsync may be in flight).
     FlushReceived { gen: u64 },
-    /// The DCS granted the leader key for `epoch`: start its timeline, writes allowed until
-    /// `fence_ms`. `wall_ms` is the timeline's first commit timestamp.
-    Promote { gen: u64, epoch: u64, fence_ms: u64, wall_ms: u64 },
-    /// The leader lease was renewed: writes allowed until `fence_ms`.
-    Lease { fence_ms: u64 },
+    /// The agent holds the leader key for `epoch`: start its timeline. `wall_ms` is the
+    /// timeline's first commit timestamp. (The server knows nothing of the lease: only the
+    /// agent, and the watchdog it pets, stop it.)
+    Promote { gen: u64, epoch: u64, wall_ms: u64 },
+    /// The agent pets the watchdog: the node resets unless petted again within `timeout_ms`
+    /// (None: the agent disables it, as Patroni does when it stops being the leader).
+    Watchdog { timeout_ms: Option<u64> },
+    /// The watchdog timer's turn: resets the node if it was not petted in time.
+    WatchdogTick,
     /// A client's transaction, to be answered with [`Action::Settle`] under `id`.
     Commit { id: u64, epoch: Option<u64>, txn: Txn, wall_ms: u64 },
     /// The last step's [`Action::Append`] from record `from` on failed: nothing of it is on disk.
@@ -118,6 +125,8 @@ pub enum Observed {
     Rewound(Rewound),
     FirstWrite(FirstWrite),
     SyncStandby(SyncStandby),
+    SyncDegraded(SyncDegraded),
+    WatchdogReset(WatchdogReset),
 }
 
 /// What the shell must do, in order.
@@ -216,10 +225,11 @@ pub struct Member {
     visible: Tables,
     flushed: u64,
     damaged: bool,
-    /// An I/O error happened: the HA loop reloads from disk before anything else.
+    /// An I/O error happened (or the watchdog reset the node): the server reloads from disk
+    /// before anything else.
     broken: bool,
-    /// The primary acknowledges writes only before this (ms).
-    fence_ms: u64,
+    /// When the watchdog resets the node unless petted (ms); None while disabled.
+    watchdog_ms: Option<u64>,
     sync: SyncRep,
     standbys: BTreeMap<String, StandbyProgress>,
     pending: BTreeMap<u64, Pending>,
@@ -229,7 +239,7 @@ pub struct Member {
 impl Member {
     /// A member that has loaded nothing yet (a standby following nobody, empty log).
     pub fn new(config: MemberConfig) -> Self {
-        let sync = SyncRep::new(config.sender_timeout_ms);
+        let sync = SyncRep::new(config.sender_timeout_ms, config.sync_strict);
         Member {
             config,
             generation: 0,
@@ -240,7 +250,7 @@ impl Member {
             flushed: 0,
             damaged: false,
             broken: false,
-            fence_ms: 0,
+            watchdog_ms: None,
             sync,
             standbys: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -254,13 +264,16 @@ impl Member {
         match input {
             Input::Stop { following, why } => self.stop(following, &why, &mut out),
             Input::Loaded { gen, wal, damaged } => self.loaded(gen, wal, damaged, &mut out),
-            Input::Lease { fence_ms } => self.fence_ms = fence_ms,
+            Input::Watchdog { timeout_ms } => self.watchdog_ms = timeout_ms.map(|t| now_ms + t),
+            Input::WatchdogTick => {
+                self.watchdog_fired(now_ms, &mut out);
+            }
             Input::IoFailed => self.fail_io(&mut out),
             Input::Synced { gen, upto } => self.synced(now_ms, gen, upto, &mut out),
             Input::SyncFailed { gen, upto } => self.sync_failed(gen, upto, &mut out),
             Input::AppendFailed { gen, from, error } => self.append_failed(gen, from, &error, &mut out),
             Input::FlushReceived { gen } => self.flush_received(gen, &mut out),
-            Input::Promote { gen, epoch, fence_ms, wall_ms } => self.promote(gen, epoch, fence_ms, wall_ms, &mut out),
+            Input::Promote { gen, epoch, wall_ms } => self.promote(gen, epoch, wall_ms, &mut out),
             Input::Commit { id, epoch, txn, wall_ms } => self.commit(now_ms, id, epoch, txn, wall_ms, &mut out),
             Input::MaintainSync => self.maintain_sync(now_ms, &mut out),
             Input::SyncWritten { epoch, standby } => self.sync_written(now_ms, epoch, standby, &mut out),
@@ -289,9 +302,8 @@ impl Member {
                 if p.waiting { "demoted while waiting for the synchronous standby" } else { "demoted while flushing" };
             out.push(Action::Settle { id, response: Response::Indeterminate { reason: reason.into() } });
         }
-        self.sync = SyncRep::new(self.config.sender_timeout_ms);
+        self.sync = SyncRep::new(self.config.sender_timeout_ms, self.config.sync_strict);
         self.standbys.clear();
-        self.fence_ms = 0;
         self.receiver.timeline = None;
         out.push(Action::EndRoleTasks);
         if let Role::Primary { epoch } = was {
@@ -318,6 +330,22 @@ impl Member {
         out.push(Action::FlushMoved);
     }
 
+    /// Whether the watchdog reset the node at `now_ms` (it was not petted in time): the
+    /// machine stops at once (nothing more is acknowledged), and the server comes back from
+    /// disk as a standby. Checked before every acknowledgement too: a hardware timer is not
+    /// late because a process was busy.
+    fn watchdog_fired(&mut self, now_ms: u64, out: &mut Vec<Action>) -> bool {
+        let Some(deadline) = self.watchdog_ms.filter(|d| now_ms >= *d) else { return false };
+        self.watchdog_ms = None;
+        let epoch = self.primary_epoch();
+        out.push(Action::Observe(Observed::WatchdogReset(WatchdogReset { epoch, late_ms: now_ms - deadline })));
+        out.push(Action::Sometimes("pg.watchdog_reset"));
+        self.stop(None, "watchdog reset", out);
+        self.broken = true;
+        out.push(Action::WakeHa);
+        true
+    }
+
     /// The disk failed us: no promotion completes, and the HA loop reloads from disk.
     fn fail_io(&mut self, out: &mut Vec<Action>) {
         if let Role::Promoting { .. } = self.role {
@@ -334,9 +362,9 @@ impl Member {
             out.push(closed("generation ended"));
             return;
         }
-        if let Role::Promoting { epoch, index, fence_ms } = self.role {
+        if let Role::Promoting { epoch, index } = self.role {
             if upto >= index {
-                self.become_primary(epoch, index, fence_ms, gen, out);
+                self.become_primary(epoch, index, gen, out);
             }
         }
         self.advance_flushed(upto, out);
@@ -419,8 +447,9 @@ impl Member {
         self.broken
     }
 
-    pub fn fence_ms(&self) -> u64 {
-        self.fence_ms
+    /// When the watchdog will reset the node unless petted (None: disabled).
+    pub fn watchdog_ms(&self) -> Option<u64> {
+        self.watchdog_ms
     }
 
     pub fn flushed(&self) -> u64 {
@@ -477,6 +506,14 @@ impl Member {
         let lag_records = if primary { 0 } else { self.receiver.primary_flushed.saturating_sub(self.flushed) };
         let lag_ms = if primary { 0 } else { self.receiver.caught_up_ms.map_or(0, |t| now_ms.saturating_sub(t)) };
         let read = ReadInfo { node: self.config.me.clone(), primary, applied: self.position(), lag_records, lag_ms };
+        // A commit waiting for the synchronous standby is still in progress for every other
+        // session (PostgreSQL waits before it clears the transaction from the proc array), so
+        // the primary's readers see the state without it.
+        let waiting: std::collections::BTreeSet<u64> =
+            self.pending.values().filter(|p| p.waiting).map(|p| p.index).collect();
+        if primary && !waiting.is_empty() {
+            return Response::Rows { rows: query(&self.wal.replay_without(self.flushed, &waiting)), read };
+        }
         Response::Rows { rows: query(&self.visible), read }
     }
 }
@@ -495,9 +532,8 @@ fn trace(kind: &'static str, fields: Value) -> Action {
 
 impl Member {
     /// The promotion's first record is durable: this member is the primary of `epoch`.
-    fn become_primary(&mut self, epoch: u64, index: u64, fence_ms: u64, gen: u64, out: &mut Vec<Action>) {
+    fn become_primary(&mut self, epoch: u64, index: u64, gen: u64, out: &mut Vec<Action>) {
         self.role = Role::Primary { epoch };
-        self.fence_ms = fence_ms;
         out.push(Action::SetRole { role: self.config.roles.primary.clone(), holds: true });
         out.push(Action::Observe(Observed::Promoted(Promoted { epoch, index })));
         out.push(Action::Sometimes(if epoch == 1 { "pg.bootstrapped" } else { "pg.promoted_standby" }));

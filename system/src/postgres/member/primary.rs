@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{closed, trace, Action, Member, Observed, Pending, Role};
 use crate::postgres::data::{SyncCommit, Txn};
+use crate::postgres::observe::SyncDegraded;
 use crate::postgres::observe::{FirstWrite, SyncStandby};
 use crate::postgres::protocol::{Replication, Response};
 use crate::postgres::replication::{StandbyProgress, SyncChange, SyncRep, SyncState};
@@ -30,14 +31,14 @@ impl Member {
 
     /// Writes the first record of `epoch`'s timeline after everything flushed; the member is
     /// primary once that record is durable ([`Member::synced`]).
-    pub(super) fn promote(&mut self, gen: u64, epoch: u64, fence_ms: u64, wall_ms: u64, out: &mut Vec<Action>) {
+    pub(super) fn promote(&mut self, gen: u64, epoch: u64, wall_ms: u64, out: &mut Vec<Action>) {
         if gen != self.generation || self.flushed < self.wal.last_index() || self.broken {
             out.push(closed("role changed while promoting"));
             return;
         }
         let index = self.wal.last_index() + 1;
         let (file, bytes) = self.wal.push(WalRecord { index, epoch, commit_wall_ms: wall_ms, body: Body::Promote });
-        self.role = Role::Promoting { epoch, index, fence_ms };
+        self.role = Role::Promoting { epoch, index };
         out.push(Action::Append { file, bytes, from: index });
         out.push(self.sync_upto(index));
     }
@@ -57,8 +58,9 @@ impl Member {
         if let Err(e) = txn.validate() {
             return refuse(out, Response::Rejected { reason: e.to_string() });
         }
+        self.watchdog_fired(now_ms, out);
         let mine = match self.role {
-            Role::Primary { epoch } if !self.broken && now_ms < self.fence_ms => epoch,
+            Role::Primary { epoch } if !self.broken => epoch,
             _ => return refuse(out, Response::NotPrimary { leader: self.leader() }),
         };
         if epoch.is_some_and(|e| e != mine) {
@@ -88,6 +90,9 @@ impl Member {
     /// After the flush position moved: answers what the synchronous state now allows, and
     /// moves newly flushed synchronous commits to wait for the standby.
     pub(super) fn answer_flushed(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        if self.watchdog_fired(now_ms, out) {
+            return;
+        }
         self.release(now_ms, out);
         let flushed = self.flushed;
         let ready: Vec<u64> =
@@ -96,7 +101,7 @@ impl Member {
             let Some(p) = self.pending.get_mut(&id) else { continue };
             if p.level == SyncCommit::Local || self.sync.wait(p.index, id, flushed, &self.standbys) {
                 let p = self.pending.remove(&id).expect("just found");
-                out.push(Action::Settle { id, response: self.acknowledge(now_ms, &p) });
+                out.push(Action::Settle { id, response: self.acknowledge(&p) });
             } else {
                 p.waiting = true;
             }
@@ -105,21 +110,21 @@ impl Member {
 
     /// Answers every waiting commit the synchronous state now allows.
     fn release(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        if self.watchdog_fired(now_ms, out) {
+            return;
+        }
         for id in self.sync.release(self.flushed, &self.standbys) {
             if let Some(p) = self.pending.remove(&id) {
-                out.push(Action::Settle { id, response: self.acknowledge(now_ms, &p) });
+                out.push(Action::Settle { id, response: self.acknowledge(&p) });
             }
         }
     }
 
-    /// The last check before answering: still within the lease (a role change would have
-    /// settled the commit already).
-    fn acknowledge(&self, now_ms: u64, p: &Pending) -> Response {
-        if now_ms < self.fence_ms {
-            Response::Committed { epoch: p.epoch, index: p.index }
-        } else {
-            Response::Indeterminate { reason: "lost the leader lease before acknowledging".into() }
-        }
+    /// The answer to a commit durable at its level. No lease is checked here: PostgreSQL
+    /// knows nothing of Patroni's; a role change would have settled the commit already, and a
+    /// watchdog reset is checked before any release.
+    fn acknowledge(&self, p: &Pending) -> Response {
+        Response::Committed { epoch: p.epoch, index: p.index }
     }
 
     /// The leader a standby follows, for clients that asked the wrong member.
@@ -143,7 +148,10 @@ impl Member {
         if self.primary_epoch() != Some(epoch) {
             return;
         }
-        self.sync.committed(&SyncChange { standby: standby.clone() });
+        if let Some(from) = self.sync.committed(&SyncChange { standby: standby.clone() }) {
+            out.push(Action::Observe(Observed::SyncDegraded(SyncDegraded { epoch, from })));
+            out.push(Action::Sometimes("pg.sync_degraded"));
+        }
         self.release(now_ms, out);
         out.push(Action::Sometimes(if standby.is_some() { "pg.sync_standby_named" } else { "pg.sync_standby_none" }));
         out.push(Action::Observe(Observed::SyncStandby(SyncStandby { epoch, standby: standby.clone() })));

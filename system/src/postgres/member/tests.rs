@@ -3,9 +3,8 @@
 
 use super::*;
 use crate::postgres::data::{Table, Write};
+use crate::postgres::observe::WatchdogReset;
 use crate::postgres::wal::{segment_file, Body};
-
-const FENCE_MS: u64 = 10_000;
 
 fn config(me: &str, zone: &str) -> MemberConfig {
     MemberConfig {
@@ -14,6 +13,7 @@ fn config(me: &str, zone: &str) -> MemberConfig {
         members: vec!["a".into(), "b".into(), "c".into()],
         durability: Durability::standard(),
         sender_timeout_ms: 3_000,
+        sync_strict: false,
         roles: PgRoles::for_prefix("pg"),
         planted: Default::default(),
     }
@@ -65,7 +65,7 @@ fn standby(me: &str, wal: Wal, following: Option<(&str, u64)>) -> Member {
 fn primary() -> Member {
     let mut m = standby("a", Wal::default(), None);
     let gen = m.generation();
-    m.step(0, Input::Promote { gen, epoch: 1, fence_ms: FENCE_MS, wall_ms: 1 });
+    m.step(0, Input::Promote { gen, epoch: 1, wall_ms: 1 });
     m.step(0, Input::Synced { gen, upto: 1 });
     assert_eq!(m.role(), &Role::Primary { epoch: 1 });
     m
@@ -112,6 +112,14 @@ fn syncs(actions: &[Action]) -> Vec<(Vec<String>, Option<u64>)> {
         .iter()
         .filter_map(|a| if let Action::Sync { files, upto, .. } = a { Some((files.clone(), *upto)) } else { None })
         .collect()
+}
+
+/// How many rows a session on `m` reads under `key` of `table`.
+fn rows(m: &Member, table: Table, key: &str) -> usize {
+    match m.read(0, |t| t.get(table, key).map(|r| vec![(key.to_string(), r.clone())]).unwrap_or_default()) {
+        Response::Rows { rows, .. } => rows.len(),
+        other => panic!("read refused: {other:?}"),
+    }
 }
 
 fn indeterminate(reason: &str) -> Response {
@@ -337,12 +345,12 @@ fn promotion_waits_for_what_was_received_and_a_lagging_sync_standby_holds_acks()
                 step(3, |m| Input::FlushReceived { gen: m.generation() }, |a, m| {
                     assert_eq!(syncs(a), [(m.wal().segments_for(6, 7), Some(7))]);
                 }),
-                step(4, |m| Input::Promote { gen: m.generation(), epoch: 2, fence_ms: FENCE_MS, wall_ms: 4 }, |a, m| {
+                step(4, |m| Input::Promote { gen: m.generation(), epoch: 2, wall_ms: 4 }, |a, m| {
                     assert!(closed_stream(a), "not before the received records are durable");
                     assert_eq!(m.wal().last_index(), 7);
                 }),
                 step(5, |m| Input::Synced { gen: m.generation(), upto: 7 }, |_, m| assert_eq!(m.flushed(), 7)),
-                step(6, |m| Input::Promote { gen: m.generation(), epoch: 2, fence_ms: FENCE_MS, wall_ms: 6 }, |a, m| {
+                step(6, |m| Input::Promote { gen: m.generation(), epoch: 2, wall_ms: 6 }, |a, m| {
                     assert!(a.iter().any(|a| matches!(a, Action::Append { from: 8, .. })));
                     assert_eq!(m.primary_epoch(), None, "not primary before the record is durable");
                 }),
@@ -411,16 +419,90 @@ fn a_demotion_racing_a_write_is_never_acknowledged() {
             ],
         },
         Case {
-            name: "the lease runs out while the fsync is in flight: not acknowledged",
+            name: "the server knows no lease: without a watchdog it acknowledges for as long as it is primary",
             setup: primary,
             steps: vec![
-                step(FENCE_MS - 1, |_| Input::Commit { id: 1, epoch: None, txn: txn("user", Table::Users), wall_ms: 1 }, |_, _| {}),
-                step(FENCE_MS, |m| Input::Synced { gen: m.generation(), upto: 2 }, |a, _| {
-                    assert_eq!(settled(a), [(1, indeterminate("lost the leader lease before acknowledging"))]);
+                step(1_000_000, |_| Input::Commit { id: 1, epoch: None, txn: txn("user", Table::Users), wall_ms: 1 }, |_, _| {}),
+                step(1_000_001, |m| Input::Synced { gen: m.generation(), upto: 2 }, |a, _| {
+                    assert_eq!(settled(a), [(1, Response::Committed { epoch: 1, index: 2 })]);
                 }),
-                step(FENCE_MS + 1, |_| Input::Commit { id: 2, epoch: None, txn: txn("user2", Table::Users), wall_ms: 2 }, |a, _| {
+            ],
+        },
+        Case {
+            name: "the watchdog petted in time keeps the primary; unpetted, it resets the node and nothing is acknowledged after",
+            setup: primary,
+            steps: vec![
+                step(0, |_| Input::Watchdog { timeout_ms: Some(1_000) }, |a, _| assert!(a.is_empty())),
+                step(900, |_| Input::Watchdog { timeout_ms: Some(1_000) }, |_, m| assert_eq!(m.watchdog_ms(), Some(1_900))),
+                step(1_500, |_| Input::WatchdogTick, |a, m| {
+                    assert!(a.is_empty());
+                    assert_eq!(m.role(), &Role::Primary { epoch: 1 });
+                }),
+                step(1_899, |_| Input::Commit { id: 1, epoch: None, txn: txn("user", Table::Users), wall_ms: 1 }, |_, _| {}),
+                step(1_900, |m| Input::Synced { gen: m.generation(), upto: 2 }, |a, m| {
+                    assert_eq!(settled(a), [(1, indeterminate("demoted while flushing"))]);
+                    assert!(a.contains(&Action::Observe(Observed::WatchdogReset(WatchdogReset { epoch: Some(1), late_ms: 0 }))));
+                    assert!(m.is_broken() && a.contains(&Action::WakeHa), "the server restarts from disk");
+                    assert_eq!(m.watchdog_ms(), None);
+                }),
+                step(1_901, |_| Input::Commit { id: 2, epoch: None, txn: txn("user2", Table::Users), wall_ms: 2 }, |a, _| {
                     assert!(matches!(settled(a)[..], [(2, Response::NotPrimary { .. })]));
                 }),
+            ],
+        },
+        Case {
+            name: "an idle primary is reset by the timer; a disabled watchdog never fires",
+            setup: primary,
+            steps: vec![
+                step(0, |_| Input::Watchdog { timeout_ms: Some(1_000) }, |_, _| {}),
+                step(999, |_| Input::WatchdogTick, |a, _| assert!(a.is_empty())),
+                step(1_050, |_| Input::WatchdogTick, |a, m| {
+                    assert!(a.contains(&Action::Observe(Observed::WatchdogReset(WatchdogReset { epoch: Some(1), late_ms: 50 }))));
+                    assert!(matches!(m.role(), Role::Standby { following: None }));
+                }),
+                step(2_000, |_| Input::Watchdog { timeout_ms: None }, |_, _| {}),
+                step(9_000, |_| Input::WatchdogTick, |a, _| assert!(a.is_empty())),
+            ],
+        },
+        Case {
+            name: "a commit waiting for the synchronous standby is invisible to other sessions until it confirms",
+            setup: primary_with_sync_standby,
+            steps: vec![
+                step(200, |_| Input::Commit { id: 1, epoch: None, txn: txn("perm", Table::DocPermissions), wall_ms: 2 }, |_, _| {}),
+                step(210, |m| Input::Synced { gen: m.generation(), upto: 2 }, |a, m| {
+                    assert!(settled(a).is_empty(), "waits for b");
+                    assert_eq!(rows(m, Table::DocPermissions, "perm"), 0, "not visible before b confirms");
+                }),
+                // A local commit after it is visible at once, the waiting one still not.
+                step(220, |_| Input::Commit { id: 2, epoch: None, txn: txn("tenant", Table::Tenants), wall_ms: 3 }, |_, _| {}),
+                step(230, |m| Input::Synced { gen: m.generation(), upto: 3 }, |a, m| {
+                    assert_eq!(settled(a), [(2, Response::Committed { epoch: 1, index: 3 })]);
+                    assert_eq!(rows(m, Table::Tenants, "tenant"), 1);
+                    assert_eq!(rows(m, Table::DocPermissions, "perm"), 0);
+                }),
+                step(240, |m| Input::Feedback { gen: m.generation(), name: "b".into(), flushed: 2, applied: 2 }, |a, m| {
+                    assert_eq!(settled(a), [(1, Response::Committed { epoch: 1, index: 2 })]);
+                    assert_eq!(rows(m, Table::DocPermissions, "perm"), 1, "visible once confirmed");
+                }),
+            ],
+        },
+        Case {
+            name: "strict synchronous mode: a new primary acknowledges no synchronous commit before it names a standby",
+            setup: || {
+                let mut m = Member::new(MemberConfig { sync_strict: true, ..config("a", "z-a") });
+                m.step(0, Input::Stop { following: None, why: "start".into() });
+                m.step(0, Input::Loaded { gen: m.generation(), wal: Wal::default(), damaged: false });
+                let gen = m.generation();
+                m.step(0, Input::Promote { gen, epoch: 1, wall_ms: 1 });
+                m.step(0, Input::Synced { gen, upto: 1 });
+                m
+            },
+            steps: vec![
+                step(10, |_| Input::Commit { id: 1, epoch: None, txn: txn("perm", Table::DocPermissions), wall_ms: 2 }, |_, _| {}),
+                step(20, |m| Input::Synced { gen: m.generation(), upto: 2 }, |a, _| {
+                    assert!(settled(a).is_empty(), "blocked: no synchronous standby");
+                }),
+                step(30, |_| Input::MaintainSync, |a, _| assert!(a.is_empty(), "never /sync = none")),
             ],
         },
         Case {

@@ -256,3 +256,27 @@ fn replicas_acknowledge_about_once_a_second_and_the_master_reports_it() {
     };
     assert_eq!(info.role, ReplRole::Master { replicas: vec![("r".into(), 21)] });
 }
+
+#[test]
+fn min_replicas_to_write_refuses_writes_once_the_replicas_acks_are_stale() {
+    let (m, _) = Replication::new("m", "m", "m-id", 100, Role::Master);
+    let mut m = m.with_min_replicas(1, 2_000);
+    let write = |m: &mut Replication, ms: u64| {
+        let out = m.step(at(ms), Input::Command(Command::Set { key: "k".into(), value: "v".into(), px: None }));
+        reply(&out).cloned()
+    };
+    let refused = |r: Option<Reply>| matches!(r, Some(Reply::Err { message }) if message.starts_with("NOREPLICAS"));
+    assert!(refused(write(&mut m, 0)), "no replica at all");
+    m.step(at(100), Input::Psync { feed: 1, replica: "r".into(), replid: None, offset: 0 });
+    assert_eq!(write(&mut m, 200), Some(Reply::Ok), "a replica that just synchronised is good");
+    m.step(at(1_500), Input::Ack { feed: 1, offset: 1 });
+    assert_eq!(write(&mut m, 3_500), Some(Reply::Ok), "acknowledged 2 s ago: within the lag");
+    assert!(refused(write(&mut m, 3_501)), "lagging more than min-replicas-max-lag");
+    m.step(at(4_000), Input::Ack { feed: 1, offset: 2 });
+    assert_eq!(write(&mut m, 4_000), Some(Reply::Ok));
+    m.step(at(4_100), Input::FeedClosed { feed: 1 });
+    assert!(refused(write(&mut m, 4_200)), "the replica is gone");
+    // Reads are still served.
+    let out = m.step(at(4_300), Input::Command(Command::Get { key: "k".into() }));
+    assert_eq!(reply(&out), Some(&Reply::Value { value: Some("v".into()) }));
+}

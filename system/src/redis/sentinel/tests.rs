@@ -127,3 +127,31 @@ fn newer_configurations_are_adopted_and_old_masters_converted() {
     assert!(!out.iter().any(|o| matches!(o, Output::ReplicaOf { node, .. } if node != "r1")));
     assert_eq!(s.persisted().config_epoch, 3);
 }
+
+#[test]
+fn the_leader_reports_who_elected_it() {
+    let mut s = Sentinel::new(cfg("s1"), 2, 0);
+    let up = [replica("r2", "r1", 10), replica("r3", "r1", 50)];
+    run(&mut s, 0, 3_500, &up);
+    s.on_peer_reply(3_500, "s2", true, None);
+    run(&mut s, 3_600, 3_600, &up);
+    s.on_peer_reply(3_700, "s3", true, Some(("s1".into(), 1)));
+    let out = run(&mut s, 3_700, 3_700, &up);
+    assert!(out.contains(&Output::Elected { epoch: 1, voters: vec!["s3".into(), "s1".into()] }), "{out:?}");
+}
+
+#[test]
+fn a_single_opinion_sentinel_fails_over_alone_and_a_correct_one_does_not() {
+    let up = [replica("r2", "r1", 10), replica("r3", "r1", 50)];
+    let mut unsafe_cfg = cfg("s1");
+    unsafe_cfg.single_opinion = true;
+    for (config, fails_over) in [(cfg("s1"), false), (unsafe_cfg, true)] {
+        let mut s = Sentinel::new(config, 7, 0);
+        // The master is silent to this Sentinel only: no peer reports it down or votes.
+        let out = run(&mut s, 0, 6_000, &up);
+        let e = events(&out);
+        assert!(e.contains(&"+sdown"));
+        assert_eq!(e.contains(&"+elected-leader"), fails_over, "{e:?}");
+        assert_eq!(out.iter().any(|o| matches!(o, Output::ReplicaOf { master: None, .. })), fails_over);
+    }
+}
