@@ -230,7 +230,13 @@ impl LivenessChecker {
                     continue;
                 }
                 let what = format!("the {} of primary {primary} (epoch {epoch}) at {} ms", f.fault.kind(), f.at_ms);
+                // With no synchronous standby named for its epoch (none yet after a promotion,
+                // or `/sync` degraded to none), Patroni lets no other member lead: writes come
+                // back only with this primary, after the fault is undone, so no bound applies.
+                let named = h.sync_standbys.iter().rfind(|(e, _, t)| *e == epoch && *t <= f.at_ms);
+                let can_fail_over = named.is_some_and(|(_, standby, _)| standby.is_some());
                 match back_after(h, f, primary, epoch) {
+                    Some(_) if !can_fail_over => v.metric("faults_with_no_failover_candidate", 1.0),
                     Some((at, promoted)) if at - f.at_ms <= self.failover_bound_ms => {
                         if promoted {
                             slowest_ms = slowest_ms.max(Some(at - f.at_ms));

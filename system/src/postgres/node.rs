@@ -485,13 +485,7 @@ impl Node {
         let wall_ms = self.ctx.clock.wall_ms();
         let txn_id = txn.id.clone();
         let actions = self.step(Input::Commit { id, epoch, txn, wall_ms });
-        if self.config.planted.ack_before_fsync {
-            // The planted bug: the answer does not wait for this commit's fsync.
-            let node = self.clone();
-            tokio::spawn(async move { node.finish(actions).await });
-        } else {
-            self.finish(actions).await;
-        }
+        self.finish(actions).await;
         let response = rx
             .await
             .unwrap_or_else(|_| Response::Indeterminate { reason: "the member stopped before answering".into() });

@@ -79,11 +79,13 @@ impl Member {
             out.push(Action::Observe(Observed::FirstWrite(FirstWrite { epoch: mine, index })));
         }
         if self.config.planted.ack_before_fsync && level == SyncCommit::Local {
-            // The planted bug: answered before the fsync below has even started.
+            // The planted bug: answered on the append, and no fsync asked for (as a server
+            // trusting a volatile write cache): the record becomes durable only when a later
+            // commit's fsync covers it, so a power loss before then takes it.
             out.push(Action::Settle { id, response: Response::Committed { epoch: mine, index } });
-        } else {
-            self.pending.insert(id, Pending { index, epoch: mine, level, waiting: false });
+            return;
         }
+        self.pending.insert(id, Pending { index, epoch: mine, level, waiting: false });
         out.push(self.sync_upto(index));
     }
 
