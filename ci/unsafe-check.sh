@@ -28,6 +28,8 @@ print(f"{scenario} --config {config}: `{kind}` caught in {len(caught)} of {len(r
 PY
 done <<'TABLE'
 postgres-failover async-credentials   -      lost commit
+postgres-failover pg-ack-before-fsync 0..50  lost commit
+postgres-failover pg-no-watchdog      0..100 split brain
 postgres-pitr     pitr-stop-late      -      pitr past target
 redis-failover    redis-stale-client  -      write to demoted master
 redis-failover    redis-one-sentinel  -      failover without quorum

@@ -1,7 +1,9 @@
 //! The `postgres-failover` invariants, as two checkers built from the cluster handle and bounds.
 //!
-//! [`SafetyChecker`]: no acknowledged commit on credentials or permissions is lost, one primary
-//! per epoch, replicas never ahead of the primary. [`LivenessChecker`]: every fault that took
+//! [`SafetyChecker`]: every acknowledged commit judged by its `synchronous_commit` class (`on`
+//! never lost; `local` lost only to a failover, counted), no older primary acknowledging after a
+//! newer one accepted a write (the dual-writer window measured), one primary per epoch, replicas
+//! never ahead of the primary. [`LivenessChecker`]: every fault that took
 //! the then-primary away is followed by a primary accepting writes within a bound, commits
 //! resume after the last heal, and a world that ends healed ends converged.
 //!
@@ -14,10 +16,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sim::{Fault, Outcome};
+use system::postgres::data::SyncCommit;
 use system::postgres::wal::{Body, Position, Wal};
 use system::postgres::PgCluster;
 
-use super::history::{AppliedFault, History};
+use super::history::{AppliedFault, History, Promotion};
 use crate::scenario::{Checker, Verdict};
 
 /// At most this many violations of one kind are listed; a count says how many more.
@@ -46,7 +49,8 @@ impl Checker for SafetyChecker {
             Some((final_node, final_wal)) => lost_commits(&h, final_node, final_wal, v),
             None => v.violation("lost commit", "the cluster has no member"),
         }
-        split_brain(&h, v);
+        fencing(&h, v);
+        super::probes::record(&h, outcome);
         replica_reads(&h, v);
         let sim_s = outcome.sim_time_ms.max(1) as f64 / 1000.0;
         v.metric("commits_per_sim_s", h.acks.len() as f64 / sim_s);
@@ -56,9 +60,13 @@ impl Checker for SafetyChecker {
     }
 }
 
-/// Acknowledged commits on credentials and permissions ("protected", whatever durability the
-/// store was configured with) must be on the final timeline, at the position they were
-/// acknowledged at. Others may be lost (asynchronous commit): counted.
+/// Every acknowledged commit is judged by the class it was committed under. An `on` commit must
+/// be on the final timeline, at the position it was acknowledged at, whatever happened. A
+/// `local` commit was fsynced by the primary that acknowledged it, so it survives any crash of
+/// that member as long as it stays primary: when the next primary after it is that same member
+/// (a crash-restart inside its lease, re-elected), its new timeline must start past it. It may
+/// be lost only when another member was promoted after it (a failover that did not have it);
+/// such a loss is counted against the first such failover, not a violation.
 fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict) {
     let on_timeline: BTreeMap<&str, Position> = final_wal
         .records()
@@ -69,46 +77,80 @@ fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict)
         })
         .collect();
     let mut lost = Vec::new();
-    let mut lost_async = 0u64;
+    // Lost `local` commits per failover (the epoch of the promotion that lost them).
+    let mut lost_to: BTreeMap<u64, u64> = BTreeMap::new();
     for a in &h.acks {
         if on_timeline.get(a.txn.as_str()) == Some(&Position { epoch: a.epoch, index: a.index }) {
             continue;
         }
-        if a.must_survive() {
-            lost.push(format!(
-                "{} {} acknowledged by {} (epoch {}, index {}) at {} ms is missing from the final primary {final_node}",
-                a.kind.name(),
-                a.txn,
-                a.node,
-                a.epoch,
-                a.index,
-                a.at_ms
-            ));
-        } else {
-            lost_async += 1;
+        let what = format!(
+            "{} {} (synchronous_commit = {}) acknowledged by {} (epoch {}, index {}) at {} ms is missing from the final primary {final_node}",
+            a.kind.name(),
+            a.txn,
+            class_name(a.class),
+            a.node,
+            a.epoch,
+            a.index,
+            a.at_ms
+        );
+        let later = |p: &&Promotion| p.epoch > a.epoch;
+        let next = h.promotions.iter().filter(later).min_by_key(|p| p.epoch);
+        let failover = h.promotions.iter().filter(later).filter(|p| p.node != a.node).min_by_key(|p| p.epoch);
+        match (next, failover) {
+            _ if a.must_survive() => lost.push(what),
+            // Its own member came back as the next primary without it: lost to a crash of the
+            // member that acknowledged it, whatever failovers came later.
+            (Some(n), _) if n.node == a.node && n.index <= a.index => lost.push(format!(
+                "{what}: {} came back as the primary of epoch {} from index {} without it",
+                n.node, n.epoch, n.index
+            )),
+            (_, Some(p)) => *lost_to.entry(p.epoch).or_default() += 1,
+            (_, None) => lost.push(format!("{what}, and no other member was promoted after it")),
         }
     }
+    let lost_local: u64 = lost_to.values().sum();
     v.metric("protected_commits", h.acks.iter().filter(|a| a.must_survive()).count() as f64);
-    v.metric("lost_protected_commits", lost.len() as f64);
-    v.metric("lost_unprotected_commits", lost_async as f64);
+    v.metric("local_commits", h.acks.iter().filter(|a| !a.must_survive()).count() as f64);
+    v.metric("lost_commits", lost.len() as f64);
+    v.metric("local_commits_lost_to_failovers", lost_local as f64);
+    v.metric("failovers_losing_local_commits", lost_to.len() as f64);
+    v.metric("local_commits_lost_to_one_failover_max", lost_to.values().copied().max().unwrap_or(0) as f64);
     v.violations_upto("lost commit", lost, LIST_AT_MOST);
 }
 
-/// One epoch, one primary: every acknowledgement and promotion of an epoch names one node.
-fn split_brain(h: &History, v: &mut Verdict) {
+fn class_name(class: SyncCommit) -> &'static str {
+    match class {
+        SyncCommit::On => "on",
+        SyncCommit::Local => "local",
+    }
+}
+
+/// Fencing, judged by who acknowledged what: once the primary of an epoch accepted its first
+/// write, no primary of an older epoch acknowledges a commit (the members' own record of each
+/// acknowledgement, whether or not the answer reached its client). And one primary per epoch.
+/// The dual-writer window (how long, after a newer primary's first write, an older one still
+/// acknowledged) is measured.
+fn fencing(h: &History, v: &mut Verdict) {
+    let mut lines = Vec::new();
+    let mut dual_writer_ms = 0u64;
+    for (epoch, (newer, first_ms)) in &h.first_writes {
+        let late = h.server_acks.iter().filter(|a| a.epoch < *epoch && a.at_ms > *first_ms);
+        for a in late {
+            dual_writer_ms = dual_writer_ms.max(a.at_ms - first_ms);
+            lines.push(format!(
+                "{} (primary of epoch {}) acknowledged index {} at {} ms, after {newer} (primary of epoch {epoch}) accepted its first write at {first_ms} ms",
+                a.node, a.epoch, a.index, a.at_ms
+            ));
+        }
+    }
     let mut by_epoch: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
     for p in &h.promotions {
         by_epoch.entry(p.epoch).or_default().insert(&p.node);
     }
-    let mut lines = Vec::new();
-    for a in &h.acks {
-        if !by_epoch.get(&a.epoch).is_some_and(|s| s.contains(a.node.as_str())) {
-            lines.push(format!("{} acknowledged {} in epoch {} without being its primary", a.node, a.txn, a.epoch));
-        }
-    }
     for (epoch, nodes) in by_epoch.iter().filter(|(_, n)| n.len() > 1) {
         lines.push(format!("epoch {epoch} had primaries {nodes:?}"));
     }
+    v.metric("dual_writer_ms", dual_writer_ms as f64);
     v.violations_upto("split brain", lines, LIST_AT_MOST);
 }
 
@@ -188,7 +230,13 @@ impl LivenessChecker {
                     continue;
                 }
                 let what = format!("the {} of primary {primary} (epoch {epoch}) at {} ms", f.fault.kind(), f.at_ms);
+                // With no synchronous standby named for its epoch (none yet after a promotion,
+                // or `/sync` degraded to none), Patroni lets no other member lead: writes come
+                // back only with this primary, after the fault is undone, so no bound applies.
+                let named = h.sync_standbys.iter().rfind(|(e, _, t)| *e == epoch && *t <= f.at_ms);
+                let can_fail_over = named.is_some_and(|(_, standby, _)| standby.is_some());
                 match back_after(h, f, primary, epoch) {
+                    Some(_) if !can_fail_over => v.metric("faults_with_no_failover_candidate", 1.0),
                     Some((at, promoted)) if at - f.at_ms <= self.failover_bound_ms => {
                         if promoted {
                             slowest_ms = slowest_ms.max(Some(at - f.at_ms));
@@ -228,9 +276,10 @@ impl LivenessChecker {
     }
 }
 
-/// Faults that take a node away from the cluster.
+/// Faults that take a node away from the cluster (a crash-restart ends a primary's tenure too:
+/// it comes back as a standby and must be promoted again).
 fn takes_away(fault: &Fault) -> bool {
-    matches!(fault, Fault::Kill(_) | Fault::Isolate(_) | Fault::Partition { .. } | Fault::Pause(_))
+    matches!(fault, Fault::Kill(_) | Fault::Restart(_) | Fault::Isolate(_) | Fault::Partition { .. } | Fault::Pause(_))
 }
 
 /// When a primary accepted writes again after `f` took `primary` (of `epoch`) away, and

@@ -1,6 +1,7 @@
-//! What the workload observes (each transaction it tried and how it ended, each read a standby
-//! served), and the history a checker assembles from the whole observation stream: those, plus
-//! the members' promotions, demotions, rewinds and the primaries' flush positions over time.
+//! What the workload observes (each transaction it tried, with the `synchronous_commit` class it
+//! asked for, and how it ended; each read a standby served), and the history a checker assembles
+//! from the whole observation stream: those, plus the members' promotions, demotions, rewinds,
+//! acknowledgements, first writes, synchronous standbys and flush positions over time.
 //!
 //! A history belongs to one cluster: observations from nodes outside it, and acknowledgements
 //! naming a member outside it, are left out, so two clusters in one world are judged apart.
@@ -10,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sim::observation::Observations;
 use sim::{Fault, Observation};
-use system::postgres::data::Table;
-use system::postgres::observe::{Demoted, Flushed, Promoted, Rewound};
+use system::postgres::data::{SyncCommit, Table};
+use system::postgres::observe::{Acknowledged, Demoted, FirstWrite, Flushed, Promoted, Rewound, SyncStandby};
 use system::postgres::wal::Position;
 use system::postgres::PgCluster;
 
@@ -22,6 +23,7 @@ pub enum OpKind {
     SignUp,
     Grant,
     Revoke,
+    Profile,
     Tenant,
 }
 
@@ -31,6 +33,7 @@ impl OpKind {
             OpKind::SignUp => "sign-up",
             OpKind::Grant => "permission grant",
             OpKind::Revoke => "permission revocation",
+            OpKind::Profile => "profile update",
             OpKind::Tenant => "tenant creation",
         }
     }
@@ -43,11 +46,14 @@ pub enum TxnEvent {
     Invoked {
         txn: String,
         kind: OpKind,
+        class: SyncCommit,
     },
     /// The store acknowledged it: member `node`, primary of `epoch`, wrote it at `index`.
     Committed {
         txn: String,
         kind: OpKind,
+        /// The `synchronous_commit` the application asked for: what the acknowledgement promises.
+        class: SyncCommit,
         tables: Vec<Table>,
         node: String,
         epoch: u64,
@@ -89,7 +95,7 @@ impl Observation for ReplicaRead {
 pub struct Ack {
     pub txn: String,
     pub kind: OpKind,
-    pub tables: Vec<Table>,
+    pub class: SyncCommit,
     pub node: String,
     pub epoch: u64,
     pub index: u64,
@@ -97,10 +103,20 @@ pub struct Ack {
 }
 
 impl Ack {
-    /// The application's promise: credentials and permissions survive any failover.
+    /// An `on` commit: it survives anything the cluster promises to survive, failovers included.
     pub fn must_survive(&self) -> bool {
-        self.tables.iter().any(|t| matches!(t, Table::Credentials | Table::DocPermissions))
+        self.class == SyncCommit::On
     }
+}
+
+/// A commit a member acknowledged, as the member saw it (whether or not the answer arrived).
+#[derive(Clone, Debug)]
+pub struct ServerAck {
+    pub txn: String,
+    pub node: String,
+    pub epoch: u64,
+    pub index: u64,
+    pub at_ms: u64,
 }
 
 /// A member's promotion.
@@ -137,6 +153,12 @@ pub struct History {
     pub rewinds: Vec<(String, u64, u64, u64)>,
     /// Per epoch: `(at_ms, flushed index)` of its primary, increasing.
     pub flushed: BTreeMap<u64, Vec<(u64, u64)>>,
+    /// Acknowledgements as the members gave them.
+    pub server_acks: Vec<ServerAck>,
+    /// Per epoch: `(node, at_ms)` of its primary's first client write.
+    pub first_writes: BTreeMap<u64, (String, u64)>,
+    /// `(epoch, synchronous standby or None, at_ms)`, in order.
+    pub sync_standbys: Vec<(u64, Option<String>, u64)>,
     pub faults: Vec<AppliedFault>,
 }
 
@@ -166,6 +188,16 @@ impl History {
         for r in o.of::<Rewound>().filter(|s| pg.is_member(s.node)) {
             self.rewinds.push((r.node.into(), r.value.kept, r.value.discarded, r.t_ms));
         }
+        for a in o.of::<Acknowledged>().filter(|s| pg.is_member(s.node)) {
+            let (epoch, index) = (a.value.epoch, a.value.index);
+            self.server_acks.push(ServerAck { txn: a.value.txn, node: a.node.into(), epoch, index, at_ms: a.t_ms });
+        }
+        for w in o.of::<FirstWrite>().filter(|s| pg.is_member(s.node)) {
+            self.first_writes.entry(w.value.epoch).or_insert((w.node.into(), w.t_ms));
+        }
+        for s in o.of::<SyncStandby>().filter(|s| pg.is_member(s.node)) {
+            self.sync_standbys.push((s.value.epoch, s.value.standby, s.t_ms));
+        }
         for f in o.of::<Flushed>().filter(|s| pg.is_member(s.node)) {
             let series = self.flushed.entry(f.value.epoch).or_default();
             if series.last().is_none_or(|(_, i)| f.value.index > *i) {
@@ -175,17 +207,38 @@ impl History {
     }
 
     fn read_workload(&mut self, o: &Observations, pg: &PgCluster) {
+        let mut invoked: BTreeMap<String, (OpKind, SyncCommit)> = BTreeMap::new();
         for e in o.of::<TxnEvent>() {
             match e.value {
-                TxnEvent::Invoked { .. } => self.attempts += 1,
-                TxnEvent::Committed { txn, kind, tables, node, epoch, index } if pg.is_member(&node) => {
-                    self.acks.push(Ack { txn, kind, tables, node, epoch, index, at_ms: e.t_ms });
+                TxnEvent::Invoked { txn, kind, class } => {
+                    self.attempts += 1;
+                    invoked.insert(txn, (kind, class));
+                }
+                TxnEvent::Committed { txn, kind, class, node, epoch, index, .. } if pg.is_member(&node) => {
+                    self.acks.push(Ack { txn, kind, class, node, epoch, index, at_ms: e.t_ms });
                 }
                 TxnEvent::Committed { .. } => {}
                 TxnEvent::Rejected { .. } => self.rejected += 1,
                 TxnEvent::Indeterminate { .. } => self.indeterminate += 1,
             }
         }
+        // A commit a member acknowledged whose answer never arrived (the member crashed, the
+        // connection broke) promised as much as one that arrived: judged the same way.
+        let heard: std::collections::BTreeSet<String> = self.acks.iter().map(|a| a.txn.clone()).collect();
+        for a in self.server_acks.iter().filter(|a| !heard.contains(&a.txn)) {
+            if let Some((kind, class)) = invoked.get(&a.txn) {
+                self.acks.push(Ack {
+                    txn: a.txn.clone(),
+                    kind: *kind,
+                    class: *class,
+                    node: a.node.clone(),
+                    epoch: a.epoch,
+                    index: a.index,
+                    at_ms: a.at_ms,
+                });
+            }
+        }
+        self.acks.sort_by_key(|a| a.at_ms);
         self.reads = o.of::<ReplicaRead>().filter(|r| pg.is_member(&r.value.node)).map(|r| (r.t_ms, r.value)).collect();
     }
 

@@ -7,7 +7,11 @@
 //! the DCS and the standbys (clients still reach it), or paused, long enough that the lease runs
 //! out. Half the seeds first make the synchronous standby lag (a slow link, or a one-way cut from
 //! the primary): that is when a commit acknowledged without waiting for the standby would be lost.
-//! Everything heals at [`HEAL_AT_MS`]; the rest of the run shows recovery.
+//! Some seeds crash-restart the primary before the main fault (a power loss inside its lease,
+//! after which it is usually elected again: no failover), and some crash-restart whoever is
+//! primary a few seconds after the main fault, when a new primary may not have named a
+//! synchronous standby yet. Everything heals at [`HEAL_AT_MS`]; the rest of the run shows
+//! recovery.
 //!
 //! Some seeds stall only the primary's Patroni agent instead (its postmaster runs on), or kill
 //! both standbys rather than the primary (the synchronous standby lost, with no other to name).
@@ -41,19 +45,34 @@ pub fn draw(seed: u64, pg: &PgCluster) -> Vec<Scheduled> {
     let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
     let mut schedule = vec![at(0, Fault::Disk { target: members(pg), faults: torn.clone() })];
     let fault_at_ms = rng.gen_range(10_000..18_000);
-    if rng.gen_ratio(1, 3) {
-        schedule.extend(corrupt_replica(&mut rng, pg, fault_at_ms, torn));
-    }
     if rng.gen_ratio(1, 4) {
         let dcs = Target::node(&pg.dcs()[rng.gen_range(0..pg.dcs().len())]);
         let down = rng.gen_range(4_000..24_000);
         schedule.push(at(down, Fault::Kill(dcs.clone())));
         schedule.push(at(down + rng.gen_range(3_000..8_000), Fault::Restart(dcs)));
     }
-    if rng.gen_ratio(1, 2) {
+    // At most one episode on the members before the main fault, so that no two of them take
+    // away more than the cluster promises to survive (nor retarget a role mid-transition).
+    let episode = rng.gen_range(0..6);
+    match episode {
+        0 | 1 => schedule.extend(corrupt_replica(&mut rng, pg, fault_at_ms, torn.clone())),
+        2 | 3 => {
+            // A crash-restart inside the lease, before the main fault (and its lag) begins.
+            let t = rng.gen_range(3_000..fault_at_ms - 3_000);
+            schedule.extend(crash_restart_untorn(pg, t, &torn));
+        }
+        4 => schedule.extend(degrade_then_crash(&mut rng, pg, fault_at_ms, &torn)),
+        _ => {}
+    }
+    if episode != 4 && rng.gen_ratio(1, 2) {
         schedule.push(lag_sync_standby(&mut rng, pg, fault_at_ms));
     }
     schedule.extend(main_fault(&mut rng, pg, fault_at_ms));
+    if rng.gen_ratio(1, 2) {
+        // Around the new primary's promotion, before it names a synchronous standby.
+        let t = fault_at_ms + rng.gen_range(5_000..10_000);
+        schedule.extend(crash_restart_untorn(pg, t, &torn));
+    }
     schedule.push(at(HEAL_AT_MS, Fault::HealAll));
     schedule
 }
@@ -67,6 +86,36 @@ fn corrupt_replica(rng: &mut ChaCha8Rng, pg: &PgCluster, before_ms: u64, torn: D
         at(t, Fault::Restart(Target::role(pg.role_async_replica()))),
         at(t + 1_000, Fault::Disk { target: members(pg), faults: torn }),
     ]
+}
+
+/// A crash-restart of whoever is primary at `t`, with torn writes off for that one crash.
+///
+/// Why untorn: this model reads a torn sector ending in garbage as damage (it cannot tell it
+/// from synced records lost), and a damaged member never leads. When the crashed primary is the
+/// only member `/sync` lets lead (a new primary with no synchronous standby yet, or one
+/// degraded to none), the cluster would then wait forever for a repair that needs a primary,
+/// where PostgreSQL's crash recovery would have ended its WAL at the torn record and come back.
+fn crash_restart_untorn(pg: &PgCluster, t: u64, torn: &DiskFaults) -> Vec<Scheduled> {
+    vec![
+        at(t.saturating_sub(1), Fault::Disk { target: members(pg), faults: DiskFaults::default() }),
+        at(t, Fault::Restart(Target::role(pg.role_primary()))),
+        at(t + 1, Fault::Disk { target: members(pg), faults: torn.clone() }),
+    ]
+}
+
+/// Cuts the primary off from both standbys (one way: they stop receiving WAL) long enough for
+/// Patroni to degrade `/sync` to none and acknowledge `on` commits on the primary's fsync alone,
+/// crash-restarts the primary inside that window (it is then the only member allowed to lead),
+/// and heals the network seconds before the main fault, so that a synchronous standby is named
+/// again by then (without one, Patroni rightly refuses any failover).
+fn degrade_then_crash(rng: &mut ChaCha8Rng, pg: &PgCluster, fault_at_ms: u64, torn: &DiskFaults) -> Vec<Scheduled> {
+    let cut = fault_at_ms - rng.gen_range(8_000..9_500);
+    // Every member: the primary's traffic to itself is not cut.
+    let mut out = vec![at(cut, Fault::PartitionOneWay { from: Target::role(pg.role_primary()), to: members(pg) })];
+    let crash = fault_at_ms - rng.gen_range(3_500..4_500);
+    out.extend(crash_restart_untorn(pg, crash, torn));
+    out.push(at(crash + 300, Fault::HealNetwork));
+    out
 }
 
 /// Makes the synchronous standby fall behind the primary just before the main fault.

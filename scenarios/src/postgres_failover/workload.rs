@@ -1,6 +1,13 @@
 //! The auth service's load on PostgreSQL: writer sessions doing sign-ups (a user row and its
-//! password hash in one transaction), permission grants and revocations, and tenant creation;
-//! one reader session scanning document permissions on standbys (hot-standby reads).
+//! password hash in one transaction), permission grants and revocations, profile updates and
+//! tenant creation; one reader session scanning document permissions on standbys (hot-standby
+//! reads).
+//!
+//! Each transaction carries the `synchronous_commit` class the application asks for (PostgreSQL's
+//! `SET LOCAL synchronous_commit`): `on` when it writes credentials or permissions, `local`
+//! otherwise ([`Durability::standard`]). The checkers judge each acknowledgement by that class,
+//! whatever the store was configured with (the `async-credentials` config weakens the store, not
+//! the promise).
 
 use std::time::Duration;
 
@@ -8,7 +15,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::NodeCtx;
-use system::postgres::data::{Check, Table, Txn, Write};
+use system::postgres::data::{Check, Durability, SyncCommit, Table, Txn, Write};
 use system::postgres::protocol::{Request, Response};
 use system::postgres::{Executed, PgClient, PgCluster};
 
@@ -34,21 +41,22 @@ async fn writer(mut ctx: NodeCtx, mut client: PgClient, session: usize) {
         n += 1;
         let id = format!("{}-s{session}-{n}", ctx.name);
         let (kind, txn) = next_txn(&mut ctx.rng, id, session, n, &mut users, &mut grants);
-        ctx.observe(&TxnEvent::Invoked { txn: txn.id.clone(), kind });
+        let class = Durability::standard().level(&txn.writes);
+        ctx.observe(&TxnEvent::Invoked { txn: txn.id.clone(), kind, class });
         let result = client.execute(&txn, EXECUTE_BUDGET).await;
-        ctx.observe(&settled(kind, &txn, result));
+        ctx.observe(&settled(kind, class, &txn, result));
         tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(5..25))).await;
     }
 }
 
 /// How a transaction ended, as the workload observes it.
-fn settled(kind: OpKind, txn: &Txn, result: Executed) -> TxnEvent {
+fn settled(kind: OpKind, class: SyncCommit, txn: &Txn, result: Executed) -> TxnEvent {
     let id = txn.id.clone();
     match result {
         Executed::Committed { node, epoch, index } => {
             let mut tables: Vec<Table> = txn.writes.iter().map(Write::table).collect();
             tables.dedup();
-            TxnEvent::Committed { txn: id, kind, tables, node, epoch, index }
+            TxnEvent::Committed { txn: id, kind, class, tables, node, epoch, index }
         }
         Executed::Rejected(reason) => TxnEvent::Rejected { txn: id, reason },
         Executed::Indeterminate(reason) => TxnEvent::Indeterminate { txn: id, reason },
@@ -65,7 +73,7 @@ fn next_txn(
     grants: &mut Vec<String>,
 ) -> (OpKind, Txn) {
     let roll = rng.gen_range(0..100);
-    if users.is_empty() || roll < 40 {
+    if users.is_empty() || roll < 35 {
         let user = format!("u-{session}-{n}");
         users.push(user.clone());
         let writes = vec![
@@ -79,7 +87,7 @@ fn next_txn(
         let checks = vec![Check::Absent { table: Table::Users, key: user }];
         return (OpKind::SignUp, Txn { id, checks, writes });
     }
-    if roll < 70 || grants.is_empty() {
+    if roll < 55 || grants.is_empty() {
         let user = users.choose(rng).expect("checked non-empty").clone();
         let key = format!("doc-{}:{user}", rng.gen_range(0..DOCS));
         grants.push(key.clone());
@@ -87,10 +95,17 @@ fn next_txn(
         let writes = vec![Write::Put { table: Table::DocPermissions, key, value: value.into() }];
         return (OpKind::Grant, Txn { id, checks: vec![], writes });
     }
-    if roll < 85 {
+    if roll < 65 {
         let key = grants.swap_remove(rng.gen_range(0..grants.len()));
         let writes = vec![Write::Delete { table: Table::DocPermissions, key }];
         return (OpKind::Revoke, Txn { id, checks: vec![], writes });
+    }
+    if roll < 85 {
+        let user = users.choose(rng).expect("checked non-empty").clone();
+        let value = format!("{{\"tenant\":\"t-{}\",\"seen\":{n}}}", n % 5);
+        let writes = vec![Write::Put { table: Table::Users, key: user.clone(), value }];
+        let checks = vec![Check::Present { table: Table::Users, key: user }];
+        return (OpKind::Profile, Txn { id, checks, writes });
     }
     let writes = vec![Write::Put {
         table: Table::Tenants,

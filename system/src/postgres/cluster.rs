@@ -40,6 +40,7 @@ use super::agent::{AgentConfig, MemberNodes};
 use super::data::Durability;
 use super::manager::Timing;
 use super::node::PgConfig;
+use super::planted::Planted;
 use super::proxy::ProxyConfig;
 use super::wal::{read_segments, Wal};
 use super::PgClient;
@@ -95,6 +96,8 @@ pub struct PgClusterSpec {
     pub proxy: Placement,
     pub durability: Durability,
     pub timing: Timing,
+    /// Bugs planted for the checkers to catch (none by default).
+    pub planted: Planted,
     /// Patroni's `watchdog.mode`: `required` (true) or `off`.
     pub watchdog: bool,
     /// Patroni's `synchronous_mode_strict`.
@@ -118,10 +121,17 @@ impl PgClusterSpec {
             proxy: Placement::new("az-1", "region-1"),
             durability: Durability::standard(),
             timing: Timing::simulation(),
+            planted: Planted::default(),
             watchdog: true,
             sync_strict: false,
             shutdown_sessions: false,
         }
+    }
+
+    /// Runs every member with the bugs `planted` (an unsafe configuration).
+    pub fn planted(mut self, planted: Planted) -> Self {
+        self.planted = planted;
+        self
     }
 
     pub fn timing(mut self, timing: Timing) -> Self {
@@ -271,6 +281,7 @@ impl PgCluster {
             durability: spec.durability.clone(),
             timing: spec.timing.clone(),
             roles: self.roles.clone(),
+            planted: spec.planted.clone(),
         }
     }
 

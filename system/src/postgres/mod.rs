@@ -79,6 +79,7 @@ pub mod manager;
 pub mod member;
 mod node;
 pub mod observe;
+pub mod planted;
 mod primary;
 pub mod protocol;
 pub mod proxy;

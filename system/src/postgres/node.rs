@@ -31,6 +31,8 @@ use super::cluster::PgRoles;
 use super::data::{Durability, Tables};
 use super::manager::Timing;
 use super::member::{Action, Input, Member, MemberConfig, Observed};
+use super::observe::Acknowledged;
+use super::planted::Planted;
 use super::protocol::{
     Control, ControlReply, Replication, Request, Response, CLIENT_PORT, CONTROL_PORT, REPLICATION_PORT,
 };
@@ -57,6 +59,8 @@ pub struct PgConfig {
     pub timing: Timing,
     /// The roles this member claims, namespaced by its cluster.
     pub roles: PgRoles,
+    /// Bugs planted for the checkers to catch (none in a safe configuration).
+    pub planted: Planted,
 }
 
 /// Why the stream or flow a step belonged to ends.
@@ -123,6 +127,7 @@ pub async fn run(mut ctx: NodeCtx, config: PgConfig) {
         sender_timeout_ms: config.timing.wal_sender_timeout_ms,
         sync_strict: config.sync_strict,
         roles: config.roles.clone(),
+        planted: config.planted.clone(),
     });
     let node = Arc::new(Node {
         ctx,
@@ -228,6 +233,8 @@ impl Node {
                 Observed::Demoted(d) => self.ctx.observe(&d),
                 Observed::Flushed(f) => self.ctx.observe(&f),
                 Observed::Rewound(r) => self.ctx.observe(&r),
+                Observed::FirstWrite(w) => self.ctx.observe(&w),
+                Observed::SyncStandby(s) => self.ctx.observe(&s),
                 Observed::SyncDegraded(d) => self.ctx.observe(&d),
                 Observed::WatchdogReset(w) => self.ctx.observe(&w),
             },
@@ -476,8 +483,16 @@ impl Node {
         let (tx, rx) = oneshot::channel();
         locked(&self.answers).insert(id, tx);
         let wall_ms = self.ctx.clock.wall_ms();
+        let txn_id = txn.id.clone();
         let actions = self.step(Input::Commit { id, epoch, txn, wall_ms });
         self.finish(actions).await;
-        rx.await.unwrap_or_else(|_| Response::Indeterminate { reason: "the member stopped before answering".into() })
+        let response = rx
+            .await
+            .unwrap_or_else(|_| Response::Indeterminate { reason: "the member stopped before answering".into() });
+        if let Response::Committed { epoch, index } = &response {
+            let (epoch, index) = (*epoch, *index);
+            self.ctx.observe(&Acknowledged { txn: txn_id, epoch, index });
+        }
+        response
     }
 }

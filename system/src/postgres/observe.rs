@@ -1,7 +1,8 @@
 //! What a member tells the checkers, through its context ([`sim::NodeCtx::observe`]): the
 //! moments a checker cannot recover from the disks afterwards. When it became primary (and of
 //! which epoch), when it stopped, how far the primary had flushed at each moment (a replica read
-//! is judged against it), and what a rewind discarded.
+//! is judged against it), what a rewind discarded, when it acknowledged a commit and when a new
+//! primary accepted its first write (fencing is judged from those two).
 //!
 //! These are claims, not evidence: durability is judged from the WAL the members' disks hold at
 //! the end ([`super::cluster::PgCluster::durable_logs`]).
@@ -51,6 +52,43 @@ pub struct Rewound {
 
 impl Observation for Rewound {
     const KIND: &'static str = "pg.rewound";
+}
+
+/// This member, primary of `epoch`, answered a client's commit `txn` (record `index`) as
+/// committed: the moment the answer left, whether or not it reached the client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledged {
+    pub txn: String,
+    pub epoch: u64,
+    pub index: u64,
+}
+
+impl Observation for Acknowledged {
+    const KIND: &'static str = "pg.acknowledged";
+}
+
+/// This member, primary of `epoch`, accepted the first client write of its timeline (appended
+/// it at `index`): from here on, an older primary acknowledging is a second writer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstWrite {
+    pub epoch: u64,
+    pub index: u64,
+}
+
+impl Observation for FirstWrite {
+    const KIND: &'static str = "pg.first_write";
+}
+
+/// The primary of `epoch` now acknowledges `on` commits under `standby` (None: under no
+/// synchronous standby at all, Patroni's `/sync` degraded to none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStandby {
+    pub epoch: u64,
+    pub standby: Option<String>,
+}
+
+impl Observation for SyncStandby {
+    const KIND: &'static str = "pg.sync_standby";
 }
 
 /// The primary of `epoch` gave up its synchronous standby `from` and wrote `/sync = none`

@@ -30,7 +30,9 @@ use serde_json::Value;
 use super::cluster::PgRoles;
 use super::data::{Durability, SyncCommit, Tables, Txn};
 use super::manager::{Local, LocalRole};
-use super::observe::{Demoted, Flushed, Promoted, Rewound, SyncDegraded, WatchdogReset};
+use super::observe::{Demoted, FirstWrite, Flushed, Promoted, Rewound, SyncStandby};
+use super::observe::{SyncDegraded, WatchdogReset};
+use super::planted::Planted;
 use super::protocol::{MemberRole, MemberStatus, ReadInfo, Replication, Response};
 use super::replication::{StandbyProgress, SyncRep};
 use super::wal::{Cut, History, Position, Wal, WalRecord};
@@ -49,6 +51,7 @@ pub struct MemberConfig {
     /// them without a synchronous standby.
     pub sync_strict: bool,
     pub roles: PgRoles,
+    pub planted: Planted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +123,8 @@ pub enum Observed {
     Demoted(Demoted),
     Flushed(Flushed),
     Rewound(Rewound),
+    FirstWrite(FirstWrite),
+    SyncStandby(SyncStandby),
     SyncDegraded(SyncDegraded),
     WatchdogReset(WatchdogReset),
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{closed, trace, Action, Member, Observed, Pending, Role};
 use crate::postgres::data::{SyncCommit, Txn};
 use crate::postgres::observe::SyncDegraded;
+use crate::postgres::observe::{FirstWrite, SyncStandby};
 use crate::postgres::protocol::{Replication, Response};
 use crate::postgres::replication::{StandbyProgress, SyncChange, SyncRep, SyncState};
 use crate::postgres::timeline;
@@ -73,8 +74,18 @@ impl Member {
         let body = Body::Commit { txn: txn.id, writes: txn.writes.clone() };
         let (file, bytes) = self.wal.push(WalRecord { index, epoch: mine, commit_wall_ms: wall_ms, body });
         self.head.apply(mine, index, &txn.writes);
-        self.pending.insert(id, Pending { index, epoch: mine, level, waiting: false });
         out.push(Action::Append { file, bytes, from: index });
+        if self.wal.get(index - 1).is_some_and(|r| r.epoch == mine && r.body == Body::Promote) {
+            out.push(Action::Observe(Observed::FirstWrite(FirstWrite { epoch: mine, index })));
+        }
+        if self.config.planted.ack_before_fsync && level == SyncCommit::Local {
+            // The planted bug: answered on the append, and no fsync asked for (as a server
+            // trusting a volatile write cache): the record becomes durable only when a later
+            // commit's fsync covers it, so a power loss before then takes it.
+            out.push(Action::Settle { id, response: Response::Committed { epoch: mine, index } });
+            return;
+        }
+        self.pending.insert(id, Pending { index, epoch: mine, level, waiting: false });
         out.push(self.sync_upto(index));
     }
 
@@ -145,6 +156,7 @@ impl Member {
         }
         self.release(now_ms, out);
         out.push(Action::Sometimes(if standby.is_some() { "pg.sync_standby_named" } else { "pg.sync_standby_none" }));
+        out.push(Action::Observe(Observed::SyncStandby(SyncStandby { epoch, standby: standby.clone() })));
         out.push(trace("pg.sync_standby", json!({ "epoch": epoch, "standby": standby })));
     }
 

@@ -15,6 +15,7 @@ fn config(me: &str, zone: &str) -> MemberConfig {
         sender_timeout_ms: 3_000,
         sync_strict: false,
         roles: PgRoles::for_prefix("pg"),
+        planted: Default::default(),
     }
 }
 
