@@ -35,3 +35,20 @@ pub fn all() -> &'static [&'static Scenario] {
 pub fn find(name: &str) -> Option<&'static Scenario> {
     all().iter().copied().find(|s| s.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The rule: every run ends with a power loss of every server, a restart, recovery and
+    /// a quiet period, so every checker can judge what survives. A scenario (or one of its
+    /// configs) that forgot its ending would judge page-cache contents instead.
+    #[test]
+    fn every_scenario_and_config_ends_with_power_loss_and_recovery() {
+        for s in super::all() {
+            let configs = std::iter::once(None).chain(s.configs.iter().map(|(c, _)| Some(*c)));
+            for config in configs {
+                let built = (s.build)(0, config, (s.draw)(0, config));
+                assert!(built.plan.ending.is_some(), "{} {config:?} has no ending", s.name);
+            }
+        }
+    }
+}
