@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use sim::{node_main, NodeCtx, Plan};
-use system::postgres::data::{Table, Txn, Write};
+use system::postgres::data::{Row, Table, Txn, Write};
 use system::postgres::protocol::{Request, Response};
 use system::postgres::{Executed, PgClient, PgCluster};
 
@@ -127,18 +127,30 @@ async fn session_loop(mut ctx: NodeCtx, pg: PgCluster, session: usize, replica_r
 /// fails: it says nothing.
 async fn read(ctx: &mut NodeCtx, client: &mut PgClient, pg: &PgCluster, key: &str, replica_reads: bool) -> Completion {
     let req = Request::Get { table: TABLE, key: key.into() };
+    match rows(ctx, client, pg, &req, replica_reads).await {
+        Ok((node, rows)) => Completion::Ok { read: rows.into_iter().next().map(|(_, row)| row.value), by: node },
+        Err(reason) => Completion::Fail { reason },
+    }
+}
+
+/// Sends a read through the proxy, to the member whose agent passes the primary check now (to a
+/// random member with `replica_reads`), and returns the member and its rows; a read not served
+/// as asked is an error.
+pub(super) async fn rows(
+    ctx: &mut NodeCtx,
+    client: &mut PgClient,
+    pg: &PgCluster,
+    req: &Request,
+    replica_reads: bool,
+) -> Result<(String, Vec<(String, Row)>), String> {
     let answer = if replica_reads {
         let node = pg.members()[ctx.rng.gen_range(0..pg.members().len())].clone();
-        PgClient::ask(&ctx.net, &node, &req).await.map(|r| (Some(node), r)).map_err(|e| e.to_string())
+        PgClient::ask(&ctx.net, &node, req).await.map(|r| (Some(node), r)).map_err(|e| e.to_string())
     } else {
-        // Through the proxy, to the member whose agent passes the primary check now.
-        client.request(&req).await.map_err(|e| e.to_string())
+        client.request(req).await.map_err(|e| e.to_string())
     };
-    match answer {
-        Ok((Some(node), Response::Rows { rows, read })) if read.primary || replica_reads => {
-            Completion::Ok { read: rows.into_iter().next().map(|(_, row)| row.value), by: node }
-        }
-        Ok((node, other)) => Completion::Fail { reason: format!("{node:?} answered {other:?}") },
-        Err(e) => Completion::Fail { reason: e },
+    match answer? {
+        (Some(node), Response::Rows { rows, read }) if read.primary || replica_reads => Ok((node, rows)),
+        (node, other) => Err(format!("{node:?} answered {other:?}")),
     }
 }

@@ -21,7 +21,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use sim::{node_main, NodeCtx, Plan};
 use system::postgres::data::{Table, Txn, Write};
-use system::postgres::protocol::{Request, Response};
+use system::postgres::protocol::Request;
 use system::postgres::{Executed, PgClient, PgCluster};
 
 use super::WORKLOAD_END_MS;
@@ -113,20 +113,12 @@ async fn scan(
     replica_reads: bool,
 ) -> TxnCompletion {
     let req = Request::Scan { table: TABLE, prefix: prefix.into(), limit: 100 };
-    let answer = if replica_reads {
-        let node = pg.members()[ctx.rng.gen_range(0..pg.members().len())].clone();
-        PgClient::ask(&ctx.net, &node, &req).await.map(|r| (Some(node), r)).map_err(|e| e.to_string())
-    } else {
-        // Through the proxy, to the member whose agent passes the primary check now.
-        client.request(&req).await.map_err(|e| e.to_string())
-    };
-    match answer {
-        Ok((Some(_), Response::Rows { rows, read })) if read.primary || replica_reads => {
+    match super::registers::rows(ctx, client, pg, &req, replica_reads).await {
+        Ok((_, rows)) => {
             let reads =
                 keys.iter().map(|key| rows.iter().find(|(k, _)| k == key).map(|(_, row)| row.value.clone())).collect();
             TxnCompletion::Ok { reads }
         }
-        Ok((node, other)) => TxnCompletion::Fail { reason: format!("{node:?} answered {other:?}") },
-        Err(e) => TxnCompletion::Fail { reason: e },
+        Err(reason) => TxnCompletion::Fail { reason },
     }
 }
