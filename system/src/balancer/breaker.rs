@@ -70,6 +70,10 @@ impl Breaker {
         self.state
     }
 
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
     /// Whether an attempt may start at `now_ms`. Moving from open to half-open happens here, and
     /// a `true` from a half-open breaker hands out its one trial: the caller must report the
     /// attempt's outcome.
