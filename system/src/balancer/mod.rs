@@ -45,7 +45,7 @@ mod proxy;
 pub mod rendezvous;
 pub mod route;
 pub mod sessions;
-#[cfg(all(test, not(madsim)))]
+#[cfg(test)]
 mod tests;
 pub mod upstreams;
 

@@ -32,8 +32,7 @@ pub(super) struct Balancer {
 
 impl Balancer {
     pub(super) fn new(ctx: NodeCtx, config: BalancerConfig) -> Self {
-        let upstreams =
-            Upstreams::new(config.pools(), config.fail_after, config.recover_after, config.breaker);
+        let upstreams = Upstreams::new(config.pools(), config.fail_after, config.recover_after, config.breaker);
         Balancer { ctx, config, upstreams: Mutex::new(upstreams) }
     }
 
@@ -69,7 +68,13 @@ impl Balancer {
             None => {}
             Some(Change::Removed { failures, .. }) => {
                 tracing::info!(instance, failures, "instance removed from rotation");
-                self.ctx.observe(&InstanceRemoved { balancer, pool, instance: instance.into(), at_ms: now_ms, failures });
+                self.ctx.observe(&InstanceRemoved {
+                    balancer,
+                    pool,
+                    instance: instance.into(),
+                    at_ms: now_ms,
+                    failures,
+                });
                 self.ctx.sometimes("balancer.instance_removed");
             }
             Some(change) => {
@@ -128,7 +133,7 @@ impl Balancer {
         match route::route(&request.method, &request.path, request.is_upgrade()) {
             Route::Reject { status, reason } => self.reply(&mut client, status, reason).await,
             Route::Any(pool) => self.forward(client, &request, pool).await,
-            Route::Collab { doc } => self.collab(client, &request, &doc).await,
+            Route::Collab { doc } => self.collab(client, &request, &doc.to_string()).await,
         }
     }
 
@@ -248,7 +253,12 @@ impl Balancer {
         };
         let balancer = self.ctx.name.clone();
         let at_ms = self.now_ms();
-        self.ctx.observe(&SessionRouted { balancer: balancer.clone(), doc: doc.into(), instance: instance.clone(), at_ms });
+        self.ctx.observe(&SessionRouted {
+            balancer: balancer.clone(),
+            doc: doc.into(),
+            instance: instance.clone(),
+            at_ms,
+        });
         let end = self.splice(&mut client, &mut upstream, moved).await;
         self.upstreams().close_session(id);
         let at_ms = self.now_ms();

@@ -13,6 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::doc_update::DocId;
+
 /// A group of interchangeable upstream instances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,17 +40,9 @@ pub enum Route {
     /// Any healthy instance of an HTTP pool.
     Any(Pool),
     /// The rendezvous owner of `doc` (`tenant/name`) among healthy collaboration instances.
-    Collab { doc: String },
+    Collab { doc: DocId },
     /// Answered by the balancer with this status and reason.
     Reject { status: u16, reason: &'static str },
-}
-
-/// The longest part of a document id (tenant or name).
-pub const MAX_DOC_PART_LEN: usize = 64;
-
-fn valid_part(part: &str) -> bool {
-    (1..=MAX_DOC_PART_LEN).contains(&part.len())
-        && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// The route of a request, from its method, its path (without the query) and whether it asks
@@ -61,17 +55,16 @@ pub fn route(method: &str, path: &str, websocket_upgrade: bool) -> Route {
         return Route::Any(Pool::Docs);
     }
     if let Some(rest) = path.strip_prefix("/collab/") {
-        let mut parts = rest.split('/');
-        let (Some(tenant), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Route::Reject { status: 400, reason: "a collab path is /collab/<tenant>/<doc>" };
+        let Ok(doc) = DocId::parse(rest) else {
+            return Route::Reject {
+                status: 400,
+                reason: "a collab path is /collab/<tenant>/<doc>, [a-z0-9-]{1,64} each",
+            };
         };
-        if !valid_part(tenant) || !valid_part(name) {
-            return Route::Reject { status: 400, reason: "invalid document id" };
-        }
         if method != "GET" || !websocket_upgrade {
             return Route::Reject { status: 400, reason: "collab needs a WebSocket upgrade" };
         }
-        return Route::Collab { doc: format!("{tenant}/{name}") };
+        return Route::Collab { doc };
     }
     Route::Reject { status: 404, reason: "no such route" }
 }
@@ -87,6 +80,7 @@ pub fn idempotent(method: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::doc_update::MAX_NAME_LEN;
 
     #[test]
     fn paths_go_to_their_pools() {
@@ -96,8 +90,8 @@ mod tests {
             ("GET", "/auth/keys", false, Route::Any(Pool::Auth)),
             ("GET", "/auth", false, Route::Any(Pool::Auth)),
             ("GET", "/docs/acme/plan/state", false, Route::Any(Pool::Docs)),
-            ("GET", "/collab/acme/plan", true, Route::Collab { doc: "acme/plan".into() }),
-            ("GET", "/collab/a-1/b-2", true, Route::Collab { doc: "a-1/b-2".into() }),
+            ("GET", "/collab/acme/plan", true, Route::Collab { doc: DocId::new("acme", "plan").unwrap() }),
+            ("GET", "/collab/a-1/b-2", true, Route::Collab { doc: DocId::new("a-1", "b-2").unwrap() }),
         ];
         for (method, path, upgrade, want) in cases {
             assert_eq!(route(method, path, *upgrade), *want, "{method} {path}");
@@ -119,9 +113,9 @@ mod tests {
         for (method, path, upgrade, status) in rejected {
             assert!(reject(*status)(route(method, path, *upgrade)), "{method} {path}");
         }
-        let long = format!("/collab/{}/doc", "a".repeat(MAX_DOC_PART_LEN + 1));
+        let long = format!("/collab/{}/doc", "a".repeat(MAX_NAME_LEN + 1));
         assert!(reject(400)(route("GET", &long, true)));
-        let longest = format!("/collab/{}/doc", "a".repeat(MAX_DOC_PART_LEN));
+        let longest = format!("/collab/{}/doc", "a".repeat(MAX_NAME_LEN));
         assert!(matches!(route("GET", &longest, true), Route::Collab { .. }));
     }
 
