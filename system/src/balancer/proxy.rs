@@ -226,7 +226,9 @@ impl Balancer {
             if write_within(&mut client, &first[..n], self.write_timeout()).await.is_err() {
                 return;
             }
-            let (_, never) = oneshot::channel::<()>();
+            tracing::debug!(pool = pool.as_str(), instance, path = request.path, "forwarded");
+            // A plain request never moves: the sender lives as long as the splice.
+            let (_never_sent, never) = oneshot::channel::<()>();
             self.splice(&mut client, &mut upstream, never).await;
             return;
         }

@@ -42,6 +42,11 @@ async fn toy(ctx: NodeCtx) {
         let name = ctx.name.clone();
         tokio::spawn(async move {
             let Ok(req) = read_request(&mut conn).await else { return };
+            if req.path.ends_with("/big") {
+                let body = vec![b'x'; 100_000];
+                let _ = write_response(&mut conn, &crate::http::Response::new(200, body)).await;
+                return;
+            }
             if !req.is_upgrade() {
                 let body = format!("{name} {} {} {}", req.method, req.path, String::from_utf8_lossy(&req.body));
                 let _ = write_response(&mut conn, &crate::http::Response::new(200, body)).await;
@@ -128,6 +133,8 @@ async fn client(ctx: NodeCtx, log: Log) {
         let answer = http(&ctx, "lb-1", Request::post_json("/auth/login", &"pw")).await;
         note(&log, now(), format!("auth {answer:?}"));
     }
+    let big = http(&ctx, "lb-1", Request::get("/auth/big")).await.map(|(s, b)| (s, b.len()));
+    note(&log, now(), format!("big {big:?}"));
     note(&log, now(), format!("docs {:?}", http(&ctx, "lb-2", Request::get("/docs/acme/plan/state")).await));
     note(&log, now(), format!("nowhere {:?}", http(&ctx, "lb-2", Request::get("/nowhere")).await));
     note(&log, now(), format!("bad doc {:?}", http(&ctx, "lb-1", Request::get("/collab/ACME/x")).await));
@@ -140,6 +147,10 @@ async fn client(ctx: NodeCtx, log: Log) {
     // owner is out of rotation), and the editor's reconnect reaches the second choice.
     let closed = ended(&mut one, Duration::from_secs(3)).await;
     note(&log, now(), format!("closed {closed}"));
+    // auth-1 died too and is still in rotation: the request goes to auth-2 after the connect
+    // to auth-1 fails.
+    let answer = http(&ctx, "lb-2", Request::get("/auth/keys")).await;
+    note(&log, now(), format!("after kill {answer:?}"));
     let (mut one, moved_to) = reconnect(&ctx, "lb-1", DOC).await;
     note(&log, now(), format!("moved {moved_to}"));
     let _ = two.shutdown().await;
@@ -178,7 +189,7 @@ fn two_balancers_route_stick_remove_and_readd() {
     let log: Log = Arc::default();
     let l = log.clone();
     plan.client("cli", node_main(move |ctx| client(ctx, l.clone())));
-    plan.at(2_000, Fault::Kill(Target::node(owner)));
+    plan.at(2_000, Fault::Kill(Target::Nodes(vec![owner.into(), "auth-1".into()])));
     plan.at(4_000, Fault::Restart(Target::node(owner)));
     let outcome = sim::engine::run(plan, RunOptions { seed: 3, ..Default::default() });
     let log_text = format!("{:#?}", log.lock().unwrap());
@@ -190,6 +201,7 @@ fn two_balancers_route_stick_remove_and_readd() {
         let want = format!("auth Some((200, \"auth-{} POST /auth/login \\\"pw\\\"\"))", 1 + i % 2);
         assert_eq!(line, &want, "round robin with the body forwarded: {log_text}");
     }
+    assert!(first(&log, "big Some((200, 100000))").is_some(), "a response of many chunks: {log_text}");
     assert!(first(&log, "docs Some((503").is_some(), "empty pool: {log_text}");
     assert!(first(&log, "nowhere Some((404").is_some(), "{log_text}");
     assert!(first(&log, "bad doc Some((400").is_some(), "{log_text}");
@@ -199,6 +211,8 @@ fn two_balancers_route_stick_remove_and_readd() {
     // or at the latest when the owner leaves rotation.
     let (t, _) = first(&log, "closed true").expect(&log_text);
     assert!((2_000..3_000).contains(&t), "session closed at {t}: {log_text}");
+    let (t, _) = first(&log, "after kill Some((200, \"auth-2 GET /auth/keys").expect(&log_text);
+    assert!(t < 2_700, "retried on auth-2 before auth-1 left rotation: {log_text}");
     assert!(first(&log, &format!("moved {second}")).is_some(), "to the second choice: {log_text}");
     let (t, _) = first(&log, "closed again true").expect(&log_text);
     assert!((4_000..5_000).contains(&t), "moved back at {t}: {log_text}");
@@ -206,12 +220,14 @@ fn two_balancers_route_stick_remove_and_readd() {
 
     outcome.observations(|o| {
         for lb in ["lb-1", "lb-2"] {
-            let removed: Vec<_> = o.of::<InstanceRemoved>().filter(|r| r.node == lb).collect();
+            let removed: Vec<_> =
+                o.of::<InstanceRemoved>().filter(|r| r.node == lb && r.value.pool == Pool::Collab).collect();
             assert_eq!(removed.len(), 1, "{lb}: {removed:?}");
             let r = &removed[0].value;
             assert_eq!((r.instance.as_str(), r.failures, r.pool), (owner, 3, Pool::Collab));
             assert!((2_400..3_000).contains(&r.at_ms), "{r:?}");
             let readded: Vec<_> = o.of::<InstanceAdded>().filter(|a| a.node == lb && !a.value.first).collect();
+            assert!(o.of::<InstanceRemoved>().any(|r| r.node == lb && r.value.instance == "auth-1"), "{lb}");
             assert_eq!(readded.len(), 1, "{lb}: {readded:?}");
             assert!(readded[0].value.at_ms > 4_000, "{readded:?}");
         }
@@ -221,13 +237,19 @@ fn two_balancers_route_stick_remove_and_readd() {
         assert!(routed.iter().all(|i| i == owner || i == second), "{routed:?}");
     });
     let counts = outcome.world.sometimes_counts();
-    for what in ["balancer.instance_removed", "balancer.instance_readded", "balancer.sessions_moved"] {
+    for what in [
+        "balancer.instance_removed",
+        "balancer.instance_readded",
+        "balancer.sessions_moved",
+        "balancer.retried_another_instance",
+    ] {
         assert!(counts.get(what).is_some_and(|n| *n > 0), "{what}: {counts:?}");
     }
 }
 
-/// A plan of one balancer in front of the collab pool, and a client, for `duration_ms`.
-fn one_balancer(duration_ms: u64) -> Plan {
+/// A plan of one balancer in front of the collab pool, and a client, for `duration_ms`;
+/// `tune` adjusts the balancer's config.
+fn one_balancer(duration_ms: u64, tune: impl FnOnce(&mut BalancerConfig)) -> Plan {
     let mut topology = Topology::new();
     topology.add("lb-1", "az-1", "r-1");
     for (i, node) in COLLAB.into_iter().enumerate() {
@@ -237,6 +259,7 @@ fn one_balancer(duration_ms: u64) -> Plan {
     let mut plan = Plan::new(topology, duration_ms);
     let mut config = BalancerConfig::new(vec![], vec![], COLLAB.iter().map(|c| c.to_string()).collect());
     (config.health_interval_ms, config.health_timeout_ms) = (200, 150);
+    tune(&mut config);
     plan.node("lb-1", node_main(move |ctx| run(ctx, config.clone())));
     for node in COLLAB {
         plan.node(node, node_main(toy));
@@ -249,7 +272,7 @@ fn a_silent_owner_leaves_rotation_and_the_balancer_closes_its_sessions() {
     // A paused instance resets nothing: only the balancer's probes notice it.
     let owner = rendezvous::owner(DOC, COLLAB).unwrap();
     let second = rendezvous::ranked(DOC, COLLAB)[1];
-    let mut plan = one_balancer(4_000);
+    let mut plan = one_balancer(4_000, |_| {});
     let log: Log = Arc::default();
     let l = log.clone();
     plan.client(
@@ -285,7 +308,7 @@ fn a_silent_owner_leaves_rotation_and_the_balancer_closes_its_sessions() {
 
 #[test]
 fn connections_beyond_the_limit_and_slow_heads_are_cut() {
-    let mut plan = one_balancer(3_000);
+    let mut plan = one_balancer(3_000, |c| (c.head_timeout_ms, c.max_connections) = (1_000, 2));
     let log: Log = Arc::default();
     let l = log.clone();
     plan.client(
@@ -315,11 +338,6 @@ fn connections_beyond_the_limit_and_slow_heads_are_cut() {
             }
         }),
     );
-    let mut config = BalancerConfig::new(vec![], vec![], COLLAB.iter().map(|c| c.to_string()).collect());
-    (config.health_interval_ms, config.health_timeout_ms, config.head_timeout_ms, config.max_connections) =
-        (200, 150, 1_000, 2);
-    plan.mains.retain(|(n, _)| n != "lb-1");
-    plan.node("lb-1", node_main(move |ctx| run(ctx, config.clone())));
     sim::engine::run(plan, RunOptions { seed: 7, ..Default::default() });
     let log_text = format!("{:#?}", log.lock().unwrap());
     let (t, _) = first(&log, "slow cut true").expect(&log_text);
