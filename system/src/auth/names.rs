@@ -2,8 +2,8 @@
 //! claims and document ids, so they share the document id's charset (`[a-z0-9-]{1,64}`, see
 //! `system::doc_update::DocId`): nothing in them needs escaping, and `/` can separate them.
 
-/// Longest tenant or user name.
-pub const MAX_NAME_LEN: usize = 64;
+/// Longest tenant or user name (a document id's part).
+pub const MAX_NAME_LEN: usize = crate::doc_update::MAX_NAME_LEN;
 /// Shortest password accepted at sign-up (NIST SP 800-63B's minimum for a chosen secret).
 pub const MIN_PASSWORD_LEN: usize = 8;
 /// Longest password accepted: argon2 takes any length, so this bounds the work one request costs.
@@ -11,8 +11,7 @@ pub const MAX_PASSWORD_LEN: usize = 256;
 
 /// A tenant or user name: 1 to 64 of `a-z`, `0-9` and `-`.
 pub fn valid_name(name: &str) -> bool {
-    (1..=MAX_NAME_LEN).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    crate::doc_update::valid_part(name)
 }
 
 /// A password as sign-up accepts it (login accepts any length up to the maximum, and fails).

@@ -67,7 +67,7 @@ pub fn row_key(doc: &DocId, user: &str) -> String {
 pub fn grant_txn(id: String, doc: &DocId, user: &str, perm: Perm) -> Txn {
     Txn {
         id,
-        checks: vec![Check::Present { table: Table::Users, key: user_key(&doc.tenant, user) }],
+        checks: vec![Check::Present { table: Table::Users, key: user_key(doc.tenant(), user) }],
         writes: vec![Write::Put { table: Table::DocPermissions, key: row_key(doc, user), value: perm.as_str().into() }],
     }
 }
@@ -80,7 +80,7 @@ pub fn revoke_txn(id: String, doc: &DocId, user: &str) -> Txn {
 /// What `user` of `tenant` may do with `doc`, read on the primary now: None when nothing (or
 /// the document is another tenant's).
 pub async fn check(pg: &mut PgClient, tenant: &str, user: &str, doc: &DocId) -> Result<Option<Perm>, AuthError> {
-    if doc.tenant != tenant || !valid_name(user) {
+    if doc.tenant() != tenant || !valid_name(user) {
         return Ok(None);
     }
     if let Some(value) = store::get(pg, Table::DocPermissions, &row_key(doc, user)).await? {
