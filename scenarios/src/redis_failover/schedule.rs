@@ -7,11 +7,13 @@
 //!   replicas and clients), the master keeps one Sentinel while the two others and the replicas
 //!   are cut off from it (a minority sees the master, a majority does not), or the reverse (the
 //!   master keeps two Sentinels and loses one and its replicas);
-//! - (in a third of the seeds, before that fault) one Sentinel is isolated from everything, its
-//!   peers included, for a few seconds (see [`lone_sentinel`]);
 //! - one Sentinel's disk fails every I/O (`io_error` always) shortly before the master is
 //!   killed or isolated; the disk is repaired and that Sentinel restarted when the master's
 //!   fault is undone.
+//!
+//! Before that fault, in a third of the seeds, one Sentinel is isolated from everything (its peers
+//! included) for a few seconds ([`lone_sentinel`]): the one window in which the election's
+//! majority rule, not the quorum, is what keeps a Sentinel from failing over alone.
 //!
 //! The replicas always stay with a majority of the Sentinels, so the cluster keeps a master it
 //! can promote (the faults stay within what Sentinel promises to survive).
