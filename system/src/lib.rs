@@ -2,6 +2,7 @@
 //! so the same code runs under madsim, under turmoil and on a real runtime.
 
 pub mod consensus;
+pub mod docs;
 pub mod kafka;
 pub mod mongo;
 pub mod objstore;
