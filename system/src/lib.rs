@@ -3,6 +3,8 @@
 
 pub mod consensus;
 pub mod docs;
+pub mod doc_update;
+pub mod http;
 pub mod kafka;
 pub mod mongo;
 pub mod objstore;
