@@ -2,10 +2,11 @@
 //! so the same code runs under madsim, under turmoil and on a real runtime.
 
 pub mod consensus;
-pub mod docs;
 pub mod doc_update;
+pub mod docs;
 pub mod http;
 pub mod kafka;
+pub mod log_consumer;
 pub mod mongo;
 pub mod objstore;
 pub mod postgres;

@@ -62,12 +62,12 @@ pub struct StoredOp {
 }
 
 impl StoredOp {
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         json!({ "doc": self.doc, "op_id": self.op_id, "update": hex(&self.update),
                 "partition": self.partition, "offset": self.offset })
     }
 
-    fn from_json(v: &Value) -> Option<StoredOp> {
+    pub fn from_json(v: &Value) -> Option<StoredOp> {
         Some(StoredOp {
             doc: v.get("doc")?.as_str()?.to_string(),
             op_id: v.get("op_id")?.as_str()?.to_string(),
@@ -82,12 +82,12 @@ impl StoredOp {
     }
 }
 
-fn snapshot_json(s: &Snapshot) -> Value {
+pub fn snapshot_json(s: &Snapshot) -> Value {
     json!({ "doc": s.doc, "version": s.version, "state": hex(&s.state), "state_vector": s.vector.to_hex(),
             "ops_seen": s.ops_seen, "token": s.token, "written_wall_ms": s.written_wall_ms })
 }
 
-fn snapshot_from_json(v: &Value) -> Option<Snapshot> {
+pub fn snapshot_from_json(v: &Value) -> Option<Snapshot> {
     Some(Snapshot {
         doc: v.get("doc")?.as_str()?.to_string(),
         version: v.get("version")?.as_u64()?,
@@ -241,4 +241,71 @@ impl DocStore {
 /// The document rebuilt from MongoDB alone (for the stack's convergence checker and verifiers).
 pub async fn rebuild_from_mongo(router: &Router, doc: &str) -> Result<Rebuilt, LoadError> {
     Ok(DocStore::new(router.clone()).rebuild(doc).await?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mongo::oplog::{OpTime, OplogEntry};
+    use crate::mongo::protocol::Reply;
+    use crate::mongo::store::Store;
+    use crate::mongo::writes::prepare;
+
+    /// Applies `writes` as a primary would; returns (inserted, duplicates) or the refusal.
+    fn write(s: &mut Store, ts: u64, writes: &[WriteOp], fence: Option<&Fence>) -> Result<(u32, u32), Reply> {
+        let p = prepare(s, writes, fence)?;
+        s.apply(&OplogEntry { optime: OpTime::new(1, ts), wall_ms: 0, ops: p.ops, fence: fence.cloned() });
+        Ok((p.inserted, p.duplicates))
+    }
+
+    fn op(id: &str, offset: u64) -> StoredOp {
+        StoredOp { doc: "acme/plan".into(), op_id: id.into(), update: vec![1, 2], partition: 0, offset }
+    }
+
+    fn vv(c: u64, k: u32) -> VersionVector {
+        let mut v = VersionVector::default();
+        v.raise(c, k);
+        v
+    }
+
+    #[test]
+    fn a_redelivered_operation_is_stored_once_and_the_vector_only_rises() {
+        let mut s = Store::default();
+        assert_eq!(write(&mut s, 1, &persist_writes("acme/plan", &[op("a", 0)], &vv(7, 3)), None), Ok((1, 0)));
+        // Redelivered at another offset, with an older vector (a zombie consumer).
+        assert_eq!(
+            write(&mut s, 2, &persist_writes("acme/plan", &[op("a", 9), op("b", 10)], &vv(7, 1)), None),
+            Ok((1, 1))
+        );
+        let ops = s.scan(CRDT_OPS, &ops_prefix("acme/plan"), None);
+        assert_eq!(ops.len(), 2);
+        assert_eq!(StoredOp::from_json(&ops[0].doc).unwrap(), op("a", 0), "the first copy stays");
+        let stored = s.get(VERSION_VECTORS, "acme/plan", None).unwrap();
+        assert_eq!(VersionVector::from_json(stored), vv(7, 3));
+        assert!(s.scan(CRDT_OPS, &ops_prefix("acme/pla"), None).is_empty(), "prefixes end at the separator");
+    }
+
+    #[test]
+    fn a_snapshot_version_is_written_once_and_a_stale_token_is_refused() {
+        let mut s = Store::default();
+        let snap = |token, state: Vec<u8>| Snapshot {
+            doc: "acme/plan".into(),
+            version: 1,
+            state,
+            vector: vv(7, 3),
+            ops_seen: 4,
+            token,
+            written_wall_ms: 5,
+        };
+        let fence = |token| Fence { lock: lock_name("acme/plan"), token };
+        assert_eq!(write(&mut s, 1, &snapshot_writes(&snap(2, vec![0, 0])), Some(&fence(2))), Ok((2, 0)));
+        let again = write(&mut s, 2, &snapshot_writes(&snap(3, vec![9, 9])), Some(&fence(3)));
+        assert_eq!(again, Ok((0, 2)), "version 1 exists: nothing replaced");
+        let stale = write(&mut s, 3, &snapshot_writes(&snap(1, vec![8])), Some(&fence(1)));
+        assert!(matches!(stale, Err(Reply::StaleFence { token: 1, highest: 3, .. })));
+        let stored = snapshot_from_json(s.get(SNAPSHOTS, &snapshot_key("acme/plan", 1), None).unwrap()).unwrap();
+        assert_eq!(stored, snap(2, vec![0, 0]));
+        let head = s.get(SNAPSHOT_HEADS, "acme/plan", None).unwrap();
+        assert_eq!(head.get("version").and_then(Value::as_u64), Some(1));
+    }
 }
