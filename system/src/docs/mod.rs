@@ -33,6 +33,8 @@ pub mod rebuild;
 pub mod service;
 pub mod snapshot;
 pub mod store;
+#[cfg(all(test, not(madsim)))]
+mod tests;
 pub mod vector;
 
 use std::time::Duration;
