@@ -18,7 +18,7 @@ use crate::doc_update::{DocId, DocUpdate, TOPIC};
 use crate::http::{self, Request};
 use crate::kafka::client::PartitionProducer;
 use crate::kafka::{Acks, KafkaCluster, KafkaClusterSpec, TopicPartition};
-use crate::log_consumer::observe::{OffsetCommitted, OpPersisted, RecordSkipped, Stored};
+use crate::log_consumer::observe::{OffsetCommitted, OpPersisted, RecordSkipped, SnapshotWritten, Stored};
 use crate::log_consumer::{persist::encode_value, ConsumerConfig};
 use crate::mongo::MongoClusterSpec;
 use crate::redis::cluster::RedisClusterSpec;
@@ -124,5 +124,14 @@ fn updates_produced_to_kafka_are_persisted_and_served_from_mongo_then_the_cache(
         let last = o.of::<OffsetCommitted>().map(|c| c.value.offset).max();
         assert_eq!(last, Some(7), "every record committed after it was persisted or skipped");
         assert!(o.of::<CacheObserved>().any(|c| c.value.event == CacheEvent::Fill));
+        assert!(o.of::<SnapshotWritten>().count() >= 1, "compaction ran (threshold 2)");
     });
+    // The store's own record, from the members' disks: each operation put once, no snapshot
+    // changed, and the document rebuilt from MongoDB alone is the editor's.
+    let audit = super::audit::DurableAudit::from_cluster(&mongo, &outcome.world.disks);
+    assert_eq!(audit.op_puts.len(), 5);
+    assert!(audit.stored_twice().is_empty() && audit.changed_snapshots().is_empty());
+    assert!(!audit.snapshots.is_empty());
+    let rebuilt = audit.rebuild("acme/plan").unwrap();
+    assert_eq!(rebuilt.state.to_hex(), seen.local_vector);
 }

@@ -186,6 +186,9 @@ impl Member {
         let mut turn = 0usize;
         loop {
             if self.heartbeat().await.is_err() {
+                // Eager rebalancing: what is persisted may still be committed while the group
+                // prepares the next generation (the new owner then rereads less).
+                let _ = self.commit().await;
                 return;
             }
             let tps: Vec<TopicPartition> = self.positions.keys().cloned().collect();
@@ -285,7 +288,9 @@ impl Member {
         let moved: Vec<(TopicPartition, CommittedOffset)> = self
             .positions
             .iter()
-            .filter(|(tp, o)| self.committed.get(*tp) != Some(o))
+            // Forward only: a position reset to the log start (`auto.offset.reset`) rereads
+            // records already persisted and committed; committing it would move the group back.
+            .filter(|(tp, o)| self.committed.get(*tp).is_none_or(|c| o.offset > c.offset))
             .map(|(tp, o)| (tp.clone(), *o))
             .collect();
         if moved.is_empty() {
