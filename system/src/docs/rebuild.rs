@@ -4,8 +4,9 @@
 //!
 //! Operations come back from MongoDB in id order (their ids are hashes: any order at all). An
 //! operation is *ready* once, for every client whose items it inserts, its first item's clock
-//! (the update's lower state vector) is at most the clock already integrated: its items then
-//! continue the document's. Ready operations are applied first-stored-id first; applying one
+//! (the update's lower state vector) is at most the clock already integrated (its items then
+//! continue the document's), and, for every other client whose items it deletes, those items
+//! are integrated (else yrs parks the deletion and retries it on every later update). Ready operations are applied first-stored-id first; applying one
 //! raises the vector (by the update's upper bounds) and may make others ready, as Kahn's
 //! topological sort does. Cross-client dependencies (an item's origin made by another client)
 //! are not in the vectors; yrs keeps such an update pending until its origin arrives, and the
@@ -73,23 +74,42 @@ pub enum RebuildError {
     Snapshot(String),
 }
 
+/// (client, clock) pairs, one per client, in client order.
+type Clocks = Vec<(u64, u32)>;
+
 struct Decoded {
     update: Option<Update>,
-    lower: BTreeMap<u64, u32>,
-    upper: BTreeMap<u64, u32>,
+    /// What must be integrated before the update: per client it inserts for, the clock of its
+    /// first item (its items continue from there); per other client whose items it deletes,
+    /// the end of the deleted range (the items must exist to be deleted, or yrs parks the
+    /// deletion and retries it on every later update).
+    needs: Clocks,
+    /// Per client it inserts for, the end of its items.
+    upper: Clocks,
 }
 
-fn bounds(update: &Update) -> (BTreeMap<u64, u32>, BTreeMap<u64, u32>) {
-    let lower = update.state_vector_lower().iter().map(|(c, k)| (c.get(), *k)).collect();
+fn bounds(update: &Update) -> (Clocks, Clocks) {
+    let mut needs: BTreeMap<u64, u32> = update.state_vector_lower().iter().map(|(c, k)| (c.get(), *k)).collect();
     // yrs's `Update::state_vector` counts only clients whose blocks start at clock 0; the
     // insertions give the true upper bound of an incremental update.
-    let mut upper = BTreeMap::new();
+    let mut upper = Clocks::new();
     for (c, ranges) in update.insertions(true).iter() {
         if let Some(end) = ranges.iter().map(|r| r.end).max() {
-            upper.insert(c.get(), end);
+            upper.push((c.get(), end));
         }
     }
-    (lower, upper)
+    upper.sort_unstable();
+    for (c, ranges) in update.delete_set().iter() {
+        let c = c.get();
+        if upper.binary_search_by_key(&c, |(k, _)| *k).is_ok() {
+            continue; // deletes of its own client's items: the insert bound covers them
+        }
+        if let Some(end) = ranges.iter().map(|r| r.end).max() {
+            let e = needs.entry(c).or_insert(0);
+            *e = (*e).max(end);
+        }
+    }
+    (needs.into_iter().collect(), upper)
 }
 
 /// A fresh document for rebuilding.
@@ -119,12 +139,12 @@ pub fn rebuild(base: Option<&[u8]>, ops: &[OpBytes]) -> Result<Rebuilt, RebuildE
     for op in ops {
         match Update::decode_v1(&op.update) {
             Ok(u) => {
-                let (lower, upper) = bounds(&u);
-                decoded.push(Decoded { update: Some(u), lower, upper });
+                let (needs, upper) = bounds(&u);
+                decoded.push(Decoded { update: Some(u), needs, upper });
             }
             Err(_) => {
                 out.invalid.push(op.op_id.clone());
-                decoded.push(Decoded { update: None, lower: BTreeMap::new(), upper: BTreeMap::new() });
+                decoded.push(Decoded { update: None, needs: Clocks::new(), upper: Clocks::new() });
             }
         }
     }
@@ -144,7 +164,7 @@ pub fn rebuild(base: Option<&[u8]>, ops: &[OpBytes]) -> Result<Rebuilt, RebuildE
             out.contained += 1;
             continue;
         }
-        for (c, start) in &d.lower {
+        for (c, start) in &d.needs {
             if current.get(*c) < *start {
                 blocked[i] += 1;
                 waiting.entry(*c).or_default().push(Reverse((*start, i)));
@@ -315,8 +335,8 @@ mod tests {
             let by_id: BTreeMap<&str, &OpBytes> = ops.iter().map(|o| (o.op_id.as_str(), o)).collect();
             let mut seen = VersionVector::default();
             for id in &r.applied {
-                let (lower, upper) = bounds(&Update::decode_v1(&by_id[id.as_str()].update).unwrap());
-                for (c, start) in &lower {
+                let (needs, upper) = bounds(&Update::decode_v1(&by_id[id.as_str()].update).unwrap());
+                for (c, start) in &needs {
                     assert!(seen.get(*c) >= *start, "op {id} starts client {c} at {start}, only {seen:?} applied");
                 }
                 for (c, end) in upper {
@@ -342,7 +362,7 @@ mod tests {
     fn a_gap_is_reported_pending_and_invalid_bytes_are_counted() {
         let (mut ops, _, _) = history();
         // Drop every update holding client 11's first item: everything of client 11 after it waits.
-        ops.retain(|o| bounds(&Update::decode_v1(&o.update).unwrap()).0.get(&11) != Some(&0));
+        ops.retain(|o| !bounds(&Update::decode_v1(&o.update).unwrap()).0.contains(&(11, 0)));
         ops.push(OpBytes { op_id: "junk".into(), update: vec![0xff, 0xff, 0xff] });
         let r = rebuild(None, &ops).unwrap();
         assert!(!r.is_complete());
