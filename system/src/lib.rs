@@ -3,6 +3,8 @@
 
 pub mod collab;
 pub mod consensus;
+pub mod doc_update;
+pub mod http;
 pub mod kafka;
 pub mod mongo;
 pub mod objstore;
