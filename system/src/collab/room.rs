@@ -46,6 +46,8 @@ pub enum CloseReason {
     ApplyFailed,
     /// The document could not be loaded from the document service in time.
     LoadFailed,
+    /// (Room only) its last session left and the grace period passed.
+    Idle,
 }
 
 /// What the shell must do.
