@@ -94,9 +94,19 @@ impl Denied {
 /// Admission and re-checks for one node (shared by its sessions).
 pub trait Gate: Send {
     /// Verifies `token` and reads the user's permission on `doc`.
-    fn admit<'a>(&'a mut self, token: &'a str, doc: &'a DocId, now_wall_ms: u64) -> BoxFuture<'a, Result<Access, Denied>>;
+    fn admit<'a>(
+        &'a mut self,
+        token: &'a str,
+        doc: &'a DocId,
+        now_wall_ms: u64,
+    ) -> BoxFuture<'a, Result<Access, Denied>>;
     /// Reads the permission of an admitted session again (and checks the token's expiry).
-    fn recheck<'a>(&'a mut self, access: &'a Access, doc: &'a DocId, now_wall_ms: u64) -> BoxFuture<'a, Result<Perm, Denied>>;
+    fn recheck<'a>(
+        &'a mut self,
+        access: &'a Access,
+        doc: &'a DocId,
+        now_wall_ms: u64,
+    ) -> BoxFuture<'a, Result<Perm, Denied>>;
 }
 
 /// Builds a node's gate from its context (a gate holds connections to the auth store).
@@ -165,14 +175,24 @@ impl FakeGate {
 }
 
 impl Gate for FakeGate {
-    fn admit<'a>(&'a mut self, token: &'a str, doc: &'a DocId, now_wall_ms: u64) -> BoxFuture<'a, Result<Access, Denied>> {
+    fn admit<'a>(
+        &'a mut self,
+        token: &'a str,
+        doc: &'a DocId,
+        now_wall_ms: u64,
+    ) -> BoxFuture<'a, Result<Access, Denied>> {
         Box::pin(async move {
             let access = self.tokens.get(token).ok_or_else(|| Denied::BadToken("unknown token".into()))?;
             self.decide(access, doc, now_wall_ms)
         })
     }
 
-    fn recheck<'a>(&'a mut self, access: &'a Access, doc: &'a DocId, now_wall_ms: u64) -> BoxFuture<'a, Result<Perm, Denied>> {
+    fn recheck<'a>(
+        &'a mut self,
+        access: &'a Access,
+        doc: &'a DocId,
+        now_wall_ms: u64,
+    ) -> BoxFuture<'a, Result<Perm, Denied>> {
         Box::pin(async move { self.decide(access, doc, now_wall_ms).map(|a| a.perm) })
     }
 }
@@ -194,7 +214,13 @@ mod tests {
     #[test]
     fn fake_gate_admits_refuses_and_revokes() {
         let doc = DocId::parse("acme/plan").unwrap();
-        let mut g = FakeGate::new().token("t1", "acme", "ann", Perm::Write, 10_000).token("t2", "other", "bob", Perm::Write, 10_000);
+        let mut g = FakeGate::new().token("t1", "acme", "ann", Perm::Write, 10_000).token(
+            "t2",
+            "other",
+            "bob",
+            Perm::Write,
+            10_000,
+        );
         let a = block(g.admit("t1", &doc, 5)).unwrap();
         assert_eq!(a.perm, Perm::Write);
         assert_eq!(block(g.admit("nope", &doc, 5)).unwrap_err().status(), 401);

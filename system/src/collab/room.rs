@@ -365,7 +365,8 @@ mod tests {
         let ub = protocol::encode_update(edit(&b, 0, "world"));
         let out_a = room.receive(1, frame(&ua), &ua);
         let out_b = room.receive(2, frame(&ub), &ub);
-        let rest: Vec<_> = deliver(out_a, &[(1, &a), (2, &b)]).into_iter().chain(deliver(out_b, &[(1, &a), (2, &b)])).collect();
+        let rest: Vec<_> =
+            deliver(out_a, &[(1, &a), (2, &b)]).into_iter().chain(deliver(out_b, &[(1, &a), (2, &b)])).collect();
         assert_eq!(rest.iter().filter(|a| matches!(a, Action::Produce { .. })).count(), 2);
         assert_eq!(text(&a), text(&b));
         let live = text(room.doc());
@@ -443,7 +444,10 @@ mod tests {
         let mut room = Room::new(99, &[], false).unwrap();
         room.join(1, false, true);
         let ack = protocol::encode_ack(&[AckRange { client: 1, clock_start: 0, clock_end: 1 }]);
-        assert_eq!(room.receive(1, frame(&ack), &ack)[0], Action::Close { session: 1, reason: CloseReason::Unexpected });
+        assert_eq!(
+            room.receive(1, frame(&ack), &ack)[0],
+            Action::Close { session: 1, reason: CloseReason::Unexpected }
+        );
     }
 
     #[test]
@@ -462,7 +466,10 @@ mod tests {
         room.receive(1, frame(&u), &u);
         let out = room.leave(1);
         let gone = protocol::encode_awareness_one(10, 2, "null");
-        assert_eq!(out, vec![Action::Send { session: 2, frame: gone.clone() }, Action::Send { session: 3, frame: gone }]);
+        assert_eq!(
+            out,
+            vec![Action::Send { session: 2, frame: gone.clone() }, Action::Send { session: 3, frame: gone }]
+        );
         assert!(room.durable(0).is_empty());
         assert_eq!(room.pending(), 0);
     }

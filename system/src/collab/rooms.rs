@@ -94,7 +94,12 @@ impl Rooms {
 
     /// Removes the room of `doc` if `inbox` is still it and nothing waits in `rx`; returns
     /// whether it was removed.
-    fn remove_if_idle(&self, doc: &DocId, inbox: &mpsc::Sender<RoomMsg>, rx: &mut mpsc::Receiver<RoomMsg>) -> Result<(), RoomMsg> {
+    fn remove_if_idle(
+        &self,
+        doc: &DocId,
+        inbox: &mpsc::Sender<RoomMsg>,
+        rx: &mut mpsc::Receiver<RoomMsg>,
+    ) -> Result<(), RoomMsg> {
         let mut inner = self.inner.lock().expect("rooms lock");
         if let Ok(msg) = rx.try_recv() {
             return Err(msg);
@@ -274,7 +279,11 @@ impl Shell {
                     if let Some(m) = self.members.remove(&session) {
                         let _ = m.out.try_send(Out::Close(reason));
                     }
-                    self.ctx.observe(&SessionClosed { doc: self.doc.to_string(), session, reason: format!("{reason:?}") });
+                    self.ctx.observe(&SessionClosed {
+                        doc: self.doc.to_string(),
+                        session,
+                        reason: format!("{reason:?}"),
+                    });
                 }
                 Action::Produce { seq, update } => {
                     let p = Produce { doc: self.doc.clone(), seq, update, reply: self.inbox.clone() };

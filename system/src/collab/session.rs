@@ -89,7 +89,8 @@ pub async fn serve(ctx: NodeCtx, node: Arc<Node>, mut conn: Conn, peer: String, 
                 return None;
             }
         };
-        let config = WebSocketConfig::default().max_message_size(Some(MAX_FRAME_BYTES)).max_frame_size(Some(MAX_FRAME_BYTES));
+        let config =
+            WebSocketConfig::default().max_message_size(Some(MAX_FRAME_BYTES)).max_frame_size(Some(MAX_FRAME_BYTES));
         let stream = Replay { head: req.head_bytes().to_vec(), pos: 0, inner: conn };
         // Admission already happened on the head; the callback only completes the upgrade.
         #[allow(clippy::result_large_err)]
@@ -97,7 +98,8 @@ pub async fn serve(ctx: NodeCtx, node: Arc<Node>, mut conn: Conn, peer: String, 
         let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, accept, Some(config)).await.ok()?;
         Some((target, access, ws))
     };
-    let Ok(Some((target, access, ws))) = tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), handshake).await
+    let Ok(Some((target, access, ws))) =
+        tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), handshake).await
     else {
         return;
     };
@@ -115,7 +117,12 @@ pub async fn serve(ctx: NodeCtx, node: Arc<Node>, mut conn: Conn, peer: String, 
 }
 
 async fn refuse(ctx: &NodeCtx, conn: &mut Conn, path: &str, status: u16, reason: &str, peer: &str) {
-    ctx.observe(&SessionRefused { path: path.chars().take(200).collect(), status, reason: reason.into(), peer: peer.into() });
+    ctx.observe(&SessionRefused {
+        path: path.chars().take(200).collect(),
+        status,
+        reason: reason.into(),
+        peer: peer.into(),
+    });
     ctx.sometimes(&format!("collab.refused_{status}"));
     let _ = http::write_response(conn, &http::Response::error(status, reason)).await;
 }
@@ -123,7 +130,14 @@ async fn refuse(ctx: &NodeCtx, conn: &mut Conn, path: &str, status: u16, reason:
 type Ws = WebSocketStream<Replay<Conn>>;
 
 /// Why the shell ended a session (the room's own reasons come as [`CloseReason`]).
-async fn run_session(ctx: &NodeCtx, node: &Node, session: SessionId, target: &Target, access: Access, mut ws: Ws) -> &'static str {
+async fn run_session(
+    ctx: &NodeCtx,
+    node: &Node,
+    session: SessionId,
+    target: &Target,
+    access: Access,
+    mut ws: Ws,
+) -> &'static str {
     let (out_tx, mut out_rx) = mpsc::channel(OUTBOX);
     let writable = access.perm == Perm::Write;
     let join = RoomMsg::Join { session, wants_acks: target.wants_acks, writable, out: out_tx };
@@ -133,7 +147,8 @@ async fn run_session(ctx: &NodeCtx, node: &Node, session: SessionId, target: &Ta
     };
     // Re-checks run beside the session so a slow auth store never stalls its frames.
     let (check_tx, mut check_rx) = mpsc::channel(1);
-    let checker = tokio::spawn(recheck_loop(ctx.clock.clone(), node.gate.clone(), access, target.doc.clone(), check_tx));
+    let checker =
+        tokio::spawn(recheck_loop(ctx.clock.clone(), node.gate.clone(), access, target.doc.clone(), check_tx));
     let reason = pump(ctx, node, session, writable, &room, &mut ws, &mut out_rx, &mut check_rx).await;
     checker.abort();
     let _ = room.send(RoomMsg::Leave { session }).await;

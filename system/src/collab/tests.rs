@@ -1,7 +1,7 @@
 //! The service under the simulator (turmoil in `cargo test`): a collaboration node, a Kafka
 //! cluster, a stand-in document service, two editors speaking y-sync over WebSockets, a
 //! read-only user and an attacker. The editors converge, get acknowledgements of their own
-//! edits (after the log has them), and neither the read-only user's nor the attacker's bytes
+//! edits (after the log has them), a revoked editor is cut off within the bound, and neither the read-only user's nor the attacker's bytes
 //! reach the document.
 
 use std::collections::BTreeMap;
@@ -13,13 +13,16 @@ use sim::{node_main, NodeCtx, Plan, RunOptions, Topology};
 use tokio_tungstenite::tungstenite::Message;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
 
-use super::gate::{FakeGate, Perm};
-use super::observe::{AckSent, RoomOpened, SessionClosed, SessionRefused, UpdateApplied};
+use super::gate::{FakeGate, Perm, REVOCATION_BOUND_MS};
+use super::observe::{AckSent, RoomOpened, SessionAdmitted, SessionClosed, SessionRefused, UpdateApplied};
 use super::protocol::{self, AckRange, Frame};
 use super::{CollabConfig, HTTP_PORT};
 use crate::doc_update::TOPIC;
 use crate::http;
 use crate::kafka::KafkaClusterSpec;
+
+/// When the admin revokes editor-3's permission.
+const REVOKE_AT_MS: u64 = 5_000;
 
 #[derive(Debug, Default, Clone)]
 struct Seen {
@@ -62,11 +65,17 @@ async fn editor(ctx: NodeCtx, token: &'static str, client: u64, text: &'static s
         tokio::select! {
             biased;
             msg = ws.next() => {
-                let Some(Ok(Message::Binary(bytes))) = msg else { continue };
+                let bytes = match msg {
+                    Some(Ok(Message::Binary(bytes))) => bytes,
+                    Some(Ok(_)) => continue,
+                    _ => break,
+                };
                 match protocol::decode(&bytes).expect("the server sends valid frames") {
                     Frame::SyncStep1(sv) => {
                         let reply = protocol::encode_step2(doc.transact().encode_state_as_update_v1(&sv));
-                        ws.send(Message::Binary(reply.into())).await.unwrap();
+                        if ws.send(Message::Binary(reply.into())).await.is_err() {
+                            break;
+                        }
                     }
                     Frame::SyncStep2(_, u) | Frame::Update(_, u) => doc.transact_mut().apply_update(u).unwrap(),
                     Frame::Ack(r) => acked.extend(r),
@@ -81,7 +90,9 @@ async fn editor(ctx: NodeCtx, token: &'static str, client: u64, text: &'static s
                         t.insert(&mut txn, len, &c.to_string());
                         txn.encode_update_v1()
                     };
-                    ws.send(Message::Binary(protocol::encode_update(update).into())).await.unwrap();
+                    if ws.send(Message::Binary(protocol::encode_update(update).into())).await.is_err() {
+                        break;
+                    }
                 }
             }
         }
@@ -166,7 +177,7 @@ fn editors_converge_get_durable_acks_and_bad_clients_are_closed() {
     for (name, zone) in [("collab-1", "az-1"), ("docs-1", "az-2")] {
         plan.topology.add(name, zone, "region-1");
     }
-    for name in ["editor-1", "editor-2", "reader-1", "attacker-1"] {
+    for name in ["editor-1", "editor-2", "editor-3", "reader-1", "attacker-1", "admin-1"] {
         plan.topology.add(name, "clients", "region-1");
     }
     let far = u64::MAX / 2;
@@ -174,7 +185,9 @@ fn editors_converge_get_durable_acks_and_bad_clients_are_closed() {
         .token("ann", "acme", "ann", Perm::Write, far)
         .token("bob", "acme", "bob", Perm::Write, far)
         .token("reader", "acme", "rita", Perm::Read, far)
-        .token("mallory", "acme", "mallory", Perm::Write, far);
+        .token("mallory", "acme", "mallory", Perm::Write, far)
+        .token("carl", "acme", "carl", Perm::Write, far);
+    let admin_gate = gate.clone();
     let config = CollabConfig::new(kafka.clone(), vec!["docs-1".into()], Arc::new(gate));
     plan.node("collab-1", node_main(move |ctx| super::run(ctx, config.clone())));
     plan.node("docs-1", node_main(fake_docs));
@@ -183,6 +196,23 @@ fn editors_converge_get_durable_acks_and_bad_clients_are_closed() {
     plan.client("editor-1", node_main(move |ctx| editor(ctx, "ann", 11, "hello", until_ms, r.clone())));
     let r = results.clone();
     plan.client("editor-2", node_main(move |ctx| editor(ctx, "bob", 22, "world", until_ms, r.clone())));
+    let r = results.clone();
+    plan.client(
+        "editor-3",
+        node_main(move |ctx| {
+            editor(ctx, "carl", 33, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", until_ms, r.clone())
+        }),
+    );
+    plan.client(
+        "admin-1",
+        node_main(move |_ctx| {
+            let g = admin_gate.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(REVOKE_AT_MS)).await;
+                g.revoke("carl");
+            }
+        }),
+    );
     let r = results.clone();
     plan.client("reader-1", node_main(move |ctx| reader(ctx, r.clone())));
     let r = results.clone();
@@ -193,7 +223,7 @@ fn editors_converge_get_durable_acks_and_bad_clients_are_closed() {
     let (a, b) = (&seen["editor-1"], &seen["editor-2"]);
     assert_eq!(a.text, b.text, "editors converge");
     assert_eq!(a.sv, b.sv);
-    assert_eq!(a.text.len(), 10);
+    assert!(a.text.chars().filter(|c| *c != 'x').count() == 10, "{}", a.text);
     assert!(!a.text.contains('Z'), "the read-only user's edit never reached the document");
     for e in [a, b] {
         // Each editor typed 5 characters (clocks 0..5) and every one is acknowledged.
@@ -218,6 +248,11 @@ fn editors_converge_get_durable_acks_and_bad_clients_are_closed() {
         let reasons: Vec<String> = o.of::<SessionClosed>().map(|s| s.value.reason).collect();
         assert!(reasons.iter().any(|r| r == "malformed"), "{reasons:?}");
         assert!(reasons.iter().any(|r| r == "read_only_write"), "{reasons:?}");
+        // The revoked editor's edits stop within the bound, and its session is closed.
+        let carl = o.of::<SessionAdmitted>().find(|s| s.value.user == "carl").expect("carl admitted").value.session;
+        let last = o.of::<UpdateApplied>().filter(|u| u.value.session == carl).map(|u| u.t_ms).max().unwrap();
+        assert!(last > REVOKE_AT_MS - 1_000 && last <= REVOKE_AT_MS + REVOCATION_BOUND_MS, "last carl edit at {last}");
+        assert!(o.of::<SessionClosed>().any(|s| s.value.session == carl && s.value.reason == "revoked"));
     });
     // Every acknowledged update is in the log.
     let logs = kafka.final_logs(&outcome.world);
