@@ -17,8 +17,9 @@
 //! the session within 4 s plus one tick. The numbers are the auth service's
 //! (`PERMISSION_RECHECK_MS`, `REVOCATION_BOUND_MS`).
 //!
-//! The service uses the gate through the [`Gate`] trait, so the session shell is tested with
-//! [`FakeGate`] (fixed tokens, a revocation switch) as well as with the real verifier.
+//! The service uses the gate through the [`Gate`] trait: [`AuthGateConfig`] builds the real one
+//! (the auth service's `Verifier` and `permissions::check`), [`FakeGate`] is the test double
+//! (fixed tokens, a revocation switch).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -29,20 +30,16 @@ use sim::NodeCtx;
 
 use crate::doc_update::DocId;
 
-/// How often a session's permission is read again.
-pub const RECHECK_INTERVAL_MS: u64 = 2_000;
-/// The longest one check may take.
+/// How often a session's permission is read again (the auth service's).
+pub const RECHECK_INTERVAL_MS: u64 = crate::auth::PERMISSION_RECHECK_MS;
+/// The longest one check may take (the auth store's read budget).
 pub const RECHECK_TIMEOUT_MS: u64 = 3_000;
-/// The longest an edit is accepted after its author's permission was revoked.
-pub const REVOCATION_BOUND_MS: u64 = 6_000;
+/// The longest an edit is accepted after its author's permission was revoked (the auth
+/// service's).
+pub const REVOCATION_BOUND_MS: u64 = crate::auth::REVOCATION_BOUND_MS;
+const _: () = assert!(RECHECK_INTERVAL_MS + RECHECK_TIMEOUT_MS < REVOCATION_BOUND_MS);
 
-/// What a user may do with a document (`Write` includes reading).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Perm {
-    Read,
-    Write,
-}
+pub use crate::auth::Perm;
 
 /// An admitted session's identity and rights.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +197,76 @@ impl Gate for FakeGate {
 impl MakeGate for FakeGate {
     fn make(&self, _ctx: &mut NodeCtx) -> Box<dyn Gate> {
         Box::new(self.clone())
+    }
+}
+
+/// The real gate: tokens verified by the auth service's [`Verifier`] (keys from PostgreSQL),
+/// permissions read with [`permissions::check`] on the primary.
+pub struct AuthGate {
+    verifier: crate::auth::Verifier,
+    pg: crate::postgres::client::PgClient,
+}
+
+/// Builds an [`AuthGate`] reading through the PostgreSQL proxies `pg_proxies`.
+#[derive(Clone, Debug)]
+pub struct AuthGateConfig {
+    pub pg_proxies: Vec<String>,
+}
+
+impl MakeGate for AuthGateConfig {
+    fn make(&self, ctx: &mut NodeCtx) -> Box<dyn Gate> {
+        Box::new(AuthGate {
+            verifier: crate::auth::Verifier::new(ctx, self.pg_proxies.clone()),
+            pg: crate::postgres::client::PgClient::new(ctx, self.pg_proxies.clone()),
+        })
+    }
+}
+
+fn denied(e: crate::auth::AuthError) -> Denied {
+    use crate::auth::AuthError as E;
+    match e {
+        E::Expired { .. } | E::NotYetValid { .. } => Denied::Expired,
+        E::Unavailable(_) | E::Corrupt(_) => Denied::Unavailable,
+        other => Denied::BadToken(other.to_string()),
+    }
+}
+
+impl Gate for AuthGate {
+    fn admit<'a>(
+        &'a mut self,
+        token: &'a str,
+        doc: &'a DocId,
+        now_wall_ms: u64,
+    ) -> BoxFuture<'a, Result<Access, Denied>> {
+        Box::pin(async move {
+            let claims = self.verifier.verify(token, now_wall_ms).await.map_err(denied)?;
+            if claims.tenant != doc.tenant() {
+                return Err(Denied::Forbidden);
+            }
+            let perm = crate::auth::permissions::check(&mut self.pg, &claims.tenant, &claims.user, doc)
+                .await
+                .map_err(denied)?
+                .ok_or(Denied::Forbidden)?;
+            Ok(Access { tenant: claims.tenant, user: claims.user, perm, exp_ms: claims.exp_ms })
+        })
+    }
+
+    fn recheck<'a>(
+        &'a mut self,
+        access: &'a Access,
+        doc: &'a DocId,
+        now_wall_ms: u64,
+    ) -> BoxFuture<'a, Result<Perm, Denied>> {
+        Box::pin(async move {
+            if now_wall_ms >= access.exp_ms {
+                return Err(Denied::Expired);
+            }
+            let perm = crate::auth::permissions::check(&mut self.pg, &access.tenant, &access.user, doc)
+                .await
+                .map_err(denied)?
+                .ok_or(Denied::Forbidden)?;
+            Ok(perm)
+        })
     }
 }
 

@@ -54,7 +54,8 @@ pub struct CollabConfig {
     pub kafka: KafkaCluster,
     /// The document service instances (`docs-<i>`), tried in a seeded order when a room opens.
     pub docs: Vec<String>,
-    /// Builds the node's admission gate (the auth verifier and permission store, or a double).
+    /// Builds the node's admission gate: [`gate::AuthGateConfig`] (the auth service's verifier
+    /// and permissions, through the PostgreSQL proxies) or a double ([`gate::FakeGate`]).
     pub gate: Arc<dyn gate::MakeGate>,
     /// UNSAFE: acknowledge an edit when its produce is sent, not when the log acknowledged it.
     pub ack_before_durable: bool,

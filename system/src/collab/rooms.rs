@@ -92,8 +92,8 @@ impl Rooms {
         None
     }
 
-    /// Removes the room of `doc` if `inbox` is still it and nothing waits in `rx`; returns
-    /// whether it was removed.
+    /// Removes the room of `doc` if `inbox` is still it and nothing waits in `rx`; gives back
+    /// the message that arrived meanwhile otherwise.
     fn remove_if_idle(
         &self,
         doc: &DocId,
