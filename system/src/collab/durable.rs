@@ -1,0 +1,158 @@
+//! The durable path's producer: every update a room applied goes to the log, keyed by
+//! document, before anyone is told it is safe.
+//!
+//! One producer session per partition of [`TOPIC`] (the model's producer is per partition;
+//! Kafka's default partitioner also sends one key to one partition, so a document's updates stay
+//! in order). Each session is idempotent (`enable.idempotence`, a producer id drawn from the
+//! node's rng, fresh after a sequence reset) and produces with `acks=all`; a batch is retried
+//! with `retry.backoff.ms` until acknowledged, however long the log is unavailable
+//! (`delivery.timeout.ms` unbounded). Before a batch goes out its records are reported
+//! [`Report::Sent`], after the acknowledgement [`Report::Durable`]; the room acknowledges edits
+//! on the latter (on the former only under the unsafe `ack_before_durable`).
+//!
+//! The queue in front of each partition is bounded: when it is full the room is told at once
+//! (the enqueue fails), and closes rather than keep an edit it cannot make durable.
+//!
+//! A record value is the lower-case hex of [`DocUpdate::encode`] (the model's Kafka values are
+//! strings), as the log consumers decode it.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sim::NodeCtx;
+use tokio::sync::mpsc;
+
+use crate::doc_update::{DocId, DocUpdate, TOPIC};
+use crate::kafka::client::PartitionProducer;
+use crate::kafka::{Acks, KafkaCluster, TopicPartition};
+
+/// Most records in one produce batch.
+pub const MAX_BATCH_RECORDS: usize = 32;
+
+/// What the producer tells a room about one of its updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// The produce request carrying it is about to be sent.
+    Sent(u64),
+    /// The log acknowledged it with `acks=all`.
+    Durable(u64),
+}
+
+/// One update to produce; `reply` hears about it by its room-local sequence number.
+pub struct Produce {
+    pub doc: DocId,
+    pub seq: u64,
+    pub update: Vec<u8>,
+    pub reply: mpsc::Sender<super::rooms::RoomMsg>,
+}
+
+/// The node's producer: one bounded queue per partition.
+#[derive(Clone)]
+pub struct Durable {
+    queues: Vec<mpsc::Sender<Produce>>,
+}
+
+impl Durable {
+    /// Starts a producer task per partition of [`TOPIC`], each queue holding `capacity` updates.
+    pub fn spawn(ctx: &mut NodeCtx, kafka: &KafkaCluster, capacity: usize) -> Durable {
+        let partitions = kafka.partitions_of(TOPIC);
+        assert!(!partitions.is_empty(), "the Kafka cluster has no {TOPIC} topic");
+        let queues = partitions
+            .into_iter()
+            .map(|tp| {
+                let (tx, rx) = mpsc::channel(capacity.max(1));
+                let sub = ctx.fork();
+                tokio::spawn(produce_loop(sub, kafka.clone(), tp, rx));
+                tx
+            })
+            .collect();
+        Durable { queues }
+    }
+
+    /// Queues an update; gives it back when its partition's queue is full (or its task is gone).
+    pub fn enqueue(&self, p: Produce) -> Result<(), Produce> {
+        let q = &self.queues[partition_for(&p.doc, self.queues.len() as u32) as usize];
+        q.try_send(p).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
+        })
+    }
+}
+
+/// The partition of a document: FNV-1a of its id, modulo the partition count (any stable hash
+/// keeps one document on one partition; Kafka's default uses murmur2).
+pub fn partition_for(doc: &DocId, partitions: u32) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in doc.to_string().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % partitions.max(1)
+}
+
+/// The record value of an update.
+pub fn record_value(update: &DocUpdate) -> String {
+    update.encode().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A producer id: random 48 bits, never 0 (0 means "not idempotent" in the model).
+fn draw_producer_id(rng: &mut ChaCha8Rng) -> u64 {
+    rng.gen_range(1..1u64 << 48)
+}
+
+async fn produce_loop(mut ctx: NodeCtx, kafka: KafkaCluster, tp: TopicPartition, mut rx: mpsc::Receiver<Produce>) {
+    let client = kafka.client(&mut ctx);
+    let mut rng = ctx.rng.clone();
+    let mut pid_rng = ChaCha8Rng::from_rng(&mut ctx.rng).expect("chacha never fails");
+    let first = draw_producer_id(&mut pid_rng);
+    let mut producer = PartitionProducer::new(client, tp.clone(), Acks::All, first);
+    while let Some(head) = rx.recv().await {
+        let mut batch = vec![head];
+        while batch.len() < MAX_BATCH_RECORDS {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let values: Vec<String> =
+            batch.iter().map(|p| record_value(&DocUpdate::new(p.doc.clone(), p.update.clone()))).collect();
+        for p in &batch {
+            report(p, Report::Sent(p.seq)).await;
+        }
+        let delivery = producer.send(&mut rng, values, || draw_producer_id(&mut pid_rng)).await;
+        if delivery.resets > 0 {
+            ctx.sometimes("collab.producer_reset");
+        }
+        if delivery.attempts > 1 {
+            ctx.sometimes("collab.produce_retried");
+        }
+        for p in &batch {
+            report(p, Report::Durable(p.seq)).await;
+        }
+        tracing::debug!(partition = tp.partition, records = batch.len(), offset = delivery.base_offset, "produced");
+    }
+}
+
+/// Tells the room; a room that is gone (closed, or its node's task dropped it) has no one to
+/// acknowledge, and a full room inbox is waited for (rooms never wait on this queue).
+async fn report(p: &Produce, r: Report) {
+    let send = p.reply.send(super::rooms::RoomMsg::Produced(r));
+    let _ = tokio::time::timeout(Duration::from_secs(5), send).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_document_one_partition() {
+        let d = DocId::parse("acme/plan").unwrap();
+        assert_eq!(partition_for(&d, 4), partition_for(&d, 4));
+        assert!(partition_for(&d, 4) < 4);
+        assert_eq!(partition_for(&d, 1), 0);
+        let v = record_value(&DocUpdate::new(d.clone(), vec![1, 2, 255]));
+        assert!(v.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        let bytes: Vec<u8> = (0..v.len()).step_by(2).map(|i| u8::from_str_radix(&v[i..i + 2], 16).unwrap()).collect();
+        assert_eq!(DocUpdate::decode(&bytes).unwrap().update, vec![1, 2, 255]);
+    }
+}
