@@ -24,11 +24,23 @@
 //! unclean-shutdown detection address; this model is Kafka before them). A crash is one more
 //! holder lost, so a fencing fault counts as a crash for the spacing: no broker crash while a
 //! fencing fault is in force or within [`CRASH_SPACING_MS`] of its undo, and no fencing fault
-//! within [`CRASH_SPACING_MS`] of a crash. A follower leaving the ISR by lag
-//! (`replica.lag.time.max.ms`, 3000 ms, longer than a writeback) is safe and overlaps freely.
-//! Everything else overlaps freely with crashes and with each other: cuts from clients or from
-//! brokers, controller and consumer kills (controllers fsync their Raft log; consumers hold
-//! nothing durable).
+//! within [`CRASH_SPACING_MS`] of a crash.
+//!
+//! A leader cut off from its followers shrinks the ISR to itself by lag
+//! (`replica.lag.time.max.ms`, 3000 ms, longer than a writeback), which is safe while the cut
+//! lasts: no follower fetches, so nothing is acknowledged. But when the cut heals, the
+//! followers fetch at once while the leader may not yet know that the controller committed
+//! the shrink (it acts under the last committed ISR while its shrink is in flight, as Kafka's
+//! `PendingShrinkIsr` does): it acknowledges under an ISR of two what the controller's ISR of
+//! one holds only in the leader's page cache. A power loss of that leader then loses the
+//! records in real Kafka too: it is the whole ISR, it is elected again and its followers
+//! truncate to it (the same "last replica standing" loss). So such a cut counts as a fencing
+//! fault for the spacing: no broker crash within [`CRASH_SPACING_MS`] after it is undone. A
+//! crash while the cut is in force is safe (kind 12 draws one on purpose), so while a kind-12
+//! kill is pending, no later fault's undo comes before it: the leader is still cut off when it
+//! dies. Everything else overlaps freely with crashes and with each other: cuts from clients,
+//! controller and consumer kills (controllers fsync their Raft log; consumers hold nothing
+//! durable).
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -50,21 +62,31 @@ pub fn draw(seed: u64, kafka: &KafkaCluster) -> Vec<Scheduled> {
     let mut schedule = vec![arm_torn_writes(kafka, 0)];
     let mut at = FIRST_FAULT_MS + rng.gen_range(0..2_000);
     let mut last_crash_ms: Option<u64> = None;
-    // When the last fencing fault is undone.
+    // When the last fencing fault (or cut of a leader from its followers) is undone.
     let mut fenced_until_ms: Option<u64> = None;
+    // A kind-12 kill still to come: no undo drawn meanwhile may come before it.
+    let mut pending_kill_ms: Option<u64> = None;
+    let mut last_undo_ms = 0;
     while at < HEAL_AT_MS - 4_000 {
         let fence_ok = last_crash_ms.is_none_or(|c| at >= c + CRASH_SPACING_MS);
         let crash_ok = fence_ok && fenced_until_ms.is_none_or(|f| at >= f + CRASH_SPACING_MS);
-        let drawn = one(&mut rng, kafka, at, crash_ok, fence_ok);
-        let undo_at = drawn.iter().map(|s| s.at_ms).max().unwrap_or(at).min(HEAL_AT_MS - 1_000);
+        // A kind-12 kill must find its leader still cut off: no undo drawn before may come first.
+        let cut_kill_ok = crash_ok && last_undo_ms <= at;
+        let drawn = one(&mut rng, kafka, at, crash_ok, fence_ok, cut_kill_ok);
+        let drawn_undo_ms = drawn.iter().map(|s| s.at_ms).max().unwrap_or(at);
+        let undo_at = drawn_undo_ms.min(HEAL_AT_MS - 1_000).max(pending_kill_ms.filter(|k| *k > at).unwrap_or(0));
+        last_undo_ms = last_undo_ms.max(undo_at);
         let fences = drawn.iter().any(|s| fences(&s.fault, kafka));
         if fences {
             fenced_until_ms = Some(fenced_until_ms.map_or(undo_at, |f| f.max(undo_at)));
         }
         for s in drawn {
-            let at_ms = s.at_ms.min(undo_at);
+            let at_ms = if s.at_ms == drawn_undo_ms { undo_at } else { s.at_ms.min(undo_at) };
             if is_broker_crash(&s.fault, kafka) {
                 last_crash_ms = Some(at_ms);
+                if at_ms > at {
+                    pending_kill_ms = Some(at_ms);
+                }
             }
             let heals_all = s.fault == Fault::HealAll;
             schedule.push(Scheduled { at_ms, fault: s.fault });
@@ -90,13 +112,15 @@ fn is_broker_crash(fault: &Fault, kafka: &KafkaCluster) -> bool {
     }
 }
 
-/// Whether `fault` can fence a broker: cut it off from the controllers past its session, or
-/// pause it past its session (a partition between a leader and the brokers only is not: its
-/// followers leave the ISR by lag, after a writeback).
+/// Whether `fault` can fence a broker (cut it off from the controllers past its session, or
+/// pause it past its session), or cut a leader off from its followers, so that an ISR can
+/// shrink to a leader alone while its followers hold what it acknowledged.
 fn fences(fault: &Fault, kafka: &KafkaCluster) -> bool {
     match fault {
         Fault::Isolate(_) | Fault::Pause(_) => true,
-        Fault::Partition { b: Target::Nodes(nodes), .. } => nodes.iter().any(|n| kafka.controllers().contains(n)),
+        Fault::Partition { b: Target::Nodes(nodes), .. } => {
+            nodes.iter().any(|n| kafka.controllers().contains(n) || kafka.brokers().contains(n))
+        }
         _ => false,
     }
 }
@@ -120,10 +144,18 @@ fn some_leader(rng: &mut ChaCha8Rng, kafka: &KafkaCluster) -> Target {
 }
 
 /// One fault starting at `at` and what undoes it (a broker crash only if `crash_ok`, a fencing
-/// fault only if `fence_ok`).
-fn one(rng: &mut ChaCha8Rng, kafka: &KafkaCluster, at: u64, crash_ok: bool, fence_ok: bool) -> Vec<Scheduled> {
+/// fault only if `fence_ok`, a kill of a cut-off leader only if `cut_kill_ok`).
+fn one(
+    rng: &mut ChaCha8Rng,
+    kafka: &KafkaCluster,
+    at: u64,
+    crash_ok: bool,
+    fence_ok: bool,
+    cut_kill_ok: bool,
+) -> Vec<Scheduled> {
     let kinds: &[u32] = match (crash_ok, fence_ok) {
-        (true, _) => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 2, 4],
+        (true, _) if cut_kill_ok => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 2, 4],
+        (true, _) => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 2, 4],
         (false, true) => &[2, 3, 4, 5, 6, 7, 9, 10, 11, 2, 4],
         (false, false) => &[3, 6, 7, 10, 3, 10],
     };
@@ -185,32 +217,44 @@ mod tests {
     use super::*;
 
     /// No broker crash while a fencing fault is in force or within the spacing after it is
-    /// undone, and no fencing fault within the spacing after a crash: the "last replica
-    /// standing" loss that Kafka permits is never drawn.
+    /// undone (after a cut of a leader from its followers is undone), and no fencing fault
+    /// within the spacing after a crash: the "last replica standing" loss that Kafka permits is
+    /// never drawn.
     #[test]
     fn crashes_keep_clear_of_fencing() {
         let kafka = super::super::spec(None).cluster();
         for seed in 0..500 {
             let schedule = draw(seed, &kafka);
-            let crashes: Vec<u64> =
-                schedule.iter().filter(|s| is_broker_crash(&s.fault, &kafka)).map(|s| s.at_ms).collect();
+            let crashes: Vec<(usize, u64)> = schedule
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| is_broker_crash(&s.fault, &kafka))
+                .map(|(j, s)| (j, s.at_ms))
+                .collect();
             for (i, s) in schedule.iter().enumerate().filter(|(_, s)| fences(&s.fault, &kafka)) {
-                let undone = schedule[i + 1..]
+                let (undone_idx, undone) = schedule
                     .iter()
-                    .find(|u| match s.fault {
+                    .enumerate()
+                    .skip(i + 1)
+                    .find(|(_, u)| match s.fault {
                         Fault::Pause(_) => u.fault == Fault::HealAll,
                         _ => matches!(u.fault, Fault::HealAll | Fault::HealNetwork),
                     })
-                    .map_or(u64::MAX, |u| u.at_ms);
-                for &c in &crashes {
+                    .map_or((usize::MAX, u64::MAX), |(j, u)| (j, u.at_ms));
+                // A cut between a leader and its followers shrinks ISRs only by lag and lets
+                // nothing be acknowledged while it lasts: a crash then is safe, a crash soon after
+                // it heals is not, and it may start soon after a crash.
+                let cut = matches!(&s.fault, Fault::Partition { b: Target::Nodes(n), .. } if n == kafka.brokers());
+                for &(j, c) in &crashes {
+                    let after_start = if cut { j > undone_idx } else { j > i };
                     assert!(
-                        !(s.at_ms <= c && c < undone.saturating_add(CRASH_SPACING_MS)),
+                        !(after_start && c < undone.saturating_add(CRASH_SPACING_MS)),
                         "seed {seed}: a broker crash at {c} ms while {:?} (from {} ms, undone at {undone} ms) fences",
                         s.fault,
                         s.at_ms
                     );
                     assert!(
-                        !(c <= s.at_ms && s.at_ms < c + CRASH_SPACING_MS),
+                        cut || !(j < i && s.at_ms < c + CRASH_SPACING_MS),
                         "seed {seed}: {:?} fences at {} ms, within the spacing after a broker crash at {c} ms",
                         s.fault,
                         s.at_ms

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use super::config::{Acks, BrokerSettings};
-use super::controller::AlterPartition;
+use super::controller::{AlterPartition, ALTER_NOT_APPLIED};
 use super::coordinator::{CoordOut, Coordinator, GroupRecord, ReqId};
 use super::log::{LogIo, PartitionLog};
 use super::metadata::MetadataImage;
-use super::partition::{Replica, Served, Transition};
+use super::partition::{IsrRequest, Replica, Served, Transition};
 use super::protocol::{ClusterMetadata, ErrorCode, FetchRequest, ProduceRequest, Request, Response};
 use super::topic::{offsets_partition_for, BrokerId, TopicPartition, OFFSETS_TOPIC};
 
@@ -35,6 +35,11 @@ pub enum Input {
     Fetched {
         req: FetchRequest,
         resp: Option<Response>,
+    },
+    /// The controller rejected this broker's AlterPartition, for `reason`.
+    AlterRejected {
+        req: AlterPartition,
+        reason: String,
     },
     Tick,
 }
@@ -149,6 +154,7 @@ impl BrokerCore {
             Input::Image(image) => self.apply_image(image),
             Input::NextFetch { id, tp } => self.plan_fetch(id, &tp),
             Input::Fetched { req, resp } => self.fetched(&req, resp),
+            Input::AlterRejected { req, reason } => self.alter_rejected(&req, &reason),
             Input::Tick => self.tick(),
         }
         for r in self.replicas.values_mut() {
@@ -571,6 +577,16 @@ impl BrokerCore {
             let hws: BTreeMap<String, u64> =
                 self.replicas.iter().map(|(tp, r)| (tp.to_string(), r.high_watermark())).collect();
             self.actions.push(Action::Checkpoint(serde_json::to_vec(&hws).expect("checkpoint serializes")));
+        }
+    }
+
+    fn alter_rejected(&mut self, req: &AlterPartition, reason: &str) {
+        if reason != ALTER_NOT_APPLIED || req.incarnation != self.incarnation {
+            return;
+        }
+        if let Some(r) = self.replicas.get_mut(&req.tp) {
+            let isr = req.isr.clone();
+            r.alter_rejected(&IsrRequest { leader_epoch: req.leader_epoch, partition_epoch: req.partition_epoch, isr });
         }
     }
 

@@ -288,6 +288,11 @@ impl Heartbeater {
             };
             let reply = self.channel.call(&self.controllers[target], &req, CONTROLLER_TIMEOUT).await;
             match reply.ok() {
+                Some(ControllerResponse::AlterRejected { reason }) => {
+                    if let ControllerRequest::AlterPartition(req) = req {
+                        let _ = tx.send(Envelope::Input(Input::AlterRejected { req, reason }));
+                    }
+                }
                 Some(ControllerResponse::Heartbeat { image }) => {
                     if image.offset >= offset {
                         offset = image.offset;

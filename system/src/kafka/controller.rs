@@ -131,9 +131,20 @@ impl ControllerCore {
     }
 
     /// Queues an AlterPartition after a first check against the current image.
+    ///
+    /// A request rejected as invalid (see [`ALTER_NOT_APPLIED`]) also drops a queued copy of it
+    /// sent at the same partition epoch: the leader forgets the change on that answer, so no
+    /// copy may commit it later.
     pub fn alter_partition(&mut self, req: AlterPartition) -> Result<(), String> {
         let p = self.image.partitions.get(&req.tp).ok_or("UNKNOWN_TOPIC_OR_PARTITION")?;
-        check_alter(&self.image, p, &req)?;
+        if let Err(reason) = check_alter(&self.image, p, &req) {
+            if reason == ALTER_NOT_APPLIED
+                && self.alter_queue.get(&req.tp).is_some_and(|q| q.partition_epoch == req.partition_epoch)
+            {
+                self.alter_queue.remove(&req.tp);
+            }
+            return Err(reason);
+        }
         self.alter_queue.insert(req.tp.clone(), req);
         Ok(())
     }
@@ -279,6 +290,11 @@ pub fn choose_leader(
     }
 }
 
+/// The rejection that tells the leader its request was checked against the partition epoch it
+/// was sent at and not applied (Kafka's `INVALID_REQUEST` / `INELIGIBLE_REPLICA`), so it may
+/// forget it; every other rejection means the metadata moved on.
+pub const ALTER_NOT_APPLIED: &str = "INVALID_REQUEST";
+
 /// Kafka's AlterPartition validation: from the current leader and epochs, keeping the leader in
 /// the ISR, adding only eligible replicas (KIP-841) from the broker's current life (KIP-903).
 fn check_alter(image: &MetadataImage, p: &PartitionState, req: &AlterPartition) -> Result<(), String> {
@@ -295,7 +311,7 @@ fn check_alter(image: &MetadataImage, p: &PartitionState, req: &AlterPartition) 
         && req.isr.iter().all(|b| p.replicas.contains(b))
         && req.isr.iter().all(|b| p.isr.contains(b) || image.is_eligible(*b));
     if !valid {
-        return Err("INVALID_REQUEST".into());
+        return Err(ALTER_NOT_APPLIED.into());
     }
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! As leader it appends produced records (deduplicating idempotent retries), serves fetches,
 //! tracks each follower's log end offset and when it last caught up, moves the high watermark
 //! to the smallest log end offset in the ISR, and asks the controller to shrink the ISR when a
-//! follower lags more than `replica.lag.time.max.ms` or to expand it when one catches up.
+//! follower lags more than `replica.lag.time.max.ms` or to expand it when a follower's fetch
+//! finds it caught up. One AlterPartition is in flight at a time, and until the controller
+//! answers the leader acts under the maximal ISR (KIP-497).
 //! As follower it fetches from the leader and truncates where the leader says its log diverges
 //! (KIP-595's diverging epoch), which is what throws away records a deposed leader appended
 //! after losing leadership — and, under `acks=1` or unclean election, records it acknowledged.
@@ -26,6 +28,11 @@ struct Progress {
     last_fetch_ms: u64,
     leader_leo_at_last_fetch: u64,
     last_caught_up_ms: u64,
+    /// Its latest fetch came while it was out of the committed ISR and had reached the high
+    /// watermark and this epoch's start (Kafka's `isFollowerInSync`, which `maybeExpandIsr`
+    /// judges on each fetch, never on remembered state). Cleared when the ISR changes, so a
+    /// fetch made while the follower was still in the ISR never re-adds it after it leaves.
+    joins: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -129,8 +136,13 @@ impl Replica {
         self.state = Some(state.clone());
         if state.leader == Some(self.me) {
             if let Some(l) = self.leader.as_mut().filter(|l| l.epoch == state.leader_epoch) {
+                // The controller's answer to an in-flight AlterPartition, whichever it was: the
+                // committed ISR is now the truth. Followers must fetch again to join it.
                 if l.pending.as_ref().is_some_and(|p| p.partition_epoch < state.partition_epoch) {
                     l.pending = None;
+                }
+                for p in l.followers.values_mut() {
+                    p.joins = false;
                 }
                 return Transition::IsrChanged;
             }
@@ -158,6 +170,7 @@ impl Replica {
                     last_fetch_ms: now_ms,
                     leader_leo_at_last_fetch: leo,
                     last_caught_up_ms: now_ms,
+                    joins: false,
                 };
                 (*r, p)
             })
@@ -295,10 +308,14 @@ impl Replica {
     /// Kafka's follower bookkeeping: caught up now if it fetched from our log end, or as of its
     /// previous fetch if it has everything we had then.
     fn record_follower_fetch(&mut self, now_ms: u64, offset: u64, rf: &ReplicaFetch) -> bool {
-        let leo = self.log.end_offset();
-        let Some(p) = self.leader.as_mut().and_then(|l| l.followers.get_mut(&rf.broker)) else {
+        let (leo, hw) = (self.log.end_offset(), self.hw);
+        let out_of_isr = !self.isr().contains(&rf.broker);
+        let Some(l) = self.leader.as_mut() else { return false };
+        let epoch_start = self.log.epoch_start(l.epoch).unwrap_or(0);
+        let Some(p) = l.followers.get_mut(&rf.broker) else {
             return false;
         };
+        p.joins = out_of_isr && offset >= hw && offset >= epoch_start;
         if offset >= leo {
             p.last_caught_up_ms = now_ms;
         } else if offset >= p.leader_leo_at_last_fetch {
@@ -311,8 +328,17 @@ impl Replica {
         self.maybe_advance_hw()
     }
 
-    /// The ISR this leader wants, if it differs from the committed one and no request for it is
-    /// outstanding: lagging followers out, caught-up eligible followers in.
+    /// The AlterPartition this leader sends now, if any: a change of the ISR (lagging followers
+    /// out, followers whose latest fetch found them caught up in), or the retry of the one in
+    /// flight.
+    ///
+    /// As in Kafka, a change in flight blocks any other (`isInflight`) and is not forgotten until
+    /// the controller's answer: the committed ISR moving past the epoch it was sent at, or a
+    /// rejection saying it was not applied ([`Replica::alter_rejected`]). A request lost on the
+    /// way, or a controller that failed over, leaves its outcome unknown; the leader resends the
+    /// same request every `retry_ms` (the controller takes it at most once, by partition epoch)
+    /// and keeps acting under the maximal ISR meanwhile, since the controller may have
+    /// committed the expansion already and may elect any member of it.
     pub fn isr_change(
         &mut self,
         now_ms: u64,
@@ -323,10 +349,14 @@ impl Replica {
         let (me, hw) = (self.me, self.hw);
         let state = self.state.clone()?;
         let leader = self.leader.as_mut()?;
-        if leader.pending.as_ref().is_some_and(|p| now_ms < p.sent_ms + retry_ms) {
-            return None;
+        if let Some(p) = leader.pending.as_mut() {
+            if now_ms < p.sent_ms + retry_ms {
+                return None;
+            }
+            p.sent_ms = now_ms;
+            let isr = p.isr.clone();
+            return Some(IsrRequest { leader_epoch: state.leader_epoch, partition_epoch: p.partition_epoch, isr });
         }
-        let epoch_start = self.log.epoch_start(leader.epoch).unwrap_or(0);
         let wanted: Vec<BrokerId> = state
             .replicas
             .iter()
@@ -339,19 +369,32 @@ impl Replica {
                 if state.isr.contains(r) {
                     now_ms <= p.last_caught_up_ms + lag_max_ms
                 } else {
-                    p.leo.is_some_and(|leo| leo >= hw && leo >= epoch_start) && eligible(*r, p.incarnation)
+                    p.joins && p.leo.is_some_and(|leo| leo >= hw) && eligible(*r, p.incarnation)
                 }
             })
             .collect();
         let mut current = state.isr.clone();
         current.sort_by_key(|b| state.replicas.iter().position(|r| r == b));
         if wanted == current {
-            leader.pending = None;
             return None;
         }
         leader.pending =
             Some(PendingIsr { isr: wanted.clone(), partition_epoch: state.partition_epoch, sent_ms: now_ms });
         Some(IsrRequest { leader_epoch: state.leader_epoch, partition_epoch: state.partition_epoch, isr: wanted })
+    }
+
+    /// The controller rejected an AlterPartition as invalid (Kafka's `INELIGIBLE_REPLICA` /
+    /// `INVALID_REQUEST`): it checked the request against the partition epoch it was sent at,
+    /// so it was not applied and never will be, and the leader drops it (Kafka resets to the
+    /// last committed state). Other rejections (a stale leader or partition epoch) mean the
+    /// metadata has moved on: the leader waits for it.
+    pub fn alter_rejected(&mut self, req: &IsrRequest) {
+        let Some(leader) = self.leader.as_mut().filter(|l| l.epoch == req.leader_epoch) else {
+            return;
+        };
+        if leader.pending.as_ref().is_some_and(|p| p.partition_epoch == req.partition_epoch && p.isr == req.isr) {
+            leader.pending = None;
+        }
     }
 
     /// The next replication fetch, when this replica follows a leader.

@@ -176,8 +176,65 @@ fn lagging_follower_leaves_the_isr_and_returns_when_caught_up() {
     l.serve_fetch(3800, &f, true, true);
     let req = l.isr_change(3900, 3000, 1000, eligible).expect("broker 3 caught up");
     assert_eq!(req.isr, vec![1, 2, 3]);
-    let l2 = l.isr_change(5000, 3000, 1000, |b, _| b != 3);
-    assert!(l2.is_none() || l2.unwrap().isr != vec![1, 2, 3], "a fenced broker is never added");
+    let fenced = |b, _| b != 3;
+    let retry = l.isr_change(5000, 3000, 1000, fenced).expect("no answer yet: the same request again");
+    assert_eq!(retry, req);
+    l.alter_rejected(&retry);
+    assert_eq!(l.isr_change(5100, 3000, 1000, fenced), None, "a fenced broker is never added");
+}
+
+/// Seed 1281: a follower cut off from the leader left the ISR by lag; with `acks=all`
+/// produces refused, the high watermark stopped at the follower's last end offset, and the
+/// leader re-added it on that stale state, with no fetch since it left, then acknowledged
+/// under an ISR the controller had shrunk again. Kafka judges an expansion on a fetch.
+#[test]
+fn a_cut_off_follower_is_not_re_added_without_a_fetch() {
+    let mut l = Replica::new(tp(), 1, PartitionLog::empty("a.log"), 0);
+    l.apply_state(0, &state(Some(1), 1, &[1, 2]));
+    let f = follower_fetch(&l, 2, 0);
+    l.serve_fetch(100, &f, true, true);
+    let eligible = |_, _| true;
+    let req = l.isr_change(3500, 3000, 1000, eligible).expect("broker 2 lags");
+    assert_eq!(req.isr, vec![1]);
+    l.apply_state(3600, &PartitionState { partition_epoch: 2, ..state(Some(1), 1, &[1]) });
+    assert_eq!(l.isr_change(3700, 3000, 1000, eligible), None, "no fetch since it left");
+    assert_eq!(l.isr_change(9700, 3000, 1000, eligible), None, "still no fetch");
+    l.serve_fetch(9800, &f, true, true);
+    let req = l.isr_change(9900, 3000, 1000, eligible).expect("broker 2 fetched and is caught up");
+    assert_eq!(req.isr, vec![1, 2]);
+}
+
+/// Seed 1221 (with a first fix for 1281): a leader sent an expansion to `[1, 2, 3]`, the
+/// controller committed it, and the leader was cut off before it heard. Broker 3 stopped
+/// fetching, so the leader, recomputing, wanted `[1, 2]` again, dropped the expansion and
+/// advanced its high watermark on broker 2 alone, while the controller could elect broker 3.
+/// An expansion in flight stays in the maximal ISR until the controller answers.
+#[test]
+fn an_expansion_in_flight_is_not_forgotten_without_an_answer() {
+    let mut l = Replica::new(tp(), 1, PartitionLog::empty("a.log"), 0);
+    l.apply_state(0, &state(Some(1), 1, &[1, 2]));
+    let mut f2 = follower_fetch(&l, 2, 0);
+    let f3 = follower_fetch(&l, 3, 0);
+    l.serve_fetch(100, &f2, true, true);
+    l.serve_fetch(100, &f3, true, true);
+    let eligible = |_, _| true;
+    let req = l.isr_change(200, 3000, 1000, eligible).expect("broker 3 caught up");
+    assert_eq!(req.isr, vec![1, 2, 3]);
+    l.append_produce(&produce(7, 0, 2), 2).unwrap();
+    f2.offset = 2;
+    f2.replica.as_mut().unwrap().last_fetched_epoch = Some(1);
+    for now in [1_500, 3_000, 5_000, 8_000] {
+        l.serve_fetch(now, &f2, true, true);
+        let again = l.isr_change(now, 3000, 1000, eligible).expect("no answer: resent as it was");
+        assert_eq!(again, req);
+        assert_eq!(l.high_watermark(), 0, "broker 3 may be in the committed ISR: the high watermark waits for it");
+    }
+    l.apply_state(8_100, &PartitionState { partition_epoch: 2, ..state(Some(1), 1, &[1, 2, 3]) });
+    let shrink = l.isr_change(8_200, 3000, 1000, eligible).expect("broker 3 lags");
+    assert_eq!(shrink.isr, vec![1, 2]);
+    l.apply_state(8_300, &PartitionState { partition_epoch: 3, ..state(Some(1), 1, &[1, 2]) });
+    l.serve_fetch(8_400, &f2, true, true);
+    assert_eq!(l.high_watermark(), 2);
 }
 
 fn controller(unclean: bool) -> ControllerCore {
