@@ -67,6 +67,9 @@ for f in ["report.html", "report.md", "report.json", "junit.xml"]:
         sys.exit(f"error: the merge wrote no {f}")
 print(f"{len(merged)} runs, equal run for run; report.html, report.md, report.json, junit.xml written")
 PY
+
+step "report.html opens offline in headless Chromium with its charts drawn"
+bash ci/report-browser-check.sh "$shards/merged" target/chaos/report.png
 rm -rf "$shards"
 
 step "every unsafe config is caught, with the violation kind its checker exists for"

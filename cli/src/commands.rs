@@ -54,8 +54,9 @@ pub fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         }
         Command::Report { dir, slo, seed } => {
             let options = report_options(slo, seed)?;
-            let file = reports::shard::ShardFile::read(&dir).map_err(usage)?;
-            let shard = file.shard.clone();
+            let mut file = reports::shard::ShardFile::read(&dir).map_err(usage)?;
+            // One shard's report is that shard's: not an incomplete merge.
+            let shard = file.shard.take();
             let merged = reports::shard::merge(vec![file], scenarios::all()).map_err(usage)?;
             let summary =
                 reports::Summary::new(&merged.scenarios, merged.config, merged.seeds, merged.runs).with_shard(shard);

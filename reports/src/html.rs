@@ -248,7 +248,7 @@ pub fn latency_chart(a: &Availability) -> String {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 280)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Latency of successful operations per second (mean, and max dashed)", ("sans-serif", 15))
+            .caption("Latency of successful operations per second (line: mean, dots: max)", ("sans-serif", 15))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(50)
