@@ -144,7 +144,15 @@ fn run_here(req: RunRequest, sink: Option<BufWriter<File>>) -> RunReport {
         let _ = outcome.world.with_trace(|t| t.flush());
         let sometimes = outcome.world.sometimes_counts();
         let availability = crate::availability::collect(&outcome, &verdict.lost);
-        (outcome.trace_hash(), outcome.events(), outcome.sim_time_ms, sometimes, violations, verdict.metrics, availability)
+        (
+            outcome.trace_hash(),
+            outcome.events(),
+            outcome.sim_time_ms,
+            sometimes,
+            violations,
+            verdict.metrics,
+            availability,
+        )
     }));
     let (trace_hash, events, sim_time_ms, sometimes, violations, metrics, availability) = match result {
         Ok(r) => r,
