@@ -43,6 +43,35 @@ cargo chaos list | awk '/^[a-z]/ { print $1 }' | while read -r scenario; do
     cargo chaos sweep --scenario "$scenario" --seeds "$seeds" --jobs 2 --out "target/chaos/test-suite/$scenario" < /dev/null
 done
 
+# Two shards of a sweep, merged, must equal the unsharded sweep run for run (wall times aside),
+# and a sweep must leave the whole report behind.
+step "sweep --shard i/n and merge: equal to the unsharded sweep"
+shards="$(mktemp -d)"
+cargo chaos sweep --scenario smoke --seeds 0..6 --jobs 2 --out "$shards/whole" > /dev/null 2>&1
+cargo chaos sweep --scenario smoke --seeds 0..6 --shard 0/2 --jobs 2 --out "$shards/0" > /dev/null 2>&1
+cargo chaos sweep --scenario smoke --seeds 0..6 --shard 1/2 --jobs 2 --out "$shards/1" > /dev/null 2>&1
+cargo chaos merge "$shards/1" "$shards/0" --out "$shards/merged" > /dev/null 2>&1
+python3 - "$shards" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+def runs(name):
+    rs = json.load(open(f"{d}/{name}/summary.json"))["runs"]
+    for r in rs:
+        r.pop("wall_ms")
+    return rs
+whole, merged = runs("whole"), runs("merged")
+if whole != merged:
+    sys.exit(f"error: merged shards differ from the unsharded sweep: seeds {[r['seed'] for r in merged]}")
+for f in ["report.html", "report.md", "report.json", "junit.xml"]:
+    if not os.path.getsize(f"{d}/merged/{f}"):
+        sys.exit(f"error: the merge wrote no {f}")
+print(f"{len(merged)} runs, equal run for run; report.html, report.md, report.json, junit.xml written")
+PY
+
+step "report.html opens offline in headless Chromium with its charts drawn"
+bash ci/report-browser-check.sh "$shards/merged" target/chaos/report.png
+rm -rf "$shards"
+
 step "every unsafe config is caught, with the violation kind its checker exists for"
 bash ci/unsafe-check.sh
 

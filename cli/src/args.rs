@@ -18,7 +18,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// List the scenarios and their configs.
-    List,
+    List {
+        /// Print one JSON document for tools: scenarios, configs (with `unsafe`), must-reach
+        /// records and window probes with their minimum rates.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run one seed of a scenario.
     Run {
         #[command(flatten)]
@@ -48,6 +53,34 @@ pub enum Command {
         /// Print one JSON object per run.
         #[arg(long)]
         json: bool,
+        /// Run only the I-th of N interleaved slices of the seed range (I from 0), for a CI
+        /// matrix or a job array; `merge` joins the slices.
+        #[arg(long)]
+        shard: Option<String>,
+        /// The availability objective of the report, in percent.
+        #[arg(long, default_value_t = 99.9)]
+        slo: f64,
+    },
+    /// Join the output directories of a sweep's shards into one summary and report in --out.
+    Merge {
+        /// The shards' output directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// The availability objective of the report, in percent.
+        #[arg(long, default_value_t = 99.9)]
+        slo: f64,
+    },
+    /// Build report.json, report.md, report.html and junit.xml from a sweep's output directory.
+    Report {
+        dir: PathBuf,
+        /// The availability objective, in percent.
+        #[arg(long, default_value_t = 99.9)]
+        slo: f64,
+        /// The seed whose timeline the charts draw (default: the first failing seed, else the first).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Re-run one seed with the simulation's log on stderr (simulated time and node per line).
     Replay {

@@ -29,18 +29,38 @@ fn usage(msg: String) -> Failure {
 
 pub fn dispatch(command: Command) -> Result<ExitCode, Failure> {
     match command {
-        Command::List => Ok(list()),
+        Command::List { json } => Ok(list(json)),
         Command::Run { one, trace, json } => {
             let mut req = one_run(one)?;
             req.trace = trace;
             run(req, json)
         }
-        Command::Sweep { scenario, seeds, config, jobs, out, json } => {
+        Command::Sweep { scenario, seeds, config, jobs, out, json, shard, slo } => {
             let scenarios = scenario_set(&scenario, config.as_deref())?;
             let range = parse_range(&seeds).map_err(usage)?;
             let jobs = check_jobs(jobs)?;
+            let shard = shard.map(|s| reports::shard::Shard::parse(&s)).transpose().map_err(usage)?;
+            let options = report_options(slo, None)?;
             let out = out.unwrap_or_else(|| PathBuf::from("target/chaos/sweep"));
-            sweep(&scenarios, range, &seeds, config, jobs, &out, json)
+            let plan = SweepPlan { range, seeds: &seeds, config, shard, jobs, json };
+            sweep(&scenarios, plan, &out, &options)
+        }
+        Command::Merge { dirs, out, slo } => {
+            let options = report_options(slo, None)?;
+            let files = dirs.iter().map(|d| reports::shard::ShardFile::read(d)).collect::<Result<Vec<_>, _>>();
+            let merged = reports::shard::merge(files.map_err(usage)?, scenarios::all()).map_err(usage)?;
+            let summary = reports::Summary::new(&merged.scenarios, merged.config, merged.seeds, merged.runs);
+            finish(&summary, &out, &options)
+        }
+        Command::Report { dir, slo, seed } => {
+            let options = report_options(slo, seed)?;
+            let mut file = reports::shard::ShardFile::read(&dir).map_err(usage)?;
+            // One shard's report is that shard's: not an incomplete merge.
+            let shard = file.shard.take();
+            let merged = reports::shard::merge(vec![file], scenarios::all()).map_err(usage)?;
+            let summary =
+                reports::Summary::new(&merged.scenarios, merged.config, merged.seeds, merged.runs).with_shard(shard);
+            finish(&summary, &dir, &options)
         }
         Command::Replay { one, log } => {
             let req = one_run(one)?;
@@ -104,7 +124,19 @@ fn scenario_set(name: &str, config: Option<&str>) -> Result<Vec<&'static Scenari
     Ok(vec![one_scenario(name, config)?])
 }
 
-fn list() -> ExitCode {
+fn report_options(slo: f64, seed: Option<u64>) -> Result<reports::report::Options, Failure> {
+    if !(slo > 0.0 && slo < 100.0) {
+        return Err(usage(format!("--slo {slo}: expected a percentage strictly between 0 and 100, e.g. 99.9")));
+    }
+    Ok(reports::report::Options { slo_percent: slo, seed })
+}
+
+fn list(json: bool) -> ExitCode {
+    if json {
+        let catalog = reports::catalog::describe(scenarios::all());
+        println!("{}", serde_json::to_string_pretty(&catalog).expect("the catalog serializes"));
+        return ExitCode::SUCCESS;
+    }
     for s in scenarios::all() {
         println!("{:<20} {}", s.name, s.about);
         for (c, about) in s.configs {
@@ -254,33 +286,65 @@ fn progress(total: usize, what: &str) -> ProgressBar {
     bar
 }
 
+/// What one sweep runs: the seeds (or one shard of them), the config, the parallelism.
+struct SweepPlan<'a> {
+    range: std::ops::Range<u64>,
+    seeds: &'a str,
+    config: Option<String>,
+    shard: Option<reports::shard::Shard>,
+    jobs: usize,
+    json: bool,
+}
+
 fn sweep(
     scenarios: &[&'static Scenario],
-    range: std::ops::Range<u64>,
-    seeds: &str,
-    config: Option<String>,
-    jobs: usize,
+    plan: SweepPlan<'_>,
     out: &std::path::Path,
-    json: bool,
+    options: &reports::report::Options,
 ) -> Result<ExitCode, Failure> {
+    let seeds: Vec<u64> = match plan.shard {
+        Some(shard) => shard.seeds(plan.range.clone()),
+        None => plan.range.clone().collect(),
+    };
+    if seeds.is_empty() {
+        return Err(usage(format!(
+            "shard {} of seeds {} holds no seed",
+            plan.shard.map(|s| s.label()).unwrap_or_default(),
+            plan.seeds
+        )));
+    }
     let requests: Vec<RunRequest> =
-        scenarios.iter().flat_map(|s| range.clone().map(|seed| request(s, seed, config.clone(), None))).collect();
+        scenarios.iter().flat_map(|s| seeds.iter().map(|seed| request(s, *seed, plan.config.clone(), None))).collect();
     let bar = progress(requests.len(), "sweep");
-    let runs = run_all(requests, jobs, &bar)?;
+    let runs = run_all(requests, plan.jobs, &bar)?;
     bar.finish_and_clear();
-    if json {
+    if plan.json {
         for r in &runs {
             println!("{}", serde_json::to_string(r).expect("reports serialize"));
         }
     }
-    let summary = reports::Summary::new(scenarios, config, seeds.to_string(), runs);
-    summary.write(out).map_err(|e| Failure::Other(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
+    let summary = reports::Summary::new(scenarios, plan.config, plan.seeds.to_string(), runs)
+        .with_shard(plan.shard.map(|s| s.label()));
+    finish(&summary, out, options)
+}
+
+/// Writes the summary and every report into `out`, prints the verdict lines, and exits 1 unless
+/// the sweep held.
+fn finish(
+    summary: &reports::Summary,
+    out: &std::path::Path,
+    options: &reports::report::Options,
+) -> Result<ExitCode, Failure> {
+    let cannot = |e: std::io::Error| Failure::Other(anyhow::anyhow!("cannot write {}: {e}", out.display()));
+    summary.write(out).map_err(cannot)?;
+    reports::report::write(summary, out, options).map_err(cannot)?;
     eprintln!(
-        "{} runs: {} passed, {} failed; summary in {}",
+        "{} runs: {} passed, {} failed; summary in {}, report in {}",
         summary.total,
         summary.passed,
         summary.failed,
-        out.join("summary.json").display()
+        out.join("summary.json").display(),
+        out.join("report.html").display()
     );
     for p in summary.probes.iter().filter(|p| p.requirement == "window") {
         eprintln!("probe {}", p.describe());

@@ -14,6 +14,9 @@ pub struct Summary {
     pub scenarios: Vec<String>,
     pub config: Option<String>,
     pub seeds: String,
+    /// The slice of `seeds` this sweep ran (`i/n`, see `shard`); absent for a whole sweep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub engine: String,
     pub total: usize,
     pub passed: usize,
@@ -51,6 +54,7 @@ impl Summary {
             scenarios: scenarios.iter().map(|s| s.name.to_string()).collect(),
             config,
             seeds,
+            shard: None,
             engine: runs.first().map(|r| r.engine.to_string()).unwrap_or_default(),
             total: runs.len(),
             passed,
@@ -61,6 +65,12 @@ impl Summary {
             replay: runs.iter().filter(|r| !r.passed).map(RunReport::replay_command).collect(),
             runs,
         }
+    }
+
+    /// The same summary, marked as shard `i/n` of its seed range.
+    pub fn with_shard(mut self, shard: Option<String>) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// True when every run passed and the sweep reached what it must.

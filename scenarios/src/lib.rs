@@ -1,6 +1,7 @@
 //! Seeded scenarios: each builds a topology, node mains (stack and workload), a fault schedule
 //! and a checker from one seed, and runs on whichever engine the build carries.
 
+pub mod availability;
 pub mod bench;
 pub mod kafka_partition;
 pub mod ledger;

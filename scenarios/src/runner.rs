@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sim::{Engine, RunOptions, Scheduled};
 
 use crate::scenario::{Built, Scenario, Verdict, Violation};
@@ -42,7 +42,7 @@ impl RunRequest {
 }
 
 /// The result of one run: the `--json` line and one entry of a sweep's summary.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunReport {
     pub scenario: String,
     pub config: Option<String>,
@@ -61,6 +61,10 @@ pub struct RunReport {
     /// The file the schedule was read from, when it was given as one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_file: Option<String>,
+    /// What users saw (per operation class), the fault windows and the data lost: present when
+    /// the scenario's clients record `OpOutcome`s (see `availability`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<crate::availability::Availability>,
 }
 
 impl RunReport {
@@ -139,14 +143,23 @@ fn run_here(req: RunRequest, sink: Option<BufWriter<File>>) -> RunReport {
         violations.append(&mut verdict.violations);
         let _ = outcome.world.with_trace(|t| t.flush());
         let sometimes = outcome.world.sometimes_counts();
-        (outcome.trace_hash(), outcome.events(), outcome.sim_time_ms, sometimes, violations, verdict.metrics)
+        let availability = crate::availability::collect(&outcome, &verdict.lost);
+        (
+            outcome.trace_hash(),
+            outcome.events(),
+            outcome.sim_time_ms,
+            sometimes,
+            violations,
+            verdict.metrics,
+            availability,
+        )
     }));
-    let (trace_hash, events, sim_time_ms, sometimes, violations, metrics) = match result {
+    let (trace_hash, events, sim_time_ms, sometimes, violations, metrics, availability) = match result {
         Ok(r) => r,
         Err(panic) => {
             let msg = panic_message(&panic);
             let panicked = Violation { kind: "panic".into(), message: msg };
-            (String::new(), 0, 0, BTreeMap::new(), vec![panicked], BTreeMap::new())
+            (String::new(), 0, 0, BTreeMap::new(), vec![panicked], BTreeMap::new(), None)
         }
     };
     RunReport {
@@ -164,6 +177,7 @@ fn run_here(req: RunRequest, sink: Option<BufWriter<File>>) -> RunReport {
         metrics,
         schedule: ran,
         schedule_file: req.schedule_file.map(|p| p.display().to_string()),
+        availability,
     }
 }
 

@@ -33,9 +33,25 @@ pub struct Verdict {
     /// Measurements of the run (e.g. `failover_ms`, `commits_per_sim_s`) that benchmarks and
     /// reports aggregate over seeds. Units last in names.
     pub metrics: BTreeMap<String, f64>,
+    /// Acknowledged data the checkers found lost, one entry per lost item: what it was (`append`,
+    /// `commit`, `edit`) and when it was acknowledged. Reports print the count (zero as zero)
+    /// and the window it spans. A loss that breaks a promise is also a violation.
+    pub lost: Vec<Lost>,
+}
+
+/// One acknowledged item that did not survive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    pub what: String,
+    pub acked_at_ms: u64,
 }
 
 impl Verdict {
+    /// Records one acknowledged item lost (see [`Verdict::lost`]).
+    pub fn data_lost(&mut self, what: &str, acked_at_ms: u64) {
+        self.lost.push(Lost { what: what.to_string(), acked_at_ms });
+    }
+
     pub fn violation(&mut self, kind: &str, message: impl Into<String>) {
         self.violations.push(Violation { kind: kind.to_string(), message: message.into() });
     }

@@ -66,6 +66,21 @@ impl Observation for DiskCorrupted {
     const KIND: &'static str = "sim.disk_corrupted";
 }
 
+/// One client operation as its user saw it: its class (`append`, `edit`, `sign_in`...), whether
+/// it succeeded, and how long it took, recorded when it completes (so the operation was invoked
+/// at `t_ms − latency_ms`). Reports aggregate these into availability per class, latency
+/// percentiles and recovery times; a scenario whose clients record them gets those figures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpOutcome {
+    pub class: String,
+    pub ok: bool,
+    pub latency_ms: u64,
+}
+
+impl Observation for OpOutcome {
+    const KIND: &'static str = "client.op";
+}
+
 /// Every observation of a run, in the order they were recorded.
 #[derive(Default)]
 pub struct Observations {

@@ -76,6 +76,17 @@ impl LogChecker {
     }
 
     fn acked_survive(&self, seen: &Seen, verdict: &mut Verdict) {
+        // An append is lost when any recovered log misses it; counted once for the report.
+        let mut lost: BTreeSet<&str> = BTreeSet::new();
+        for log in seen.recovered.values() {
+            let log: BTreeSet<&str> = log.entries.iter().map(|(_, v)| v.as_str()).collect();
+            lost.extend(seen.acked.iter().map(|(v, _)| v.as_str()).filter(|v| !log.contains(v)));
+        }
+        for (v, t) in &seen.acked {
+            if lost.remove(v.as_str()) {
+                verdict.data_lost("append", *t);
+            }
+        }
         for (replica, log) in &seen.recovered {
             let log: BTreeSet<&str> = log.entries.iter().map(|(_, v)| v.as_str()).collect();
             let missing: Vec<String> = seen

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
+use sim::observation::OpOutcome;
 use sim::NodeCtx;
 use system::rpc::{Channel, ChannelOptions, Encoding};
 
@@ -42,7 +43,18 @@ async fn writer(mut ctx: NodeCtx, id: usize, leak: bool) {
         // Retry the same value until acknowledged: a retry after a timeout may append it twice,
         // which the checker tolerates (the log is at-least-once for retried appends).
         loop {
-            match append(&ctx, &channel, &target, &value).await {
+            let invoked_ms = ctx.clock.now_ms();
+            let response = append(&ctx, &channel, &target, &value).await;
+            // What the user saw, for the availability report: a commit is a success, a timeout
+            // or a refusal without a leader to follow a failure; a redirect to the leader is
+            // part of the same user action and is not counted.
+            let ok = matches!(response, Some(Response::Committed { .. }));
+            let redirected = matches!(&response, Some(Response::NotLeader { leader: Some(l) }) if *l != target);
+            if !redirected {
+                let latency_ms = ctx.clock.now_ms().saturating_sub(invoked_ms);
+                ctx.observe(&OpOutcome { class: "append".into(), ok, latency_ms });
+            }
+            match response {
                 Some(Response::Committed { index }) => {
                     ctx.observe(&Acked { value: value.clone(), index, replica: target.clone() });
                     break;

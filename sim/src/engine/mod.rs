@@ -12,7 +12,7 @@ mod madsim_engine;
 #[cfg(not(madsim))]
 mod turmoil_engine;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     Madsim,
