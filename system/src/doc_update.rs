@@ -109,6 +109,24 @@ impl DocUpdate {
         postcard::to_allocvec(self).expect("serializing plain data cannot fail")
     }
 
+    /// The log record's value: the model's log values are strings, so the encoding in
+    /// lower-case hex.
+    pub fn to_record(&self) -> String {
+        self.encode().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Decodes and validates a log record's value (see [`DocUpdate::to_record`]).
+    pub fn from_record(value: &str) -> Result<DocUpdate, DocUpdateError> {
+        if !value.len().is_multiple_of(2) || value.len() > 2 * (MAX_UPDATE_BYTES + 1024) {
+            return Err(DocUpdateError::Undecodable("record value is not hex of a bounded size".into()));
+        }
+        let bytes: Option<Vec<u8>> = (0..value.len())
+            .step_by(2)
+            .map(|i| value.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect();
+        DocUpdate::decode(&bytes.ok_or_else(|| DocUpdateError::Undecodable("record value is not hex".into()))?)
+    }
+
     /// Decodes and validates a record from the log.
     pub fn decode(bytes: &[u8]) -> Result<DocUpdate, DocUpdateError> {
         if bytes.len() > MAX_UPDATE_BYTES + 1024 {
@@ -155,6 +173,9 @@ mod tests {
         assert_ne!(a.op_id, DocUpdate::new(d, vec![1, 2, 4]).op_id);
         assert_ne!(a.op_id, DocUpdate::new(DocId::parse("t/e").unwrap(), vec![1, 2, 3]).op_id);
         assert_eq!(DocUpdate::decode(&a.encode()).unwrap(), a);
+        assert_eq!(DocUpdate::from_record(&a.to_record()).unwrap(), a);
+        assert!(DocUpdate::from_record("zz").is_err());
+        assert!(DocUpdate::from_record("abc").is_err());
     }
 
     #[test]

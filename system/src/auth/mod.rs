@@ -64,8 +64,7 @@ use passwords::PasswordCost;
 use rotation::RotationPolicy;
 use service::AuthService;
 
-/// The port every HTTP service of the stack listens on.
-pub const HTTP_PORT: u16 = 8080;
+pub use crate::http::HTTP_PORT;
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one request may take end to end (reads and a commit, each retried within budget).

@@ -61,9 +61,7 @@ pub use upstreams::Pools;
 
 use crate::http::health::{self as health_endpoint, HealthFlag};
 
-/// The port of every HTTP or WebSocket service: the balancers' front door, the auth and
-/// document services' APIs, the collaboration service's WebSocket endpoint.
-pub const HTTP_PORT: u16 = 8080;
+pub use crate::http::HTTP_PORT;
 
 /// A balancer's settings. [`BalancerConfig::new`] gives the defaults, scaled for simulation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

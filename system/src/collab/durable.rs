@@ -92,7 +92,7 @@ pub fn partition_for(doc: &DocId, partitions: u32) -> u32 {
 
 /// The record value of an update.
 pub fn record_value(update: &DocUpdate) -> String {
-    update.encode().iter().map(|b| format!("{b:02x}")).collect()
+    update.to_record()
 }
 
 /// A producer id: random 48 bits, never 0 (0 means "not idempotent" in the model).

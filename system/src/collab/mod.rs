@@ -44,8 +44,7 @@ use sim::NodeCtx;
 use crate::http::health::{self, HealthFlag};
 use crate::kafka::KafkaCluster;
 
-/// The port of every HTTP or WebSocket service (the collaboration endpoint here).
-pub const HTTP_PORT: u16 = 8080;
+pub use crate::http::HTTP_PORT;
 
 /// A collaboration node's configuration (the stack builder fills it from cluster handles).
 #[derive(Clone)]

@@ -33,8 +33,7 @@ use super::vector::VersionVector;
 use crate::doc_update::DocId;
 use crate::http::{read_request, write_response, Request, Response};
 
-/// The port of every HTTP service of the stack.
-pub const HTTP_PORT: u16 = 8080;
+pub use crate::http::HTTP_PORT;
 /// How long one request may take on the serving side (a rebuild through a MongoDB failover
 /// gives up before this, with a 503).
 const SERVE_TIMEOUT_MS: u64 = 15_000;

@@ -20,6 +20,10 @@ use serde::Serialize;
 use sim::net::Net;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// The port of every HTTP or WebSocket service: the balancers' front door, the auth and
+/// document services' APIs, the collaboration service's WebSocket endpoint.
+pub const HTTP_PORT: u16 = 8080;
+
 /// The longest request or response head accepted (a cookie-less API needs far less).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// The largest body accepted (a document's whole state travels in one).

@@ -21,7 +21,7 @@ use yrs::{Doc, ReadTxn, Transact, Update};
 use crate::doc_update::DocUpdate;
 use crate::docs::rebuild::{self, decode_update};
 use crate::docs::store::{DocStore, LoadError, StoredOp};
-use crate::docs::vector::{unhex, VersionVector};
+use crate::docs::vector::VersionVector;
 use crate::kafka::Record;
 use crate::mongo::{RouteError, Written};
 
@@ -34,10 +34,7 @@ pub enum Decoded {
 
 /// Decodes one record of `partition`.
 pub fn decode_record(partition: u32, record: &Record) -> Decoded {
-    let Some(bytes) = unhex(&record.value) else {
-        return Decoded::Invalid("value is not hex".into());
-    };
-    let update = match DocUpdate::decode(&bytes) {
+    let update = match DocUpdate::from_record(&record.value) {
         Ok(u) => u,
         Err(e) => return Decoded::Invalid(e.to_string()),
     };
@@ -55,7 +52,7 @@ pub fn decode_record(partition: u32, record: &Record) -> Decoded {
 
 /// The record value of an update: what the collaboration service produces.
 pub fn encode_value(update: &DocUpdate) -> String {
-    crate::docs::vector::hex(&update.encode())
+    update.to_record()
 }
 
 /// Groups operations by document, each group in log order, the same operation once.
