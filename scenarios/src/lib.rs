@@ -14,6 +14,7 @@ pub mod scenario;
 pub mod schedule_file;
 pub mod shrink;
 pub mod smoke;
+pub mod stack;
 pub mod transactions;
 
 pub use runner::{run, RunReport, RunRequest};

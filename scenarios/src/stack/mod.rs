@@ -1,0 +1,11 @@
+//! The collaborative-editor stack, composed once (see the module docs of each part).
+
+pub mod acked;
+pub mod check;
+pub mod editor_core;
+pub mod observe;
+pub mod reconnect;
+pub mod trace;
+pub mod typist;
+pub mod ydoc;
+pub mod ysync;
