@@ -2,6 +2,8 @@
 //! so the same code runs under madsim, under turmoil and on a real runtime.
 
 pub mod consensus;
+pub mod doc_update;
+pub mod http;
 pub mod kafka;
 pub mod mongo;
 pub mod objstore;

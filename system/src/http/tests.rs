@@ -1,0 +1,53 @@
+use super::*;
+
+fn parse(bytes: &[u8]) -> Result<Request, HttpError> {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut stream = bytes;
+    rt.block_on(read_request(&mut stream))
+}
+
+#[test]
+fn a_request_round_trips_through_its_encoding() {
+    let req = Request::post_json("/auth/login?x=a%20b&flag", &serde_json::json!({"user": "u"})).header("X-Key", "v");
+    let back = parse(&req.encode()).unwrap();
+    assert_eq!(back.method, "POST");
+    assert_eq!(back.path, "/auth/login");
+    assert_eq!(back.query.get("x").map(String::as_str), Some("a b"));
+    assert_eq!(back.query.get("flag").map(String::as_str), Some(""));
+    assert_eq!(back.headers.get("x-key").map(String::as_str), Some("v"));
+    assert_eq!(back.body, req.body);
+    assert_eq!(back.head_bytes(), &req.encode()[..back.head_bytes().len()]);
+}
+
+#[test]
+fn a_response_round_trips_through_its_encoding() {
+    let res = Response::json(201, &serde_json::json!({"ok": true})).header("x-state-vector", "00");
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let bytes = res.encode();
+    let mut stream = &bytes[..];
+    let back = rt.block_on(read_response(&mut stream)).unwrap();
+    assert_eq!(back, res.clone().header("content-length", &res.body.len().to_string()).header("connection", "close"));
+}
+
+#[test]
+fn malformed_and_oversized_requests_are_errors() {
+    assert!(matches!(parse(b"GET / HTTP/1.1\r\n"), Err(HttpError::Closed)));
+    assert!(matches!(parse(b"\x00\x01 nonsense\r\n\r\n"), Err(HttpError::Malformed(_))));
+    assert!(matches!(parse(b"GET / HTTP/1.1\r\ncontent-length: x\r\n\r\n"), Err(HttpError::Malformed(_))));
+    assert!(matches!(parse(b"GET / HTTP/1.1\r\ncontent-length: 99999999999\r\n\r\n"), Err(HttpError::TooLarge(_))));
+    assert!(matches!(parse(b"GET / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"), Err(HttpError::Malformed(_))));
+    assert!(parse(b"GET / HTTP/1.1\r\ncontent-length: 2\r\n\r\nab").is_ok());
+    assert!(matches!(parse(b"GET / HTTP/1.1\r\ncontent-length: 2\r\n\r\na"), Err(HttpError::Closed)));
+    let huge = format!("GET / HTTP/1.1\r\nx: {}\r\n\r\n", "a".repeat(MAX_HEAD_BYTES + 10));
+    assert!(matches!(parse(huge.as_bytes()), Err(HttpError::TooLarge(_))));
+    assert!(parse(b"GET /%zz%4 HTTP/1.1\r\n\r\n").is_ok());
+}
+
+#[test]
+fn upgrade_and_bearer_are_read_from_headers() {
+    let req = parse(b"GET /collab/t/d?token=abc HTTP/1.1\r\nUpgrade: websocket\r\nAuthorization: Bearer tok\r\n\r\n")
+        .unwrap();
+    assert!(req.is_upgrade());
+    assert_eq!(req.bearer(), Some("tok"));
+    assert_eq!(req.query.get("token").map(String::as_str), Some("abc"));
+}
