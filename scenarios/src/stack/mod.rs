@@ -1,11 +1,15 @@
 //! The collaborative-editor stack, composed once (see the module docs of each part).
 
 pub mod acked;
+pub mod admin;
+pub mod attacker;
 pub mod check;
+pub mod editor;
 pub mod editor_core;
 pub mod observe;
 pub mod reconnect;
 pub mod trace;
 pub mod typist;
+pub mod users;
 pub mod ydoc;
 pub mod ysync;

@@ -31,9 +31,12 @@ impl Checker for SecurityChecker {
         let mut collateral = Vec::new();
         outcome.observations(|o| {
             let mut attacks = 0;
+            let revoked_at: Vec<u64> = o.of::<Revoked>().map(|r| r.t_ms).collect();
             for a in o.of::<Attack>() {
                 attacks += 1;
-                if a.value.accepted {
+                // A revoked user's reconnect is refused only once the revocation's bound passed.
+                let due = a.value.attack != "revoked" || revoked_at.iter().any(|r| r + self.revocation_bound_ms < a.t_ms);
+                if a.value.accepted && due {
                     bad.push(format!("{} at {} ms by {}: {}", a.value.attack, a.t_ms, a.node, a.value.detail));
                 }
             }
