@@ -7,7 +7,8 @@
 //! disk may also turn bad for a while: one member's disk returns I/O errors (the mongod must
 //! stop, not pass over them), or one member is crash-restarted while its disk flips a byte on
 //! every read (it must find the damage by checksum and repair from its peers before it votes or
-//! counts again). Everything heals at [`HEAL_AT_MS`].
+//! counts again), or a block of a synced file is corrupted before a crash-restart, or the disk is
+//! wiped (a rebuilt host). Everything heals at [`HEAL_AT_MS`].
 //!
 //! Bounded by what a replica set promises: each fault takes out one member of one set, so
 //! every set keeps a majority; the faults on primaries never overlap, and disk faults hit a set
@@ -42,7 +43,9 @@ pub fn draw(seed: u64) -> Vec<Scheduled> {
     }
     let spared: Vec<&str> = mongo.sets().into_iter().filter(|s| !hit.contains(s)).collect();
     let set = spared[rng.gen_range(0..spared.len())];
-    bad_disk(&mut rng, &mongo.members(set), &mut schedule);
+    // Damage to synced data draws from its own stream, so adding it left every other draw as it was.
+    let mut damage_rng = sim::rng::derive(seed, "~schedule-damage", 0);
+    bad_disk(&mut rng, &mut damage_rng, &mongo.members(set), &mut schedule);
     for _ in 0..2 {
         if rng.gen_range(0..3) != 0 {
             let app = APPS[rng.gen_range(0..APPS.len())];
@@ -61,9 +64,10 @@ pub fn draw(seed: u64) -> Vec<Scheduled> {
     schedule
 }
 
-/// Maybe a bad disk on one member of `members`: I/O errors for a while, or a crash-restart that
-/// reads damaged records back.
-fn bad_disk(rng: &mut ChaCha8Rng, members: &[String], schedule: &mut Vec<Scheduled>) {
+/// Maybe a bad disk on one member of `members`: I/O errors for a while, a crash-restart that
+/// reads damaged records back, a corrupt block of a synced file found by the restart that
+/// follows, or a disk replaced by an empty one.
+fn bad_disk(rng: &mut ChaCha8Rng, damage_rng: &mut ChaCha8Rng, members: &[String], schedule: &mut Vec<Scheduled>) {
     let torn = DiskFaults { torn_writes: true, ..DiskFaults::default() };
     let member = Target::node(&members[rng.gen_range(0..members.len())]);
     let at = rng.gen_range(5_000..30_000);
@@ -81,7 +85,22 @@ fn bad_disk(rng: &mut ChaCha8Rng, members: &[String], schedule: &mut Vec<Schedul
             schedule.push(Scheduled { at_ms: at + 1, fault: Fault::Restart(member.clone()) });
             schedule.push(Scheduled { at_ms: at + 2, fault: disk(torn) });
         }
-        _ => {}
+        _ => match damage_rng.gen_range(0..3) {
+            0 => {
+                let corrupt = Fault::Corrupt { target: member.clone(), file: None, file_prefix: None, block: None };
+                schedule.push(Scheduled { at_ms: at, fault: corrupt });
+                let restart_at = at + damage_rng.gen_range(500..4_000);
+                schedule.push(Scheduled { at_ms: restart_at, fault: Fault::Restart(member.clone()) });
+            }
+            1 => {
+                // A rebuilt host: no oplog, no vote record; it must not vote until it has
+                // caught up from its set.
+                schedule.push(Scheduled { at_ms: at, fault: Fault::Wipe(member.clone()) });
+                let restart_at = at + damage_rng.gen_range(500..4_000);
+                schedule.push(Scheduled { at_ms: restart_at, fault: Fault::Restart(member.clone()) });
+            }
+            _ => {}
+        },
     }
 }
 

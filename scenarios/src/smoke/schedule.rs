@@ -2,11 +2,14 @@
 //! six faults (each undone a few seconds later) before everything heals at [`HEAL_AT_MS`].
 //!
 //! Process crashes (the page cache kept, so a restart reads unsynced entries back) are drawn
-//! too. Corrupt blocks and wiped disks are not drawn yet.
+//! too, and at most once a run, damage to one replica's synced data: a corrupt block of its log
+//! or hard state (found by checksum when the restart reads it) or a wiped disk. The member must
+//! notice, refuse to vote or acknowledge, and be repaired from the leader.
 //!
 //! Faults are bounded by what a three-replica Raft log promises: overlapping faults may take a
 //! majority down for a while (the log then stalls, which is allowed), but nothing destroys synced
-//! data on a majority, so every acknowledged append must survive.
+//! data on a majority (hence one damaged replica a run), so every acknowledged append must
+//! survive.
 //!
 //! Two kinds aim at Raft's deciding windows. The leader cut off from the other replicas but not
 //! from the client keeps appending what the client sends, uncommitted, until check-quorum
@@ -32,12 +35,19 @@ pub fn draw(seed: u64) -> Vec<Scheduled> {
     let mut schedule = vec![Scheduled { at_ms: 0, fault: Fault::Disk { target: replicas(), faults: torn } }];
     let count = rng.gen_range(3..=6);
     let mut at = 2_000;
+    let mut damaged = false;
     for _ in 0..count {
         at += rng.gen_range(1_000..6_000);
         if at >= HEAL_AT_MS - 8_000 {
             break;
         }
-        schedule.extend(one(&mut rng, at));
+        // One kind in eleven damages a replica's synced data, once a run at most.
+        if !damaged && rng.gen_ratio(1, 11) {
+            damaged = true;
+            schedule.extend(damage(&mut rng, at));
+        } else {
+            schedule.extend(one(&mut rng, at));
+        }
     }
     schedule.push(Scheduled { at_ms: HEAL_AT_MS, fault: Fault::HealAll });
     schedule
@@ -49,6 +59,22 @@ fn replicas() -> Target {
 
 fn pick<'a>(rng: &mut ChaCha8Rng, from: &[&'a str]) -> &'a str {
     from.choose(rng).expect("non-empty")
+}
+
+/// Damage to one replica's synced data, and its restart (which reads the damage back).
+fn damage(rng: &mut ChaCha8Rng, at: u64) -> Vec<Scheduled> {
+    let t = Target::node(pick(rng, &REPLICAS));
+    let restart_at = at + rng.gen_range(500..4_000);
+    if rng.gen_ratio(1, 2) {
+        let corrupt = Fault::Corrupt { target: t.clone(), file: None, file_prefix: None, block: None };
+        vec![
+            Scheduled { at_ms: at, fault: corrupt },
+            // A crash-restart of the damaged replica: its recovery reads the block.
+            Scheduled { at_ms: restart_at, fault: Fault::Restart(t) },
+        ]
+    } else {
+        vec![Scheduled { at_ms: at, fault: Fault::Wipe(t) }, Scheduled { at_ms: restart_at, fault: Fault::HealAll }]
+    }
 }
 
 /// One fault and the fault that undoes it.
