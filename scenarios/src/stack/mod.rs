@@ -3,11 +3,13 @@
 pub mod acked;
 pub mod admin;
 pub mod attacker;
+pub mod build;
 pub mod check;
 pub mod editor;
 pub mod editor_core;
 pub mod observe;
 pub mod reconnect;
+pub mod services;
 pub mod spec;
 pub mod trace;
 pub mod typist;

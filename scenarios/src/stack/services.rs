@@ -1,0 +1,48 @@
+//! The service nodes of the stack, each with its slice's `run(ctx, Config)` filled from the
+//! cluster handles: `lb-<z>` (one balancer per zone), `auth-<i>`, `collab-<i>`, `docs-<i>`,
+//! `consumer-<i>`, every kind with instances in different zones.
+
+use sim::{node_main, Plan};
+use system::balancer::BalancerConfig;
+
+use super::spec::{place, StackSpec, REGION};
+
+/// The service node names.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceNames {
+    pub balancers: Vec<String>,
+    pub auth: Vec<String>,
+    pub collab: Vec<String>,
+    pub docs: Vec<String>,
+    pub consumers: Vec<String>,
+}
+
+/// Places every service node; the balancers (one per zone) route to the others.
+pub fn names(spec: &StackSpec, plan: &mut Plan) -> ServiceNames {
+    let balancers: Vec<String> = spec
+        .zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| {
+            let name = format!("lb-{}", i + 1);
+            plan.topology.add(&name, z, REGION);
+            name
+        })
+        .collect();
+    ServiceNames {
+        balancers,
+        auth: place(spec, plan, "auth", spec.instances),
+        collab: place(spec, plan, "collab", spec.instances),
+        docs: place(spec, plan, "docs", spec.instances),
+        consumers: place(spec, plan, "consumer", spec.instances),
+    }
+}
+
+/// Adds the balancers' mains.
+pub fn add_balancers(plan: &mut Plan, names: &ServiceNames) {
+    let config = BalancerConfig::new(names.auth.clone(), names.docs.clone(), names.collab.clone());
+    for lb in &names.balancers {
+        let config = config.clone();
+        plan.node(lb, node_main(move |ctx| system::balancer::run(ctx, config.clone())));
+    }
+}
