@@ -1,6 +1,7 @@
 //! The stack under test: replicated stores and services, written only against the `sim` seams,
 //! so the same code runs under madsim, under turmoil and on a real runtime.
 
+pub mod auth;
 pub mod balancer;
 pub mod consensus;
 pub mod doc_update;

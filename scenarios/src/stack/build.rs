@@ -13,15 +13,16 @@ use crate::scenario::Built;
 
 /// How long after the last heal logins, loads and acknowledged edits must work again.
 pub const LIVENESS_BOUND_MS: u64 = 60_000;
-/// How long after a revocation took effect the revoked user's writes may still land
-/// (the collaboration service re-checks permissions on this period; its module docs).
-pub const REVOCATION_BOUND_MS: u64 = 30_000;
+/// How long after a revocation took effect the revoked user's writes may still land (the
+/// auth slice's stated bound, which the collaboration service meets by re-checking).
+pub const REVOCATION_BOUND_MS: u64 = system::auth::REVOCATION_BOUND_MS;
 
 pub fn build(seed: u64, spec: &StackSpec, schedule: Vec<Scheduled>) -> (Built, Stack) {
     let mut plan = Plan::new(Topology::new(), spec.duration_ms);
     let (pg, mongo, redis, kafka) = add_stores(spec, &mut plan);
     let names = services::names(spec, &mut plan);
     services::add_balancers(&mut plan, &names);
+    services::add_auth(&mut plan, &names, &pg);
     let verifier = VerifierConfig {
         balancers: Vec::new(),
         docs: Vec::new(),

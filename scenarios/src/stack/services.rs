@@ -3,7 +3,9 @@
 //! `consumer-<i>`, every kind with instances in different zones.
 
 use sim::{node_main, Plan};
+use system::auth::AuthConfig;
 use system::balancer::BalancerConfig;
+use system::postgres::PgCluster;
 
 use super::spec::{place, StackSpec, REGION};
 
@@ -44,5 +46,15 @@ pub fn add_balancers(plan: &mut Plan, names: &ServiceNames) {
     for lb in &names.balancers {
         let config = config.clone();
         plan.node(lb, node_main(move |ctx| system::balancer::run(ctx, config.clone())));
+    }
+}
+
+/// Adds the auth instances: credentials, keys and permissions in the PostgreSQL cluster,
+/// reached through its proxy.
+pub fn add_auth(plan: &mut Plan, names: &ServiceNames, pg: &PgCluster) {
+    let config = AuthConfig::simulation(vec![pg.proxy().to_string()]);
+    for node in &names.auth {
+        let config = config.clone();
+        plan.node(node, node_main(move |ctx| system::auth::run(ctx, config.clone())));
     }
 }

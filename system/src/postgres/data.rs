@@ -1,7 +1,7 @@
 //! The data model: typed tables and multi-key transactions instead of SQL.
 //!
-//! Four tables hold what the auth and document services keep in PostgreSQL: tenants, users,
-//! credentials (password hashes) and document permissions. A transaction is a list of checks
+//! Five tables hold what the auth service keeps in PostgreSQL: tenants, users, credentials
+//! (password hashes), document permissions and the token signing keys. A transaction is a list of checks
 //! (the `WHERE`/`SELECT ... FOR UPDATE` part) and a list of writes, applied atomically on the
 //! primary in WAL order, so transactions are serializable there. Every row remembers the WAL
 //! position that wrote it, which is how readers and checkers tell versions apart.
@@ -25,10 +25,13 @@ pub enum Table {
     Users,
     Credentials,
     DocPermissions,
+    /// The auth service's token signing keys, one row per key generation (`system::auth::keys`).
+    SigningKeys,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Tenants, Table::Users, Table::Credentials, Table::DocPermissions];
+    pub const ALL: [Table; 5] =
+        [Table::Tenants, Table::Users, Table::Credentials, Table::DocPermissions, Table::SigningKeys];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +39,7 @@ impl Table {
             Table::Users => "users",
             Table::Credentials => "credentials",
             Table::DocPermissions => "doc_permissions",
+            Table::SigningKeys => "signing_keys",
         }
     }
 }
@@ -60,13 +64,15 @@ pub struct Durability {
 }
 
 impl Durability {
-    /// Credentials and permissions on synchronous commit, the rest on local commit.
+    /// Credentials, permissions and signing keys on synchronous commit, the rest on local commit
+    /// (a signing key lost in a failover would void every token it signed).
     pub fn standard() -> Self {
         let per_table = BTreeMap::from([
             (Table::Tenants, SyncCommit::Local),
             (Table::Users, SyncCommit::Local),
             (Table::Credentials, SyncCommit::On),
             (Table::DocPermissions, SyncCommit::On),
+            (Table::SigningKeys, SyncCommit::On),
         ]);
         Durability { per_table }
     }
