@@ -30,9 +30,15 @@ done <<'TABLE'
 postgres-failover async-credentials   -      lost commit
 postgres-failover pg-ack-before-fsync 0..50  lost commit
 postgres-failover pg-no-watchdog      0..100 split brain
+postgres-failover pg-send-unflushed   -      replica ahead of primary
+postgres-failover pg-skip-rewind      -      replicas diverged
 postgres-pitr     pitr-stop-late      -      pitr past target
 redis-failover    redis-stale-client  -      write to demoted master
 redis-failover    redis-one-sentinel  -      failover without quorum
+redis-failover    redis-elect-on-quorum -    failover without majority
+redis-failover    redis-get-seeks     -      cache served wrong data
+redis-failover    redis-read-before-expire - expired key served
+redis-failover    redis-no-follow     -      clients did not follow
 mongo-failover    mongo-w1            -      lost write
 mongo-failover    mongo-ack-before-fsync -   lost write
 mongo-failover    mongo-ignore-fence  -      split lock

@@ -6,17 +6,16 @@
 
 use std::time::Duration;
 
-use scenarios::{RunReport, RunRequest};
+mod common;
+
+use scenarios::RunReport;
 use sim::{node_main, NodeCtx, Plan, RunOptions, Topology};
 use system::kafka::client::PartitionProducer;
 use system::kafka::observations::ProduceAcked;
 use system::kafka::{KafkaCluster, KafkaClusterSpec, TopicPartition};
 
 fn run(seed: u64, config: Option<&str>) -> RunReport {
-    let scenario = scenarios::find("kafka-partition").expect("kafka-partition is registered");
-    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config)).expect("run starts");
-    scenarios::ledger::record(&report);
-    report
+    common::run("kafka-partition", seed, config)
 }
 
 #[test]
@@ -28,39 +27,17 @@ fn kafka_seeds_pass_on_turmoil() {
     }
 }
 
-/// Set in a child process: run this seed once and print its trace hash.
-const CHILD_SEED_ENV: &str = "KAFKA_TURMOIL_HASH_SEED";
-
-/// The child-process entry point of the hash test below (run by it with `--ignored`).
+/// The child-process entry point of `common::hash_in_child` (run by it with `--ignored`).
 #[test]
-#[ignore = "a child-process entry point: the cross-process hash test runs it"]
-fn kafka_hash_child() {
-    let Some(seed) = std::env::var(CHILD_SEED_ENV).ok().and_then(|s| s.parse().ok()) else {
-        return;
-    };
-    let r = run(seed, None);
-    println!("HASH {} {}", r.trace_hash, r.events);
+#[ignore = "a child-process entry point: the cross-process hash tests run it"]
+fn hash_child() {
+    common::hash_child();
 }
 
-/// The same seed gives the same trace in two processes. (Two runs inside one process can
-/// differ on turmoil after a crash: the crashed host's runtime drops its tasks in tokio
-/// task-id order, ids come from a process-global counter, and each dropped stream's FIN draws
-/// its latency from turmoil's RNG in that order. That is the engine's, not the store's.)
+/// The same seed gives the same trace in two processes (see `common` for why not in one).
 #[test]
 fn kafka_same_seed_same_hash_across_processes_on_turmoil() {
-    let hash = || {
-        let exe = std::env::current_exe().expect("test binary");
-        let out = std::process::Command::new(exe)
-            .args(["--exact", "kafka_hash_child", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_SEED_ENV, "7")
-            .output()
-            .expect("child runs");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        stdout
-            .lines()
-            .find_map(|l| l.split_once("HASH ").map(|(_, h)| h.to_string()))
-            .unwrap_or_else(|| panic!("no hash in {stdout}"))
-    };
+    let hash = || common::hash_in_child("kafka-partition", 7, None);
     assert_eq!(hash(), hash());
 }
 

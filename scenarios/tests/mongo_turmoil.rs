@@ -4,15 +4,14 @@
 #![cfg(not(madsim))]
 
 use scenarios::mongo_failover::{elections, lost_writes, workload};
-use scenarios::{Checker, RunReport, RunRequest, Verdict};
+mod common;
+
+use scenarios::{Checker, RunReport, Verdict};
 use sim::{node_main, Plan, RunOptions, Topology};
 use system::mongo::{MemberEvent, MongoCluster, MongoClusterSpec, WriteAcked};
 
 fn run(seed: u64, config: Option<&str>) -> RunReport {
-    let scenario = scenarios::find("mongo-failover").expect("mongo-failover is registered");
-    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config)).expect("run starts");
-    scenarios::ledger::record(&report);
-    report
+    common::run("mongo-failover", seed, config)
 }
 
 #[test]
@@ -25,10 +24,18 @@ fn mongo_failover_seeds_pass_on_turmoil() {
     }
 }
 
+/// The child-process entry point of `common::hash_in_child` (run by it with `--ignored`).
 #[test]
-fn mongo_failover_same_seed_same_hash_on_turmoil() {
-    let (a, b) = (run(7, None), run(7, None));
-    assert_eq!(a.trace_hash, b.trace_hash);
+#[ignore = "a child-process entry point: the cross-process hash tests run it"]
+fn hash_child() {
+    common::hash_child();
+}
+
+/// The same seed gives the same trace in two processes (see `common` for why not in one).
+#[test]
+fn mongo_failover_same_seed_same_hash_across_processes_on_turmoil() {
+    let hash = || common::hash_in_child("mongo-failover", 7, None);
+    assert_eq!(hash(), hash());
 }
 
 /// Seeds searched for a run that loses a `w:1` write. About one seed in four partitions or

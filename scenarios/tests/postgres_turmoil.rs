@@ -5,19 +5,16 @@
 
 use std::time::Duration;
 
-use scenarios::{RunReport, RunRequest};
+mod common;
+
+use scenarios::RunReport;
 use sim::{node_main, Fault, NodeCtx, Plan, RunOptions, Target, Topology};
 use system::postgres::data::{Table, Txn, Write};
 use system::postgres::observe::Promoted;
 use system::postgres::wal::Body;
 use system::postgres::{PgCluster, PgClusterSpec};
 
-fn run(scenario: &str, seed: u64, config: Option<&str>) -> RunReport {
-    let scenario = scenarios::find(scenario).expect("scenario is registered");
-    let report = scenarios::run(RunRequest::new(scenario, seed).with_config(config)).expect("run starts");
-    scenarios::ledger::record(&report);
-    report
-}
+use common::run;
 
 /// The first failing run of `config` among `seeds`.
 fn first_failure(scenario: &str, config: &str, seeds: std::ops::Range<u64>) -> RunReport {
@@ -40,39 +37,17 @@ fn postgres_failover_seeds_pass_on_turmoil() {
     assert!(failovers > 0, "no seed of 0..3 failed over");
 }
 
-/// Set in a child process: run this seed once and print its trace hash.
-const CHILD_SEED_ENV: &str = "PG_TURMOIL_HASH_SEED";
-
-/// The child-process entry point of the hash test below (run by it with `--ignored`).
+/// The child-process entry point of `common::hash_in_child` (run by it with `--ignored`).
 #[test]
-#[ignore = "a child-process entry point: the cross-process hash test runs it"]
-fn postgres_hash_child() {
-    let Some(seed) = std::env::var(CHILD_SEED_ENV).ok().and_then(|s| s.parse().ok()) else {
-        return;
-    };
-    let r = run("postgres-failover", seed, None);
-    println!("HASH {} {}", r.trace_hash, r.events);
+#[ignore = "a child-process entry point: the cross-process hash tests run it"]
+fn hash_child() {
+    common::hash_child();
 }
 
-/// The same seed gives the same trace in two processes. Since every run ends with a power loss
-/// of every server, two runs inside one process can differ on turmoil: the crashed hosts' tasks
-/// are dropped in tokio's process-global task-id order, and each dropped stream's FIN draws
-/// turmoil's RNG in that order (the engine's, not the store's; see kafka_turmoil.rs).
+/// The same seed gives the same trace in two processes (see `common` for why not in one).
 #[test]
 fn postgres_failover_same_seed_same_hash_across_processes_on_turmoil() {
-    let hash = || {
-        let exe = std::env::current_exe().expect("test binary");
-        let out = std::process::Command::new(exe)
-            .args(["--exact", "postgres_hash_child", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_SEED_ENV, "7")
-            .output()
-            .expect("child runs");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        stdout
-            .lines()
-            .find_map(|l| l.split_once("HASH ").map(|(_, h)| h.to_string()))
-            .unwrap_or_else(|| panic!("no hash in {stdout}"))
-    };
+    let hash = || common::hash_in_child("postgres-failover", 7, None);
     assert_eq!(hash(), hash());
 }
 

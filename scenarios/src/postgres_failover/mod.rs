@@ -17,9 +17,12 @@
 //! `local` commit: failovers lose acknowledged sign-ups), `pg-replica-reads` (register reads from
 //! any member: stale reads make the history not linearizable), `pg-no-watchdog` (Patroni's
 //! watchdog off: a stalled agent leaves the old primary acknowledging for the sessions it has after
-//! a newer primary's first write, which the fencing check reports as split brain) and
+//! a newer primary's first write, which the fencing check reports as split brain),
 //! `pg-ack-before-fsync` (the primary answers `local` commits before its fsync: the power loss
-//! that ends the run takes them; see [`system::postgres::planted`]). Safe: `pg-sync-strict`
+//! that ends the run takes them; see [`system::postgres::planted`]), `pg-send-unflushed` (the
+//! walsender streams WAL before the primary's fsync: a replica serves a commit its primary then
+//! loses, reported as replica ahead of primary) and `pg-skip-rewind` (a rejoining standby keeps
+//! the records the new timeline discarded: replicas diverged). Safe: `pg-sync-strict`
 //! (`synchronous_mode_strict`: synchronous commits block while no standby is healthy, instead of
 //! degrading to `/sync = none`).
 //!
@@ -52,6 +55,8 @@ pub static SCENARIO: Scenario = Scenario {
         (registers::REPLICA_READS, "register reads from any member (unsafe): stale reads must make the history not linearizable"),
         ("pg-no-watchdog", "Patroni's watchdog off (unsafe): a stalled agent leaves the old primary committing after a failover"),
         ("pg-ack-before-fsync", "the primary acknowledges local commits before its fsync (unsafe): a power loss loses them"),
+        ("pg-send-unflushed", "the walsender streams WAL before the primary's fsync (unsafe): a replica serves what its primary then loses"),
+        ("pg-skip-rewind", "a rejoining standby keeps its log without rewinding to the new timeline (unsafe): replicas diverge"),
         ("pg-sync-strict", "synchronous_mode_strict: commits block rather than degrade to /sync = none"),
     ],
     sweep_must_reach: &[
@@ -145,7 +150,11 @@ fn build(_seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Bui
         Some("pg-sync-strict") => spec(Durability::standard()).sync_strict(true),
         _ => spec(Durability::standard()),
     };
-    let planted = Planted { ack_before_fsync: config == Some("pg-ack-before-fsync") };
+    let planted = Planted {
+        ack_before_fsync: config == Some("pg-ack-before-fsync"),
+        send_unflushed: config == Some("pg-send-unflushed"),
+        skip_rewind: config == Some("pg-skip-rewind"),
+    };
     let (mut plan, pg) = cluster_of(spec.planted(planted));
     plan.schedule = schedule;
     // Before the register and transaction clients: the registers' verifier exists only in a run

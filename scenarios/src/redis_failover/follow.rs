@@ -1,5 +1,5 @@
-//! Clients follow the Sentinels: once the Sentinels name a new master, clients write to it, and
-//! within a bound stop writing anywhere else.
+//! Clients follow the Sentinels: once the Sentinels name a new master, clients write to it within
+//! a bound, and within that bound stop writing anywhere else.
 //!
 //! Judged from what survives: a write a demoted master acknowledged more than
 //! `follow_bound_ms` after the Sentinels had moved on, and that the final master no longer holds,
@@ -81,7 +81,9 @@ impl Checker for FollowChecker {
 }
 
 impl FollowChecker {
-    /// Every master the Sentinels named early enough took writes after it was named.
+    /// Every master the Sentinels named early enough, and kept naming for the bound, took a write
+    /// within the bound of being named (clients that look again only after an error stay on a
+    /// replaced master they still reach, and write to the new one only once the old is demoted).
     fn new_masters_written(&self, view: &SentinelView, acks: &[Ack], verdict: &mut Verdict) {
         let mut named: Vec<(&str, u64)> = Vec::new();
         for s in &view.switches {
@@ -94,10 +96,15 @@ impl FollowChecker {
             if judged_by > self.writers_stop_ms || view.master_at(judged_by) != to {
                 continue;
             }
-            if !acks.iter().any(|a| a.node == to && a.t_ms > since) {
+            if !acks.iter().any(|a| a.node == to && a.t_ms > since && a.t_ms <= judged_by) {
+                let first = acks.iter().find(|a| a.node == to && a.t_ms > since).map(|a| a.t_ms);
                 verdict.violation(
                     "clients did not follow",
-                    format!("no write acknowledged by {to} after the Sentinels named it master at {since} ms"),
+                    format!(
+                        "no write acknowledged by {to} within {} ms of the Sentinels naming it master at {since} ms \
+                         (the first at {first:?} ms)",
+                        self.follow_bound_ms
+                    ),
                 );
             }
         }

@@ -35,6 +35,15 @@
 //! opinion (its own SDOWN is enough, its own vote elects it). [`elections`] catches it as
 //! `failover without majority`.
 //!
+//! Four more unsafe configs plant one bug each ([`system::redis::planted`] and the client's
+//! `follows`), each caught by the check that exists for it: `redis-get-seeks` (a `GET` that
+//! misses answers the next key's value) as `cache served wrong data`; `redis-read-before-expire`
+//! (a key past its TTL served once before lazy expiry deletes it) as `expired key served`;
+//! `redis-no-follow` (sessions rediscover the master only after an error, so a replaced master
+//! they still reach keeps their writes) as `clients did not follow`; `redis-elect-on-quorum`
+//! (`quorum 1`, and the election counts votes against it: a Sentinel elects itself) as `failover
+//! without majority` (with `quorum 1`, no failover lacks the quorum).
+//!
 //! Window probes: `redis.sentinels_split` (a partition left the master with some Sentinels but
 //! not all), `redis.majority_switch_minority_saw_master` (a leader was elected during such a split
 //! while a Sentinel still saw the master) and `redis.write_refused_min_replicas` (a master refused
@@ -65,6 +74,10 @@ pub static SCENARIO: Scenario = Scenario {
         (ONE_SENTINEL, "every Sentinel fails over on its own opinion, ignoring quorum and majority (unsafe)"),
         (MIN_REPLICAS, "every seed runs the members with min-replicas-to-write 1 (min-replicas-max-lag 2 s)"),
         (STALE_CLIENT_MIN_REPLICAS, "the stale cache session of redis-stale-client, against members with min-replicas-to-write 1: refused, not lost"),
+        (GET_SEEKS, "GET answers the first key at or after the one asked for, so a miss returns another key's value (unsafe)"),
+        (READ_BEFORE_EXPIRE, "GET fetches the entry before lazy expiry deletes it, serving a key past its TTL once (unsafe)"),
+        (NO_FOLLOW, "clients look for the master only after an error, never on a failover announcement (unsafe)"),
+        (ELECT_ON_QUORUM, "quorum 1, and the leader election counts votes against the quorum, not a majority (unsafe)"),
     ],
     sweep_must_reach: &[
         "fault.kill",
@@ -95,6 +108,14 @@ pub static SCENARIO: Scenario = Scenario {
 pub const STALE_CLIENT: &str = "redis-stale-client";
 /// The unsafe config: Sentinels that fail over on one Sentinel's opinion.
 pub const ONE_SENTINEL: &str = "redis-one-sentinel";
+/// The unsafe config: `GET` seeks ([`system::redis::planted`]'s `get_seeks`).
+pub const GET_SEEKS: &str = "redis-get-seeks";
+/// The unsafe config: `GET` reads before lazy expiry (`read_before_expire`).
+pub const READ_BEFORE_EXPIRE: &str = "redis-read-before-expire";
+/// The unsafe config: clients that do not follow failover announcements.
+pub const NO_FOLLOW: &str = "redis-no-follow";
+/// The unsafe config: `quorum 1` and an election that needs only the quorum (`elect_on_quorum`).
+pub const ELECT_ON_QUORUM: &str = "redis-elect-on-quorum";
 /// Every seed with `min-replicas-to-write 1`.
 pub const MIN_REPLICAS: &str = "redis-min-replicas";
 /// The stale client against members with `min-replicas-to-write 1`: safe, because a master cut
@@ -126,6 +147,12 @@ pub const DEGRADED_FAILOVER_BOUND_MS: u64 = FAILOVER_BOUND_MS + 12_000;
 fn spec(config: Option<&str>) -> RedisClusterSpec {
     let mut spec = RedisClusterSpec::new("redis", "region-1", ZONES.map(String::from).to_vec());
     spec.sentinel_single_opinion = config == Some(ONE_SENTINEL);
+    spec.planted.get_seeks = config == Some(GET_SEEKS);
+    spec.planted.read_before_expire = config == Some(READ_BEFORE_EXPIRE);
+    if config == Some(ELECT_ON_QUORUM) {
+        spec.quorum = 1;
+        spec.planted.elect_on_quorum = true;
+    }
     spec
 }
 
@@ -152,6 +179,9 @@ fn build(seed: u64, config: Option<&str>, schedule: Vec<Scheduled>) -> Built {
     let mut sessions = workload::sessions(&client);
     if matches!(config, Some(STALE_CLIENT | STALE_CLIENT_MIN_REPLICAS)) {
         sessions[0].pinned = true;
+    }
+    if config == Some(NO_FOLLOW) {
+        sessions.iter_mut().for_each(|s| s.follows = false);
     }
     plan.client(CLIENT, node_main(move |ctx| workload::run(ctx, sessions.clone(), client.clone(), WORKLOAD)));
     plan.topology.add(VERIFIER, ZONES[1], "region-1");

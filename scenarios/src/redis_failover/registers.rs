@@ -21,7 +21,8 @@
 //!   delete invoked before `r` completed was acknowledged before `w` was invoked): `stale read`.
 //!
 //! A write that failed (no answer) may have been applied at any later time, so it never makes a
-//! read stale, and it may explain an absent key.
+//! read stale, and it may explain an absent key. A read returning a value no write of its key
+//! produced is `register read wrong value`.
 //!
 //! Reads after the ending's power loss are not judged here: with `appendonly no` every member
 //! comes back empty, which the cache checker judges ([`super::cache`]); the registers whose
@@ -120,11 +121,13 @@ impl Checker for RegisterChecker {
         }
         let mut stale = Vec::new();
         let mut resurrected = Vec::new();
+        let mut wrong = Vec::new();
         let mut lost: BTreeMap<u64, u64> = BTreeMap::new();
         for r in &h.reads {
             match judge(&h, r) {
                 Finding::Fine => {}
                 Finding::Violation("resurrected key", m) => resurrected.push(m),
+                Finding::Violation("register read wrong value", m) => wrong.push(m),
                 Finding::Violation(_, m) => stale.push(m),
                 Finding::Lost(seqs) => {
                     // Charged to the newest configuration the Sentinels held when the read began.
@@ -137,6 +140,7 @@ impl Checker for RegisterChecker {
         }
         verdict.violations_upto("stale read", stale, LIST_AT_MOST);
         verdict.violations_upto("resurrected key", resurrected, LIST_AT_MOST);
+        verdict.violations_upto("register read wrong value", wrong, LIST_AT_MOST);
         let acked = h.writes.values().filter(|w| w.acked.is_some()).count();
         let epochs: std::collections::BTreeSet<u64> = lost.values().copied().collect();
         verdict.metric("register_acked_writes", acked as f64);
@@ -166,6 +170,14 @@ fn live_registers(h: &History) -> usize {
 /// Judges one read against the writes of its key acknowledged before it began.
 fn judge(h: &History, r: &Read) -> Finding {
     let returned = r.seq.and_then(|s| h.writes.get(&s));
+    if let Some(s) = r.seq.filter(|_| returned.is_none_or(|x| x.key != r.key)) {
+        let whose = returned.map_or("no write of the run".to_string(), |x| format!("a write of {}", x.key));
+        let message = format!(
+            "{} read on {} ({}..{} ms) returned value {s}, which {whose} produced",
+            r.key, r.node, r.invoked_ms, r.done_ms
+        );
+        return Finding::Violation("register read wrong value", message);
+    }
     let before: Vec<&Write> = h
         .writes
         .values()

@@ -11,6 +11,10 @@
 //!   killed or isolated; the disk is repaired and that Sentinel restarted when the master's
 //!   fault is undone.
 //!
+//! Before that fault, in a third of the seeds, one Sentinel is isolated from everything (its peers
+//! included) for a few seconds ([`lone_sentinel`]): the one window in which the election's
+//! majority rule, not the quorum, is what keeps a Sentinel from failing over alone.
+//!
 //! The replicas always stay with a majority of the Sentinels, so the cluster keeps a master it
 //! can promote (the faults stay within what Sentinel promises to survive).
 
@@ -85,5 +89,21 @@ pub fn draw(seed: u64, redis: &RedisCluster) -> Vec<Scheduled> {
         }
     };
     schedule.push(at(HEAL_AT_MS, Fault::HealAll));
+    lone_sentinel(seed, &sentinels, &mut schedule);
     schedule
+}
+
+/// In a third of the seeds, before the fault above (which starts at 8 s at the earliest): one
+/// Sentinel isolated from everything, its peers included, for 4 to 5.5 s. It sees the master
+/// down and no peer: with `quorum 2` it cannot reach ODOWN, and with `quorum 1` only the
+/// election's majority rule (no peer can vote for it) stops it from failing over on its own. Drawn
+/// from a stream of its own, so the rest of every seed's schedule is unchanged.
+fn lone_sentinel(seed: u64, sentinels: &[String], schedule: &mut Vec<Scheduled>) {
+    let mut rng = sim::rng::derive(seed, "~schedule-lone-sentinel", 0);
+    if !rng.gen_ratio(1, 3) {
+        return;
+    }
+    let lone = Target::node(&sentinels[rng.gen_range(0..sentinels.len())]);
+    let (from_ms, to_ms) = (1_500, 1_500 + rng.gen_range(4_000..5_500));
+    schedule.splice(0..0, [at(from_ms, Fault::Isolate(lone)), at(to_ms, Fault::HealNetwork)]);
 }

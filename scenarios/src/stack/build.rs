@@ -23,12 +23,14 @@ pub fn build(seed: u64, spec: &StackSpec, schedule: Vec<Scheduled>) -> (Built, S
     let names = services::names(spec, &mut plan);
     services::add_balancers(&mut plan, &names);
     services::add_auth(&mut plan, &names, &pg);
+    services::add_docs(&mut plan, &names, &mongo, &redis);
+    services::add_consumers(&mut plan, &names, &kafka, &mongo);
     let verifier = VerifierConfig {
         balancers: Vec::new(),
         docs: Vec::new(),
         wait_ms: spec.ending.recover_ms / 2,
         read_window_ms: spec.ending.recover_ms / 2 - 5_000,
-        mongo: None,
+        mongo: Some(services::mongo_reader(&mongo)),
     };
     let (editors, docs, expected) = add_users(spec, seed, &mut plan, &names.balancers, verifier);
     plan.ending = Some(spec.ending);

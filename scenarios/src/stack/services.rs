@@ -5,7 +5,12 @@
 use sim::{node_main, Plan};
 use system::auth::AuthConfig;
 use system::balancer::BalancerConfig;
+use system::docs::DocsConfig;
+use system::kafka::KafkaCluster;
+use system::log_consumer::ConsumerConfig;
+use system::mongo::MongoCluster;
 use system::postgres::PgCluster;
+use system::redis::RedisCluster;
 
 use super::spec::{place, StackSpec, REGION};
 
@@ -57,4 +62,36 @@ pub fn add_auth(plan: &mut Plan, names: &ServiceNames, pg: &PgCluster) {
         let config = config.clone();
         plan.node(node, node_main(move |ctx| system::auth::run(ctx, config.clone())));
     }
+}
+
+/// Adds the document service instances (MongoDB through a router in the node, the Redis cache
+/// through Sentinel).
+pub fn add_docs(plan: &mut Plan, names: &ServiceNames, mongo: &MongoCluster, redis: &RedisCluster) {
+    let config = DocsConfig::new(mongo.router_config(), redis.client_config());
+    for node in &names.docs {
+        let config = config.clone();
+        plan.node(node, node_main(move |ctx| system::docs::run(ctx, config.clone())));
+    }
+}
+
+/// Adds the log consumers: one group over `doc-updates`, persisting into MongoDB.
+pub fn add_consumers(plan: &mut Plan, names: &ServiceNames, kafka: &KafkaCluster, mongo: &MongoCluster) {
+    let config = ConsumerConfig::new(kafka.brokers().to_vec(), kafka.client_settings().clone(), mongo.router_config());
+    for node in &names.consumers {
+        let config = config.clone();
+        plan.node(node, node_main(move |ctx| system::log_consumer::run(ctx, config.clone())));
+    }
+}
+
+/// The verifier's reader of a document rebuilt from MongoDB alone (a router in its node).
+pub fn mongo_reader(mongo: &MongoCluster) -> super::verifier::MongoReader {
+    let config = mongo.router_config();
+    std::sync::Arc::new(move |ctx, doc| {
+        let config = config.clone();
+        Box::pin(async move {
+            let router = system::mongo::Router::new(ctx, config);
+            let rebuilt = system::docs::store::rebuild_from_mongo(&router, &doc).await.map_err(|e| e.to_string())?;
+            Ok(rebuilt.encode_state())
+        })
+    })
 }

@@ -41,17 +41,23 @@ pub struct ClientConfig {
     /// address instead of the Sentinels' (or a pool that never refreshes it); it exists to prove
     /// the checkers catch the writes it loses, and no correct deployment uses it.
     pub pinned: bool,
+    /// Whether the client follows announced failovers (Jedis's `+switch-master` subscription,
+    /// modelled as asking a Sentinel about once a second). Off, it looks for the master again
+    /// only after a connection error or `READONLY`, as a client without that subscription does:
+    /// a replaced master that clients still reach and that nobody has demoted yet keeps their
+    /// writes (unsafe; it exists to prove the follow checker catches it).
+    pub follows: bool,
 }
 
 impl ClientConfig {
     /// Discovers and follows the master through these Sentinels.
     pub fn sentinel(sentinels: Vec<String>) -> Self {
-        ClientConfig { sentinels, pinned: false }
+        ClientConfig { sentinels, pinned: false, follows: true }
     }
 
     /// Unsafe: finds the master once through these Sentinels and never looks again.
     pub fn pinned(sentinels: Vec<String>) -> Self {
-        ClientConfig { sentinels, pinned: true }
+        ClientConfig { sentinels, pinned: true, follows: true }
     }
 }
 
@@ -62,6 +68,7 @@ pub struct RedisClient {
     links: Links,
     sentinels: Vec<String>,
     pinned: bool,
+    follows: bool,
     next: usize,
     master: Option<(String, u64)>,
     last_follow: Option<Instant>,
@@ -79,6 +86,7 @@ impl RedisClient {
             links: Links::new(ctx),
             sentinels: config.sentinels,
             pinned: config.pinned,
+            follows: config.follows,
             next: 0,
             master: None,
             last_follow: None,
@@ -127,7 +135,7 @@ impl RedisClient {
 
     /// Follows a failover announced under a newer configuration epoch.
     async fn follow(&mut self) {
-        if self.pinned || self.last_follow.is_some_and(|t| t.elapsed() < FOLLOW_PERIOD) {
+        if self.pinned || !self.follows || self.last_follow.is_some_and(|t| t.elapsed() < FOLLOW_PERIOD) {
             return;
         }
         self.last_follow = Some(Instant::now());

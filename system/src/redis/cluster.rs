@@ -22,6 +22,7 @@
 use sim::{node_main, NodeCtx, Plan, WorldState};
 
 use super::client::{ClientConfig, RedisClient};
+use super::planted::Planted;
 use super::sentinel::{Persisted, SentinelConfig};
 use super::sentinel_node::CONF_FILE as SENTINEL_CONF_FILE;
 use super::server::{ConfigFile, RedisConfig, Roles, CONFIG_FILE};
@@ -58,6 +59,8 @@ pub struct RedisClusterSpec {
     /// Unsafe, a planted fault: every Sentinel fails over on its own opinion (quorum 1, its own
     /// vote elects it). See [`SentinelConfig::single_opinion`].
     pub sentinel_single_opinion: bool,
+    /// Unsafe, bugs planted in every member and Sentinel ([`super::planted`]); none by default.
+    pub planted: Planted,
 }
 
 impl RedisClusterSpec {
@@ -78,6 +81,7 @@ impl RedisClusterSpec {
             min_replicas_to_write: 0,
             min_replicas_max_lag_ms: 2_000,
             sentinel_single_opinion: false,
+            planted: Planted::default(),
         }
     }
 
@@ -95,6 +99,7 @@ impl RedisClusterSpec {
                 roles: cluster.roles(),
                 min_replicas_to_write: self.min_replicas_to_write,
                 min_replicas_max_lag_ms: self.min_replicas_max_lag_ms,
+                planted: self.planted,
             };
             plan.node(name, node_main(move |ctx| super::server::run(ctx, config.clone())));
         }
@@ -130,6 +135,7 @@ impl RedisClusterSpec {
             down_after_ms: self.down_after_ms,
             failover_timeout_ms: self.failover_timeout_ms,
             single_opinion: self.sentinel_single_opinion,
+            elect_on_quorum: self.planted.elect_on_quorum,
         }
     }
 }

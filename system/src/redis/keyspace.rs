@@ -38,6 +38,17 @@ impl Keyspace {
         self.entries.get(key).filter(|e| !e.expired(now_wall_ms)).map(|e| e.value.as_str())
     }
 
+    /// The planted `get_seeks` bug ([`super::planted`]): the first entry at or after `key`,
+    /// whichever key it belongs to, and whether or not it has expired.
+    pub fn seek(&self, key: &str) -> Option<&Entry> {
+        self.entries.range(key.to_string()..).next().map(|(_, e)| e)
+    }
+
+    /// The entry of `key` as stored, expired or not (the planted `read_before_expire` bug).
+    pub fn raw(&self, key: &str) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
     pub fn set(&mut self, key: &str, value: &str, expire_at_ms: Option<u64>) {
         self.entries.insert(key.into(), Entry { value: value.into(), expire_at_ms });
     }

@@ -48,6 +48,7 @@ pub mod client;
 pub mod cluster;
 pub mod keyspace;
 pub mod observations;
+pub mod planted;
 pub mod protocol;
 pub mod replication;
 pub mod sentinel;

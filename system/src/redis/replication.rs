@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde_json::{json, Value};
 
 use super::keyspace::{Keyspace, MAX_KEY_LEN, MAX_VALUE_LEN};
+use super::planted::Planted;
 use super::protocol::{Command, Op, Repl, ReplRole, Reply, RoleInfo};
 
 /// `repl-backlog-size` is 1 MB in Redis; here the backlog holds this many writes.
@@ -169,6 +170,8 @@ pub struct Replication {
     synced: bool,
     /// Link ids and new replication ids are drawn from this counter.
     counter: u64,
+    /// Bugs planted on purpose (none in a safe configuration).
+    planted: Planted,
 }
 
 impl Replication {
@@ -193,12 +196,19 @@ impl Replication {
             // A master offers its own (empty) history to PSYNC; a restarted replica has none.
             synced: role == Role::Master,
             counter: 0,
+            planted: Planted::default(),
         };
         let mut out = vec![Action::RoleChanged { replica_of: None, offset: 0 }];
         if let Role::Replica { master } = role {
             out = core.become_replica(master);
         }
         (core, out)
+    }
+
+    /// Runs with the bugs `planted` (an unsafe configuration; see [`super::planted`]).
+    pub fn with_planted(mut self, planted: Planted) -> Self {
+        self.planted = planted;
+        self
     }
 
     /// A smaller backlog, for tests of what falls out of it.
@@ -266,11 +276,19 @@ impl Replication {
         let mut out = Vec::new();
         let reply = match cmd {
             Command::Get { key } => {
+                // The planted bugs ([`super::planted`]): the entry fetched before lazy expiry, or
+                // the first entry at or after the key.
+                let fetched = self.planted.read_before_expire.then(|| self.keyspace.raw(&key).map(|e| e.value.clone()));
                 if self.is_master() && self.keyspace.is_expired(&key, now.wall_ms) {
                     self.keyspace.del(&key);
                     self.propagate(Op::Del { key: key.clone() }, &mut out);
                 }
-                Reply::Value { value: self.keyspace.get(&key, now.wall_ms).map(String::from) }
+                let value = match fetched {
+                    Some(v) => v,
+                    None if self.planted.get_seeks => self.keyspace.seek(&key).map(|e| e.value.clone()),
+                    None => self.keyspace.get(&key, now.wall_ms).map(String::from),
+                };
+                Reply::Value { value }
             }
             Command::Set { .. } | Command::Del { .. } if !self.is_master() => Reply::ReadOnly,
             Command::Set { .. } | Command::Del { .. } if self.good_replicas(now) < self.min_replicas => {

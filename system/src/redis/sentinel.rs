@@ -61,6 +61,9 @@ pub struct SentinelConfig {
     /// SDOWN as ODOWN and its own vote as a won election (quorum and majority ignored). It
     /// exists to prove the election checker catches a failover no majority decided.
     pub single_opinion: bool,
+    /// Unsafe, a planted fault ([`super::planted`]'s `elect_on_quorum`): the election needs only
+    /// `quorum` votes, not `max(quorum, majority)`.
+    pub elect_on_quorum: bool,
 }
 
 impl SentinelConfig {
@@ -76,6 +79,7 @@ impl SentinelConfig {
             down_after_ms: 3_000,
             failover_timeout_ms: 6_000,
             single_opinion: false,
+            elect_on_quorum: false,
         }
     }
 }
@@ -350,7 +354,11 @@ impl Sentinel {
             }
         }
         let voters = self.cfg.peers.len() + 1;
-        let needed = if self.cfg.single_opinion { 1 } else { self.cfg.quorum.max(voters / 2 + 1) };
+        let needed = match (self.cfg.single_opinion, self.cfg.elect_on_quorum) {
+            (true, _) => 1,
+            (false, true) => self.cfg.quorum,
+            (false, false) => self.cfg.quorum.max(voters / 2 + 1),
+        };
         let (winner, votes) = most_voted(&ballots)?;
         (votes.len() >= needed).then(|| (winner.clone(), votes.clone()))
     }

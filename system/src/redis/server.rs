@@ -21,6 +21,7 @@ use sim::NodeCtx;
 use tokio::sync::Notify;
 
 use super::observations::RoleChanged;
+use super::planted::Planted;
 use super::protocol::{Command, Repl, Reply, REDIS_PORT, REPLICATION_PORT};
 use super::replication::{Action, Input, LinkId, Now, Replication, Role, ACK_PERIOD_MS};
 use crate::rpc::{self, Answer, DialOptions, Dialer, Encoding, FrameReader, FrameWriter, Frames, Listen};
@@ -43,6 +44,8 @@ pub struct RedisConfig {
     pub min_replicas_to_write: usize,
     /// `min-replicas-max-lag` (10 s in Redis).
     pub min_replicas_max_lag_ms: u64,
+    /// Bugs planted on purpose (none in a safe configuration; see [`super::planted`]).
+    pub planted: Planted,
 }
 
 /// The names of the roles a node claims (see [`sim::NodeCtx::set_role`]), e.g. `redis-master`.
@@ -88,7 +91,9 @@ pub async fn run(mut ctx: NodeCtx, config: RedisConfig) {
     };
     let (run_id, replid) = (hex_id(&mut ctx), hex_id(&mut ctx));
     let (core, started) = Replication::new(&ctx.name, &run_id, &replid, config.priority, role);
-    let core = core.with_min_replicas(config.min_replicas_to_write, config.min_replicas_max_lag_ms);
+    let core = core
+        .with_min_replicas(config.min_replicas_to_write, config.min_replicas_max_lag_ms)
+        .with_planted(config.planted);
     let link = DialOptions::new(REPLICATION_PORT, Encoding::Json).connect_timeout_ms(REPL_TIMEOUT.as_millis() as u64);
     let dialer = Dialer::new(&mut ctx, link);
     let (core, stream_grew, feeds) = (Mutex::new(core), Notify::new(), AtomicU64::new(0));

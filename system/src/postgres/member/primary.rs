@@ -75,6 +75,10 @@ impl Member {
         let (file, bytes) = self.wal.push(WalRecord { index, epoch: mine, commit_wall_ms: wall_ms, body });
         self.head.apply(mine, index, &txn.writes);
         out.push(Action::Append { file, bytes, from: index });
+        if self.config.planted.send_unflushed {
+            // The planted bug: the walsenders are woken by the write, not by its fsync.
+            out.push(Action::FlushMoved);
+        }
         if self.wal.get(index - 1).is_some_and(|r| r.epoch == mine && r.body == Body::Promote) {
             out.push(Action::Observe(Observed::FirstWrite(FirstWrite { epoch: mine, index })));
         }
@@ -227,7 +231,9 @@ impl Member {
     /// The walsender's next batch from `next` on (and our flush position), or None once
     /// generation `gen` has ended.
     pub fn to_send(&self, gen: u64, next: u64) -> Option<(Vec<WalRecord>, u64)> {
-        (gen == self.generation).then(|| (self.wal.range(next, self.flushed, MAX_BATCH), self.flushed))
+        // The planted `send_unflushed` bug streams what is written, not only what is flushed.
+        let upto = if self.config.planted.send_unflushed { self.wal.last_index() } else { self.flushed };
+        (gen == self.generation).then(|| (self.wal.range(next, upto, MAX_BATCH), self.flushed))
     }
 
     /// The synchronous replication state (for tests and traces).

@@ -26,7 +26,11 @@ impl Member {
             return;
         }
         let leader = leader.clone();
-        let keep = timeline::rewind_point(&self.wal, &history, last_index);
+        // The planted `skip_rewind` bug keeps the whole log, whatever timeline it is on.
+        let keep = match self.config.planted.skip_rewind {
+            true => self.wal.last_index(),
+            false => timeline::rewind_point(&self.wal, &history, last_index),
+        };
         self.rewind(keep, out);
         self.receiver.repair_target = Some(last_index);
         self.receiver.primary_flushed = last_index;

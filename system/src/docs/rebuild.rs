@@ -1,0 +1,372 @@
+//! Rebuilding a document from its latest snapshot plus the operations stored after it, applied
+//! in causal order (the design's "Server Failure Recovery": load the snapshot, fetch the
+//! pending operations, apply them in causal order using version vectors).
+//!
+//! Operations come back from MongoDB in id order (their ids are hashes: any order at all). An
+//! operation is *ready* once, for every client whose items it inserts, its first item's clock
+//! (the update's lower state vector) is at most the clock already integrated (its items then
+//! continue the document's), and, for every other client whose items it deletes, those items
+//! are integrated (else yrs parks the deletion and retries it on every later update). Ready operations are applied first-stored-id first; applying one
+//! raises the vector (by the update's upper bounds) and may make others ready, as Kahn's
+//! topological sort does. Cross-client dependencies (an item's origin made by another client)
+//! are not in the vectors; yrs keeps such an update pending until its origin arrives, and the
+//! rebuild then reads the vector back from the document rather than trusting the bounds.
+//! Operations that never become ready (a gap: an update that was never stored) are applied
+//! last, so yrs keeps them pending, and the result says which they were.
+//!
+//! An operation whose insertions the snapshot's vector already covers and that deletes nothing
+//! adds nothing and is skipped without being applied (the snapshot compacted it). The result's
+//! state vector is read from the document and checked against the operations' upper bounds.
+//!
+//! Everything runs in one yrs transaction: this is the document service's apply path, and the
+//! benchmark compares it with raw yrs applying the same updates.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use super::vector::VersionVector;
+
+/// The client id of documents the service builds: it never edits them, so any fixed id does
+/// (and a fixed one keeps runs deterministic).
+pub const REBUILD_CLIENT: u64 = 1;
+
+/// An operation as read back: its id and its yrs v1 update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpBytes {
+    pub op_id: String,
+    pub update: Vec<u8>,
+}
+
+/// A document rebuilt, and how.
+pub struct Rebuilt {
+    pub doc: Doc,
+    /// The integrated state (pending updates excluded).
+    pub state: VersionVector,
+    /// Operations applied, in the order they were applied.
+    pub applied: Vec<String>,
+    /// Operations the base already contained (skipped).
+    pub contained: usize,
+    /// Operations whose items are still not integrated (their predecessors were never stored).
+    pub pending: Vec<String>,
+    /// Operations whose bytes are not a yrs v1 update (never applied).
+    pub invalid: Vec<String>,
+}
+
+impl Rebuilt {
+    /// The whole document as one yrs v1 update (pending items included, so a receiver that
+    /// later gets the missing predecessors integrates them too).
+    pub fn encode_state(&self) -> Vec<u8> {
+        self.doc.transact().encode_state_as_update_v1(&StateVector::default())
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RebuildError {
+    #[error("the snapshot is not a valid yrs update: {0}")]
+    Snapshot(String),
+}
+
+/// (client, clock) pairs, one per client, in client order.
+type Clocks = Vec<(u64, u32)>;
+
+struct Decoded {
+    update: Option<Update>,
+    /// What must be integrated before the update: per client it inserts for, the clock of its
+    /// first item (its items continue from there); per other client whose items it deletes,
+    /// the end of the deleted range (the items must exist to be deleted, or yrs parks the
+    /// deletion and retries it on every later update).
+    needs: Clocks,
+    /// Per client it inserts for, the end of its items.
+    upper: Clocks,
+}
+
+fn bounds(update: &Update) -> (Clocks, Clocks) {
+    let mut needs: BTreeMap<u64, u32> = update.state_vector_lower().iter().map(|(c, k)| (c.get(), *k)).collect();
+    // yrs's `Update::state_vector` counts only clients whose blocks start at clock 0; the
+    // insertions give the true upper bound of an incremental update.
+    let mut upper = Clocks::new();
+    for (c, ranges) in update.insertions(true).iter() {
+        if let Some(end) = ranges.iter().map(|r| r.end).max() {
+            upper.push((c.get(), end));
+        }
+    }
+    upper.sort_unstable();
+    for (c, ranges) in update.delete_set().iter() {
+        let c = c.get();
+        if upper.binary_search_by_key(&c, |(k, _)| *k).is_ok() {
+            continue; // deletes of its own client's items: the insert bound covers them
+        }
+        if let Some(end) = ranges.iter().map(|r| r.end).max() {
+            let e = needs.entry(c).or_insert(0);
+            *e = (*e).max(end);
+        }
+    }
+    (needs.into_iter().collect(), upper)
+}
+
+/// A fresh document for rebuilding.
+pub fn new_doc() -> Doc {
+    Doc::with_client_id(REBUILD_CLIENT)
+}
+
+/// Applies `base` (a snapshot's state, if any) and then `ops` in causal order.
+pub fn rebuild(base: Option<&[u8]>, ops: &[OpBytes]) -> Result<Rebuilt, RebuildError> {
+    let doc = new_doc();
+    let mut out = Rebuilt {
+        doc: doc.clone(),
+        state: VersionVector::default(),
+        applied: Vec::new(),
+        contained: 0,
+        pending: Vec::new(),
+        invalid: Vec::new(),
+    };
+    let mut txn = doc.transact_mut();
+    if let Some(bytes) = base {
+        let update = Update::decode_v1(bytes).map_err(|e| RebuildError::Snapshot(e.to_string()))?;
+        txn.apply_update(update).map_err(|e| RebuildError::Snapshot(e.to_string()))?;
+    }
+    let mut current = VersionVector::from_yrs(&txn.state_vector());
+
+    let mut decoded: Vec<Decoded> = Vec::with_capacity(ops.len());
+    for op in ops {
+        match Update::decode_v1(&op.update) {
+            Ok(u) => {
+                let (needs, upper) = bounds(&u);
+                decoded.push(Decoded { update: Some(u), needs, upper });
+            }
+            Err(_) => {
+                out.invalid.push(op.op_id.clone());
+                decoded.push(Decoded { update: None, needs: Clocks::new(), upper: Clocks::new() });
+            }
+        }
+    }
+
+    // Kahn's sort over per-client clocks: `blocked[i]` counts the clients op i still waits on;
+    // `waiting[c]` holds (first clock, op) of the ops waiting on client c, lowest clock first.
+    let mut blocked = vec![0usize; decoded.len()];
+    let mut waiting: BTreeMap<u64, BinaryHeap<Reverse<(u32, usize)>>> = BTreeMap::new();
+    let mut ready = BTreeSet::new();
+    for (i, d) in decoded.iter_mut().enumerate() {
+        let Some(update) = &d.update else { continue };
+        let contained = !d.upper.is_empty()
+            && d.upper.iter().all(|(c, end)| current.get(*c) >= *end)
+            && update.delete_set().is_empty();
+        if contained {
+            d.update = None;
+            out.contained += 1;
+            continue;
+        }
+        for (c, start) in &d.needs {
+            if current.get(*c) < *start {
+                blocked[i] += 1;
+                waiting.entry(*c).or_default().push(Reverse((*start, i)));
+            }
+        }
+        if blocked[i] == 0 {
+            ready.insert(i);
+        }
+    }
+
+    let mut pending_seen = false;
+    loop {
+        let i = match ready.pop_first() {
+            Some(i) => i,
+            None => {
+                // Nothing is ready: what is left waits on something never stored. Apply it
+                // anyway (yrs keeps it pending) in stored order, and stop.
+                let rest: Vec<usize> = (0..decoded.len()).filter(|i| decoded[*i].update.is_some()).collect();
+                for i in rest {
+                    let update = decoded[i].update.take().expect("filtered");
+                    if txn.apply_update(update).is_err() {
+                        out.invalid.push(ops[i].op_id.clone());
+                    } else {
+                        out.applied.push(ops[i].op_id.clone());
+                    }
+                }
+                break;
+            }
+        };
+        let Some(update) = decoded[i].update.take() else { continue };
+        if txn.apply_update(update).is_err() {
+            out.invalid.push(ops[i].op_id.clone());
+            continue;
+        }
+        out.applied.push(ops[i].op_id.clone());
+        let mut raised: Vec<u64> = Vec::new();
+        if pending_seen || txn.store().pending_update().is_some() {
+            // Something is pending: the bounds no longer tell what was integrated.
+            pending_seen = txn.store().pending_update().is_some();
+            let now = VersionVector::from_yrs(&txn.state_vector());
+            for (c, k) in &now.0 {
+                if current.get(*c) < *k {
+                    raised.push(*c);
+                }
+            }
+            current = now;
+        } else {
+            for (c, end) in &decoded[i].upper {
+                if current.get(*c) < *end {
+                    current.raise(*c, *end);
+                    raised.push(*c);
+                }
+            }
+        }
+        for c in raised {
+            let clock = current.get(c);
+            let Some(heap) = waiting.get_mut(&c) else { continue };
+            while let Some(Reverse((start, j))) = heap.peek().copied() {
+                if start > clock {
+                    break;
+                }
+                heap.pop();
+                blocked[j] -= 1;
+                if blocked[j] == 0 {
+                    ready.insert(j);
+                }
+            }
+        }
+    }
+
+    out.state = VersionVector::from_yrs(&txn.state_vector());
+    // Verify: every applied operation's insertions are integrated, or it is pending.
+    for (i, op) in ops.iter().enumerate() {
+        let d = &decoded[i];
+        let applied = d.update.is_none() && !out.invalid.contains(&op.op_id);
+        if applied && d.upper.iter().any(|(c, end)| out.state.get(*c) < *end) {
+            out.pending.push(op.op_id.clone());
+        }
+    }
+    drop(txn);
+    Ok(out)
+}
+
+/// The state vector of an update's bytes if they decode (the consumer's validity check).
+pub fn decode_update(bytes: &[u8]) -> Option<Update> {
+    Update::decode_v1(bytes).ok()
+}
+
+/// Encodes a document's state vector.
+pub fn state_of(doc: &Doc) -> VersionVector {
+    VersionVector::from_yrs(&doc.transact().state_vector())
+}
+
+/// Encodes a yrs state vector in v1 (for tests comparing with yrs's own).
+pub fn encode_yrs_vector(sv: &StateVector) -> Vec<u8> {
+    sv.encode_v1()
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    use yrs::{GetString, Text};
+
+    use super::*;
+
+    /// Two clients typing concurrently, syncing now and then: every local edit and every sync
+    /// message is an op (sync messages repeat items: harmless, as redelivered updates are).
+    fn history() -> (Vec<OpBytes>, String, VersionVector) {
+        let a = Doc::with_client_id(11);
+        let b = Doc::with_client_id(22);
+        let (ta, tb) = (a.get_or_insert_text("content"), b.get_or_insert_text("content"));
+        let mut all: Vec<Vec<u8>> = Vec::new();
+        for i in 0..40u32 {
+            let (doc, text, other) = if i % 3 == 0 { (&b, &tb, &a) } else { (&a, &ta, &b) };
+            {
+                let mut t = doc.transact_mut();
+                let len = text.len(&t);
+                if i % 7 == 6 && len > 2 {
+                    text.remove_range(&mut t, 1, 1);
+                } else {
+                    text.insert(&mut t, len.min(i % 5), &format!("{i},"));
+                }
+                all.push(t.encode_update_v1());
+            }
+            if i % 4 == 0 {
+                for (from, to) in [(doc, other), (other, doc)] {
+                    let sv = to.transact().state_vector();
+                    let diff = from.transact().encode_diff_v1(&sv);
+                    to.transact_mut().apply_update(Update::decode_v1(&diff).unwrap()).unwrap();
+                    all.push(diff);
+                }
+            }
+        }
+        let merged = Doc::with_client_id(99);
+        for u in &all {
+            merged.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
+        }
+        let text = merged.get_or_insert_text("content").get_string(&merged.transact());
+        let ops = all.into_iter().enumerate().map(|(i, u)| OpBytes { op_id: format!("{i:04}"), update: u }).collect();
+        (ops, text, state_of(&merged))
+    }
+
+    fn text_of(r: &Rebuilt) -> String {
+        let text = r.doc.get_or_insert_text("content");
+        let s = text.get_string(&r.doc.transact());
+        s
+    }
+
+    #[test]
+    fn shuffled_ops_rebuild_to_the_same_document() {
+        let (ops, text, sv) = history();
+        for seed in 0..20 {
+            let mut shuffled = ops.clone();
+            shuffled.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            let r = rebuild(None, &shuffled).unwrap();
+            assert!(r.is_complete(), "seed {seed}: pending {:?}", r.pending);
+            assert_eq!(text_of(&r), text, "seed {seed}");
+            assert_eq!(r.state, sv);
+        }
+    }
+
+    #[test]
+    fn every_op_is_applied_after_the_items_it_continues() {
+        let (ops, _, _) = history();
+        for order in [ops.iter().rev().cloned().collect::<Vec<_>>(), ops.clone()] {
+            let r = rebuild(None, &order).unwrap();
+            let by_id: BTreeMap<&str, &OpBytes> = ops.iter().map(|o| (o.op_id.as_str(), o)).collect();
+            let mut seen = VersionVector::default();
+            for id in &r.applied {
+                let (needs, upper) = bounds(&Update::decode_v1(&by_id[id.as_str()].update).unwrap());
+                for (c, start) in &needs {
+                    assert!(seen.get(*c) >= *start, "op {id} starts client {c} at {start}, only {seen:?} applied");
+                }
+                for (c, end) in upper {
+                    seen.raise(c, end);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_plus_later_ops_equals_all_ops_and_contained_ops_are_skipped() {
+        let (ops, text, sv) = history();
+        let half = ops.len() / 2;
+        let snap = rebuild(None, &ops[..half]).unwrap();
+        let base = snap.encode_state();
+        let r = rebuild(Some(&base), &ops).unwrap();
+        assert_eq!(text_of(&r), text);
+        assert_eq!(r.state, sv);
+        assert!(r.contained > 0, "the snapshot's ops are skipped");
+    }
+
+    #[test]
+    fn a_gap_is_reported_pending_and_invalid_bytes_are_counted() {
+        let (mut ops, _, _) = history();
+        // Drop every update holding client 11's first item: everything of client 11 after it waits.
+        ops.retain(|o| !bounds(&Update::decode_v1(&o.update).unwrap()).0.contains(&(11, 0)));
+        ops.push(OpBytes { op_id: "junk".into(), update: vec![0xff, 0xff, 0xff] });
+        let r = rebuild(None, &ops).unwrap();
+        assert!(!r.is_complete());
+        assert_eq!(r.invalid, vec!["junk".to_string()]);
+        assert_eq!(r.state.get(11), 0, "nothing of client 11 integrates without its first item");
+    }
+}
