@@ -4,6 +4,7 @@
 pub mod availability;
 pub mod bench;
 pub mod kafka_partition;
+pub mod kill_az;
 pub mod ledger;
 pub mod mongo_failover;
 pub mod postgres_failover;
@@ -15,6 +16,8 @@ pub mod scenario;
 pub mod schedule_file;
 pub mod shrink;
 pub mod smoke;
+pub mod stack;
+pub mod steady;
 pub mod transactions;
 
 pub use runner::{run, RunReport, RunRequest};

@@ -1,0 +1,312 @@
+//! A simulated editor: logs in through a balancer, opens its document's collaboration
+//! WebSocket with `ack=1`, syncs (step 1/2), types its script at human rates, records what the
+//! server acknowledged, and on any drop reconnects with backoff and seeded jitter through the
+//! next balancer, resyncing with step 1/2. Near the end it stops typing, waits for the room to go
+//! quiet, asks the room for its whole state (step 1 with an empty state vector) and records its
+//! last word ([`EditorFinal`]).
+//!
+//! A *trusting* editor (synthetic documents) behaves like a user who closes the tab once the
+//! app shows "all changes saved": when its connection drops and every edit of its own was
+//! acknowledged, it drops its copy and starts afresh (a new `yrs` client id) from whatever the
+//! server has. That is exactly what makes an acknowledgement a promise: an edit acknowledged
+//! before it was durable and then lost by the server is lost for good, and the lost-edit checker
+//! sees it. Trace editors keep their copy and resync (their scripts build on it).
+//!
+//! The protocol logic is in [`EditorCore`] (sans-IO); this is its shell.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use sim::NodeCtx;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::acked::RangeSet;
+use super::editor_core::EditorCore;
+use super::observe::{Dropped, EditorFinal, Live};
+use super::reconnect::Reconnect;
+use super::typist::{Burst, Pace, Script, Typist};
+use super::users::{self, OpenError, Token, Ws};
+use super::ydoc::{self, DocState, Sv};
+use super::ysync::{self, Frame};
+
+#[derive(Clone, Debug)]
+pub struct EditorConfig {
+    pub tenant: String,
+    pub user: String,
+    pub password: String,
+    /// `tenant/name`.
+    pub doc: String,
+    pub balancers: Vec<String>,
+    pub script: Script,
+    /// The `yrs` client id to type as (a concurrent trace's agent); None: drawn from the RNG.
+    pub client_id: Option<u64>,
+    pub trusting: bool,
+    pub pace: Pace,
+    pub start_ms: u64,
+    pub type_until_ms: u64,
+    pub final_at_ms: u64,
+    pub backoff_ms: (u64, u64),
+    /// A connection whose step 2 has not come this long after opening is dropped.
+    pub sync_timeout_ms: u64,
+    /// A connection silent this long while own edits wait for their ack is dropped.
+    pub stall_timeout_ms: u64,
+    /// One [`Live`] record per capability per this period while it works.
+    pub live_sample_ms: u64,
+}
+
+/// Samples of what works, recorded as [`Live`] observations.
+#[derive(Default)]
+pub struct LiveLog {
+    last: BTreeMap<&'static str, (bool, u64)>,
+}
+
+impl LiveLog {
+    pub fn record(&mut self, ctx: &NodeCtx, what: &'static str, ok: bool, sample_ms: u64) {
+        let now = ctx.clock.now_ms();
+        let due = match self.last.get(what) {
+            Some((was, at)) => *was != ok || now >= at + sample_ms,
+            None => true,
+        };
+        if due {
+            self.last.insert(what, (ok, now));
+            ctx.observe(&Live { what: what.to_string(), ok });
+        }
+    }
+}
+
+enum End {
+    /// The room's whole state (None: it never answered).
+    Final(Option<DocState>),
+    Dropped(String),
+}
+
+struct Editor {
+    cfg: EditorConfig,
+    core: EditorCore,
+    typist: Typist,
+    acked: RangeSet,
+    reconnect: Reconnect,
+    live: LiveLog,
+    next_key_ms: u64,
+    lb: String,
+}
+
+fn new_client_id(rng: &mut impl Rng) -> u64 {
+    rng.gen_range(1..=ydoc::MAX_CLIENT_ID)
+}
+
+pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
+    users::sleep_until_ms(&ctx.clock, cfg.start_ms).await;
+    let id = cfg.client_id.unwrap_or_else(|| new_client_id(&mut ctx.rng));
+    let first = ctx.rng.gen_range(0..cfg.balancers.len());
+    let mut ed = Editor {
+        core: EditorCore::new(id),
+        typist: Typist::new(cfg.script.clone()),
+        acked: RangeSet::default(),
+        reconnect: Reconnect::new(cfg.backoff_ms.0, cfg.backoff_ms.1, cfg.balancers.len(), first),
+        live: LiveLog::default(),
+        next_key_ms: 0,
+        lb: String::new(),
+        cfg,
+    };
+    let mut token: Option<Token> = None;
+    loop {
+        let now = ctx.clock.now_ms();
+        if now >= ed.cfg.final_at_ms + 10_000 {
+            ed.record_final(&ctx, None);
+            return;
+        }
+        ed.lb = ed.cfg.balancers[ed.reconnect.balancer()].clone();
+        let expiring = token.as_ref().is_none_or(|t| t.expires_at_ms < ctx.clock.wall_ms() + 20_000);
+        if expiring {
+            match users::login(&ctx.net, &ed.lb, &ed.cfg.tenant, &ed.cfg.user, &ed.cfg.password).await {
+                Ok(t) => {
+                    ed.live.record(&ctx, "login", true, ed.cfg.live_sample_ms);
+                    token = Some(t);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, lb = %ed.lb, "login failed");
+                    ed.live.record(&ctx, "login", false, ed.cfg.live_sample_ms);
+                    ed.back_off(&mut ctx).await;
+                    continue;
+                }
+            }
+        }
+        let t = token.as_ref().map(|t| t.token.clone());
+        let ws = match users::open(&ctx.net, &ed.lb, &ed.cfg.doc, t.as_deref(), true, Duration::from_secs(10)).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::debug!(error = ?e, lb = %ed.lb, "open failed");
+                if matches!(e, OpenError::Refused(401)) {
+                    token = None;
+                }
+                ed.live.record(&ctx, "load", false, ed.cfg.live_sample_ms);
+                ed.back_off(&mut ctx).await;
+                continue;
+            }
+        };
+        let end = ed.session(&mut ctx, ws).await;
+        ed.core.disconnected();
+        ed.fold_acks();
+        match end {
+            End::Final(room) => {
+                ed.record_final(&ctx, room);
+                return;
+            }
+            End::Dropped(reason) => {
+                ctx.observe(&Dropped { doc: ed.cfg.doc.clone(), balancer: ed.lb.clone(), reason });
+                if ed.cfg.trusting && ed.core.unacked_own().is_empty() {
+                    // "All changes saved": the user closes the tab and opens the document afresh.
+                    ed.core = EditorCore::new(new_client_id(&mut ctx.rng));
+                    ctx.sometimes("stack.editor_reopened_after_saved");
+                }
+                ed.back_off(&mut ctx).await;
+            }
+        }
+    }
+}
+
+impl Editor {
+    async fn back_off(&mut self, ctx: &mut NodeCtx) {
+        let delay = self.reconnect.failed(&mut ctx.rng);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+
+    fn fold_acks(&mut self) {
+        for r in self.core.acked().ranges() {
+            self.acked.insert(r);
+        }
+    }
+
+    fn record_final(&mut self, ctx: &NodeCtx, room: Option<DocState>) {
+        self.fold_acks();
+        let state = DocState { text: self.core.text(), sv: self.core.sv(), pending: self.core.has_pending() };
+        ctx.observe(&EditorFinal {
+            editor: ctx.name.clone(),
+            doc: self.cfg.doc.clone(),
+            client_id: self.core.client_id(),
+            state,
+            room,
+            acked: self.acked.ranges(),
+            unacked_own: self.core.unacked_own(),
+            script: self.typist.label(),
+            typed: self.typist.typed(),
+            stats: self.core.stats.clone(),
+        });
+    }
+
+    /// One connection, until it drops or the final read is done.
+    async fn session(&mut self, ctx: &mut NodeCtx, ws: Ws) -> End {
+        let (mut tx, mut rx) = ws.split();
+        let opened_ms = ctx.clock.now_ms();
+        let mut last_frame_ms = opened_ms;
+        let mut probe_deadline: Option<u64> = None;
+        for f in self.core.connected() {
+            if let Err(e) = tx.send(Message::Binary(f.into())).await {
+                return End::Dropped(format!("send: {e}"));
+            }
+        }
+        loop {
+            let now = ctx.clock.now_ms();
+            let synced = self.core.is_synced();
+            if !synced && now >= opened_ms + self.cfg.sync_timeout_ms {
+                return End::Dropped("no sync step 2 in time".into());
+            }
+            if now >= last_frame_ms + self.cfg.stall_timeout_ms && !self.core.unacked_own().is_empty() {
+                return End::Dropped("stalled with unacknowledged edits".into());
+            }
+            if let Some(d) = probe_deadline {
+                if now >= d {
+                    return End::Final(None);
+                }
+            } else if synced && now >= self.cfg.final_at_ms {
+                let probe = ysync::step1(&Sv::new());
+                if let Err(e) = tx.send(Message::Binary(probe.into())).await {
+                    return End::Dropped(format!("send: {e}"));
+                }
+                probe_deadline = Some(now + 5_000);
+            }
+            if synced && probe_deadline.is_none() && now < self.cfg.type_until_ms && now >= self.next_key_ms {
+                let frames = self.type_burst(ctx);
+                for f in frames {
+                    if let Err(e) = tx.send(Message::Binary(f.into())).await {
+                        return End::Dropped(format!("send: {e}"));
+                    }
+                }
+                self.next_key_ms = now + self.cfg.pace.gap(&mut ctx.rng);
+            }
+            let mut wake = (last_frame_ms + self.cfg.stall_timeout_ms).max(now + 1);
+            if !synced {
+                wake = wake.min(opened_ms + self.cfg.sync_timeout_ms);
+            }
+            match probe_deadline {
+                Some(d) => wake = wake.min(d),
+                None => wake = wake.min(self.cfg.final_at_ms.max(now + 1)),
+            }
+            if synced && probe_deadline.is_none() && now < self.cfg.type_until_ms {
+                wake = wake.min(self.next_key_ms.max(now + 1));
+            }
+            tokio::select! {
+                biased;
+                msg = rx.next() => {
+                    let bytes = match msg {
+                        Some(Ok(Message::Binary(b))) => b,
+                        Some(Ok(Message::Close(_))) | None => return End::Dropped("closed".into()),
+                        Some(Err(e)) => return End::Dropped(format!("{e}")),
+                        Some(Ok(_)) => continue,
+                    };
+                    last_frame_ms = ctx.clock.now_ms();
+                    if probe_deadline.is_some() {
+                        if let Ok(Frame::Step2(u)) = ysync::decode(&bytes) {
+                            let room = ydoc::read_update(&u).ok();
+                            let _ = self.core.receive(&bytes);
+                            return End::Final(room);
+                        }
+                    }
+                    let (was_synced, acks_before) = (self.core.is_synced(), self.core.stats.acks_in);
+                    match self.core.receive(&bytes) {
+                        Ok(replies) => {
+                            for f in replies {
+                                if let Err(e) = tx.send(Message::Binary(f.into())).await {
+                                    return End::Dropped(format!("send: {e}"));
+                                }
+                            }
+                        }
+                        Err(e) => return End::Dropped(format!("bad frame from the server: {e}")),
+                    }
+                    if !was_synced && self.core.is_synced() {
+                        self.reconnect.succeeded();
+                        self.live.record(ctx, "load", true, self.cfg.live_sample_ms);
+                        if self.core.stats.connects > 1 {
+                            ctx.sometimes("stack.editor_reconnected_resynced");
+                        }
+                    }
+                    if self.core.stats.acks_in > acks_before {
+                        self.live.record(ctx, "edit", true, self.cfg.live_sample_ms);
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(wake - now)) => {}
+            }
+        }
+    }
+
+    /// Types the script's next burst: the frames to send.
+    fn type_burst(&mut self, ctx: &mut NodeCtx) -> Vec<Vec<u8>> {
+        match self.typist.next(&self.core, &self.cfg.pace, &mut ctx.rng) {
+            Burst::Patches(ps) => self.core.type_patches(&ps).into_iter().collect(),
+            Burst::Updates(us) => {
+                let mut out = Vec::new();
+                for u in us {
+                    match self.core.type_update(&u) {
+                        Ok(f) => out.extend(f),
+                        Err(e) => tracing::error!(error = %e, "a trace step does not apply"),
+                    }
+                }
+                out
+            }
+            Burst::Wait | Burst::Done => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The editor's y-sync client, sans-IO: its own `yrs` document, what it must send on connect
+//! and in answer to each frame, and the set of its edits the server acknowledged. The async
+//! shell ([`super::editor`]) owns the WebSocket and the clock and feeds this core.
+//!
+//! Protocol (y-websocket's client): on connect, send sync step 1 (our state vector); answer the
+//! server's step 1 with step 2 (what it lacks); apply the server's step 2 and updates; send each
+//! local edit as an update while connected. Edits typed while disconnected stay in the document
+//! and reach the server through the next connection's step 1/2 exchange, so a reconnect loses
+//! nothing the editor still holds. Ack frames (type 100) add ranges to [`EditorCore::acked`].
+//!
+//! Left out: awareness (cursors), which the checkers do not judge; received awareness frames
+//! are ignored.
+
+use super::acked::RangeSet;
+use super::ydoc::{self, Sv, YError};
+use super::ysync::{self, ClockRange, Frame, FrameError};
+use yrs::{Doc, TextRef};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EditorError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Doc(#[from] YError),
+}
+
+/// Counters of what the core did (for metrics and "sometimes" records).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EditorStats {
+    pub connects: u64,
+    pub frames_in: u64,
+    pub updates_out: u64,
+    pub acks_in: u64,
+    /// Step 2 frames from the server that carried something this copy lacked.
+    pub resyncs_received: u64,
+    /// Step 2 frames this copy sent that carried something the server lacked.
+    pub resyncs_sent: u64,
+}
+
+pub struct EditorCore {
+    doc: Doc,
+    text: TextRef,
+    client_id: u64,
+    acked: RangeSet,
+    connected: bool,
+    synced: bool,
+    pub stats: EditorStats,
+}
+
+impl EditorCore {
+    pub fn new(client_id: u64) -> Self {
+        let (doc, text) = ydoc::new_doc(client_id);
+        EditorCore {
+            doc,
+            text,
+            client_id,
+            acked: RangeSet::default(),
+            connected: false,
+            synced: false,
+            stats: Default::default(),
+        }
+    }
+
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    pub fn text(&self) -> String {
+        ydoc::text_of(&self.doc, &self.text)
+    }
+
+    pub fn sv(&self) -> Sv {
+        ydoc::sv_of(&self.doc)
+    }
+
+    pub fn has_pending(&self) -> bool {
+        ydoc::has_pending(&self.doc)
+    }
+
+    pub fn acked(&self) -> &RangeSet {
+        &self.acked
+    }
+
+    /// Our own insertions the server has not acknowledged yet.
+    pub fn unacked_own(&self) -> Vec<ClockRange> {
+        let own = self.sv().get(&self.client_id).copied().unwrap_or(0);
+        let mine: RangeSet = self.acked.ranges().into_iter().filter(|r| r.client == self.client_id).collect();
+        let mut missing = Vec::new();
+        let mut at = 0;
+        for r in mine.ranges() {
+            if r.start > at {
+                missing.push(ClockRange { client: self.client_id, start: at, end: r.start });
+            }
+            at = at.max(r.end);
+        }
+        if own > at {
+            missing.push(ClockRange { client: self.client_id, start: at, end: own });
+        }
+        missing
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether the server's step 2 arrived on this connection.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// A connection opened: the frames to send first.
+    pub fn connected(&mut self) -> Vec<Vec<u8>> {
+        self.connected = true;
+        self.synced = false;
+        self.stats.connects += 1;
+        vec![ysync::step1(&self.sv())]
+    }
+
+    pub fn disconnected(&mut self) {
+        self.connected = false;
+        self.synced = false;
+    }
+
+    /// One frame from the server: the frames to answer with.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, EditorError> {
+        self.stats.frames_in += 1;
+        match ysync::decode(bytes)? {
+            Frame::Step1(server_sv) => {
+                let diff = ydoc::diff(&self.doc, &server_sv);
+                if lacks(&server_sv, &self.sv()) {
+                    self.stats.resyncs_sent += 1;
+                }
+                Ok(vec![ysync::step2(diff)])
+            }
+            Frame::Step2(update) => {
+                let before = self.sv();
+                ydoc::apply(&self.doc, &update)?;
+                if self.sv() != before {
+                    self.stats.resyncs_received += 1;
+                }
+                self.synced = true;
+                Ok(Vec::new())
+            }
+            Frame::Update(update) => {
+                ydoc::apply(&self.doc, &update)?;
+                Ok(Vec::new())
+            }
+            Frame::Ack(ranges) => {
+                self.stats.acks_in += 1;
+                for r in ranges {
+                    self.acked.insert(r);
+                }
+                Ok(Vec::new())
+            }
+            Frame::Awareness | Frame::Other(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Types one patch (`pos`, `del` and the positions are byte offsets of the current text):
+    /// the frame to send now, if connected.
+    pub fn type_patch(&mut self, pos: u32, del: u32, ins: &str) -> Option<Vec<u8>> {
+        let update = ydoc::edit(&self.doc, &self.text, pos, del, ins);
+        self.outgoing(update)
+    }
+
+    /// Types several patches as one transaction (one update frame).
+    pub fn type_patches(&mut self, patches: &[(u32, u32, String)]) -> Option<Vec<u8>> {
+        let update = ydoc::edit_many(&self.doc, &self.text, patches);
+        self.outgoing(update)
+    }
+
+    /// Applies an update this editor authored elsewhere (a precomputed trace step): the frame
+    /// to send now, if connected.
+    pub fn type_update(&mut self, update: &[u8]) -> Result<Option<Vec<u8>>, YError> {
+        ydoc::apply(&self.doc, update)?;
+        Ok(self.outgoing(update.to_vec()))
+    }
+
+    fn outgoing(&mut self, update: Vec<u8>) -> Option<Vec<u8>> {
+        if !self.connected {
+            return None;
+        }
+        self.stats.updates_out += 1;
+        Some(ysync::update(update))
+    }
+}
+
+/// Whether `a` lacks something `b` has.
+pub fn lacks(a: &Sv, b: &Sv) -> bool {
+    b.iter().any(|(c, k)| a.get(c).copied().unwrap_or(0) < *k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal in-memory y-sync server room for the core to talk to.
+    struct Room {
+        doc: Doc,
+    }
+
+    impl Room {
+        fn new() -> Self {
+            Room { doc: ydoc::new_doc(999).0 }
+        }
+        /// Answers a client frame: (frames back to the sender, update to ack).
+        fn receive(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+            match ysync::decode(bytes).unwrap() {
+                Frame::Step1(sv) => {
+                    vec![ysync::step2(ydoc::diff(&self.doc, &sv)), ysync::step1(&ydoc::sv_of(&self.doc))]
+                }
+                Frame::Step2(u) | Frame::Update(u) => {
+                    let before = ydoc::sv_of(&self.doc);
+                    ydoc::apply(&self.doc, &u).unwrap();
+                    let after = ydoc::sv_of(&self.doc);
+                    let ranges: Vec<ClockRange> = after
+                        .iter()
+                        .filter(|(c, k)| before.get(c).copied().unwrap_or(0) < **k)
+                        .map(|(c, k)| ClockRange { client: *c, start: before.get(c).copied().unwrap_or(0), end: *k })
+                        .collect();
+                    vec![ysync::ack(&ranges)]
+                }
+                _ => Vec::new(),
+            }
+        }
+    }
+
+    fn exchange(core: &mut EditorCore, room: &mut Room, first: Vec<Vec<u8>>) {
+        let mut to_room = first;
+        while !to_room.is_empty() {
+            let mut to_core = Vec::new();
+            for f in to_room.drain(..) {
+                to_core.extend(room.receive(&f));
+            }
+            for f in to_core {
+                to_room.extend(core.receive(&f).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn offline_edits_reach_the_room_on_reconnect_and_get_acked() {
+        let mut room = Room::new();
+        let mut a = EditorCore::new(1);
+        let hello = a.connected();
+        exchange(&mut a, &mut room, hello);
+        assert!(a.is_synced());
+        let f = a.type_patch(0, 0, "abc").unwrap();
+        exchange(&mut a, &mut room, vec![f]);
+        assert_eq!(a.acked().ranges(), vec![ClockRange { client: 1, start: 0, end: 3 }]);
+        a.disconnected();
+        assert!(a.type_patch(3, 0, "de").is_none(), "nothing is sent while disconnected");
+        assert_eq!(a.unacked_own(), vec![ClockRange { client: 1, start: 3, end: 5 }]);
+        // Meanwhile another editor wrote to the room.
+        let mut b = EditorCore::new(2);
+        let hello = b.connected();
+        exchange(&mut b, &mut room, hello);
+        let f = b.type_patch(0, 0, "X").unwrap();
+        exchange(&mut b, &mut room, vec![f]);
+        // Reconnect: step 1/2 both ways.
+        let hello = a.connected();
+        exchange(&mut a, &mut room, hello);
+        assert_eq!(a.stats.resyncs_sent, 1);
+        assert_eq!(a.stats.resyncs_received, 1);
+        assert!(a.unacked_own().is_empty(), "{:?}", a.unacked_own());
+        assert_eq!(a.text(), ydoc::text_of(&room.doc, &room.doc.get_or_insert_text(ydoc::TEXT)));
+    }
+
+    #[test]
+    fn garbage_frames_are_errors() {
+        let mut a = EditorCore::new(1);
+        assert!(a.receive(&[]).is_err());
+        assert!(a.receive(&[0, 2, 5, 1, 2]).is_err());
+        assert!(a.receive(&[100, 1]).is_err());
+    }
+}

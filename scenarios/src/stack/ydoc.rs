@@ -1,0 +1,150 @@
+//! Small helpers over `yrs` shared by the editors, the verifier and the checkers: the one text
+//! every document holds, state vectors as ordered maps, and reading a whole-document update.
+//!
+//! State vectors are `BTreeMap<client, clock>` here (yrs keeps a `HashMap`, whose order would
+//! leak into traces and observations). A client's clock counts the characters it inserted;
+//! deletions do not advance it (they travel in the delete set), so "acknowledged (client,
+//! clock)" speaks of insertions, and deletions are judged by text convergence.
+
+use std::collections::BTreeMap;
+
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, ReadTxn, StateVector, Text, TextRef, Transact, Update};
+
+/// The name of the one text every document of the stack holds (y-websocket apps choose it; the
+/// servers never look inside).
+pub const TEXT: &str = "content";
+
+/// A state vector in a fixed order: client id → the next clock of that client (everything
+/// below it has been integrated).
+pub type Sv = BTreeMap<u64, u32>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum YError {
+    #[error("undecodable update: {0}")]
+    Decode(String),
+    #[error("update does not apply: {0}")]
+    Apply(String),
+}
+
+/// yrs client ids are 53-bit (JavaScript-safe); draw ids below this.
+pub const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
+
+/// A document with its text, made with a client id from the caller (a node's seeded RNG).
+pub fn new_doc(client_id: u64) -> (Doc, TextRef) {
+    assert!(client_id <= MAX_CLIENT_ID, "yrs client ids are 53-bit");
+    let doc = Doc::with_client_id(client_id);
+    let text = doc.get_or_insert_text(TEXT);
+    (doc, text)
+}
+
+pub fn to_sv(sv: &StateVector) -> Sv {
+    sv.iter().map(|(c, k)| (c.get(), *k)).filter(|(_, k)| *k > 0).collect()
+}
+
+pub fn from_sv(sv: &Sv) -> StateVector {
+    let mut out = StateVector::default();
+    for (c, k) in sv {
+        out.set_max(yrs::block::ClientID::new(*c), *k);
+    }
+    out
+}
+
+pub fn sv_of(doc: &Doc) -> Sv {
+    to_sv(&doc.transact().state_vector())
+}
+
+pub fn text_of(doc: &Doc, text: &TextRef) -> String {
+    text.get_string(&doc.transact())
+}
+
+/// Whether the document holds updates it could not integrate yet (their causal predecessors
+/// are missing).
+pub fn has_pending(doc: &Doc) -> bool {
+    let txn = doc.transact();
+    txn.store().pending_update().is_some() || txn.store().pending_ds().is_some()
+}
+
+/// Applies a v1 update (untrusted bytes: decoding errors are returned, never panicked on).
+pub fn apply(doc: &Doc, update: &[u8]) -> Result<(), YError> {
+    let update = Update::decode_v1(update).map_err(|e| YError::Decode(e.to_string()))?;
+    doc.transact_mut().apply_update(update).map_err(|e| YError::Apply(e.to_string()))
+}
+
+/// Everything the document holds that a peer at `sv` lacks, as a v1 update.
+pub fn diff(doc: &Doc, sv: &Sv) -> Vec<u8> {
+    doc.transact().encode_state_as_update_v1(&from_sv(sv))
+}
+
+/// The text and state vector of a whole-document update (what the document service serves),
+/// and whether part of it could not be integrated.
+pub fn read_update(update: &[u8]) -> Result<DocState, YError> {
+    let (doc, text) = new_doc(0);
+    if !update.is_empty() {
+        apply(&doc, update)?;
+    }
+    Ok(DocState { text: text_of(&doc, &text), sv: sv_of(&doc), pending: has_pending(&doc) })
+}
+
+/// A document's content as checkers compare it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DocState {
+    pub text: String,
+    pub sv: Sv,
+    /// Updates held back for want of their causal predecessors (never expected at the end).
+    pub pending: bool,
+}
+
+/// Inserts then deletes within one transaction and returns that transaction's update.
+pub fn edit(doc: &Doc, text: &TextRef, pos: u32, del: u32, ins: &str) -> Vec<u8> {
+    let mut txn = doc.transact_mut();
+    if del > 0 {
+        text.remove_range(&mut txn, pos, del);
+    }
+    if !ins.is_empty() {
+        text.insert(&mut txn, pos, ins);
+    }
+    txn.encode_update_v1()
+}
+
+/// Applies patches `(pos, del, ins)` in order as one transaction and returns its update.
+pub fn edit_many(doc: &Doc, text: &TextRef, patches: &[(u32, u32, String)]) -> Vec<u8> {
+    let mut txn = doc.transact_mut();
+    for (pos, del, ins) in patches {
+        if *del > 0 {
+            text.remove_range(&mut txn, *pos, *del);
+        }
+        if !ins.is_empty() {
+            text.insert(&mut txn, *pos, ins);
+        }
+    }
+    txn.encode_update_v1()
+}
+
+/// Encodes a state vector as y-sync carries it.
+pub fn encode_sv(sv: &Sv) -> Vec<u8> {
+    from_sv(sv).encode_v1()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_travel_and_converge() {
+        let (a, at) = new_doc(1);
+        let (b, bt) = new_doc(2);
+        let u1 = edit(&a, &at, 0, 0, "hello");
+        let u2 = edit(&b, &bt, 0, 0, "world");
+        apply(&b, &u1).unwrap();
+        apply(&a, &u2).unwrap();
+        assert_eq!(text_of(&a, &at), text_of(&b, &bt));
+        assert_eq!(sv_of(&a), Sv::from([(1, 5), (2, 5)]));
+        let whole = diff(&a, &Sv::new());
+        let read = read_update(&whole).unwrap();
+        assert_eq!(read.sv, sv_of(&b));
+        assert!(!read.pending);
+        assert!(apply(&a, b"\xff\xff\xff").is_err());
+    }
+}
