@@ -109,16 +109,7 @@ impl Request {
             target.push('?');
             target.push_str(&q.join("&"));
         }
-        let mut out = format!("{} {} HTTP/1.1\r\n", self.method, target);
-        for (k, v) in &self.headers {
-            if k != "content-length" && k != "connection" {
-                out.push_str(&format!("{k}: {v}\r\n"));
-            }
-        }
-        out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", self.body.len()));
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
+        encode_message(format!("{} {} HTTP/1.1", self.method, target), &self.headers, &self.body)
     }
 }
 
@@ -161,17 +152,23 @@ impl Response {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut out = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
-        for (k, v) in &self.headers {
-            if k != "content-length" && k != "connection" {
-                out.push_str(&format!("{k}: {v}\r\n"));
-            }
-        }
-        out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", self.body.len()));
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
+        encode_message(format!("HTTP/1.1 {} {}", self.status, reason(self.status)), &self.headers, &self.body)
     }
+}
+
+/// A request or response on the wire: the start line, the headers (our own framing headers
+/// replace any the caller set), the body.
+fn encode_message(start_line: String, headers: &BTreeMap<String, String>, body: &[u8]) -> Vec<u8> {
+    let mut out = start_line + "\r\n";
+    for (k, v) in headers {
+        if k != "content-length" && k != "connection" {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 /// Reads one request: the head, then a `Content-Length` body.
