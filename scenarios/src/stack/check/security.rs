@@ -16,6 +16,9 @@ use crate::stack::observe::{Attack, Dropped, EditorFinal, MalformedSent, Revoked
 /// The character attackers put in everything they try to write.
 pub const ATTACK_MARK: char = '\u{2620}';
 
+/// Close reasons the collaboration service gives a session for a cause of its own.
+const OWN_CAUSE_CLOSES: &[&str] = &["token expired", "permission revoked"];
+
 pub struct SecurityChecker {
     pub revocation_bound_ms: u64,
     /// A drop this close to a malformed frame, with no fault within `quiet_ms`, is collateral.
@@ -80,7 +83,11 @@ impl Checker for SecurityChecker {
                     continue;
                 }
                 for d in o.of::<Dropped>() {
-                    if d.value.doc == m.value.doc && d.t_ms >= m.t_ms && d.t_ms <= m.t_ms + self.collateral_window_ms {
+                    // A session closed for its own token's expiry or its user's revocation is
+                    // not collateral, however close to the attacker's frame.
+                    let own_cause = OWN_CAUSE_CLOSES.iter().any(|r| d.value.reason == format!("closed: {r}"));
+                    let near = d.t_ms >= m.t_ms && d.t_ms <= m.t_ms + self.collateral_window_ms;
+                    if d.value.doc == m.value.doc && near && !own_cause {
                         collateral.push(format!("{} dropped at {} ms, {} ms after a malformed frame on {}", d.node, d.t_ms, d.t_ms - m.t_ms, d.value.doc));
                     }
                 }
