@@ -32,6 +32,8 @@ pub fn all() -> &'static [&'static Scenario] {
         &postgres_failover::SCENARIO,
         &postgres_pitr::SCENARIO,
         &redis_failover::SCENARIO,
+        &steady::SCENARIO,
+        &kill_az::SCENARIO,
     ];
     ALL
 }

@@ -2,6 +2,11 @@
 //! user up, grants each editor write on its document, then at a set moment revokes one user's
 //! permission and records when the revocation took effect ([`Revoked`]). Each call is retried
 //! with backoff through the next balancer until it gets a definite answer.
+//!
+//! Once the users exist it also runs a synthetic monitor ([`probe`]): every `probe_ms` until
+//! `probe_until_ms` it logs in and loads `probe_doc` through the next balancer, recording each
+//! outcome as liveness. Editors log in and load only when they (re)connect, so without it the
+//! liveness checker would measure when someone next tried, not when the service came back.
 
 use std::time::Duration;
 
@@ -25,6 +30,10 @@ pub struct AdminConfig {
     pub revoke: Option<(String, String, u64)>,
     pub start_ms: u64,
     pub live_sample_ms: u64,
+    /// The monitor's document, period and end.
+    pub probe_doc: String,
+    pub probe_ms: u64,
+    pub probe_until_ms: u64,
 }
 
 struct Retry {
@@ -68,6 +77,7 @@ pub async fn run(mut ctx: NodeCtx, cfg: AdminConfig) {
         }
     }
     ctx.sometimes("stack.users_signed_up");
+    tokio::spawn(probe(ctx.fork(), cfg.clone()));
     let mut live = LiveLog::default();
     let mut token = login(&mut ctx, &mut retry, &lbs, &cfg, &mut live).await;
     for (user, doc, perm) in &cfg.grants {
@@ -123,5 +133,21 @@ async fn login(
         }
         attempt += 1;
         retry.wait(ctx, attempt).await;
+    }
+}
+
+/// The synthetic monitor: a login and a document load through each balancer in turn, every
+/// `probe_ms`, each recorded as liveness (`login`, `load`).
+async fn probe(mut ctx: NodeCtx, cfg: AdminConfig) {
+    let mut live = LiveLog::default();
+    let mut lb = ctx.rng.gen_range(0..cfg.balancers.len());
+    while ctx.clock.now_ms() < cfg.probe_until_ms {
+        lb = (lb + 1) % cfg.balancers.len();
+        let node = &cfg.balancers[lb];
+        let login = users::login(&ctx.net, node, &cfg.tenant, &cfg.admin.0, &cfg.admin.1).await;
+        live.record(&ctx, "login", login.is_ok(), 0);
+        let load = users::load_state(&ctx.net, node, &cfg.probe_doc).await;
+        live.record(&ctx, "load", load.is_ok(), 0);
+        tokio::time::sleep(Duration::from_millis(cfg.probe_ms)).await;
     }
 }

@@ -23,6 +23,7 @@ pub fn build(seed: u64, spec: &StackSpec, schedule: Vec<Scheduled>) -> (Built, S
     let names = services::names(spec, &mut plan);
     services::add_balancers(&mut plan, &names);
     services::add_auth(&mut plan, &names, &pg);
+    services::add_collab(&mut plan, &names, spec, &pg, &kafka);
     services::add_docs(&mut plan, &names, &mongo, &redis);
     services::add_consumers(&mut plan, &names, &kafka, &mongo);
     let verifier = VerifierConfig {

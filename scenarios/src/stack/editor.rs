@@ -253,7 +253,8 @@ impl Editor {
                 msg = rx.next() => {
                     let bytes = match msg {
                         Some(Ok(Message::Binary(b))) => b,
-                        Some(Ok(Message::Close(_))) | None => return End::Dropped("closed".into()),
+                        Some(Ok(Message::Close(Some(f)))) => return End::Dropped(format!("closed: {}", f.reason)),
+                        Some(Ok(Message::Close(None))) | None => return End::Dropped("closed".into()),
                         Some(Err(e)) => return End::Dropped(format!("{e}")),
                         Some(Ok(_)) => continue,
                     };

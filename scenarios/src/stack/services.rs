@@ -2,9 +2,13 @@
 //! cluster handles: `lb-<z>` (one balancer per zone), `auth-<i>`, `collab-<i>`, `docs-<i>`,
 //! `consumer-<i>`, every kind with instances in different zones.
 
+use std::sync::Arc;
+
 use sim::{node_main, Plan};
 use system::auth::AuthConfig;
 use system::balancer::BalancerConfig;
+use system::collab::gate::AuthGateConfig;
+use system::collab::CollabConfig;
 use system::docs::DocsConfig;
 use system::kafka::KafkaCluster;
 use system::log_consumer::ConsumerConfig;
@@ -64,6 +68,18 @@ pub fn add_auth(plan: &mut Plan, names: &ServiceNames, pg: &PgCluster) {
     }
 }
 
+/// Adds the collaboration instances: edits produced to `doc-updates`, documents loaded through
+/// the document service, tokens and permissions checked against the PostgreSQL cluster.
+pub fn add_collab(plan: &mut Plan, names: &ServiceNames, spec: &StackSpec, pg: &PgCluster, kafka: &KafkaCluster) {
+    let gate = Arc::new(AuthGateConfig { pg_proxies: vec![pg.proxy().to_string()] });
+    let mut config = CollabConfig::new(kafka.clone(), names.docs.clone(), gate);
+    config.ack_before_durable = spec.ack_before_durable;
+    for node in &names.collab {
+        let config = config.clone();
+        plan.node(node, node_main(move |ctx| system::collab::run(ctx, config.clone())));
+    }
+}
+
 /// Adds the document service instances (MongoDB through a router in the node, the Redis cache
 /// through Sentinel).
 pub fn add_docs(plan: &mut Plan, names: &ServiceNames, mongo: &MongoCluster, redis: &RedisCluster) {
@@ -86,7 +102,7 @@ pub fn add_consumers(plan: &mut Plan, names: &ServiceNames, kafka: &KafkaCluster
 /// The verifier's reader of a document rebuilt from MongoDB alone (a router in its node).
 pub fn mongo_reader(mongo: &MongoCluster) -> super::verifier::MongoReader {
     let config = mongo.router_config();
-    std::sync::Arc::new(move |ctx, doc| {
+    Arc::new(move |ctx, doc| {
         let config = config.clone();
         Box::pin(async move {
             let router = system::mongo::Router::new(ctx, config);

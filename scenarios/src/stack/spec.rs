@@ -237,6 +237,9 @@ pub fn add_users(
         revoke: Some((mallory.clone(), REVOKE_DOC.into(), spec.revoke_at_ms)),
         start_ms: 3_000,
         live_sample_ms: 5_000,
+        probe_doc: docs[0].clone(),
+        probe_ms: 5_000,
+        probe_until_ms: spec.type_until_ms(),
     };
     plan.topology.add("admin-1", USER_ZONE, REGION);
     plan.client("admin-1", node_main(move |ctx| super::admin::run(ctx, admin.clone())));

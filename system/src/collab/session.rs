@@ -203,6 +203,12 @@ async fn pump(
                     }
                 }
                 Some((_, Err(Denied::Unavailable))) | None => {}
+                Some((_, Err(Denied::Expired))) => {
+                    // The token ran out: not a revocation; the client logs in again and reconnects.
+                    ctx.sometimes("collab.session_token_expired");
+                    close(ws, CloseCode::Policy, "token expired").await;
+                    return "expired";
+                }
                 Some((_, Err(_))) => {
                     ctx.sometimes("collab.session_revoked");
                     close(ws, CloseCode::Policy, "permission revoked").await;

@@ -8,13 +8,32 @@
 //! - a malformed frame closes its own connection, and, away from faults, no editor of that
 //!   document was dropped at that moment.
 
+use std::collections::BTreeMap;
+
 use sim::Outcome;
+use system::collab::observe::{SessionAdmitted, SessionClosed};
 
 use crate::scenario::{Checker, Verdict};
 use crate::stack::observe::{Attack, Dropped, EditorFinal, MalformedSent, Revoked, RevokedWrite, Verified};
 
 /// The character attackers put in everything they try to write.
 pub const ATTACK_MARK: char = '\u{2620}';
+
+/// Why the collaboration service closes a session for a cause of the session's own.
+const OWN_CAUSE_CLOSES: &[&str] = &["expired", "revoked"];
+
+/// Whether `editor`'s session on `doc` open at `t_ms` (its latest admitted) was closed by the
+/// server for a cause of its own.
+fn own_cause_close(
+    admitted: &[sim::observation::Seen<'_, SessionAdmitted>],
+    closed: &BTreeMap<(&str, u64), String>,
+    editor: &str,
+    doc: &str,
+    t_ms: u64,
+) -> bool {
+    let latest = admitted.iter().rev().find(|a| a.value.user == editor && a.value.doc == doc && a.t_ms <= t_ms);
+    latest.and_then(|a| closed.get(&(a.node, a.value.session))).is_some_and(|r| OWN_CAUSE_CLOSES.contains(&r.as_str()))
+}
 
 pub struct SecurityChecker {
     pub revocation_bound_ms: u64,
@@ -72,6 +91,9 @@ impl Checker for SecurityChecker {
                 }
             }
             let faults: Vec<u64> = o.faults().map(|f| f.t_ms).collect();
+            let admitted: Vec<_> = o.of::<SessionAdmitted>().collect();
+            let closed: BTreeMap<(&str, u64), String> =
+                o.of::<SessionClosed>().map(|c| ((c.node, c.value.session), c.value.reason)).collect();
             for m in o.of::<MalformedSent>() {
                 if !m.value.closed {
                     bad.push(format!("malformed frame at {} ms on {}: the connection stayed open", m.t_ms, m.value.doc));
@@ -80,7 +102,12 @@ impl Checker for SecurityChecker {
                     continue;
                 }
                 for d in o.of::<Dropped>() {
-                    if d.value.doc == m.value.doc && d.t_ms >= m.t_ms && d.t_ms <= m.t_ms + self.collateral_window_ms {
+                    // A session the server closed for its own token's expiry or its user's
+                    // revocation is not collateral, however close to the attacker's frame (the
+                    // editor may see the close frame, or only a reset while it was sending).
+                    let own_cause = own_cause_close(&admitted, &closed, d.node, &d.value.doc, d.t_ms);
+                    let near = d.t_ms >= m.t_ms && d.t_ms <= m.t_ms + self.collateral_window_ms;
+                    if d.value.doc == m.value.doc && near && !own_cause {
                         collateral.push(format!("{} dropped at {} ms, {} ms after a malformed frame on {}", d.node, d.t_ms, d.t_ms - m.t_ms, d.value.doc));
                     }
                 }
