@@ -69,6 +69,11 @@ impl EditorCore {
         ydoc::text_of(&self.doc, &self.text)
     }
 
+    /// The text's length in UTF-16 code units (no pass over the text).
+    pub fn len(&self) -> u32 {
+        ydoc::len_of(&self.doc, &self.text)
+    }
+
     pub fn sv(&self) -> Sv {
         ydoc::sv_of(&self.doc)
     }
@@ -156,7 +161,7 @@ impl EditorCore {
         }
     }
 
-    /// Types one patch (`pos`, `del` and the positions are byte offsets of the current text):
+    /// Types one patch (`pos` and `del` are UTF-16 offsets into the current text):
     /// the frame to send now, if connected.
     pub fn type_patch(&mut self, pos: u32, del: u32, ins: &str) -> Option<Vec<u8>> {
         let update = ydoc::edit(&self.doc, &self.text, pos, del, ins);

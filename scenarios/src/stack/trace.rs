@@ -18,8 +18,9 @@
 //!   concurrent inserts at one place by client id, and the published content puts agent 0
 //!   first, so the agents' ids are drawn increasing ([`agent_ids`]).
 //!
-//! Positions are Unicode scalar values in the traces and UTF-8 bytes in `yrs`' default offset
-//! kind; both traces are ASCII only ([`Trace::ascii`] is asserted), so they coincide.
+//! Positions are Unicode scalar values in the traces and UTF-16 code units in the editors'
+//! documents ([`super::ydoc::new_doc`]); both traces are ASCII only ([`Trace::ascii`] is
+//! asserted), so they coincide.
 
 use std::sync::OnceLock;
 
@@ -57,7 +58,7 @@ impl Trace {
     fn parse(gz: &[u8]) -> Trace {
         let reader = flate2::read::GzDecoder::new(gz);
         let trace: Trace = serde_json::from_reader(reader).expect("vendored trace parses");
-        assert!(trace.ascii(), "positions are characters in the trace and bytes in yrs: ASCII only");
+        assert!(trace.ascii(), "positions are characters in the trace and UTF-16 units in yrs: ASCII only");
         trace
     }
 

@@ -109,11 +109,12 @@ impl Typist {
             Script::Watch => Burst::Done,
             Script::Synthetic => {
                 self.typed += 1;
-                Burst::Patches(vec![synthetic(&core.text(), rng)])
+                Burst::Patches(vec![synthetic(core.len(), rng)])
             }
             Script::Paper { chunk, starts_from } => {
                 if !self.started {
-                    if core.text() != **starts_from {
+                    // The length first: reading the whole text is a pass over it.
+                    if core.len() as usize != starts_from.len() || core.text() != **starts_from {
                         return Burst::Wait;
                     }
                     self.started = true;
@@ -144,21 +145,17 @@ impl Typist {
 
 /// One synthetic edit of `text`: mostly a word typed at a random place, sometimes a few
 /// characters deleted. Positions fall on character boundaries.
-fn synthetic(text: &str, rng: &mut impl Rng) -> (u32, u32, String) {
-    let boundary = |mut i: usize| {
-        while !text.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
-    };
-    let pos = boundary(rng.gen_range(0..=text.len()));
-    if text.len() > 40 && rng.gen_ratio(1, 5) {
-        let end = boundary((pos + rng.gen_range(1..=5)).min(text.len()));
+/// A random edit of a text of `len` UTF-16 units: any index is a position (the texts hold only
+/// Basic Multilingual Plane characters, see [`super::ydoc::new_doc`]).
+fn synthetic(len: u32, rng: &mut impl Rng) -> (u32, u32, String) {
+    let pos = rng.gen_range(0..=len);
+    if len > 40 && rng.gen_ratio(1, 5) {
+        let end = (pos + rng.gen_range(1..=5)).min(len);
         if end > pos {
-            return (pos as u32, (end - pos) as u32, String::new());
+            return (pos, end - pos, String::new());
         }
     }
-    (pos as u32, 0, WORDS[rng.gen_range(0..WORDS.len())].to_string())
+    (pos, 0, WORDS[rng.gen_range(0..WORDS.len())].to_string())
 }
 
 #[cfg(test)]
@@ -222,13 +219,17 @@ mod tests {
     }
 
     #[test]
-    fn synthetic_edits_stay_on_char_boundaries() {
+    fn synthetic_edits_land_anywhere_in_a_text_with_wide_characters() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
         let mut core = EditorCore::new(1);
         core.type_patch(0, 0, "\u{2620}\u{2620}abc\u{2620} and more text to make it long enough to delete from");
+        let mut mirror: Vec<u16> = core.text().encode_utf16().collect();
         for _ in 0..500 {
-            let (pos, del, ins) = synthetic(&core.text(), &mut rng);
+            let (pos, del, ins) = synthetic(core.len(), &mut rng);
             core.type_patch(pos, del, &ins);
+            mirror.splice(pos as usize..(pos + del) as usize, ins.encode_utf16());
+            assert_eq!(core.len() as usize, mirror.len());
         }
+        assert_eq!(core.text(), String::from_utf16(&mirror).unwrap());
     }
 }

@@ -104,7 +104,8 @@ pub async fn open(
     }
     let attempt = async {
         let conn = net.connect(lb, HTTP_PORT).await.map_err(|e| OpenError::Failed(e.to_string()))?;
-        match tokio_tungstenite::client_async(url, conn).await {
+        match tokio_tungstenite::client_async_with_config(url, conn, Some(system::collab::protocol::ws_config())).await
+        {
             Ok((ws, _)) => Ok(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(OpenError::Refused(resp.status().as_u16())),
             Err(e) => Err(OpenError::Failed(e.to_string())),

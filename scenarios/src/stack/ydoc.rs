@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use yrs::block::ClientID;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, GetString, ReadTxn, StateVector, Text, TextRef, Transact, Update};
+use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, TextRef, Transact, Update};
 
 /// The name of the one text every document of the stack holds (y-websocket apps choose it; the
 /// servers never look inside).
@@ -32,9 +33,16 @@ pub enum YError {
 pub const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
 
 /// A document with its text, made with a client id from the caller (a node's seeded RNG).
+///
+/// Offsets are UTF-16 code units, as in stock Yjs clients, rather than yrs' default UTF-8
+/// bytes: every index up to the length is then a valid position (the texts here hold only
+/// Basic Multilingual Plane characters), so an editor can pick a position from the length
+/// alone, and the length is kept by yrs rather than counted over the whole text.
 pub fn new_doc(client_id: u64) -> (Doc, TextRef) {
     assert!(client_id <= MAX_CLIENT_ID, "yrs client ids are 53-bit");
-    let doc = Doc::with_client_id(client_id);
+    let mut options = Options::with_client_id(ClientID::new(client_id));
+    options.offset_kind = OffsetKind::Utf16;
+    let doc = Doc::with_options(options);
     let text = doc.get_or_insert_text(TEXT);
     (doc, text)
 }
@@ -46,7 +54,7 @@ pub fn to_sv(sv: &StateVector) -> Sv {
 pub fn from_sv(sv: &Sv) -> StateVector {
     let mut out = StateVector::default();
     for (c, k) in sv {
-        out.set_max(yrs::block::ClientID::new(*c), *k);
+        out.set_max(ClientID::new(*c), *k);
     }
     out
 }
@@ -57,6 +65,11 @@ pub fn sv_of(doc: &Doc) -> Sv {
 
 pub fn text_of(doc: &Doc, text: &TextRef) -> String {
     text.get_string(&doc.transact())
+}
+
+/// The text's length in UTF-16 code units, without reading the text.
+pub fn len_of(doc: &Doc, text: &TextRef) -> u32 {
+    text.len(&doc.transact())
 }
 
 /// Whether the document holds updates it could not integrate yet (their causal predecessors

@@ -41,6 +41,20 @@ use yrs::{StateVector, Update};
 /// Largest frame accepted (and the WebSocket message limit): a whole document's state in one
 /// step 2 must fit. y-websocket sets no limit; ws's default `maxPayload` is 100 MiB.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// Bytes a WebSocket reads from its stream at a time. y-sync frames are small (one edit is tens
+/// of bytes); tungstenite's default 128 KiB is zeroed on every read, which costs more than the
+/// whole frame handling. Larger messages still arrive, over several reads.
+pub const READ_BUFFER_BYTES: usize = 16 << 10;
+
+/// The WebSocket settings of both ends of a y-sync connection: the frame limit and the read
+/// buffer above.
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+        .read_buffer_size(READ_BUFFER_BYTES)
+}
 /// Most ranges in one ack (more is malformed).
 pub const MAX_ACK_RANGES: usize = 4_096;
 /// Tag of the acknowledgement extension.

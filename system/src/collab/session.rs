@@ -24,13 +24,13 @@ use sim::NodeCtx;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, Mutex};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::gate::{Access, Denied, Gate, Perm, RECHECK_INTERVAL_MS, RECHECK_TIMEOUT_MS, REVOCATION_BOUND_MS};
 use super::observe::{SessionAdmitted, SessionClosed, SessionRefused};
-use super::protocol::{self, MAX_FRAME_BYTES};
+use super::protocol;
 use super::room::{CloseReason, SessionId};
 use super::rooms::{Out, RoomMsg, Rooms};
 use crate::doc_update::DocId;
@@ -89,8 +89,7 @@ pub async fn serve(ctx: NodeCtx, node: Arc<Node>, mut conn: Conn, peer: String, 
                 return None;
             }
         };
-        let config =
-            WebSocketConfig::default().max_message_size(Some(MAX_FRAME_BYTES)).max_frame_size(Some(MAX_FRAME_BYTES));
+        let config = protocol::ws_config();
         let stream = Replay { head: req.head_bytes().to_vec(), pos: 0, inner: conn };
         // Admission already happened on the head; the callback only completes the upgrade.
         #[allow(clippy::result_large_err)]
