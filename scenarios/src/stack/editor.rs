@@ -5,6 +5,15 @@
 //! quiet, asks the room for its whole state (step 1 with an empty state vector) and records its
 //! last word ([`EditorFinal`]).
 //!
+//! Tokens expire (the collaboration service closes a session whose token ran out), so an editor
+//! refreshes before that, as a real client does: a seeded margin (`refresh_margin_ms`) before
+//! `expires_at_ms` it logs in again in the background while the session goes on, and once the
+//! new token is there it switches at a convenient moment (no edit of its own waiting for its
+//! acknowledgement, or at the latest [`REFRESH_FORCE_MS`] before expiry): it closes the session
+//! and reconnects at once with the new token, through the same balancer; y-sync's step 1/2
+//! makes the switch lossless. A refresh that fails is retried every [`REFRESH_RETRY_MS`]; only
+//! when every retry fails until expiry does the server close the session as expired.
+//!
 //! A *trusting* editor (synthetic documents) behaves like a user who closes the tab once the
 //! app shows "all changes saved": when its connection drops and every edit of its own was
 //! acknowledged, it drops its copy and starts afresh (a new `yrs` client id) from whatever the
@@ -54,7 +63,14 @@ pub struct EditorConfig {
     pub stall_timeout_ms: u64,
     /// One [`Live`] record per capability per this period while it works.
     pub live_sample_ms: u64,
+    /// The token is refreshed this long (drawn per editor from the range) before it expires.
+    pub refresh_margin_ms: (u64, u64),
 }
+
+/// A fresh token is switched to at the latest this long before the old one expires.
+pub const REFRESH_FORCE_MS: u64 = 5_000;
+/// A failed background refresh is retried after this long.
+pub const REFRESH_RETRY_MS: u64 = 3_000;
 
 /// Samples of what works, recorded as [`Live`] observations.
 #[derive(Default)]
@@ -80,6 +96,8 @@ enum End {
     /// The room's whole state (None: it never answered).
     Final(Option<DocState>),
     Dropped(String),
+    /// The editor closed the session to switch to this fresh token.
+    Refresh(Token),
 }
 
 struct Editor {
@@ -91,6 +109,10 @@ struct Editor {
     live: LiveLog,
     next_key_ms: u64,
     lb: String,
+    /// The token of the current session.
+    token: Option<Token>,
+    /// This editor's refresh margin (drawn from the config's range).
+    refresh_margin_ms: u64,
 }
 
 fn new_client_id(rng: &mut impl Rng) -> u64 {
@@ -101,6 +123,7 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
     users::sleep_until_ms(&ctx.clock, cfg.start_ms).await;
     let id = cfg.client_id.unwrap_or_else(|| new_client_id(&mut ctx.rng));
     let first = ctx.rng.gen_range(0..cfg.balancers.len());
+    let refresh_margin_ms = ctx.rng.gen_range(cfg.refresh_margin_ms.0..=cfg.refresh_margin_ms.1);
     let mut ed = Editor {
         core: EditorCore::new(id),
         typist: Typist::new(cfg.script.clone()),
@@ -109,22 +132,29 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
         live: LiveLog::default(),
         next_key_ms: 0,
         lb: String::new(),
+        token: None,
+        refresh_margin_ms,
         cfg,
     };
-    let mut token: Option<Token> = None;
+    // Set after a refresh: reconnect at once, through the same balancer.
+    let mut switching = false;
     loop {
         let now = ctx.clock.now_ms();
         if now >= ed.cfg.final_at_ms + 10_000 {
             ed.record_final(&ctx, None);
             return;
         }
-        ed.lb = ed.cfg.balancers[ed.reconnect.balancer()].clone();
-        let expiring = token.as_ref().is_none_or(|t| t.expires_at_ms < ctx.clock.wall_ms() + 20_000);
+        if !switching {
+            ed.lb = ed.cfg.balancers[ed.reconnect.balancer()].clone();
+        }
+        switching = false;
+        let wall = ctx.clock.wall_ms();
+        let expiring = ed.token.as_ref().is_none_or(|t| t.expires_at_ms < wall + ed.refresh_margin_ms);
         if expiring {
             match users::login(&ctx.net, &ed.lb, &ed.cfg.tenant, &ed.cfg.user, &ed.cfg.password).await {
                 Ok(t) => {
                     ed.live.record(&ctx, "login", true, ed.cfg.live_sample_ms);
-                    token = Some(t);
+                    ed.token = Some(t);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, lb = %ed.lb, "login failed");
@@ -134,13 +164,13 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
                 }
             }
         }
-        let t = token.as_ref().map(|t| t.token.clone());
+        let t = ed.token.as_ref().map(|t| t.token.clone());
         let ws = match users::open(&ctx.net, &ed.lb, &ed.cfg.doc, t.as_deref(), true, Duration::from_secs(10)).await {
             Ok(ws) => ws,
             Err(e) => {
                 tracing::debug!(error = ?e, lb = %ed.lb, "open failed");
                 if matches!(e, OpenError::Refused(401)) {
-                    token = None;
+                    ed.token = None;
                 }
                 ed.live.record(&ctx, "load", false, ed.cfg.live_sample_ms);
                 ed.back_off(&mut ctx).await;
@@ -154,6 +184,11 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
             End::Final(room) => {
                 ed.record_final(&ctx, room);
                 return;
+            }
+            End::Refresh(fresh) => {
+                ed.token = Some(fresh);
+                switching = true;
+                ctx.sometimes("stack.editor_refreshed_token");
             }
             End::Dropped(reason) => {
                 ctx.observe(&Dropped { doc: ed.cfg.doc.clone(), balancer: ed.lb.clone(), reason });
@@ -203,6 +238,10 @@ impl Editor {
         let opened_ms = ctx.clock.now_ms();
         let mut last_frame_ms = opened_ms;
         let mut probe_deadline: Option<u64> = None;
+        // The background login, the fresh token it got, and when to try again after a failure.
+        let mut refreshing: Option<tokio::task::JoinHandle<Result<Token, String>>> = None;
+        let mut fresh: Option<Token> = None;
+        let mut refresh_retry_wall_ms = 0u64;
         for f in self.core.connected() {
             if let Err(e) = tx.send(Message::Binary(f.into())).await {
                 return End::Dropped(format!("send: {e}"));
@@ -228,6 +267,24 @@ impl Editor {
                 }
                 probe_deadline = Some(now + 5_000);
             }
+            let wall = ctx.clock.wall_ms();
+            let expires = self.token.as_ref().map_or(u64::MAX, |t| t.expires_at_ms);
+            let refresh_at_wall = expires.saturating_sub(self.refresh_margin_ms).max(refresh_retry_wall_ms);
+            if probe_deadline.is_none() {
+                if fresh.is_none() && refreshing.is_none() && wall >= refresh_at_wall {
+                    let (net, lb, cfg) = (ctx.net.clone(), self.lb.clone(), self.cfg.clone());
+                    refreshing = Some(tokio::spawn(async move {
+                        users::login(&net, &lb, &cfg.tenant, &cfg.user, &cfg.password).await
+                    }));
+                }
+                let convenient = self.core.unacked_own().is_empty() || wall + REFRESH_FORCE_MS >= expires;
+                if convenient {
+                    if let Some(t) = fresh.take() {
+                        let _ = tx.send(Message::Close(None)).await;
+                        return End::Refresh(t);
+                    }
+                }
+            }
             if synced && probe_deadline.is_none() && now < self.cfg.type_until_ms && now >= self.next_key_ms {
                 let frames = self.type_burst(ctx);
                 for f in frames {
@@ -248,8 +305,31 @@ impl Editor {
             if synced && probe_deadline.is_none() && now < self.cfg.type_until_ms {
                 wake = wake.min(self.next_key_ms.max(now + 1));
             }
+            if probe_deadline.is_none() {
+                // Wall deadlines, as simulated-time ones.
+                let until = |at_wall: u64| now + at_wall.saturating_sub(wall).max(1);
+                if fresh.is_none() && refreshing.is_none() {
+                    wake = wake.min(until(refresh_at_wall));
+                }
+                if fresh.is_some() {
+                    wake = wake.min(until(expires.saturating_sub(REFRESH_FORCE_MS)));
+                }
+            }
             tokio::select! {
                 biased;
+                got = async { refreshing.as_mut().expect("guarded").await }, if refreshing.is_some() => {
+                    refreshing = None;
+                    match got {
+                        Ok(Ok(t)) => {
+                            self.live.record(ctx, "login", true, self.cfg.live_sample_ms);
+                            fresh = Some(t);
+                        }
+                        _ => {
+                            self.live.record(ctx, "login", false, self.cfg.live_sample_ms);
+                            refresh_retry_wall_ms = ctx.clock.wall_ms() + REFRESH_RETRY_MS;
+                        }
+                    }
+                }
                 msg = rx.next() => {
                     let bytes = match msg {
                         Some(Ok(Message::Binary(b))) => b,

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod attacker;
 pub mod build;
 pub mod check;
+pub mod durable_read;
 pub mod editor;
 pub mod editor_core;
 pub mod observe;

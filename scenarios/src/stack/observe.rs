@@ -127,3 +127,82 @@ pub struct Verified {
 impl Observation for Verified {
     const KIND: &'static str = "stack.verified";
 }
+
+/// One stored operation as read back from `crdt_ops` (after the ending's recovery).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpRow {
+    /// The store's `_id`.
+    pub key: String,
+    /// The operation id the document carries.
+    pub op_id: String,
+    /// Whether the stored bytes hash (with the document id) to `op_id`.
+    pub hash_ok: bool,
+}
+
+/// Every operation stored for `doc`, read at majority by the verifier after the group's
+/// committed offsets and the log ([`CommittedLog`]) were read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredOps {
+    pub doc: String,
+    pub ops: Result<Vec<OpRow>, String>,
+}
+
+impl Observation for StoredOps {
+    const KIND: &'static str = "stack.stored_ops";
+}
+
+/// A valid record of the update log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub offset: u64,
+    pub doc: String,
+    pub op_id: String,
+}
+
+/// One partition of `doc-updates` as the verifier read it after recovery: the consumer group's
+/// committed offset (read first), then the log's records below it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedLog {
+    pub partition: u32,
+    /// `Ok(None)`: the group never committed this partition.
+    pub committed: Result<Option<u64>, String>,
+    /// The high watermark the last fetch reported (0 when nothing was fetched).
+    pub high_watermark: u64,
+    /// Valid records below the committed offset, in log order.
+    pub records: Vec<LogEntry>,
+    /// Offsets below the committed offset whose record is not a valid update (the consumers
+    /// skip those by design).
+    pub invalid: Vec<u64>,
+    /// Why the log could not be read up to the committed offset, if it could not.
+    pub read_error: Option<String>,
+}
+
+impl Observation for CommittedLog {
+    const KIND: &'static str = "stack.committed_log";
+}
+
+/// One snapshot version as seen in one read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapRow {
+    pub version: u64,
+    /// The fencing token it was written under.
+    pub token: u64,
+    /// Digest of its state: computed by the reader from the stored state bytes
+    /// (`from_state`), or as listed by the `snapshot_index` entry.
+    pub digest: String,
+    pub from_state: bool,
+}
+
+/// A read of `doc`'s snapshots: periodically during the run by the snapshot watcher, and once
+/// by the verifier after recovery (`final_read`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotsSeen {
+    pub doc: String,
+    pub final_read: bool,
+    /// The head's latest version, and the rows read.
+    pub read: Result<(u64, Vec<SnapRow>), String>,
+}
+
+impl Observation for SnapshotsSeen {
+    const KIND: &'static str = "stack.snapshots_seen";
+}

@@ -91,8 +91,16 @@ pub fn add_docs(plan: &mut Plan, names: &ServiceNames, mongo: &MongoCluster, red
 }
 
 /// Adds the log consumers: one group over `doc-updates`, persisting into MongoDB.
-pub fn add_consumers(plan: &mut Plan, names: &ServiceNames, kafka: &KafkaCluster, mongo: &MongoCluster) {
-    let config = ConsumerConfig::new(kafka.brokers().to_vec(), kafka.client_settings().clone(), mongo.router_config());
+pub fn add_consumers(
+    plan: &mut Plan,
+    names: &ServiceNames,
+    spec: &StackSpec,
+    kafka: &KafkaCluster,
+    mongo: &MongoCluster,
+) {
+    let mut config =
+        ConsumerConfig::new(kafka.brokers().to_vec(), kafka.client_settings().clone(), mongo.router_config());
+    config.unsafe_mode = spec.unsafe_consumer;
     for node in &names.consumers {
         let config = config.clone();
         plan.node(node, node_main(move |ctx| system::log_consumer::run(ctx, config.clone())));
@@ -110,4 +118,16 @@ pub fn mongo_reader(mongo: &MongoCluster) -> super::verifier::MongoReader {
             Ok(rebuilt.encode_state())
         })
     })
+}
+
+/// Where the durable path's checkers read from: the consumers' group over `doc-updates` in
+/// Kafka, and MongoDB through a router in the reading node.
+pub fn durable_sources(kafka: &KafkaCluster, mongo: &MongoCluster) -> super::durable_read::DurableSources {
+    super::durable_read::DurableSources {
+        mongo: mongo.router_config(),
+        kafka_bootstrap: kafka.brokers().to_vec(),
+        kafka_client: kafka.client_settings().clone(),
+        partitions: kafka.partitions_of(system::doc_update::TOPIC),
+        group: system::log_consumer::GROUP.into(),
+    }
 }

@@ -60,6 +60,8 @@ pub struct StackSpec {
     pub revoke_at_ms: u64,
     /// UNSAFE: the collaboration service acknowledges an edit when its produce is sent.
     pub ack_before_durable: bool,
+    /// UNSAFE modes of the log consumers (planted durable-path faults).
+    pub unsafe_consumer: system::log_consumer::UnsafeConsumer,
     pub kafka_partitions: u32,
 }
 
@@ -80,6 +82,7 @@ impl StackSpec {
             friends_txns: 3_000,
             revoke_at_ms: 400_000,
             ack_before_durable: false,
+            unsafe_consumer: system::log_consumer::UnsafeConsumer::Safe,
             kafka_partitions: 6,
         }
     }
@@ -215,6 +218,7 @@ pub fn add_users(
                 sync_timeout_ms: 15_000,
                 stall_timeout_ms: 15_000,
                 live_sample_ms: 5_000,
+                refresh_margin_ms: (20_000, 40_000),
             };
             plan.topology.add(&name, USER_ZONE, REGION);
             plan.client(&name, node_main(move |ctx| super::editor::run(ctx, cfg.clone())));
@@ -279,7 +283,14 @@ mod tests {
         for (i, lb) in lbs.iter().enumerate() {
             plan.topology.add(lb, spec.zone(i), REGION);
         }
-        let verifier = VerifierConfig { balancers: vec![], docs: vec![], wait_ms: 1, read_window_ms: 1, mongo: None };
+        let verifier = VerifierConfig {
+            balancers: vec![],
+            docs: vec![],
+            wait_ms: 1,
+            read_window_ms: 1,
+            mongo: None,
+            durable: None,
+        };
         let (editors, docs, expected) = add_users(&spec, 7, &mut plan, &lbs, verifier);
         assert_eq!((editors.len(), docs.len(), expected.len()), (24, 8, 2));
         let zone = |n: &str| plan.topology.get(n).unwrap().zone.clone();

@@ -2,7 +2,9 @@
 //! restarted), it waits for the stores and services to recover, then reads every document
 //! twice, through the front door (`GET /docs/<doc>/state` on a balancer) and rebuilt from
 //! MongoDB alone (snapshots and operations read through a router in this node), and records
-//! both ([`Verified`]). Each read is retried until it answers or the read window closes.
+//! both ([`Verified`]). Each read is retried until it answers or the read window closes. In the
+//! same window it reads the durable path straight from Kafka and MongoDB
+//! ([`super::durable_read::verify`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use rand::Rng;
 use sim::NodeCtx;
 
+use super::durable_read::DurableSources;
 use super::observe::Verified;
 use super::users;
 use super::ydoc::{self, DocState};
@@ -30,11 +33,17 @@ pub struct VerifierConfig {
     /// Reads are retried for this long after the wait.
     pub read_window_ms: u64,
     pub mongo: Option<MongoReader>,
+    /// The durable path's stores, read straight for the durable-path checkers (concurrently with
+    /// the document reads, in the same window).
+    pub durable: Option<DurableSources>,
 }
 
 pub async fn run(mut ctx: NodeCtx, cfg: VerifierConfig) {
     tokio::time::sleep(Duration::from_millis(cfg.wait_ms)).await;
     let deadline = ctx.clock.now_ms() + cfg.read_window_ms;
+    if let Some(src) = cfg.durable.clone() {
+        tokio::spawn(super::durable_read::verify(ctx.fork(), src, cfg.docs.clone(), deadline));
+    }
     for doc in &cfg.docs {
         let front_door = read_front_door(&mut ctx, &cfg, doc, deadline).await;
         let mongo = match &cfg.mongo {

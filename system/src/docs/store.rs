@@ -111,6 +111,18 @@ pub fn persist_writes(doc: &str, ops: &[StoredOp], vector: &VersionVector) -> Ve
     writes
 }
 
+/// UNSAFE (a planted fault): [`persist_writes`] with every operation's id suffixed, so the same
+/// operation delivered twice is stored twice.
+pub fn persist_writes_keyed(doc: &str, ops: &[StoredOp], vector: &VersionVector, suffix: &str) -> Vec<WriteOp> {
+    persist_writes(doc, ops, vector)
+        .into_iter()
+        .map(|w| match w {
+            WriteOp::Insert { ns, id, doc } => WriteOp::Insert { ns, id: format!("{id}{suffix}"), doc },
+            other => other,
+        })
+        .collect()
+}
+
 /// The writes of a snapshot: the snapshot, its index entry and the head.
 pub fn snapshot_writes(s: &Snapshot) -> Vec<WriteOp> {
     let id = snapshot_key(&s.doc, s.version);
@@ -162,6 +174,31 @@ impl DocStore {
     /// Persists `ops` and raises the version vector, in one `w:majority` batch.
     pub async fn persist(&self, doc: &str, ops: &[StoredOp], vector: &VersionVector) -> Result<Written, RouteError> {
         self.router.write(doc, persist_writes(doc, ops, vector), WriteConcern::Majority, None).await
+    }
+
+    /// UNSAFE (a planted fault): [`persist_writes_keyed`].
+    pub async fn persist_keyed(
+        &self,
+        doc: &str,
+        ops: &[StoredOp],
+        vector: &VersionVector,
+        suffix: &str,
+    ) -> Result<Written, RouteError> {
+        let writes = persist_writes_keyed(doc, ops, vector, suffix);
+        self.router.write(doc, writes, WriteConcern::Majority, None).await
+    }
+
+    /// UNSAFE (a planted fault): writes a snapshot replacing whatever that version held.
+    pub async fn overwrite_snapshot(&self, s: &Snapshot, fence: Fence) -> Result<SnapshotOutcome, RouteError> {
+        let writes = snapshot_writes(s)
+            .into_iter()
+            .map(|w| match w {
+                WriteOp::Insert { ns, id, doc } => WriteOp::Upsert { ns, id, doc },
+                other => other,
+            })
+            .collect();
+        let w = self.router.write(&s.doc, writes, WriteConcern::Majority, Some(fence)).await?;
+        Ok(SnapshotOutcome::Written(w))
     }
 
     /// Writes a snapshot under the compaction lock's fence.

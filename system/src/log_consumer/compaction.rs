@@ -36,11 +36,13 @@ pub struct CompactionSettings {
     pub threshold_ops: u64,
     /// The lock's lease.
     pub lease_ms: u64,
+    /// UNSAFE: rewrite the latest snapshot in place instead of writing the next version.
+    pub unsafe_overwrite: bool,
 }
 
 impl Default for CompactionSettings {
     fn default() -> Self {
-        CompactionSettings { threshold_ops: 200, lease_ms: 10_000 }
+        CompactionSettings { threshold_ops: 200, lease_ms: 10_000, unsafe_overwrite: false }
     }
 }
 
@@ -125,14 +127,20 @@ impl Compactor {
         };
         let bytes: Vec<OpBytes> = ops.iter().map(StoredOp::bytes).collect();
         let now = locked(&self.ctx).clock.wall_ms();
-        let next = match snapshot::next(doc, previous.as_ref(), &bytes, token, now) {
+        let mut next = match snapshot::next(doc, previous.as_ref(), &bytes, token, now) {
             Ok(Some(s)) => s,
             Ok(None) => return Compacted::Nothing,
             Err(e) => return Compacted::Failed(LoadError::from(e).to_string()),
         };
         let fence = Fence { lock: lock.into(), token };
+        let written = if self.settings.unsafe_overwrite {
+            next.version = previous.as_ref().map_or(1, |p| p.version);
+            self.store.overwrite_snapshot(&next, fence).await
+        } else {
+            self.store.write_snapshot(&next, fence).await
+        };
         let version = next.version;
-        match self.store.write_snapshot(&next, fence).await {
+        match written {
             Ok(SnapshotOutcome::Written(_)) => {
                 let ctx = locked(&self.ctx);
                 ctx.observe(&SnapshotWritten {

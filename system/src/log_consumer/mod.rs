@@ -67,6 +67,25 @@ pub struct ConsumerConfig {
     pub rebalance_timeout_ms: u64,
     pub mongo: RouterConfig,
     pub compaction: CompactionSettings,
+    /// UNSAFE modes, planted to prove the durable-path checkers can fail; `Safe` in every real
+    /// run.
+    pub unsafe_mode: UnsafeConsumer,
+}
+
+/// Planted faults of the durable path (each breaks one of its promises on purpose).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnsafeConsumer {
+    #[default]
+    Safe,
+    /// Commit a fetched batch's offset before persisting it (`enable.auto.commit` done wrong):
+    /// a member that loses its partitions or dies in between skips records for good.
+    CommitBeforePersist,
+    /// Insert every delivery of an operation under a fresh id (an auto-generated `_id`)
+    /// instead of its operation id: a redelivered record is stored twice.
+    FreshOpIds,
+    /// Compaction rewrites the latest snapshot in place (an upsert of the same version)
+    /// instead of writing the next version.
+    OverwriteSnapshot,
 }
 
 impl ConsumerConfig {
@@ -79,6 +98,7 @@ impl ConsumerConfig {
             rebalance_timeout_ms: GroupSettings::default().rebalance_timeout_ms,
             mongo,
             compaction: CompactionSettings::default(),
+            unsafe_mode: UnsafeConsumer::Safe,
         }
     }
 }
@@ -90,7 +110,14 @@ pub async fn run(mut ctx: NodeCtx, config: ConsumerConfig) {
     let mut mongo = config.mongo.clone();
     mongo.settings.op_timeout_ms = mongo.settings.op_timeout_ms.min(MAX_ROUTER_OP_MS);
     let store = DocStore::new(Router::new(ctx.fork(), mongo));
-    let compactor = Compactor::new(ctx.fork(), store.clone(), config.compaction.clone());
+    let mut compaction = config.compaction.clone();
+    compaction.unsafe_overwrite = config.unsafe_mode == UnsafeConsumer::OverwriteSnapshot;
+    let compactor = Compactor::new(ctx.fork(), store.clone(), compaction);
+    let mut persister = Persister::new(store);
+    if config.unsafe_mode == UnsafeConsumer::FreshOpIds {
+        persister = persister.with_fresh_ids(&format!("{}.{}", ctx.name, ctx.incarnation));
+    }
+    let commit_first = config.unsafe_mode == UnsafeConsumer::CommitBeforePersist;
     let client = Client::new(&mut ctx, config.kafka_bootstrap.clone(), config.kafka_client.clone());
     let group =
         GroupMember::new(client, &config.group, &ctx.name, vec![config.topic.clone()], config.rebalance_timeout_ms);
@@ -99,8 +126,9 @@ pub async fn run(mut ctx: NodeCtx, config: ConsumerConfig) {
         ctx,
         rng,
         group,
-        persister: Persister::new(store),
+        persister,
         compactor,
+        commit_first,
         positions: BTreeMap::new(),
         committed: BTreeMap::new(),
         next_heartbeat_ms: 0,
@@ -137,6 +165,8 @@ struct Member {
     positions: BTreeMap<TopicPartition, CommittedOffset>,
     committed: BTreeMap<TopicPartition, CommittedOffset>,
     next_heartbeat_ms: u64,
+    /// UNSAFE ([`UnsafeConsumer::CommitBeforePersist`]).
+    commit_first: bool,
 }
 
 /// The generation ended: rejoin.
@@ -237,6 +267,10 @@ impl Member {
                     self.ctx.sometimes("durable.record_skipped");
                 }
             }
+        }
+        if self.commit_first {
+            self.positions.insert(tp.clone(), next);
+            self.commit().await?;
         }
         for (doc, group) in by_doc(ops) {
             self.persist_until_acked(tp, &doc, &group).await?;

@@ -86,11 +86,20 @@ struct Tracked {
 pub struct Persister {
     store: DocStore,
     docs: BTreeMap<String, Tracked>,
+    /// UNSAFE: `(prefix, counter)` of fresh ids operations are inserted under.
+    fresh_ids: Option<(String, u64)>,
 }
 
 impl Persister {
     pub fn new(store: DocStore) -> Self {
-        Persister { store, docs: BTreeMap::new() }
+        Persister { store, docs: BTreeMap::new(), fresh_ids: None }
+    }
+
+    /// UNSAFE: inserts every delivery of an operation under a fresh id (`<op key>#<prefix>-<n>`),
+    /// so a redelivered record is stored again (see `UnsafeConsumer::FreshOpIds`).
+    pub fn with_fresh_ids(mut self, prefix: &str) -> Self {
+        self.fresh_ids = Some((prefix.to_string(), 0));
+        self
     }
 
     pub fn store(&self) -> &DocStore {
@@ -125,7 +134,14 @@ impl Persister {
             }
             VersionVector::from_yrs(&txn.state_vector())
         };
-        match self.store.persist(doc, ops, &vector).await {
+        let written = match &mut self.fresh_ids {
+            None => self.store.persist(doc, ops, &vector).await,
+            Some((prefix, n)) => {
+                *n += 1;
+                self.store.persist_keyed(doc, ops, &vector, &format!("#{prefix}-{n}")).await
+            }
+        };
+        match written {
             Ok(w) => {
                 if let Some(t) = self.docs.get_mut(doc) {
                     t.since_snapshot += u64::from(w.inserted);

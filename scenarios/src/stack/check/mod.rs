@@ -9,9 +9,12 @@
 //! - [`security`]: no attack was accepted, no attacker byte reached a document, a revoked
 //!   user's writes stop within the revocation bound, a malformed frame closes only its own
 //!   connection;
+//! - [`durable_path`]: each operation stored once, offsets never past an unpersisted record,
+//!   snapshots immutable once written (read straight from Kafka and MongoDB);
 //! - [`liveness`]: login, loading and editing work again within a bound after the last heal.
 
 pub mod convergence;
+pub mod durable_path;
 pub mod liveness;
 pub mod lost_edits;
 pub mod security;
@@ -141,5 +144,108 @@ mod tests {
             w.observe("e1", &fin("e1", state(&format!("x{ATTACK_MARK}"), &[(1, 2)]), vec![]));
         });
         assert_eq!(kinds(&sec, &o), vec!["attack accepted", "attacker byte"]);
+    }
+
+    mod durable {
+        use super::{kinds, outcome};
+        use crate::stack::check::durable_path::{OffsetChecker, OpsOnceChecker, SnapshotChecker};
+        use crate::stack::observe::{CommittedLog, LogEntry, OpRow, SnapRow, SnapshotsSeen, StoredOps};
+
+        fn row(key: &str, op_id: &str) -> OpRow {
+            OpRow { key: key.into(), op_id: op_id.into(), hash_ok: true }
+        }
+
+        fn ops(rows: Vec<OpRow>) -> StoredOps {
+            StoredOps { doc: "t/d".into(), ops: Ok(rows) }
+        }
+
+        #[test]
+        fn an_operation_stored_twice_or_not_matching_its_hash_is_a_violation() {
+            let ok = outcome(|w| w.observe("v", &ops(vec![row("t/d/a", "a"), row("t/d/b", "b")])));
+            assert!(kinds(&OpsOnceChecker, &ok).is_empty());
+            let twice = outcome(|w| w.observe("v", &ops(vec![row("t/d/a#c1-1", "a"), row("t/d/a#c2-1", "a")])));
+            assert_eq!(kinds(&OpsOnceChecker, &twice), vec!["duplicate op"]);
+            let forged = OpRow { hash_ok: false, ..row("t/d/a", "a") };
+            let bad = outcome(|w| w.observe("v", &ops(vec![forged, row("t/e/b", "b")])));
+            assert_eq!(kinds(&OpsOnceChecker, &bad), vec!["op id mismatch", "op id mismatch"]);
+            let down = outcome(|w| w.observe("v", &StoredOps { doc: "t/d".into(), ops: Err("no primary".into()) }));
+            assert_eq!(kinds(&OpsOnceChecker, &down), vec!["durable unreadable"]);
+        }
+
+        fn log(committed: Option<u64>, ids: &[&str]) -> CommittedLog {
+            CommittedLog {
+                partition: 0,
+                committed: Ok(committed),
+                high_watermark: ids.len() as u64,
+                records: ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| LogEntry { offset: i as u64, doc: "t/d".into(), op_id: (*id).into() })
+                    .collect(),
+                invalid: vec![],
+                read_error: None,
+            }
+        }
+
+        #[test]
+        fn a_record_below_the_committed_offset_that_is_not_stored_was_skipped() {
+            let stored = || ops(vec![row("t/d/a", "a"), row("t/d/b", "b")]);
+            let ok = outcome(|w| {
+                w.observe("v", &log(Some(2), &["a", "b"]));
+                w.observe("v", &stored());
+            });
+            assert!(kinds(&OffsetChecker, &ok).is_empty());
+            // `c` is at offset 2: not yet committed, so not yet owed to MongoDB.
+            let pending = outcome(|w| {
+                w.observe("v", &log(Some(2), &["a", "b", "c"]));
+                w.observe("v", &stored());
+            });
+            assert!(kinds(&OffsetChecker, &pending).is_empty());
+            let skipped = outcome(|w| {
+                w.observe("v", &log(Some(3), &["a", "b", "c"]));
+                w.observe("v", &stored());
+            });
+            assert_eq!(kinds(&OffsetChecker, &skipped), vec!["offset skipped unpersisted"]);
+            let truncated = outcome(|w| {
+                w.observe(
+                    "v",
+                    &CommittedLog { read_error: Some("the log ends at 2".into()), ..log(Some(3), &["a", "b"]) },
+                );
+                w.observe("v", &stored());
+            });
+            assert_eq!(kinds(&OffsetChecker, &truncated), vec!["offset beyond log"]);
+        }
+
+        fn seen(final_read: bool, head: u64, rows: &[(u64, u64, &str)]) -> SnapshotsSeen {
+            let rows = rows
+                .iter()
+                .map(|(v, t, d)| SnapRow { version: *v, token: *t, digest: (*d).into(), from_state: final_read })
+                .collect();
+            SnapshotsSeen { doc: "t/d".into(), final_read, read: Ok((head, rows)) }
+        }
+
+        #[test]
+        fn a_snapshot_that_changes_or_vanishes_after_it_was_seen_is_a_violation() {
+            let ok = outcome(|w| {
+                w.observe("watch", &seen(false, 1, &[(1, 3, "x")]));
+                w.observe("v", &seen(true, 2, &[(1, 3, "x"), (2, 5, "y")]));
+            });
+            assert!(kinds(&SnapshotChecker, &ok).is_empty());
+            let changed = outcome(|w| {
+                w.observe("watch", &seen(false, 1, &[(1, 3, "x")]));
+                w.observe("v", &seen(true, 1, &[(1, 4, "z")]));
+            });
+            assert_eq!(kinds(&SnapshotChecker, &changed), vec!["snapshot changed"]);
+            let vanished = outcome(|w| {
+                w.observe("watch", &seen(false, 2, &[(1, 3, "x"), (2, 5, "y")]));
+                w.observe("v", &seen(true, 2, &[(2, 5, "y")]));
+            });
+            // v1 is gone, and the versions no longer run 1, 2.
+            assert_eq!(kinds(&SnapshotChecker, &vanished), vec!["snapshot vanished", "snapshot versions"]);
+            let stale_token = outcome(|w| w.observe("v", &seen(true, 2, &[(1, 5, "x"), (2, 4, "y")])));
+            assert_eq!(kinds(&SnapshotChecker, &stale_token), vec!["snapshot versions"]);
+            let never = outcome(|w| w.observe("watch", &seen(false, 1, &[(1, 3, "x")])));
+            assert_eq!(kinds(&SnapshotChecker, &never), vec!["durable unreadable"]);
+        }
     }
 }
