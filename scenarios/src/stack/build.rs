@@ -1,5 +1,6 @@
-//! One full-stack run from a [`StackSpec`]: stores, services, users, the verifier, the ending,
-//! the schedule, and the checkers every full-stack scenario applies.
+//! One full-stack run from a [`StackSpec`]: stores, services, users, the snapshot watcher
+//! `watch-1` (a client in zone `clients`, [`super::durable_read::watch`]), the verifier, the
+//! ending, the schedule, and the checkers every full-stack scenario applies.
 
 use sim::{Plan, Scheduled, Topology};
 
