@@ -13,17 +13,23 @@ use crate::stack::spec::StackSpec;
 pub static SCENARIO: Scenario = Scenario {
     name: "steady",
     about: "the full editor stack over three zones, no faults: 24 editors on 8 documents for 10 minutes",
-    configs: &[],
+    configs: &[(SHORT, "the same stack cut to 3 minutes, 6 editors on 3 documents (the turmoil suite's size)")],
     sweep_must_reach: &["stack.users_signed_up", "stack.permission_revoked", "stack.verified_both_ways"],
     window_probes: &[],
     draw: |_, _| Vec::new(),
     build,
 };
 
-pub fn spec() -> StackSpec {
-    StackSpec::standard()
+/// The config that runs the stack at [`StackSpec::short`] size.
+pub const SHORT: &str = "short";
+
+pub fn spec(config: Option<&str>) -> StackSpec {
+    match config {
+        Some(SHORT) => StackSpec::short(),
+        _ => StackSpec::standard(),
+    }
 }
 
-fn build(seed: u64, _config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
-    crate::stack::build::build(seed, &spec(), schedule).0
+fn build(seed: u64, config: Option<&str>, schedule: Vec<sim::Scheduled>) -> Built {
+    crate::stack::build::build(seed, &spec(config), schedule).0
 }
