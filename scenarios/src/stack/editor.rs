@@ -28,13 +28,15 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
+use sim::observation::OpOutcome;
 use sim::NodeCtx;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::acked::RangeSet;
 use super::editor_core::EditorCore;
-use super::observe::{Dropped, EditorFinal, Live};
+use super::observe::{AckedAt, Dropped, EditorFinal, Live};
 use super::reconnect::Reconnect;
+use super::save_latency::SaveLatency;
 use super::typist::{Burst, Pace, Script, Typist};
 use super::users::{self, OpenError, Token, Ws};
 use super::ydoc::{self, DocState, Sv};
@@ -107,6 +109,10 @@ struct Editor {
     acked: RangeSet,
     reconnect: Reconnect,
     live: LiveLog,
+    saves: SaveLatency,
+    acked_at: Vec<AckedAt>,
+    /// When the current attempt to open the document began (until it synced or failed).
+    load_started_ms: Option<u64>,
     next_key_ms: u64,
     lb: String,
     /// The token of the current session.
@@ -130,6 +136,9 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
         acked: RangeSet::default(),
         reconnect: Reconnect::new(cfg.backoff_ms.0, cfg.backoff_ms.1, cfg.balancers.len(), first),
         live: LiveLog::default(),
+        saves: SaveLatency::default(),
+        acked_at: Vec::new(),
+        load_started_ms: None,
         next_key_ms: 0,
         lb: String::new(),
         token: None,
@@ -151,7 +160,10 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
         let wall = ctx.clock.wall_ms();
         let expiring = ed.token.as_ref().is_none_or(|t| t.expires_at_ms < wall + ed.refresh_margin_ms);
         if expiring {
-            match users::login(&ctx.net, &ed.lb, &ed.cfg.tenant, &ed.cfg.user, &ed.cfg.password).await {
+            let started_ms = ctx.clock.now_ms();
+            let login = users::login(&ctx.net, &ed.lb, &ed.cfg.tenant, &ed.cfg.user, &ed.cfg.password).await;
+            op(&ctx, "login", login.is_ok(), started_ms);
+            match login {
                 Ok(t) => {
                     ed.live.record(&ctx, "login", true, ed.cfg.live_sample_ms);
                     ed.token = Some(t);
@@ -165,6 +177,7 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
             }
         }
         let t = ed.token.as_ref().map(|t| t.token.clone());
+        ed.load_started_ms = Some(ctx.clock.now_ms());
         let ws = match users::open(&ctx.net, &ed.lb, &ed.cfg.doc, t.as_deref(), true, Duration::from_secs(10)).await {
             Ok(ws) => ws,
             Err(e) => {
@@ -173,11 +186,13 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
                     ed.token = None;
                 }
                 ed.live.record(&ctx, "load", false, ed.cfg.live_sample_ms);
+                ed.load_failed(&ctx);
                 ed.back_off(&mut ctx).await;
                 continue;
             }
         };
         let end = ed.session(&mut ctx, ws).await;
+        ed.load_failed(&ctx);
         ed.core.disconnected();
         ed.fold_acks();
         match end {
@@ -194,6 +209,10 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
                 ctx.observe(&Dropped { doc: ed.cfg.doc.clone(), balancer: ed.lb.clone(), reason });
                 if ed.cfg.trusting && ed.core.unacked_own().is_empty() {
                     // "All changes saved": the user closes the tab and opens the document afresh.
+                    ed.record_saves(&ctx);
+                    for saved in ed.saves.abandon(ctx.clock.now_ms()) {
+                        ctx.observe(&OpOutcome { class: "edit".into(), ok: saved.ok, latency_ms: saved.latency_ms });
+                    }
                     ed.core = EditorCore::new(new_client_id(&mut ctx.rng));
                     ctx.sometimes("stack.editor_reopened_after_saved");
                 }
@@ -201,6 +220,12 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
             }
         }
     }
+}
+
+/// Records one operation a user saw (for the availability report), begun at `started_ms`.
+fn op(ctx: &NodeCtx, class: &str, ok: bool, started_ms: u64) {
+    let latency_ms = ctx.clock.now_ms().saturating_sub(started_ms);
+    ctx.observe(&OpOutcome { class: class.into(), ok, latency_ms });
 }
 
 impl Editor {
@@ -215,7 +240,32 @@ impl Editor {
         }
     }
 
+    /// The edits whose acknowledgements arrived, as `edit` operations.
+    fn record_saves(&mut self, ctx: &NodeCtx) {
+        let own = self.core.client_id();
+        let prefix =
+            self.core.acked().ranges().into_iter().find(|r| r.client == own && r.start == 0).map_or(0, |r| r.end);
+        for saved in self.saves.acked(prefix, ctx.clock.now_ms()) {
+            ctx.observe(&OpOutcome { class: "edit".into(), ok: saved.ok, latency_ms: saved.latency_ms });
+        }
+    }
+
+    /// An attempt to open the document ended without the room's step 2 (nothing if it synced).
+    fn load_failed(&mut self, ctx: &NodeCtx) {
+        if let Some(started_ms) = self.load_started_ms.take() {
+            op(ctx, "load", false, started_ms);
+        }
+    }
+
+    fn own_clock(&self) -> u32 {
+        self.core.sv().get(&self.core.client_id()).copied().unwrap_or(0)
+    }
+
     fn record_final(&mut self, ctx: &NodeCtx, room: Option<DocState>) {
+        self.record_saves(ctx);
+        for saved in self.saves.abandon(ctx.clock.now_ms()) {
+            ctx.observe(&OpOutcome { class: "edit".into(), ok: saved.ok, latency_ms: saved.latency_ms });
+        }
         self.fold_acks();
         let state = DocState { text: self.core.text(), sv: self.core.sv(), pending: self.core.has_pending() };
         ctx.observe(&EditorFinal {
@@ -225,6 +275,7 @@ impl Editor {
             state,
             room,
             acked: self.acked.ranges(),
+            acked_at: self.acked_at.clone(),
             unacked_own: self.core.unacked_own(),
             script: self.typist.label(),
             typed: self.typist.typed(),
@@ -242,6 +293,7 @@ impl Editor {
         let mut refreshing: Option<tokio::task::JoinHandle<Result<Token, String>>> = None;
         let mut fresh: Option<Token> = None;
         let mut refresh_retry_wall_ms = 0u64;
+        let mut refresh_started_ms = 0u64;
         for f in self.core.connected() {
             if let Err(e) = tx.send(Message::Binary(f.into())).await {
                 return End::Dropped(format!("send: {e}"));
@@ -273,6 +325,7 @@ impl Editor {
             if probe_deadline.is_none() {
                 if fresh.is_none() && refreshing.is_none() && wall >= refresh_at_wall {
                     let (net, lb, cfg) = (ctx.net.clone(), self.lb.clone(), self.cfg.clone());
+                    refresh_started_ms = now;
                     refreshing = Some(tokio::spawn(async move {
                         users::login(&net, &lb, &cfg.tenant, &cfg.user, &cfg.password).await
                     }));
@@ -319,6 +372,7 @@ impl Editor {
                 biased;
                 got = async { refreshing.as_mut().expect("guarded").await }, if refreshing.is_some() => {
                     refreshing = None;
+                    op(ctx, "login", matches!(got, Ok(Ok(_))), refresh_started_ms);
                     match got {
                         Ok(Ok(t)) => {
                             self.live.record(ctx, "login", true, self.cfg.live_sample_ms);
@@ -358,6 +412,9 @@ impl Editor {
                         Err(e) => return End::Dropped(format!("bad frame from the server: {e}")),
                     }
                     if !was_synced && self.core.is_synced() {
+                        if let Some(started_ms) = self.load_started_ms.take() {
+                            op(ctx, "load", true, started_ms);
+                        }
                         self.reconnect.succeeded();
                         self.live.record(ctx, "load", true, self.cfg.live_sample_ms);
                         if self.core.stats.connects > 1 {
@@ -365,6 +422,7 @@ impl Editor {
                         }
                     }
                     if self.core.stats.acks_in > acks_before {
+                        self.record_saves(ctx);
                         self.live.record(ctx, "edit", true, self.cfg.live_sample_ms);
                     }
                 }
@@ -375,7 +433,17 @@ impl Editor {
 
     /// Types the script's next burst: the frames to send.
     fn type_burst(&mut self, ctx: &mut NodeCtx) -> Vec<Vec<u8>> {
-        match self.typist.next(&self.core, &self.cfg.pace, &mut ctx.rng) {
+        let burst = self.typist.next(&self.core, &self.cfg.pace, &mut ctx.rng);
+        if matches!(burst, Burst::Patches(_) | Burst::Updates(_)) {
+            let frames = self.type_now(burst);
+            self.saves.typed(self.own_clock(), ctx.clock.now_ms());
+            return frames;
+        }
+        Vec::new()
+    }
+
+    fn type_now(&mut self, burst: Burst) -> Vec<Vec<u8>> {
+        match burst {
             Burst::Patches(ps) => self.core.type_patches(&ps).into_iter().collect(),
             Burst::Updates(us) => {
                 let mut out = Vec::new();
