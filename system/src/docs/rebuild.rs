@@ -93,7 +93,32 @@ struct Decoded {
     /// deletion and retries it on every later update).
     needs: Clocks,
     /// Per client it inserts for, the end of its items.
-    upper: Clocks,
+    upper: Upper,
+}
+
+/// [`Decoded::upper`], inline when the update inserts for one client (as nearly every update
+/// does): it is read when the op is applied, in causal order, which walks the ops in no order at
+/// all (they are stored by id), and a pointer to a heap block there missed the cache once more
+/// per op (about 5% of a rebuild of the paper trace in stored order).
+enum Upper {
+    One((u64, u32)),
+    Many(Clocks),
+}
+
+impl Upper {
+    fn new(clocks: Clocks) -> Self {
+        match clocks[..] {
+            [one] => Upper::One(one),
+            _ => Upper::Many(clocks),
+        }
+    }
+
+    fn as_slice(&self) -> &[(u64, u32)] {
+        match self {
+            Upper::One(one) => std::slice::from_ref(one),
+            Upper::Many(v) => v,
+        }
+    }
 }
 
 fn bounds(update: &Update) -> (Clocks, Clocks) {
@@ -147,11 +172,21 @@ pub fn rebuild(base: Option<&[u8]>, ops: &[OpBytes]) -> Result<Rebuilt, RebuildE
         match Update::decode_v1(&op.update) {
             Ok(u) => {
                 let (needs, upper) = bounds(&u);
-                decoded.push(Decoded { todo: true, deletes: !u.delete_set().is_empty(), needs, upper });
+                decoded.push(Decoded {
+                    todo: true,
+                    deletes: !u.delete_set().is_empty(),
+                    needs,
+                    upper: Upper::new(upper),
+                });
             }
             Err(_) => {
                 out.invalid.push(op.op_id.clone());
-                decoded.push(Decoded { todo: false, deletes: false, needs: Clocks::new(), upper: Clocks::new() });
+                decoded.push(Decoded {
+                    todo: false,
+                    deletes: false,
+                    needs: Clocks::new(),
+                    upper: Upper::new(Clocks::new()),
+                });
             }
         }
     }
@@ -177,7 +212,8 @@ pub fn rebuild(base: Option<&[u8]>, ops: &[OpBytes]) -> Result<Rebuilt, RebuildE
         if !d.todo {
             continue;
         }
-        let contained = !d.upper.is_empty() && d.upper.iter().all(|(c, end)| current.get(*c) >= *end) && !d.deletes;
+        let upper = d.upper.as_slice();
+        let contained = !upper.is_empty() && upper.iter().all(|(c, end)| current.get(*c) >= *end) && !d.deletes;
         if contained {
             d.todo = false;
             out.contained += 1;
@@ -242,7 +278,7 @@ pub fn rebuild(base: Option<&[u8]>, ops: &[OpBytes]) -> Result<Rebuilt, RebuildE
             }
             current = now;
         } else {
-            for (c, end) in &decoded[i].upper {
+            for (c, end) in decoded[i].upper.as_slice() {
                 if current.get(*c) < *end {
                     current.raise(*c, *end);
                     raised.push(*c);
@@ -270,7 +306,7 @@ pub fn rebuild(base: Option<&[u8]>, ops: &[OpBytes]) -> Result<Rebuilt, RebuildE
     for (i, op) in ops.iter().enumerate() {
         let d = &decoded[i];
         let applied = !d.todo && !out.invalid.contains(&op.op_id);
-        if applied && d.upper.iter().any(|(c, end)| out.state.get(*c) < *end) {
+        if applied && d.upper.as_slice().iter().any(|(c, end)| out.state.get(*c) < *end) {
             out.pending.push(op.op_id.clone());
         }
     }
