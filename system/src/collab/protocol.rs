@@ -36,7 +36,7 @@ use yrs::sync::awareness::AwarenessUpdate;
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::{Encode, Encoder, EncoderV1};
-use yrs::{StateVector, Update};
+use yrs::{IdSet, StateVector, Update};
 
 /// Largest frame accepted (and the WebSocket message limit): a whole document's state in one
 /// step 2 must fit. y-websocket sets no limit; ws's default `maxPayload` is 100 MiB.
@@ -232,8 +232,14 @@ pub fn encode_ack(ranges: &[AckRange]) -> Vec<u8> {
 /// acknowledgement of it covers. Deletions carry no clock of their own, so an update that
 /// only deletes has no ranges.
 pub fn update_ranges(update: &Update) -> Vec<AckRange> {
+    ranges_of(&update.insertions(true))
+}
+
+/// [`update_ranges`] from the update's insertions (`Update::insertions(true)`), for a caller
+/// that already has them.
+pub fn ranges_of(insertions: &IdSet) -> Vec<AckRange> {
     let mut out = Vec::new();
-    for (client, ranges) in update.insertions(true).iter() {
+    for (client, ranges) in insertions.iter() {
         for r in ranges.iter() {
             if r.start < r.end {
                 out.push(AckRange { client: client.get(), clock_start: r.start, clock_end: r.end });

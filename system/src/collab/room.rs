@@ -194,13 +194,16 @@ impl Room {
     }
 
     fn update(&mut self, session: SessionId, bytes: Vec<u8>, update: Update) -> Vec<Action> {
-        if protocol::is_noop(&update) {
-            return Vec::new();
+        // Computed once for both: `protocol::is_noop` and `protocol::update_ranges` each walk
+        // the update's blocks again.
+        let insertions = update.insertions(true);
+        if insertions.is_empty() && update.delete_set().is_empty() {
+            return Vec::new(); // protocol::is_noop
         }
         if !self.members[&session].writable {
             return self.close(session, CloseReason::ReadOnlyWrite);
         }
-        let ranges = protocol::update_ranges(&update);
+        let ranges = protocol::ranges_of(&insertions);
         let applied = catch_unwind(AssertUnwindSafe(|| self.doc.transact_mut().apply_update(update)));
         if !matches!(applied, Ok(Ok(()))) {
             return self.close_room(CloseReason::ApplyFailed);
@@ -208,9 +211,12 @@ impl Room {
         let seq = self.next_seq;
         self.next_seq += 1;
         let wants_acks = self.members[&session].wants_acks;
-        let frame = protocol::encode_update(bytes.clone());
-        let mut out: Vec<Action> =
-            self.others(session).map(|s| Action::Send { session: s, frame: frame.clone() }).collect();
+        let mut out: Vec<Action> = Vec::new();
+        if self.others(session).next().is_some() {
+            // Framed only when someone else is there to get it (a lone writer is common).
+            let frame = protocol::encode_update(bytes.clone());
+            out.extend(self.others(session).map(|s| Action::Send { session: s, frame: frame.clone() }));
+        }
         out.push(Action::Applied { session, ranges: ranges.clone() });
         out.push(Action::Produce { seq, update: bytes });
         self.pending.insert(seq, Pending { session: wants_acks.then_some(session), ranges });
