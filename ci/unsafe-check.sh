@@ -50,4 +50,7 @@ postgres-failover pg-replica-reads    0..20  G-single-realtime
 mongo-failover    mongo-local-reads   -      not linearizable
 kafka-partition   kafka-inflight-no-idempotence - reordered record
 kafka-partition   kafka-no-dedup      -      duplicate record
+kill-az           fresh-op-ids        0..1   duplicate op
+kill-az           overwrite-snapshot  0..1   snapshot changed
+kill-az           commit-before-persist 0..4 offset skipped unpersisted
 TABLE
