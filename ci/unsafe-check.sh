@@ -50,4 +50,5 @@ postgres-failover pg-replica-reads    0..20  G-single-realtime
 mongo-failover    mongo-local-reads   -      not linearizable
 kafka-partition   kafka-inflight-no-idempotence - reordered record
 kafka-partition   kafka-no-dedup      -      duplicate record
+kill-az           ack-before-durable  0..5   lost edit
 TABLE

@@ -58,8 +58,11 @@ pub struct StackSpec {
     /// Transactions of the concurrent trace replayed on `doc-1`.
     pub friends_txns: usize,
     pub revoke_at_ms: u64,
-    /// UNSAFE: the collaboration service acknowledges an edit when its produce is sent.
+    /// UNSAFE: the collaboration service acknowledges an edit once its producer accepted it,
+    /// before the log has it.
     pub ack_before_durable: bool,
+    /// The collaboration service's producer `linger.ms` (see `system::collab::durable`).
+    pub produce_linger_ms: u64,
     pub kafka_partitions: u32,
 }
 
@@ -80,6 +83,7 @@ impl StackSpec {
             friends_txns: 3_000,
             revoke_at_ms: 400_000,
             ack_before_durable: false,
+            produce_linger_ms: 0,
             kafka_partitions: 6,
         }
     }
@@ -94,6 +98,12 @@ impl StackSpec {
 
     fn zone(&self, i: usize) -> &str {
         &self.zones[i % self.zones.len()]
+    }
+
+    /// The zones hosting an instance of each service ([`place`] puts instance `i` in zone `i`
+    /// modulo the zones), in zone order.
+    pub fn instance_zones(&self) -> Vec<String> {
+        self.zones.iter().take(self.instances).cloned().collect()
     }
 
     pub fn doc(i: usize) -> String {
