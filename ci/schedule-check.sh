@@ -17,7 +17,7 @@ a=$(field "$work/run.json" trace_hash); b=$(field "$work/again.json" trace_hash)
 echo "schedule fed back: same trace $a"
 
 echo '[]' > "$work/empty.json"
-for s in smoke postgres-failover postgres-pitr redis-failover mongo-failover kafka-partition; do
+for s in smoke postgres-failover postgres-pitr redis-failover mongo-failover kafka-partition kill-az; do
     cargo chaos run --scenario "$s" --seed 3 --schedule "$work/empty.json" > "$work/empty-$s.txt" \
         || { cat "$work/empty-$s.txt" >&2; echo "error: $s failed with an empty schedule" >&2; exit 1; }
 done

@@ -19,13 +19,15 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
+use sim::observation::OpOutcome;
 use sim::NodeCtx;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::acked::RangeSet;
 use super::editor_core::EditorCore;
-use super::observe::{Dropped, EditorFinal, Live};
+use super::observe::{AckedAt, Dropped, EditorFinal, Live};
 use super::reconnect::Reconnect;
+use super::save_latency::SaveLatency;
 use super::typist::{Burst, Pace, Script, Typist};
 use super::users::{self, OpenError, Token, Ws};
 use super::ydoc::{self, DocState, Sv};
@@ -89,6 +91,10 @@ struct Editor {
     acked: RangeSet,
     reconnect: Reconnect,
     live: LiveLog,
+    saves: SaveLatency,
+    acked_at: Vec<AckedAt>,
+    /// When the current attempt to open the document began (until it synced or failed).
+    load_started_ms: Option<u64>,
     next_key_ms: u64,
     lb: String,
 }
@@ -107,6 +113,9 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
         acked: RangeSet::default(),
         reconnect: Reconnect::new(cfg.backoff_ms.0, cfg.backoff_ms.1, cfg.balancers.len(), first),
         live: LiveLog::default(),
+        saves: SaveLatency::default(),
+        acked_at: Vec::new(),
+        load_started_ms: None,
         next_key_ms: 0,
         lb: String::new(),
         cfg,
@@ -121,7 +130,10 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
         ed.lb = ed.cfg.balancers[ed.reconnect.balancer()].clone();
         let expiring = token.as_ref().is_none_or(|t| t.expires_at_ms < ctx.clock.wall_ms() + 20_000);
         if expiring {
-            match users::login(&ctx.net, &ed.lb, &ed.cfg.tenant, &ed.cfg.user, &ed.cfg.password).await {
+            let started_ms = ctx.clock.now_ms();
+            let login = users::login(&ctx.net, &ed.lb, &ed.cfg.tenant, &ed.cfg.user, &ed.cfg.password).await;
+            op(&ctx, "login", login.is_ok(), started_ms);
+            match login {
                 Ok(t) => {
                     ed.live.record(&ctx, "login", true, ed.cfg.live_sample_ms);
                     token = Some(t);
@@ -135,6 +147,7 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
             }
         }
         let t = token.as_ref().map(|t| t.token.clone());
+        ed.load_started_ms = Some(ctx.clock.now_ms());
         let ws = match users::open(&ctx.net, &ed.lb, &ed.cfg.doc, t.as_deref(), true, Duration::from_secs(10)).await {
             Ok(ws) => ws,
             Err(e) => {
@@ -143,11 +156,13 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
                     token = None;
                 }
                 ed.live.record(&ctx, "load", false, ed.cfg.live_sample_ms);
+                ed.load_failed(&ctx);
                 ed.back_off(&mut ctx).await;
                 continue;
             }
         };
         let end = ed.session(&mut ctx, ws).await;
+        ed.load_failed(&ctx);
         ed.core.disconnected();
         ed.fold_acks();
         match end {
@@ -159,6 +174,10 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
                 ctx.observe(&Dropped { doc: ed.cfg.doc.clone(), balancer: ed.lb.clone(), reason });
                 if ed.cfg.trusting && ed.core.unacked_own().is_empty() {
                     // "All changes saved": the user closes the tab and opens the document afresh.
+                    ed.record_saves(&ctx);
+                    for saved in ed.saves.abandon(ctx.clock.now_ms()) {
+                        ctx.observe(&OpOutcome { class: "edit".into(), ok: saved.ok, latency_ms: saved.latency_ms });
+                    }
                     ed.core = EditorCore::new(new_client_id(&mut ctx.rng));
                     ctx.sometimes("stack.editor_reopened_after_saved");
                 }
@@ -166,6 +185,12 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
             }
         }
     }
+}
+
+/// Records one operation a user saw (for the availability report), begun at `started_ms`.
+fn op(ctx: &NodeCtx, class: &str, ok: bool, started_ms: u64) {
+    let latency_ms = ctx.clock.now_ms().saturating_sub(started_ms);
+    ctx.observe(&OpOutcome { class: class.into(), ok, latency_ms });
 }
 
 impl Editor {
@@ -180,7 +205,32 @@ impl Editor {
         }
     }
 
+    /// The edits whose acknowledgements arrived, as `edit` operations.
+    fn record_saves(&mut self, ctx: &NodeCtx) {
+        let own = self.core.client_id();
+        let prefix =
+            self.core.acked().ranges().into_iter().find(|r| r.client == own && r.start == 0).map_or(0, |r| r.end);
+        for saved in self.saves.acked(prefix, ctx.clock.now_ms()) {
+            ctx.observe(&OpOutcome { class: "edit".into(), ok: saved.ok, latency_ms: saved.latency_ms });
+        }
+    }
+
+    /// An attempt to open the document ended without the room's step 2 (nothing if it synced).
+    fn load_failed(&mut self, ctx: &NodeCtx) {
+        if let Some(started_ms) = self.load_started_ms.take() {
+            op(ctx, "load", false, started_ms);
+        }
+    }
+
+    fn own_clock(&self) -> u32 {
+        self.core.sv().get(&self.core.client_id()).copied().unwrap_or(0)
+    }
+
     fn record_final(&mut self, ctx: &NodeCtx, room: Option<DocState>) {
+        self.record_saves(ctx);
+        for saved in self.saves.abandon(ctx.clock.now_ms()) {
+            ctx.observe(&OpOutcome { class: "edit".into(), ok: saved.ok, latency_ms: saved.latency_ms });
+        }
         self.fold_acks();
         let state = DocState { text: self.core.text(), sv: self.core.sv(), pending: self.core.has_pending() };
         ctx.observe(&EditorFinal {
@@ -190,6 +240,7 @@ impl Editor {
             state,
             room,
             acked: self.acked.ranges(),
+            acked_at: self.acked_at.clone(),
             unacked_own: self.core.unacked_own(),
             script: self.typist.label(),
             typed: self.typist.typed(),
@@ -278,6 +329,9 @@ impl Editor {
                         Err(e) => return End::Dropped(format!("bad frame from the server: {e}")),
                     }
                     if !was_synced && self.core.is_synced() {
+                        if let Some(started_ms) = self.load_started_ms.take() {
+                            op(ctx, "load", true, started_ms);
+                        }
                         self.reconnect.succeeded();
                         self.live.record(ctx, "load", true, self.cfg.live_sample_ms);
                         if self.core.stats.connects > 1 {
@@ -285,6 +339,7 @@ impl Editor {
                         }
                     }
                     if self.core.stats.acks_in > acks_before {
+                        self.record_saves(ctx);
                         self.live.record(ctx, "edit", true, self.cfg.live_sample_ms);
                     }
                 }
@@ -295,7 +350,17 @@ impl Editor {
 
     /// Types the script's next burst: the frames to send.
     fn type_burst(&mut self, ctx: &mut NodeCtx) -> Vec<Vec<u8>> {
-        match self.typist.next(&self.core, &self.cfg.pace, &mut ctx.rng) {
+        let burst = self.typist.next(&self.core, &self.cfg.pace, &mut ctx.rng);
+        if matches!(burst, Burst::Patches(_) | Burst::Updates(_)) {
+            let frames = self.type_now(burst);
+            self.saves.typed(self.own_clock(), ctx.clock.now_ms());
+            return frames;
+        }
+        Vec::new()
+    }
+
+    fn type_now(&mut self, burst: Burst) -> Vec<Vec<u8>> {
+        match burst {
             Burst::Patches(ps) => self.core.type_patches(&ps).into_iter().collect(),
             Burst::Updates(us) => {
                 let mut out = Vec::new();

@@ -70,7 +70,7 @@ impl EditorCore {
     }
 
     /// The text's length in UTF-16 code units (no pass over the text).
-    pub fn len(&self) -> u32 {
+    pub fn text_len(&self) -> u32 {
         ydoc::len_of(&self.doc, &self.text)
     }
 

@@ -9,6 +9,7 @@ pub mod editor;
 pub mod editor_core;
 pub mod observe;
 pub mod reconnect;
+pub mod save_latency;
 pub mod services;
 pub mod spec;
 pub mod trace;

@@ -23,6 +23,10 @@ pub struct EditorFinal {
     pub room: Option<DocState>,
     /// Every (client, clock) range the server acknowledged to this editor.
     pub acked: Vec<ClockRange>,
+    /// When the acknowledgements came: each time the acknowledged prefix of one of its own
+    /// client ids grew, that prefix and the time (so a lost edit can be placed in time).
+    #[serde(default)]
+    pub acked_at: Vec<AckedAt>,
     /// Its own insertions never acknowledged.
     pub unacked_own: Vec<ClockRange>,
     /// What it typed: `synthetic`, `watch`, `paper:<from>..<to>`, `friends:<agent>`.
@@ -30,6 +34,21 @@ pub struct EditorFinal {
     /// Units of the script typed (trace transactions or synthetic bursts).
     pub typed: u64,
     pub stats: EditorStats,
+}
+
+/// Every clock of `client` below `upto` was acknowledged by `t_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckedAt {
+    pub client: u64,
+    pub upto: u32,
+    pub t_ms: u64,
+}
+
+impl EditorFinal {
+    /// When the clock `clock` of `client` was first acknowledged, if this editor logged it.
+    pub fn acked_time(&self, client: u64, clock: u32) -> Option<u64> {
+        self.acked_at.iter().find(|a| a.client == client && a.upto > clock).map(|a| a.t_ms)
+    }
 }
 
 impl Observation for EditorFinal {

@@ -88,6 +88,22 @@ impl StackSpec {
         }
     }
 
+    /// The standard stack cut to three minutes: 6 editors on 3 documents (the two-agent trace,
+    /// the paper trace, synthetic edits), a revocation after a minute and a half. For the
+    /// turmoil suite in `cargo test` and quick checks; the standard size is what sweeps judge.
+    pub fn short() -> Self {
+        StackSpec {
+            editors: 6,
+            documents: 3,
+            duration_ms: 180_000,
+            quiet_ms: 40_000,
+            paper_txns: 300,
+            friends_txns: 400,
+            revoke_at_ms: 90_000,
+            ..Self::standard()
+        }
+    }
+
     pub fn type_until_ms(&self) -> u64 {
         self.duration_ms - self.quiet_ms
     }

@@ -109,12 +109,12 @@ impl Typist {
             Script::Watch => Burst::Done,
             Script::Synthetic => {
                 self.typed += 1;
-                Burst::Patches(vec![synthetic(core.len(), rng)])
+                Burst::Patches(vec![synthetic(core.text_len(), rng)])
             }
             Script::Paper { chunk, starts_from } => {
                 if !self.started {
                     // The length first: reading the whole text is a pass over it.
-                    if core.len() as usize != starts_from.len() || core.text() != **starts_from {
+                    if core.text_len() as usize != starts_from.len() || core.text() != **starts_from {
                         return Burst::Wait;
                     }
                     self.started = true;
@@ -225,10 +225,10 @@ mod tests {
         core.type_patch(0, 0, "\u{2620}\u{2620}abc\u{2620} and more text to make it long enough to delete from");
         let mut mirror: Vec<u16> = core.text().encode_utf16().collect();
         for _ in 0..500 {
-            let (pos, del, ins) = synthetic(core.len(), &mut rng);
+            let (pos, del, ins) = synthetic(core.text_len(), &mut rng);
             core.type_patch(pos, del, &ins);
             mirror.splice(pos as usize..(pos + del) as usize, ins.encode_utf16());
-            assert_eq!(core.len() as usize, mirror.len());
+            assert_eq!(core.text_len() as usize, mirror.len());
         }
         assert_eq!(core.text(), String::from_utf16(&mirror).unwrap());
     }

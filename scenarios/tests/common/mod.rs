@@ -35,7 +35,8 @@ pub fn run(scenario: &str, seed: u64, config: Option<&str>) -> RunReport {
 }
 
 /// The child-process entry point's body: runs the run [`CHILD_ENV`] names and prints its trace
-/// hash and event count (does nothing without it, as when the ignored tests are run by hand).
+/// hash, event count and verdict (does nothing without it, as when the ignored tests are run by
+/// hand).
 pub fn hash_child() {
     let Ok(spec) = std::env::var(CHILD_ENV) else { return };
     let mut words = spec.split_whitespace();
@@ -43,10 +44,11 @@ pub fn hash_child() {
     let seed = words.next().and_then(|s| s.parse().ok()).expect("a seed");
     let config = words.next();
     let r = run(scenario, seed, config);
-    println!("HASH {} {}", r.trace_hash, r.events);
+    let verdict = if r.passed { "passed".to_string() } else { format!("failed {:?}", r.violation_kinds()) };
+    println!("HASH {} {} {verdict}", r.trace_hash, r.events);
 }
 
-/// The trace hash (and event count) of `seed` of `scenario` under `config`, from a fresh process
+/// The trace hash (event count and verdict) of `seed` of `scenario` under `config`, from a fresh process
 /// running nothing else: this test binary re-run with only its [`CHILD_TEST`].
 pub fn hash_in_child(scenario: &str, seed: u64, config: Option<&str>) -> String {
     let exe = std::env::current_exe().expect("test binary");

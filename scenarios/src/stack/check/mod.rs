@@ -73,6 +73,7 @@ mod tests {
             room: Some(s.clone()),
             state: s,
             acked,
+            acked_at: vec![],
             unacked_own: vec![],
             script: "synthetic".into(),
             typed: 1,
@@ -124,6 +125,9 @@ mod tests {
             w.observe("v", &Verified { doc: "t/d".into(), front_door: Ok(durable.clone()), mongo: Ok(durable) });
         });
         assert_eq!(kinds(&LostEditChecker, &o), vec!["lost edit", "lost edit"]);
+        let mut v = Verdict::default();
+        LostEditChecker.check(&o, &mut v);
+        assert_eq!(v.lost.len(), 1, "one range lost from MongoDB, counted once as data lost: {:?}", v.lost);
         let fine = outcome(|w| {
             w.observe("e1", &fin("e1", state("abcde", &[(1, 5)]), acked.clone()));
             let durable = state("abcde", &[(1, 5)]);

@@ -1,0 +1,21 @@
+//! The full editor stack (`steady` at its `short` size) on the turmoil engine, in plain `cargo
+//! test`. Turmoil ticks every host each millisecond, so one three-minute run of the stack's
+//! sixty-odd nodes takes about a minute: the suite runs one seed, twice, in fresh processes, and
+//! requires both runs to pass with one trace hash. The madsim suite sweeps the standard size.
+#![cfg(not(madsim))]
+
+mod common;
+
+/// The child-process entry point of `common::hash_in_child` (run by it with `--ignored`).
+#[test]
+#[ignore = "a child-process entry point: the cross-process hash tests run it"]
+fn hash_child() {
+    common::hash_child();
+}
+
+#[test]
+fn steady_short_passes_with_one_trace_hash_across_processes_on_turmoil() {
+    let runs: Vec<String> = (0..2).map(|_| common::hash_in_child("steady", 0, Some("short"))).collect();
+    assert!(runs[0].ends_with(" passed"), "steady --config short seed 0 on turmoil: {}", runs[0]);
+    assert_eq!(runs[0], runs[1], "one seed, two traces");
+}
