@@ -53,4 +53,5 @@ kafka-partition   kafka-no-dedup      -      duplicate record
 kill-az           fresh-op-ids        0..1   duplicate op
 kill-az           overwrite-snapshot  0..1   snapshot changed
 kill-az           commit-before-persist 0..4 offset skipped unpersisted
+kill-az           ack-before-durable  0..5   lost edit
 TABLE

@@ -74,6 +74,7 @@ pub fn add_collab(plan: &mut Plan, names: &ServiceNames, spec: &StackSpec, pg: &
     let gate = Arc::new(AuthGateConfig { pg_proxies: vec![pg.proxy().to_string()] });
     let mut config = CollabConfig::new(kafka.clone(), names.docs.clone(), gate);
     config.ack_before_durable = spec.ack_before_durable;
+    config.produce_linger_ms = spec.produce_linger_ms;
     for node in &names.collab {
         let config = config.clone();
         plan.node(node, node_main(move |ctx| system::collab::run(ctx, config.clone())));

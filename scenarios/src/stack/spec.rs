@@ -58,10 +58,13 @@ pub struct StackSpec {
     /// Transactions of the concurrent trace replayed on `doc-1`.
     pub friends_txns: usize,
     pub revoke_at_ms: u64,
-    /// UNSAFE: the collaboration service acknowledges an edit when its produce is sent.
+    /// UNSAFE: the collaboration service acknowledges an edit once its producer accepted it,
+    /// before the log has it.
     pub ack_before_durable: bool,
     /// UNSAFE modes of the log consumers (planted durable-path faults).
     pub unsafe_consumer: system::log_consumer::UnsafeConsumer,
+    /// The collaboration service's producer `linger.ms` (see `system::collab::durable`).
+    pub produce_linger_ms: u64,
     pub kafka_partitions: u32,
 }
 
@@ -83,6 +86,7 @@ impl StackSpec {
             revoke_at_ms: 400_000,
             ack_before_durable: false,
             unsafe_consumer: system::log_consumer::UnsafeConsumer::Safe,
+            produce_linger_ms: 0,
             kafka_partitions: 6,
         }
     }
@@ -113,6 +117,12 @@ impl StackSpec {
 
     fn zone(&self, i: usize) -> &str {
         &self.zones[i % self.zones.len()]
+    }
+
+    /// The zones hosting an instance of each service ([`place`] puts instance `i` in zone `i`
+    /// modulo the zones), in zone order.
+    pub fn instance_zones(&self) -> Vec<String> {
+        self.zones.iter().take(self.instances).cloned().collect()
     }
 
     pub fn doc(i: usize) -> String {

@@ -6,9 +6,16 @@
 //! in order). Each session is idempotent (`enable.idempotence`, a producer id drawn from the
 //! node's rng, fresh after a sequence reset) and produces with `acks=all`; a batch is retried
 //! with `retry.backoff.ms` until acknowledged, however long the log is unavailable
-//! (`delivery.timeout.ms` unbounded). Before a batch goes out its records are reported
-//! [`Report::Sent`], after the acknowledgement [`Report::Durable`]; the room acknowledges edits
-//! on the latter (on the former only under the unsafe `ack_before_durable`).
+//! (`delivery.timeout.ms` unbounded). After the acknowledgement its records are reported
+//! [`Report::Durable`], and only then does the room acknowledge the edits (under the unsafe
+//! `ack_before_durable` the room acknowledges as soon as [`Durable::enqueue`] took the update).
+//!
+//! `linger_ms` is Kafka's `linger.ms`: a batch waits that long after its first record for more
+//! (up to [`MAX_BATCH_RECORDS`]) before it goes out, trading latency for fewer, larger
+//! requests. 0 (the default) sends as soon as the previous batch is done. It is safe on its
+//! own: an edit waits longer for its acknowledgement. With `ack_before_durable` it is the
+//! write-behind the `kill-az` unsafe config runs: edits acknowledged on receipt, written to the
+//! log up to `linger_ms` later.
 //!
 //! The queue in front of each partition is bounded: when it is full the room is told at once
 //! (the enqueue fails), and closes rather than keep an edit it cannot make durable.
@@ -33,8 +40,6 @@ pub const MAX_BATCH_RECORDS: usize = 32;
 /// What the producer tells a room about one of its updates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Report {
-    /// The produce request carrying it is about to be sent.
-    Sent(u64),
     /// The log acknowledged it with `acks=all`.
     Durable(u64),
 }
@@ -54,8 +59,9 @@ pub struct Durable {
 }
 
 impl Durable {
-    /// Starts a producer task per partition of [`TOPIC`], each queue holding `capacity` updates.
-    pub fn spawn(ctx: &mut NodeCtx, kafka: &KafkaCluster, capacity: usize) -> Durable {
+    /// Starts a producer task per partition of [`TOPIC`], each queue holding `capacity` updates
+    /// and each batch lingering `linger_ms` for more records.
+    pub fn spawn(ctx: &mut NodeCtx, kafka: &KafkaCluster, capacity: usize, linger_ms: u64) -> Durable {
         let partitions = kafka.partitions_of(TOPIC);
         assert!(!partitions.is_empty(), "the Kafka cluster has no {TOPIC} topic");
         let queues = partitions
@@ -63,7 +69,7 @@ impl Durable {
             .map(|tp| {
                 let (tx, rx) = mpsc::channel(capacity.max(1));
                 let sub = ctx.fork();
-                tokio::spawn(produce_loop(sub, kafka.clone(), tp, rx));
+                tokio::spawn(produce_loop(sub, kafka.clone(), tp, rx, linger_ms));
                 tx
             })
             .collect();
@@ -100,7 +106,13 @@ fn draw_producer_id(rng: &mut ChaCha8Rng) -> u64 {
     rng.gen_range(1..1u64 << 48)
 }
 
-async fn produce_loop(mut ctx: NodeCtx, kafka: KafkaCluster, tp: TopicPartition, mut rx: mpsc::Receiver<Produce>) {
+async fn produce_loop(
+    mut ctx: NodeCtx,
+    kafka: KafkaCluster,
+    tp: TopicPartition,
+    mut rx: mpsc::Receiver<Produce>,
+    linger_ms: u64,
+) {
     let client = kafka.client(&mut ctx);
     let mut rng = ctx.rng.clone();
     let mut pid_rng = ChaCha8Rng::from_rng(&mut ctx.rng).expect("chacha never fails");
@@ -108,17 +120,23 @@ async fn produce_loop(mut ctx: NodeCtx, kafka: KafkaCluster, tp: TopicPartition,
     let mut producer = PartitionProducer::new(client, tp.clone(), Acks::All, first);
     while let Some(head) = rx.recv().await {
         let mut batch = vec![head];
+        let linger_until_ms = ctx.clock.now_ms() + linger_ms;
         while batch.len() < MAX_BATCH_RECORDS {
             match rx.try_recv() {
                 Ok(p) => batch.push(p),
-                Err(_) => break,
+                Err(_) if linger_ms == 0 => break,
+                Err(_) => {
+                    let left = Duration::from_millis(linger_until_ms.saturating_sub(ctx.clock.now_ms()));
+                    match tokio::time::timeout(left, rx.recv()).await {
+                        Ok(Some(p)) => batch.push(p),
+                        // Linger over, or the node is going away: send what there is.
+                        Ok(None) | Err(_) => break,
+                    }
+                }
             }
         }
         let values: Vec<String> =
             batch.iter().map(|p| record_value(&DocUpdate::new(p.doc.clone(), p.update.clone()))).collect();
-        for p in &batch {
-            report(p, Report::Sent(p.seq)).await;
-        }
         let delivery = producer.send(&mut rng, values, || draw_producer_id(&mut pid_rng)).await;
         if delivery.resets > 0 {
             ctx.sometimes("collab.producer_reset");

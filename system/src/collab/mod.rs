@@ -7,7 +7,8 @@
 //!   WebSocket upgrade ([`session`]); admission and the permission re-checks are in [`gate`],
 //!   which also states the revocation bound ([`gate::REVOCATION_BOUND_MS`]);
 //! - the rooms ([`rooms`], around the sans-IO [`room::Room`]): loaded from the document service
-//!   when they open, closed a grace period after their last session leaves;
+//!   when they open and caught up with the log's updates the consumers have not persisted yet,
+//!   closed a grace period after their last session leaves;
 //! - the producer of the durable path ([`durable`]): each applied update to Kafka topic
 //!   `doc-updates`, keyed by document, idempotent, `acks=all`; an acknowledgement (message type
 //!   100, [`protocol`]) goes to a session that asked for it only once the log acknowledged;
@@ -24,7 +25,10 @@
 //! editor's sync step 2 resends whatever it holds that the reloaded room lacks.
 //!
 //! `ack_before_durable` is the planted bug the `kill-az` checkers must catch: acknowledging
-//! when the produce is sent lets a zone loss take an edit its editor believes durable.
+//! an edit once the producer accepted it (a `producer.send()` whose future nobody awaits), not
+//! once the log acknowledged it, lets a zone loss take an edit its editor believes durable.
+//! With a `produce_linger_ms` it is a write-behind: edits acknowledged on receipt, written to
+//! the log a linger later.
 
 pub mod durable;
 pub mod gate;
@@ -56,7 +60,8 @@ pub struct CollabConfig {
     /// Builds the node's admission gate: [`gate::AuthGateConfig`] (the auth service's verifier
     /// and permissions, through the PostgreSQL proxies) or a double ([`gate::FakeGate`]).
     pub gate: Arc<dyn gate::MakeGate>,
-    /// UNSAFE: acknowledge an edit when its produce is sent, not when the log acknowledged it.
+    /// UNSAFE: acknowledge an edit once the producer accepted it into its buffer, not once the
+    /// log acknowledged it.
     pub ack_before_durable: bool,
     /// How long a room with no session stays open.
     pub room_grace_ms: u64,
@@ -68,11 +73,13 @@ pub struct CollabConfig {
     pub idle_timeout_ms: u64,
     /// Updates queued per log partition before rooms refuse edits (and close).
     pub durable_queue: usize,
+    /// Kafka's `linger.ms` for the producer of the durable path ([`durable`]); 0 by default.
+    pub produce_linger_ms: u64,
 }
 
 impl CollabConfig {
     /// Safe defaults: acks after durability, 5 s room grace, 10 s to load (2 s an attempt),
-    /// 30 s idle timeout, 1024 queued updates per partition.
+    /// 30 s idle timeout, 1024 queued updates per partition, no linger.
     pub fn new(kafka: KafkaCluster, docs: Vec<String>, gate: Arc<dyn gate::MakeGate>) -> Self {
         CollabConfig {
             kafka,
@@ -84,6 +91,7 @@ impl CollabConfig {
             load_attempt_timeout_ms: 2_000,
             idle_timeout_ms: 30_000,
             durable_queue: 1_024,
+            produce_linger_ms: 0,
         }
     }
 }
@@ -92,7 +100,7 @@ impl CollabConfig {
 pub async fn run(mut ctx: NodeCtx, config: CollabConfig) {
     let flag = HealthFlag::new();
     tokio::spawn(health::serve(ctx.net.clone(), flag.clone()));
-    let durable = durable::Durable::spawn(&mut ctx, &config.kafka, config.durable_queue);
+    let durable = durable::Durable::spawn(&mut ctx, &config.kafka, config.durable_queue, config.produce_linger_ms);
     let gate = config.gate.make(&mut ctx);
     let rooms = rooms::Rooms::new(ctx.fork(), config.clone(), durable);
     let node = Arc::new(session::Node {

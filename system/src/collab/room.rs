@@ -12,7 +12,9 @@
 //! - an update from a read-only session that changes anything closes that session.
 //! - only once Kafka acknowledged an update (`acks=all`) does its sender, if it asked for
 //!   acknowledgements, get an ack of the update's (client, clock) ranges. With the unsafe
-//!   `ack_before_durable` the ack goes out when the produce is sent, before any broker has it.
+//!   `ack_before_durable` the ack goes out as soon as the producer accepted the update
+//!   ([`Room::accepted`]: Kafka's `send()` returned, the record sits in the producer's buffer),
+//!   before any broker has it.
 //! - awareness is relayed as it came; the room keeps each client's latest state for joiners, and
 //!   when a session leaves, tells the others its clients are gone (Yjs's `null` state).
 //!
@@ -57,7 +59,8 @@ pub enum Action {
     Send { session: SessionId, frame: Vec<u8> },
     /// Close the session (it is already removed from the room).
     Close { session: SessionId, reason: CloseReason },
-    /// Produce this update to the log; report back `sent(seq)` and `durable(seq)`.
+    /// Produce this update to the log; report back `accepted(seq)` once the producer took it
+    /// and `durable(seq)` once the log acknowledged it.
     Produce { seq: u64, update: Vec<u8> },
     /// Observation: an update was applied to the live document.
     Applied { session: SessionId, ranges: Vec<AckRange> },
@@ -113,6 +116,15 @@ impl Room {
             next_seq: 0,
             ack_before_durable,
         })
+    }
+
+    /// Applies an update read back from the log while the room opens (the catch-up in
+    /// [`super::rooms`]): it is durable already, so nothing is produced or acknowledged. A record
+    /// that does not apply is skipped (false); the log consumers skip it too.
+    pub fn apply_durable(&mut self, update: &[u8]) -> bool {
+        let Ok(update) = protocol::decode_update(update) else { return false };
+        let applied = catch_unwind(AssertUnwindSafe(|| self.doc.transact_mut().apply_update(update)));
+        matches!(applied, Ok(Ok(())))
     }
 
     pub fn state_vector(&self) -> StateVector {
@@ -253,8 +265,10 @@ impl Room {
             .collect()
     }
 
-    /// The produce of update `seq` was sent (not yet acknowledged).
-    pub fn sent(&mut self, seq: u64) -> Vec<Action> {
+    /// The producer accepted update `seq` into its buffer (it is on no broker yet). Only the
+    /// unsafe `ack_before_durable` acknowledges here: the fire-and-forget `producer.send()`
+    /// whose future nobody awaits.
+    pub fn accepted(&mut self, seq: u64) -> Vec<Action> {
         if self.ack_before_durable {
             self.ack(seq)
         } else {
@@ -394,7 +408,7 @@ mod tests {
         }));
         assert!(out.iter().all(|a| !matches!(a, Action::Acked { .. })));
         assert!(out.contains(&Action::Produce { seq: 0, update: edit_bytes(&u) }));
-        assert!(room.sent(0).is_empty(), "no ack when only sent");
+        assert!(room.accepted(0).is_empty(), "no ack when only accepted by the producer");
         let acked = room.durable(0);
         let ranges = vec![AckRange { client: 10, clock_start: 0, clock_end: 3 }];
         assert_eq!(
@@ -420,13 +434,13 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_config_acks_when_sent() {
+    fn unsafe_config_acks_when_the_producer_accepts() {
         let mut room = Room::new(99, &[], true).unwrap();
         room.join(1, true, true);
         let a = Doc::with_client_id(10);
         let u = protocol::encode_update(edit(&a, 0, "abc"));
         room.receive(1, frame(&u), &u);
-        assert!(room.sent(0).iter().any(|a| matches!(a, Action::Acked { .. })));
+        assert!(room.accepted(0).iter().any(|a| matches!(a, Action::Acked { .. })));
         assert!(room.durable(0).is_empty());
     }
 
@@ -495,6 +509,22 @@ mod tests {
             ]
         );
         assert!(room.is_empty());
+    }
+
+    #[test]
+    fn caught_up_updates_are_applied_once_without_produce_or_ack() {
+        let a = Doc::with_client_id(10);
+        let first = edit(&a, 0, "abc");
+        let second = edit(&a, 3, "def");
+        let mut room = Room::new(99, &first, false).unwrap();
+        room.join(1, true, true);
+        // The log's tail overlaps what was loaded: applying a record twice changes nothing.
+        assert!(room.apply_durable(&first));
+        assert!(room.apply_durable(&second));
+        assert!(room.apply_durable(&second));
+        assert!(!room.apply_durable(&[0xff, 0xff]));
+        assert_eq!(text(room.doc()), "abcdef");
+        assert_eq!(room.pending(), 0);
     }
 
     #[test]

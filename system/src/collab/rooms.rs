@@ -3,9 +3,22 @@
 //!
 //! The first session of a document opens its room: the task loads the document's state from
 //! the document service (`GET /docs/<tenant>/<doc>/state` on the `docs-<i>` instances, in a
-//! seeded order, each attempt bounded, until one answers 200 or `load_timeout_ms` passes) and
-//! only then serves the sessions waiting in its inbox, so no session gets a step 1 or step 2
-//! of a document that is not loaded. A room whose last session left lingers for
+//! seeded order, each attempt bounded, until one answers 200 or `load_timeout_ms` passes),
+//! catches it up with the log, and only then serves the sessions waiting in its inbox, so no
+//! session gets a step 1 or step 2 of a document that is not loaded.
+//!
+//! The catch-up: the document service serves what the log consumers persisted into MongoDB,
+//! which lags the log. An edit another instance acknowledged (it is in the log) but no consumer
+//! persisted yet would be missing from the reopened room, and if its author had since dropped
+//! its copy ("all changes saved", then a fresh tab) nobody would resend it: the live room and
+//! its editors would diverge from the durable document for as long as the room stays open
+//! (`kill-az` seed 1, a room moving back when its zone returns). So before loading, the room
+//! reads the consumer group's committed offset of its document's partition (everything before
+//! it is in MongoDB, since consumers commit only after persisting), and after loading it reads
+//! the partition from there to the high watermark it finds, applying this document's updates
+//! (applying one twice changes nothing). Everything acknowledged before the load started is
+//! below that high watermark. If the log cannot be read within `load_timeout_ms` the room does
+//! not open (its sessions are closed and reconnect), as when the document cannot be loaded. A room whose last session left lingers for
 //! `room_grace_ms` (a reconnecting editor finds it warm), then closes; one that cannot load
 //! closes its waiting sessions (they reconnect and try again).
 //!
@@ -21,13 +34,16 @@ use rand::Rng;
 use sim::NodeCtx;
 use tokio::sync::mpsc;
 
-use super::durable::{Durable, Produce, Report};
+use super::durable::{partition_for, Durable, Produce, Report};
 use super::observe::{AckSent, RoomClosed, RoomOpened, SessionClosed, UpdateApplied};
 use super::protocol::Frame;
 use super::room::{Action, CloseReason, Room, SessionId};
 use super::{CollabConfig, HTTP_PORT};
-use crate::doc_update::DocId;
+use crate::doc_update::{DocId, DocUpdate, TOPIC};
 use crate::http;
+use crate::kafka::client::{FetchError, GroupMember};
+use crate::kafka::protocol::CommittedOffset;
+use crate::kafka::TopicPartition;
 
 /// A room's inbox capacity (sessions wait when it is full).
 const INBOX: usize = 1_024;
@@ -140,8 +156,11 @@ async fn room_task(
     let started_ms = ctx.clock.now_ms();
     let loaded = load(&mut ctx, &cfg, &doc).await;
     let client_id = ctx.rng.gen::<u64>();
-    let room = loaded.and_then(|(node, state)| {
-        let room = Room::new(client_id, &state, cfg.ack_before_durable).ok()?;
+    let room = loaded.and_then(|(node, state, tail)| {
+        let mut room = Room::new(client_id, &state, cfg.ack_before_durable).ok()?;
+        for update in &tail {
+            room.apply_durable(update);
+        }
         Some((node, state.len(), room))
     });
     let Some((docs_node, state_bytes, room)) = room else {
@@ -199,9 +218,86 @@ async fn room_task(
     }
 }
 
-/// Asks the document service for the document's state.
-async fn load(ctx: &mut NodeCtx, cfg: &CollabConfig, doc: &DocId) -> Option<(String, Vec<u8>)> {
+/// The document's state from the document service, and the updates of the document in the
+/// log from the consumers' committed offset on (see the module docs).
+async fn load(ctx: &mut NodeCtx, cfg: &CollabConfig, doc: &DocId) -> Option<(String, Vec<u8>, Vec<Vec<u8>>)> {
     let deadline = ctx.clock.now_ms() + cfg.load_timeout_ms;
+    let partitions = cfg.kafka.partitions_of(TOPIC);
+    let tp = partitions.get(partition_for(doc, partitions.len() as u32) as usize)?.clone();
+    let client = cfg.kafka.client(ctx);
+    let mut log = GroupMember::new(client, crate::log_consumer::GROUP, &ctx.name, vec![TOPIC.to_string()], 0);
+    let from = committed(ctx, &mut log, &tp, deadline).await?;
+    let (node, state) = load_state(ctx, cfg, doc, deadline).await?;
+    let tail = read_tail(ctx, &mut log, &tp, from, doc, deadline).await?;
+    if !tail.is_empty() {
+        ctx.sometimes("collab.room_caught_up_from_log");
+    }
+    Some((node, state, tail))
+}
+
+/// The consumer group's committed offset of `tp` (the start when it has none).
+async fn committed(
+    ctx: &mut NodeCtx,
+    log: &mut GroupMember,
+    tp: &TopicPartition,
+    deadline_ms: u64,
+) -> Option<CommittedOffset> {
+    while ctx.clock.now_ms() < deadline_ms {
+        match log.committed(&mut ctx.rng, vec![tp.clone()]).await {
+            Ok(offsets) => {
+                let c = offsets.into_iter().find(|(t, _)| t == tp).and_then(|(_, c)| c);
+                return Some(c.unwrap_or(CommittedOffset { offset: 0, leader_epoch: None }));
+            }
+            Err(e) => tracing::debug!(error = ?e, "committed offsets unavailable"),
+        }
+        let backoff_ms = ctx.rng.gen_range(100..300);
+        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+    }
+    None
+}
+
+/// The updates of `doc` in `tp` from `from` up to the high watermark the first fetch reports.
+async fn read_tail(
+    ctx: &mut NodeCtx,
+    log: &mut GroupMember,
+    tp: &TopicPartition,
+    from: CommittedOffset,
+    doc: &DocId,
+    deadline_ms: u64,
+) -> Option<Vec<Vec<u8>>> {
+    let mut position = from;
+    let mut target: Option<u64> = None;
+    let mut out = Vec::new();
+    while ctx.clock.now_ms() < deadline_ms {
+        if target.is_some_and(|t| position.offset >= t) {
+            return Some(out);
+        }
+        match log.fetch(&mut ctx.rng, tp, position).await {
+            Ok(resp) => {
+                let t = *target.get_or_insert(resp.high_watermark);
+                let start = position.offset;
+                for r in resp.records.into_iter().filter(|r| r.offset >= start && r.offset < t) {
+                    position = CommittedOffset { offset: r.offset + 1, leader_epoch: Some(r.leader_epoch) };
+                    match DocUpdate::from_record(&r.value) {
+                        Ok(u) if u.doc == *doc => out.push(u.update),
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(offset = r.offset, error = %e, "skipping a bad record"),
+                    }
+                }
+            }
+            // Below the log start: retention removed it, so the consumers persisted it.
+            Err(FetchError::OutOfRange) => return Some(out),
+            Err(FetchError::NoLeader) => {
+                let backoff_ms = ctx.rng.gen_range(50..150);
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+            }
+        }
+    }
+    None
+}
+
+/// Asks the document service for the document's state.
+async fn load_state(ctx: &mut NodeCtx, cfg: &CollabConfig, doc: &DocId, deadline: u64) -> Option<(String, Vec<u8>)> {
     let request = http::Request::get(&format!("/docs/{}/{}/state", doc.tenant(), doc.name()));
     let mut order = cfg.docs.clone();
     order.shuffle(&mut ctx.rng);
@@ -257,7 +353,6 @@ impl Shell {
                 self.members.remove(&session);
                 self.room.leave(session)
             }
-            RoomMsg::Produced(Report::Sent(seq)) => self.room.sent(seq),
             RoomMsg::Produced(Report::Durable(seq)) => self.room.durable(seq),
         };
         self.run(actions)
@@ -287,7 +382,9 @@ impl Shell {
                 }
                 Action::Produce { seq, update } => {
                     let p = Produce { doc: self.doc.clone(), seq, update, reply: self.inbox.clone() };
-                    if self.durable.enqueue(p).is_err() {
+                    if self.durable.enqueue(p).is_ok() {
+                        queue.extend(self.room.accepted(seq));
+                    } else {
                         self.ctx.sometimes("collab.durable_queue_full");
                         queue.extend(self.room.produce_refused());
                     }
