@@ -74,14 +74,25 @@ where
 {
     let mut last = String::from("never tried");
     while ctx.clock.now_ms() < deadline_ms {
-        match f().await {
-            Ok(v) => return Ok(v),
+        match bounded(ctx, deadline_ms, f()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => last = e,
             Err(e) => last = e,
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(last)
 }
+
+/// One call, given at most [`CALL_TIMEOUT_MS`] and never past `deadline_ms`: a request to a
+/// member that went silent must not hold the whole read past its window.
+async fn bounded<T>(ctx: &NodeCtx, deadline_ms: u64, call: impl std::future::Future<Output = T>) -> Result<T, String> {
+    let left_ms = deadline_ms.saturating_sub(ctx.clock.now_ms()).min(CALL_TIMEOUT_MS);
+    tokio::time::timeout(Duration::from_millis(left_ms), call).await.map_err(|_| format!("no answer in {left_ms} ms"))
+}
+
+/// The longest one read call may take before it is retried.
+const CALL_TIMEOUT_MS: u64 = 5_000;
 
 /// The group's committed offsets, then each partition's records below its offset.
 async fn read_logs(ctx: &mut NodeCtx, src: &DurableSources, deadline_ms: u64) -> Vec<CommittedLog> {
@@ -91,12 +102,13 @@ async fn read_logs(ctx: &mut NodeCtx, src: &DurableSources, deadline_ms: u64) ->
     let mut rng = ctx.rng.clone();
     let mut committed: Result<Vec<(TopicPartition, Option<CommittedOffset>)>, String> = Err("never tried".into());
     while ctx.clock.now_ms() < deadline_ms {
-        match group.committed(&mut rng, src.partitions.clone()).await {
-            Ok(c) => {
+        match bounded(ctx, deadline_ms, group.committed(&mut rng, src.partitions.clone())).await {
+            Ok(Ok(c)) => {
                 committed = Ok(c);
                 break;
             }
-            Err(e) => committed = Err(format!("OffsetFetch: {e:?}")),
+            Ok(Err(e)) => committed = Err(format!("OffsetFetch: {e:?}")),
+            Err(e) => committed = Err(format!("OffsetFetch: {e}")),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -134,13 +146,15 @@ async fn read_logs(ctx: &mut NodeCtx, src: &DurableSources, deadline_ms: u64) ->
                 log.read_error = Some(format!("{READ_WINDOW_CLOSED} at offset {pos}"));
                 break;
             }
-            let resp = match group.fetch(&mut rng, &tp, CommittedOffset { offset: pos, leader_epoch: None }).await {
-                Ok(r) => r,
-                Err(FetchError::OutOfRange) => {
+            let fetch = group.fetch(&mut rng, &tp, CommittedOffset { offset: pos, leader_epoch: None });
+            let resp = match bounded(ctx, deadline_ms, fetch).await {
+                Err(_) => continue,
+                Ok(Ok(r)) => r,
+                Ok(Err(FetchError::OutOfRange)) => {
                     log.read_error = Some(format!("offset {pos} out of range"));
                     break;
                 }
-                Err(FetchError::NoLeader) => {
+                Ok(Err(FetchError::NoLeader)) => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }

@@ -41,9 +41,12 @@ pub struct VerifierConfig {
 pub async fn run(mut ctx: NodeCtx, cfg: VerifierConfig) {
     tokio::time::sleep(Duration::from_millis(cfg.wait_ms)).await;
     let deadline = ctx.clock.now_ms() + cfg.read_window_ms;
-    if let Some(src) = cfg.durable.clone() {
-        tokio::spawn(super::durable_read::verify(ctx.fork(), src, cfg.docs.clone(), deadline));
-    }
+    // The durable path is read concurrently; the node waits for it before it returns, since a
+    // host whose main returns loses its tasks on turmoil.
+    let durable = cfg
+        .durable
+        .clone()
+        .map(|src| tokio::spawn(super::durable_read::verify(ctx.fork(), src, cfg.docs.clone(), deadline)));
     for doc in &cfg.docs {
         let front_door = read_front_door(&mut ctx, &cfg, doc, deadline).await;
         let mongo = match &cfg.mongo {
@@ -54,6 +57,9 @@ pub async fn run(mut ctx: NodeCtx, cfg: VerifierConfig) {
             ctx.sometimes("stack.verified_both_ways");
         }
         ctx.observe(&Verified { doc: doc.clone(), front_door, mongo });
+    }
+    if let Some(durable) = durable {
+        let _ = durable.await;
     }
 }
 

@@ -45,6 +45,9 @@ pub fn hash_child() {
     let config = words.next();
     let r = run(scenario, seed, config);
     let verdict = if r.passed { "passed".to_string() } else { format!("failed {:?}", r.violation_kinds()) };
+    for v in &r.violations {
+        eprintln!("violation {}: {}", v.kind, v.message);
+    }
     println!("HASH {} {} {verdict}", r.trace_hash, r.events);
 }
 
