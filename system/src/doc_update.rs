@@ -12,6 +12,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::docs::vector::{hex, unhex};
+
 /// The log topic of document updates, keyed by document id.
 pub const TOPIC: &str = "doc-updates";
 /// The largest update accepted into the log (a paste of a long text fits; a flood does not).
@@ -112,7 +114,7 @@ impl DocUpdate {
     /// The log record's value: the model's log values are strings, so the encoding in
     /// lower-case hex.
     pub fn to_record(&self) -> String {
-        self.encode().iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.encode())
     }
 
     /// Decodes and validates a log record's value (see [`DocUpdate::to_record`]).
@@ -120,11 +122,8 @@ impl DocUpdate {
         if !value.len().is_multiple_of(2) || value.len() > 2 * (MAX_UPDATE_BYTES + 1024) {
             return Err(DocUpdateError::Undecodable("record value is not hex of a bounded size".into()));
         }
-        let bytes: Option<Vec<u8>> = (0..value.len())
-            .step_by(2)
-            .map(|i| value.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-            .collect();
-        DocUpdate::decode(&bytes.ok_or_else(|| DocUpdateError::Undecodable("record value is not hex".into()))?)
+        let bytes = unhex(value).ok_or_else(|| DocUpdateError::Undecodable("record value is not hex".into()))?;
+        DocUpdate::decode(&bytes)
     }
 
     /// Decodes and validates a record from the log.
@@ -148,7 +147,7 @@ fn op_id(doc: &DocId, update: &[u8]) -> String {
     h.update(doc.to_string().as_bytes());
     h.update([0u8]);
     h.update(update);
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize()[..16])
 }
 
 #[cfg(test)]
@@ -174,8 +173,13 @@ mod tests {
         assert_ne!(a.op_id, DocUpdate::new(DocId::parse("t/e").unwrap(), vec![1, 2, 3]).op_id);
         assert_eq!(DocUpdate::decode(&a.encode()).unwrap(), a);
         assert_eq!(DocUpdate::from_record(&a.to_record()).unwrap(), a);
-        assert!(DocUpdate::from_record("zz").is_err());
-        assert!(DocUpdate::from_record("abc").is_err());
+        let not_hex = Err(DocUpdateError::Undecodable("record value is not hex".into()));
+        assert_eq!(DocUpdate::from_record("zz"), not_hex);
+        assert_eq!(DocUpdate::from_record("+f"), not_hex, "a sign is no hex digit");
+        let unbounded = Err(DocUpdateError::Undecodable("record value is not hex of a bounded size".into()));
+        assert_eq!(DocUpdate::from_record("abc"), unbounded);
+        assert_eq!(DocUpdate::from_record(&"00".repeat(MAX_UPDATE_BYTES + 1025)), unbounded);
+        assert_eq!(a.op_id.len(), 32);
     }
 
     #[test]

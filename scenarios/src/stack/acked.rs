@@ -3,7 +3,15 @@
 use std::collections::BTreeMap;
 
 use super::ydoc::Sv;
-use super::ysync::ClockRange;
+
+/// A range of one client's clocks, `start..end` (end exclusive): the stack's form of
+/// `system::collab::protocol::AckRange`, as observations record it and checkers read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ClockRange {
+    pub client: u64,
+    pub start: u32,
+    pub end: u32,
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeSet {

@@ -14,14 +14,16 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use sim::NodeCtx;
+use system::collab::protocol::{self, Frame};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
+use yrs::StateVector;
 
+use super::acked::ClockRange;
 use super::check::security::ATTACK_MARK;
 use super::observe::{Attack, MalformedSent, RevokedWrite};
 use super::users::{self, OpenError, Token, Ws};
-use super::ydoc::{self, Sv};
-use super::ysync::{self, ClockRange, Frame};
+use super::ydoc;
 
 #[derive(Clone, Debug)]
 pub struct AttackerConfig {
@@ -122,8 +124,8 @@ async fn try_token(ctx: &mut NodeCtx, lb: &str, doc: &str, token: Option<&str>, 
         Ok(mut ws) => {
             let (d, t) = ydoc::new_doc(ctx.rng.gen_range(1..=ydoc::MAX_CLIENT_ID));
             let update = ydoc::edit(&d, &t, 0, 0, &ATTACK_MARK.to_string());
-            let _ = ws.send(Message::Binary(ysync::step1(&Sv::new()).into())).await;
-            let _ = ws.send(Message::Binary(ysync::update(update).into())).await;
+            let _ = ws.send(Message::Binary(protocol::encode_step1(&StateVector::default()).into())).await;
+            let _ = ws.send(Message::Binary(protocol::encode_update(update).into())).await;
             tokio::time::sleep(Duration::from_secs(2)).await;
             let _ = ws.close(None).await;
             ctx.observe(&Attack { attack: attack.into(), accepted: true, detail: format!("upgraded through {lb}") });
@@ -144,7 +146,7 @@ async fn malformed(ctx: &mut NodeCtx, lb: &str, cfg: &AttackerConfig, attack: &s
     else {
         return;
     };
-    if ws.send(Message::Binary(ysync::step1(&Sv::new()).into())).await.is_err() {
+    if ws.send(Message::Binary(protocol::encode_step1(&StateVector::default()).into())).await.is_err() {
         return;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -212,7 +214,7 @@ async fn revoked_writer(mut ctx: NodeCtx, cfg: AttackerConfig) {
 async fn write_session(ctx: &mut NodeCtx, mut ws: Ws, cfg: &AttackerConfig) {
     let (doc, text) = ydoc::new_doc(ctx.rng.gen_range(1..=ydoc::MAX_CLIENT_ID));
     let client = doc.client_id().get();
-    if ws.send(Message::Binary(ysync::step1(&Sv::new()).into())).await.is_err() {
+    if ws.send(Message::Binary(protocol::encode_step1(&StateVector::default()).into())).await.is_err() {
         return;
     }
     while ctx.clock.now_ms() < cfg.until_ms {
@@ -223,10 +225,15 @@ async fn write_session(ctx: &mut NodeCtx, mut ws: Ws, cfg: &AttackerConfig) {
                 biased;
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Binary(b))) => {
-                        if let Ok(Frame::Step1(sv)) = ysync::decode(&b) {
-                            let _ = ws.send(Message::Binary(ysync::step2(ydoc::diff(&doc, &sv)).into())).await;
-                        } else if let Ok(Frame::Step2(u) | Frame::Update(u)) = ysync::decode(&b) {
-                            let _ = ydoc::apply(&doc, &u);
+                        match protocol::decode(&b) {
+                            Ok(Frame::SyncStep1(sv)) => {
+                                let step2 = protocol::encode_step2(ydoc::diff(&doc, &ydoc::to_sv(&sv)));
+                                let _ = ws.send(Message::Binary(step2.into())).await;
+                            }
+                            Ok(Frame::SyncStep2(_, u) | Frame::Update(_, u)) => {
+                                let _ = ydoc::integrate(&doc, u);
+                            }
+                            _ => {}
                         }
                     }
                     Some(Ok(_)) => {}
@@ -238,7 +245,7 @@ async fn write_session(ctx: &mut NodeCtx, mut ws: Ws, cfg: &AttackerConfig) {
         let start = ydoc::sv_of(&doc).get(&client).copied().unwrap_or(0);
         let len = ydoc::text_of(&doc, &text).len() as u32;
         let update = ydoc::edit(&doc, &text, len, 0, "m");
-        if ws.send(Message::Binary(ysync::update(update).into())).await.is_err() {
+        if ws.send(Message::Binary(protocol::encode_update(update).into())).await.is_err() {
             return;
         }
         ctx.observe(&RevokedWrite { doc: cfg.revoke_doc.clone(), range: ClockRange { client, start, end: start + 1 } });

@@ -30,7 +30,9 @@ use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use sim::observation::OpOutcome;
 use sim::NodeCtx;
+use system::collab::protocol::{self, Frame};
 use tokio_tungstenite::tungstenite::Message;
+use yrs::StateVector;
 
 use super::acked::RangeSet;
 use super::editor_core::EditorCore;
@@ -39,8 +41,7 @@ use super::reconnect::Reconnect;
 use super::save_latency::SaveLatency;
 use super::typist::{Burst, Pace, Script, Typist};
 use super::users::{self, OpenError, Token, Ws};
-use super::ydoc::{self, DocState, Sv};
-use super::ysync::{self, Frame};
+use super::ydoc::{self, DocState};
 
 #[derive(Clone, Debug)]
 pub struct EditorConfig {
@@ -313,7 +314,7 @@ impl Editor {
                     return End::Final(None);
                 }
             } else if synced && now >= self.cfg.final_at_ms {
-                let probe = ysync::step1(&Sv::new());
+                let probe = protocol::encode_step1(&StateVector::default());
                 if let Err(e) = tx.send(Message::Binary(probe.into())).await {
                     return End::Dropped(format!("send: {e}"));
                 }
@@ -394,7 +395,7 @@ impl Editor {
                     };
                     last_frame_ms = ctx.clock.now_ms();
                     if probe_deadline.is_some() {
-                        if let Ok(Frame::Step2(u)) = ysync::decode(&bytes) {
+                        if let Ok(Frame::SyncStep2(u, _)) = protocol::decode(&bytes) {
                             let room = ydoc::read_update(&u).ok();
                             let _ = self.core.receive(&bytes);
                             return End::Final(room);

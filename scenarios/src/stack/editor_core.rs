@@ -11,15 +11,15 @@
 //! Left out: awareness (cursors), which the checkers do not judge; received awareness frames
 //! are ignored.
 
-use super::acked::RangeSet;
+use super::acked::{ClockRange, RangeSet};
 use super::ydoc::{self, Sv, YError};
-use super::ysync::{self, ClockRange, Frame, FrameError};
+use system::collab::protocol::{self, Frame, ProtocolError};
 use yrs::{Doc, TextRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditorError {
     #[error(transparent)]
-    Frame(#[from] FrameError),
+    Frame(#[from] ProtocolError),
     #[error(transparent)]
     Doc(#[from] YError),
 }
@@ -118,7 +118,7 @@ impl EditorCore {
         self.connected = true;
         self.synced = false;
         self.stats.connects += 1;
-        vec![ysync::step1(&self.sv())]
+        vec![protocol::encode_step1(&ydoc::from_sv(&self.sv()))]
     }
 
     pub fn disconnected(&mut self) {
@@ -129,35 +129,42 @@ impl EditorCore {
     /// One frame from the server: the frames to answer with.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, EditorError> {
         self.stats.frames_in += 1;
-        match ysync::decode(bytes)? {
-            Frame::Step1(server_sv) => {
+        let frame = match protocol::decode(bytes) {
+            Ok(frame) => frame,
+            // A message type this client does not handle: a stock client ignores it too.
+            Err(ProtocolError::UnknownTag(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        match frame {
+            Frame::SyncStep1(server_sv) => {
+                let server_sv = ydoc::to_sv(&server_sv);
                 let diff = ydoc::diff(&self.doc, &server_sv);
                 if lacks(&server_sv, &self.sv()) {
                     self.stats.resyncs_sent += 1;
                 }
-                Ok(vec![ysync::step2(diff)])
+                Ok(vec![protocol::encode_step2(diff)])
             }
-            Frame::Step2(update) => {
+            Frame::SyncStep2(_, update) => {
                 let before = self.sv();
-                ydoc::apply(&self.doc, &update)?;
+                ydoc::integrate(&self.doc, update)?;
                 if self.sv() != before {
                     self.stats.resyncs_received += 1;
                 }
                 self.synced = true;
                 Ok(Vec::new())
             }
-            Frame::Update(update) => {
-                ydoc::apply(&self.doc, &update)?;
+            Frame::Update(_, update) => {
+                ydoc::integrate(&self.doc, update)?;
                 Ok(Vec::new())
             }
             Frame::Ack(ranges) => {
                 self.stats.acks_in += 1;
                 for r in ranges {
-                    self.acked.insert(r);
+                    self.acked.insert(ClockRange { client: r.client, start: r.clock_start, end: r.clock_end });
                 }
                 Ok(Vec::new())
             }
-            Frame::Awareness | Frame::Other(_) => Ok(Vec::new()),
+            Frame::Awareness(_) | Frame::AwarenessQuery => Ok(Vec::new()),
         }
     }
 
@@ -186,7 +193,7 @@ impl EditorCore {
             return None;
         }
         self.stats.updates_out += 1;
-        Some(ysync::update(update))
+        Some(protocol::encode_update(update))
     }
 }
 
@@ -198,6 +205,7 @@ pub fn lacks(a: &Sv, b: &Sv) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use system::collab::protocol::AckRange;
 
     /// A minimal in-memory y-sync server room for the core to talk to.
     struct Room {
@@ -210,20 +218,25 @@ mod tests {
         }
         /// Answers a client frame: (frames back to the sender, update to ack).
         fn receive(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
-            match ysync::decode(bytes).unwrap() {
-                Frame::Step1(sv) => {
-                    vec![ysync::step2(ydoc::diff(&self.doc, &sv)), ysync::step1(&ydoc::sv_of(&self.doc))]
-                }
-                Frame::Step2(u) | Frame::Update(u) => {
+            match protocol::decode(bytes).unwrap() {
+                Frame::SyncStep1(sv) => vec![
+                    protocol::encode_step2(ydoc::diff(&self.doc, &ydoc::to_sv(&sv))),
+                    protocol::encode_step1(&ydoc::from_sv(&ydoc::sv_of(&self.doc))),
+                ],
+                Frame::SyncStep2(u, _) | Frame::Update(u, _) => {
                     let before = ydoc::sv_of(&self.doc);
                     ydoc::apply(&self.doc, &u).unwrap();
                     let after = ydoc::sv_of(&self.doc);
-                    let ranges: Vec<ClockRange> = after
+                    let ranges: Vec<AckRange> = after
                         .iter()
                         .filter(|(c, k)| before.get(c).copied().unwrap_or(0) < **k)
-                        .map(|(c, k)| ClockRange { client: *c, start: before.get(c).copied().unwrap_or(0), end: *k })
+                        .map(|(c, k)| AckRange {
+                            client: *c,
+                            clock_start: before.get(c).copied().unwrap_or(0),
+                            clock_end: *k,
+                        })
                         .collect();
-                    vec![ysync::ack(&ranges)]
+                    vec![protocol::encode_ack(&ranges)]
                 }
                 _ => Vec::new(),
             }
@@ -272,10 +285,36 @@ mod tests {
     }
 
     #[test]
+    fn state_vectors_cross_the_wire_unchanged() {
+        let sv = Sv::from([(3, 10), (1 << 40, 2)]);
+        match protocol::decode(&protocol::encode_step1(&ydoc::from_sv(&sv))).unwrap() {
+            Frame::SyncStep1(got) => assert_eq!(ydoc::to_sv(&got), sv),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Malformed frames from the server are errors (the shell drops the connection), never
+    /// panics; a well-formed message of a type the editor does not handle is ignored.
+    #[test]
     fn garbage_frames_are_errors() {
         let mut a = EditorCore::new(1);
-        assert!(a.receive(&[]).is_err());
-        assert!(a.receive(&[0, 2, 5, 1, 2]).is_err());
-        assert!(a.receive(&[100, 1]).is_err());
+        let n = protocol::MAX_ACK_RANGES + 1;
+        let too_many = vec![100, (n & 0x7f) as u8 | 0x80, (n >> 7) as u8];
+        let bad: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0, 2, 5, 1, 2],
+            vec![100, 1],
+            vec![100, 1, 5],
+            vec![100, 1, 1, 9, 3],
+            vec![100, 0, 7],
+            vec![0xff; 11],
+            vec![0, 2, 200, 1],
+            too_many,
+        ];
+        for b in bad {
+            assert!(a.receive(&b).is_err(), "{b:?} accepted");
+        }
+        assert!(a.acked().is_empty());
+        assert_eq!(a.receive(&[9]).unwrap(), Vec::<Vec<u8>>::new());
     }
 }

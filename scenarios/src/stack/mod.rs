@@ -18,4 +18,3 @@ pub mod typist;
 pub mod users;
 pub mod verifier;
 pub mod ydoc;
-pub mod ysync;

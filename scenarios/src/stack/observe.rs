@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 use sim::Observation;
 
+use super::acked::ClockRange;
 use super::editor_core::EditorStats;
 use super::ydoc::DocState;
-use super::ysync::ClockRange;
 
 /// An editor's last word, recorded after typing stopped and the room went quiet (before the
 /// run's ending stops every client).

@@ -81,7 +81,11 @@ pub fn has_pending(doc: &Doc) -> bool {
 
 /// Applies a v1 update (untrusted bytes: decoding errors are returned, never panicked on).
 pub fn apply(doc: &Doc, update: &[u8]) -> Result<(), YError> {
-    let update = Update::decode_v1(update).map_err(|e| YError::Decode(e.to_string()))?;
+    integrate(doc, Update::decode_v1(update).map_err(|e| YError::Decode(e.to_string()))?)
+}
+
+/// Applies an update already decoded (as `system::collab::protocol::decode` returns it).
+pub fn integrate(doc: &Doc, update: Update) -> Result<(), YError> {
     doc.transact_mut().apply_update(update).map_err(|e| YError::Apply(e.to_string()))
 }
 

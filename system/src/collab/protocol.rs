@@ -328,6 +328,9 @@ mod tests {
             vec![2, 0],
             vec![42, 0],
             vec![100, 1, 1, 5, 2],
+            vec![100, 1, 5],
+            vec![100, 0, 7],
+            vec![0xff; 11],
             vec![100, 200, 200, 200, 1],
             vec![100, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 1],
             {

@@ -59,10 +59,10 @@ mod tests {
     use super::lost_edits::LostEditChecker;
     use super::security::{SecurityChecker, ATTACK_MARK};
     use crate::scenario::{Checker, Verdict};
+    use crate::stack::acked::ClockRange;
     use crate::stack::editor_core::EditorStats;
     use crate::stack::observe::{Attack, EditorFinal, Verified};
     use crate::stack::ydoc::{DocState, Sv};
-    use crate::stack::ysync::ClockRange;
 
     fn state(text: &str, sv: &[(u64, u32)]) -> DocState {
         DocState { text: text.into(), sv: sv.iter().copied().collect::<Sv>(), pending: false }
