@@ -1,7 +1,8 @@
-//! The full editor stack (`steady` at its `short` size) on the turmoil engine, in plain `cargo
-//! test`. Turmoil ticks every host each millisecond, so one three-minute run of the stack's
-//! sixty-odd nodes takes about a minute: the suite runs one seed, twice, in fresh processes, and
-//! requires both runs to pass with one trace hash. The madsim suite sweeps the standard size.
+//! The full editor stack (`steady` and `kill-az` at their `short` size) on the turmoil engine, in
+//! plain `cargo test`. Turmoil ticks every host each millisecond, so one three-minute run of the
+//! stack's sixty-odd nodes takes about a minute: the suite runs one `steady` seed twice, in fresh
+//! processes, requiring both runs to pass with one trace hash, and one `kill-az` seed. The madsim
+//! suite sweeps the standard size.
 #![cfg(not(madsim))]
 
 mod common;
@@ -18,4 +19,10 @@ fn steady_short_passes_with_one_trace_hash_across_processes_on_turmoil() {
     let runs: Vec<String> = (0..2).map(|_| common::hash_in_child("steady", 0, Some("short"))).collect();
     assert!(runs[0].ends_with(" passed"), "steady --config short seed 0 on turmoil: {}", runs[0]);
     assert_eq!(runs[0], runs[1], "one seed, two traces");
+}
+
+#[test]
+fn kill_az_short_passes_on_turmoil() {
+    let run = common::hash_in_child("kill-az", 0, Some("short"));
+    assert!(run.ends_with(" passed"), "kill-az --config short seed 0 on turmoil: {run}");
 }

@@ -41,6 +41,7 @@ use crate::scenario::{Built, Scenario};
 use crate::stack::spec::StackSpec;
 use system::log_consumer::UnsafeConsumer;
 
+pub use crate::steady::SHORT;
 pub const ACK_BEFORE_DURABLE: &str = "ack-before-durable";
 pub const COMMIT_BEFORE_PERSIST: &str = "commit-before-persist";
 pub const FRESH_OP_IDS: &str = "fresh-op-ids";
@@ -53,6 +54,7 @@ pub static SCENARIO: Scenario = Scenario {
     name: "kill-az",
     about: "the full editor stack; a whole zone dies at a seeded moment and comes back",
     configs: &[
+        (SHORT, "the same stack and schedule cut to 3 minutes, 6 editors on 3 documents (the turmoil suite's size)"),
         (
             ACK_BEFORE_DURABLE,
             "the collaboration service acknowledges an edit once its producer accepted it, and the producer writes \
@@ -83,12 +85,18 @@ pub static SCENARIO: Scenario = Scenario {
         "docs.loaded_from_mongo",
     ],
     window_probes: &[],
-    draw: |seed, _| schedule::draw(seed, &spec(None).instance_zones()),
+    draw: |seed, config| {
+        let spec = spec(config);
+        schedule::draw(seed, &spec.instance_zones(), spec.duration_ms)
+    },
     build,
 };
 
 pub fn spec(config: Option<&str>) -> StackSpec {
-    let mut spec = StackSpec::standard();
+    let mut spec = match config {
+        Some(SHORT) => StackSpec::short(),
+        _ => StackSpec::standard(),
+    };
     if config == Some(ACK_BEFORE_DURABLE) {
         spec.ack_before_durable = true;
         spec.produce_linger_ms = WRITE_BEHIND_LINGER_MS;
@@ -121,6 +129,18 @@ mod tests {
             killed.insert(zone.clone());
         }
         assert_eq!(killed.len(), spec.instance_zones().len());
+    }
+
+    #[test]
+    fn the_schedule_scales_with_the_run_and_leaves_editing_after_the_heal() {
+        for config in [None, Some(SHORT)] {
+            let spec = spec(config);
+            for seed in 0..40 {
+                let s = (SCENARIO.draw)(seed, config);
+                assert!(s[0].at_ms >= spec.duration_ms / 5, "{config:?} {s:?}");
+                assert!(s[1].at_ms + spec.duration_ms / 20 <= spec.type_until_ms(), "{config:?} {s:?}");
+            }
+        }
     }
 
     #[test]
