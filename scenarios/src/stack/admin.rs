@@ -149,17 +149,11 @@ async fn probe(mut ctx: NodeCtx, cfg: AdminConfig) {
         let started_ms = ctx.clock.now_ms();
         let login = users::login(&ctx.net, node, &cfg.tenant, &cfg.admin.0, &cfg.admin.1).await;
         live.record(&ctx, "login", login.is_ok(), 0);
-        monitored(&ctx, "monitor_login", login.is_ok(), started_ms);
+        users::op_since(&ctx, "monitor_login", login.is_ok(), started_ms);
         let started_ms = ctx.clock.now_ms();
         let load = users::load_state(&ctx.net, node, &cfg.probe_doc).await;
         live.record(&ctx, "load", load.is_ok(), 0);
-        monitored(&ctx, "monitor_load", load.is_ok(), started_ms);
+        users::op_since(&ctx, "monitor_load", load.is_ok(), started_ms);
         tokio::time::sleep(Duration::from_millis(cfg.probe_ms)).await;
     }
-}
-
-/// One monitor operation begun at `started_ms`, for the availability report.
-fn monitored(ctx: &NodeCtx, class: &str, ok: bool, started_ms: u64) {
-    let latency_ms = ctx.clock.now_ms().saturating_sub(started_ms);
-    ctx.observe(&sim::observation::OpOutcome { class: class.into(), ok, latency_ms });
 }

@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
-use sim::observation::OpOutcome;
 use sim::NodeCtx;
 use system::collab::protocol::{self, Frame};
 use tokio_tungstenite::tungstenite::Message;
@@ -163,7 +162,7 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
         if expiring {
             let started_ms = ctx.clock.now_ms();
             let login = users::login(&ctx.net, &ed.lb, &ed.cfg.tenant, &ed.cfg.user, &ed.cfg.password).await;
-            op(&ctx, "login", login.is_ok(), started_ms);
+            users::op_since(&ctx, "login", login.is_ok(), started_ms);
             match login {
                 Ok(t) => {
                     ed.live.record(&ctx, "login", true, ed.cfg.live_sample_ms);
@@ -210,10 +209,7 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
                 ctx.observe(&Dropped { doc: ed.cfg.doc.clone(), balancer: ed.lb.clone(), reason });
                 if ed.cfg.trusting && ed.core.unacked_own().is_empty() {
                     // "All changes saved": the user closes the tab and opens the document afresh.
-                    ed.record_saves(&ctx);
-                    for saved in ed.saves.abandon(ctx.clock.now_ms()) {
-                        ctx.observe(&OpOutcome { class: "edit".into(), ok: saved.ok, latency_ms: saved.latency_ms });
-                    }
+                    ed.settle_saves(&ctx);
                     ed.core = EditorCore::new(new_client_id(&mut ctx.rng));
                     ctx.sometimes("stack.editor_reopened_after_saved");
                 }
@@ -221,12 +217,6 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
             }
         }
     }
-}
-
-/// Records one operation a user saw (for the availability report), begun at `started_ms`.
-fn op(ctx: &NodeCtx, class: &str, ok: bool, started_ms: u64) {
-    let latency_ms = ctx.clock.now_ms().saturating_sub(started_ms);
-    ctx.observe(&OpOutcome { class: class.into(), ok, latency_ms });
 }
 
 impl Editor {
@@ -247,14 +237,23 @@ impl Editor {
         let prefix =
             self.core.acked().ranges().into_iter().find(|r| r.client == own && r.start == 0).map_or(0, |r| r.end);
         for saved in self.saves.acked(prefix, ctx.clock.now_ms()) {
-            ctx.observe(&OpOutcome { class: "edit".into(), ok: saved.ok, latency_ms: saved.latency_ms });
+            users::record_op(ctx, "edit", saved.ok, saved.latency_ms);
+        }
+    }
+
+    /// The editor leaves this copy (it stops, or reopens afresh): the acknowledged edits
+    /// complete and every edit still waiting fails.
+    fn settle_saves(&mut self, ctx: &NodeCtx) {
+        self.record_saves(ctx);
+        for saved in self.saves.abandon(ctx.clock.now_ms()) {
+            users::record_op(ctx, "edit", saved.ok, saved.latency_ms);
         }
     }
 
     /// An attempt to open the document ended without the room's step 2 (nothing if it synced).
     fn load_failed(&mut self, ctx: &NodeCtx) {
         if let Some(started_ms) = self.load_started_ms.take() {
-            op(ctx, "load", false, started_ms);
+            users::op_since(ctx, "load", false, started_ms);
         }
     }
 
@@ -263,10 +262,7 @@ impl Editor {
     }
 
     fn record_final(&mut self, ctx: &NodeCtx, room: Option<DocState>) {
-        self.record_saves(ctx);
-        for saved in self.saves.abandon(ctx.clock.now_ms()) {
-            ctx.observe(&OpOutcome { class: "edit".into(), ok: saved.ok, latency_ms: saved.latency_ms });
-        }
+        self.settle_saves(ctx);
         self.fold_acks();
         let state = DocState { text: self.core.text(), sv: self.core.sv(), pending: self.core.has_pending() };
         ctx.observe(&EditorFinal {
@@ -373,7 +369,7 @@ impl Editor {
                 biased;
                 got = async { refreshing.as_mut().expect("guarded").await }, if refreshing.is_some() => {
                     refreshing = None;
-                    op(ctx, "login", matches!(got, Ok(Ok(_))), refresh_started_ms);
+                    users::op_since(ctx, "login", matches!(got, Ok(Ok(_))), refresh_started_ms);
                     match got {
                         Ok(Ok(t)) => {
                             self.live.record(ctx, "login", true, self.cfg.live_sample_ms);
@@ -414,7 +410,7 @@ impl Editor {
                     }
                     if !was_synced && self.core.is_synced() {
                         if let Some(started_ms) = self.load_started_ms.take() {
-                            op(ctx, "load", true, started_ms);
+                            users::op_since(ctx, "load", true, started_ms);
                         }
                         self.reconnect.succeeded();
                         self.live.record(ctx, "load", true, self.cfg.live_sample_ms);
