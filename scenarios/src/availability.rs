@@ -5,7 +5,7 @@
 //! checkers found lost.
 //!
 //! It is filled from [`sim::observation::OpOutcome`] observations (a scenario's clients record
-//! one per operation) and from [`crate::Verdict::lost`]. A run whose clients record no
+//! one per operation, with [`record_op`] or [`op_since`]) and from [`crate::Verdict::lost`]. A run whose clients record no
 //! operation has no availability figures (`None`), and reports say so rather than print 100%.
 //!
 //! Operations are placed in time by when they were invoked (completion time minus latency): a
@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use sim::observation::OpOutcome;
-use sim::{Fault, Outcome};
+use sim::{Fault, NodeCtx, Outcome};
 
 use crate::scenario::Lost;
 
@@ -69,6 +69,16 @@ pub struct FaultWindow {
     pub nodes: String,
     pub start_ms: u64,
     pub end_ms: u64,
+}
+
+/// Records one operation a user saw, for the availability report.
+pub fn record_op(ctx: &NodeCtx, class: &str, ok: bool, latency_ms: u64) {
+    ctx.observe(&OpOutcome { class: class.into(), ok, latency_ms });
+}
+
+/// Records one operation a user saw that began at `started_ms` (simulated) and ends now.
+pub fn op_since(ctx: &NodeCtx, class: &str, ok: bool, started_ms: u64) {
+    record_op(ctx, class, ok, ctx.clock.now_ms().saturating_sub(started_ms));
 }
 
 /// An empty latency histogram with the report's bounds.

@@ -2,6 +2,8 @@
 //! committed offsets (`auto.offset.reset=earliest` when none), processes every record, commits
 //! its positions every second (as `enable.auto.commit` does, scaled) and before it rejoins
 //! (eager rebalancing's revocation), heartbeats, and once per run may leave and come back.
+//! Each fetch (`consume`) and offset commit (`commit`) is an operation for the availability
+//! report; joining, syncing and heartbeats are the group protocol's, not the user's.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +17,8 @@ use system::kafka::observations::{ConsumerEvent, ConsumerObserved};
 use system::kafka::protocol::CommittedOffset;
 use system::kafka::{GroupSettings, KafkaCluster, TopicPartition};
 
-use super::{GROUP, TOPIC};
+use super::{COMMIT, CONSUME, GROUP, TOPIC};
+use crate::availability::op_since;
 
 /// `auto.commit.interval.ms`: 5000 in Kafka, 1000 here.
 const COMMIT_INTERVAL_MS: u64 = 1_000;
@@ -172,7 +175,11 @@ impl Member {
 
     async fn fetch(&mut self, tp: &TopicPartition) {
         let pos = self.positions.get(tp).copied().unwrap_or(START);
-        match self.group.fetch(&mut self.rng, tp, pos).await {
+        let invoked_ms = self.now();
+        let fetched = self.group.fetch(&mut self.rng, tp, pos).await;
+        // Out of range is an answer (the consumer resets); no leader is not.
+        op_since(&self.ctx, CONSUME, !matches!(fetched, Err(FetchError::NoLeader)), invoked_ms);
+        match fetched {
             Ok(resp) => {
                 let mut next = pos;
                 let mut records = Vec::new();
@@ -207,7 +214,9 @@ impl Member {
             return Ok(());
         }
         let sent_ms = self.now();
-        self.group.commit(&mut self.rng, offsets.clone()).await?;
+        let committed = self.group.commit(&mut self.rng, offsets.clone()).await;
+        op_since(&self.ctx, COMMIT, committed.is_ok(), sent_ms);
+        committed?;
         let acked: Vec<(TopicPartition, u64)> = offsets.iter().map(|(tp, o)| (tp.clone(), o.offset)).collect();
         self.committed.extend(offsets);
         self.observe(ConsumerEvent::CommitAcked { sent_ms, offsets: acked });

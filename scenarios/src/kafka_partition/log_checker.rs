@@ -70,17 +70,24 @@ fn acks_name(acks: Acks) -> &'static str {
     }
 }
 
-/// Every acknowledged record was read back, at its offset, by the verifier after recovery.
+/// Every acknowledged record was read back, at its offset, by the verifier after recovery; each
+/// one that was not is data lost (`record`).
 fn read_back(h: &History, tp: &TopicPartition, read: Option<&Vec<(u64, String)>>, v: &mut Verdict) {
     let Some(read) = read else {
         v.violation("liveness", format!("the verifier could not read {tp} to its end after recovery"));
         return;
     };
-    let lost: Vec<String> = h
+    let lost: Vec<_> = h
         .acked
         .iter()
         .filter(|a| a.tp == *tp)
         .filter(|a| usize::try_from(a.offset).ok().and_then(|o| read.get(o)).is_none_or(|(_, value)| *value != a.value))
+        .collect();
+    for a in &lost {
+        v.data_lost("record", a.t_ms);
+    }
+    let lost: Vec<String> = lost
+        .into_iter()
         .map(|a| {
             let acks = acks_name(a.acks);
             format!(
@@ -182,5 +189,38 @@ fn converged(tp: &TopicPartition, leader: &str, leader_log: &[Record], node: &st
             "liveness",
             format!("{node}'s {tp} has {} of leader {leader}'s {} records at the end", log.len(), leader_log.len()),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka_partition::history::Acked;
+    use crate::scenario::Lost;
+
+    #[test]
+    fn an_acknowledged_record_not_read_back_after_recovery_is_data_lost() {
+        let tp = TopicPartition::new("edits", 0);
+        let acked = |value: &str, offset, t_ms| Acked {
+            value: value.into(),
+            tp: tp.clone(),
+            offset,
+            t_ms,
+            acks: Acks::All,
+            producer_id: 1,
+            seq: offset,
+        };
+        let mut h = History::default();
+        h.acked = vec![acked("a", 0, 1_000), acked("b", 1, 2_000)];
+        let judge = |read: Vec<(u64, String)>| {
+            let mut v = Verdict::default();
+            read_back(&h, &tp, Some(&read), &mut v);
+            (v.violations.into_iter().map(|v| v.kind).collect::<Vec<_>>(), v.lost)
+        };
+        let (kinds, lost) = judge(vec![(0, "a".into()), (1, "b".into())]);
+        assert!(kinds.is_empty() && lost.is_empty());
+        let (kinds, lost) = judge(vec![(0, "a".into())]);
+        assert_eq!(kinds, vec!["lost record"]);
+        assert_eq!(lost, vec![Lost { what: "record".into(), acked_at_ms: 2_000 }]);
     }
 }

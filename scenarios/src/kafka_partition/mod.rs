@@ -20,6 +20,14 @@
 //! what happened as typed observations, and each checker is an object built from the cluster
 //! handle and the workload's bounds, reading fault times from the observed faults.
 //!
+//! For the availability report every client operation is recorded as it completes
+//! (`sim::observation::OpOutcome`, with its simulated latency), in three classes: [`PRODUCE`] (a
+//! batch, retried by the producer until acknowledged; failed when that took longer than
+//! `delivery.timeout.ms`, see the producer), [`CONSUME`] (a fetch, long polls included; failed
+//! when no leader answered) and [`COMMIT`] (an offset commit; failed on any error). Data lost:
+//! each acknowledged record the verifier did not read back at its offset after the final power
+//! loss and recovery (`record`).
+//!
 //! `--config kafka-acks1-unclean` produces with `acks=1` to a topic with
 //! `unclean.leader.election.enable=true`: a deposed or crashed leader's acknowledged tail is
 //! then lost, and the checker must say so.
@@ -96,6 +104,12 @@ pub const CLIENT_ZONE: &str = "edge";
 pub const TOPIC: &str = "edits";
 pub const PARTITIONS: u32 = 3;
 pub const GROUP: &str = "log-consumers";
+/// The availability report's class of a produced batch.
+pub const PRODUCE: &str = "produce";
+/// The availability report's class of a fetch.
+pub const CONSUME: &str = "consume";
+/// The availability report's class of an offset commit.
+pub const COMMIT: &str = "commit";
 /// The drawn schedule's faults stop and everything heals here (the checkers read the heal from
 /// what happened, not from this).
 pub const HEAL_AT_MS: u64 = 40_000;

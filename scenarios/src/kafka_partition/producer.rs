@@ -3,6 +3,10 @@
 //! at once) and retrying every batch until it is acknowledged. A value names its producer
 //! node, life, partition and a counter that grows in production order, so the log checker can
 //! see a batch appended twice or after one produced later.
+//!
+//! Each batch is one `produce` operation for the availability report, from its window's send to
+//! the window's last acknowledgement (the client returns a window's deliveries together),
+//! failed when that took longer than [`DELIVERY_TIMEOUT_MS`].
 
 use std::time::Duration;
 
@@ -12,7 +16,13 @@ use system::kafka::client::{Delivery, PartitionProducer};
 use system::kafka::observations::ProduceAcked;
 use system::kafka::{KafkaCluster, TopicPartition};
 
-use super::{PARTITIONS, PRODUCE_UNTIL_MS, TOPIC};
+use super::{PARTITIONS, PRODUCE, PRODUCE_UNTIL_MS, TOPIC};
+use crate::availability::op_since;
+
+/// `delivery.timeout.ms` (120000 in Kafka), scaled as `request.timeout.ms` is: a batch the
+/// producer retried for longer than this failed, as far as its caller is concerned (Kafka's
+/// producer would have given up on it).
+pub const DELIVERY_TIMEOUT_MS: u64 = 12_000;
 
 pub async fn run(mut ctx: NodeCtx, kafka: KafkaCluster, index: u64) {
     for partition in 0..PARTITIONS {
@@ -40,13 +50,16 @@ async fn pipeline(mut ctx: NodeCtx, kafka: KafkaCluster, index: u64, partition: 
             window.push((n..n + count).map(|i| format!("{}.{}-p{partition}-{i}", ctx.name, ctx.incarnation)).collect());
             n += count;
         }
+        let invoked_ms = ctx.clock.now_ms();
         let deliveries = producer
             .send_window(&mut rng, window.clone(), || {
                 resets += 1;
                 base_pid + resets
             })
             .await;
+        let in_time = ctx.clock.now_ms().saturating_sub(invoked_ms) <= DELIVERY_TIMEOUT_MS;
         for (values, delivery) in window.into_iter().zip(&deliveries) {
+            op_since(&ctx, PRODUCE, in_time, invoked_ms);
             record(&ctx, &kafka, &tp, values, delivery);
         }
         // Paced per batch, so a window of several batches costs the run no more records than

@@ -21,6 +21,16 @@
 //! fault on a primary to the next primary of its set, which accepts writes at once),
 //! `router_recovery_ms`, rollbacks, `w1_acked_rolled_back`, and more.
 //!
+//! For the availability report every workload operation is recorded as it completes
+//! (`sim::observation::OpOutcome`, with its simulated latency), in three classes: [`WRITE`] (each
+//! attempt of an editor's batch of CRDT operations or consumer position, a compactor's snapshot,
+//! a register write), [`READ`] (a majority read of a document's operations, a register read) and
+//! [`LOCK`] (a compactor asking for a document's lock). An operation the store answered as
+//! designed succeeded (a lock busy with another holder, a snapshot fenced out by a newer token
+//! included); one that failed or went unanswered within the router's deadline failed. Data lost:
+//! each document an acknowledged write the apps relied on created, not read back at majority after
+//! the final power loss and recovery ([`read_back::ReadBackChecker`], `write`).
+//!
 //! Unsafe configs, each proving a checker can fail: `mongo-w1` (the apps write at `w:1`: a
 //! deposed primary's unreplicated writes are rolled back, `lost write`), `mongo-ack-before-fsync`
 //! (mongods count oplog writes durable without an fsync: the final power loss takes acknowledged
@@ -87,6 +97,12 @@ pub const PREFIX: &str = "mongo";
 pub const ZONES: [&str; 3] = ["az-1", "az-2", "az-3"];
 pub const REGION: &str = "region-1";
 pub const APPS: [&str; 2] = ["app-1", "app-2"];
+/// The availability report's class of a write.
+pub const WRITE: &str = "write";
+/// The availability report's class of a read.
+pub const READ: &str = "read";
+/// The availability report's class of a lock request.
+pub const LOCK: &str = "lock";
 /// The collaborative documents the editors write to (spread over both shards by hash).
 pub const DOCS: [&str; 8] = ["doc-0", "doc-1", "doc-2", "doc-3", "doc-4", "doc-5", "doc-6", "doc-7"];
 /// The drawn schedule's faults stop and everything heals here; the rest of the run proves

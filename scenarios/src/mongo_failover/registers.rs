@@ -25,6 +25,8 @@ use serde_json::json;
 use sim::{node_main, NodeCtx, Plan};
 use system::mongo::{MongoCluster, ReadConcern, RouteError, Router, WriteConcern, WriteOp};
 
+use super::{READ, WRITE};
+use crate::availability::op_since;
 use crate::registers::{Call, Completion, LinearizabilityChecker, Recorder};
 
 /// The register client's node.
@@ -141,6 +143,7 @@ async fn session_loop(mut ctx: NodeCtx, mongo: MongoCluster, router: Router, ses
             let value = rec.unique_value();
             let op = rec.invoke(&ctx, &key, Call::Write(value.clone()));
             let write = WriteOp::Upsert { ns: NS.into(), id: key.clone(), doc: json!({ "v": value }) };
+            let invoked_ms = ctx.clock.now_ms();
             let completion = match router.write(&key, vec![write], concern, None).await {
                 Ok(w) => Completion::Ok { read: None, by: w.primary },
                 // Nothing was sent before the shard map loaded.
@@ -148,14 +151,17 @@ async fn session_loop(mut ctx: NodeCtx, mongo: MongoCluster, router: Router, ses
                 // A timed-out attempt may have landed (the router retries it): unknown.
                 Err(e) => Completion::Unknown { reason: e.to_string() },
             };
+            op_since(&ctx, WRITE, matches!(completion, Completion::Ok { .. }), invoked_ms);
             rec.complete(&ctx, op, completion);
         } else {
             let op = rec.invoke(&ctx, &key, Call::Read);
+            let invoked_ms = ctx.clock.now_ms();
             let completion = if local_reads {
                 read(&router, &key, ReadConcern::Local).await
             } else {
                 fenced_read(&router, &key, session).await
             };
+            op_since(&ctx, READ, matches!(completion, Completion::Ok { .. }), invoked_ms);
             rec.complete(&ctx, op, completion);
         }
         tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(10..60))).await;

@@ -5,7 +5,8 @@
 //!
 //! What the apps are told they record as observations ([`WriteAcked`] with the write concern
 //! the acknowledgement carried, [`LockGranted`], [`MajorityRead`], [`FencedOut`]), for the
-//! checkers.
+//! checkers; and every operation, as it completes, for the availability report (classes in
+//! [`super`]).
 
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use system::mongo::{
     WriteConcern, WriteOp, Written,
 };
 
-use super::DOCS;
+use super::{DOCS, LOCK, READ, WRITE};
+use crate::availability::op_since;
 
 /// How long a compactor's lock lease lasts.
 const LEASE_MS: u64 = 4_000;
@@ -101,7 +103,10 @@ impl Editor {
         what: &str,
     ) {
         loop {
-            match self.router.write(route_key, writes.clone(), concern, None).await {
+            let invoked_ms = self.ctx.clock.now_ms();
+            let result = self.router.write(route_key, writes.clone(), concern, None).await;
+            op_since(&self.ctx, WRITE, result.is_ok(), invoked_ms);
+            match result {
                 Ok(w) => {
                     acked(&self.ctx, w, what.into(), concern, relied, &writes);
                     return;
@@ -115,10 +120,14 @@ impl Editor {
     }
 
     async fn read_majority(&mut self, doc: &str) {
-        let Ok(set) = self.router.shard_for(doc).await else { return };
-        if let Ok(docs) =
-            self.router.find(doc, coll::CRDT_OPS, &coll::crdt_ops_prefix(doc), ReadConcern::Majority).await
-        {
+        let invoked_ms = self.ctx.clock.now_ms();
+        let Ok(set) = self.router.shard_for(doc).await else {
+            op_since(&self.ctx, READ, false, invoked_ms);
+            return;
+        };
+        let found = self.router.find(doc, coll::CRDT_OPS, &coll::crdt_ops_prefix(doc), ReadConcern::Majority).await;
+        op_since(&self.ctx, READ, found.is_ok(), invoked_ms);
+        if let Ok(docs) = found {
             let mut seen: Vec<_> = docs.iter().map(|d| d.optime).collect();
             seen.sort();
             seen.dedup();
@@ -143,7 +152,12 @@ impl Compactor {
             // Compaction targets the hot documents, so the two compactors contend for locks.
             let doc = DOCS[self.ctx.rng.gen_range(0..HOT_DOCS)];
             let lock = format!("compact/{doc}");
-            let Ok(grant) = self.router.acquire_lock(&lock, &holder, LEASE_MS).await else { continue };
+            let invoked_ms = self.ctx.clock.now_ms();
+            let granted = self.router.acquire_lock(&lock, &holder, LEASE_MS).await;
+            // Busy is an answer: the lock is another compactor's, as it should be.
+            let answered = matches!(granted, Ok(_) | Err(RouteError::LockBusy { .. }));
+            op_since(&self.ctx, LOCK, answered, invoked_ms);
+            let Ok(grant) = granted else { continue };
             let (set, token) = (self.config_set.clone(), grant.token);
             self.ctx.observe(&LockGranted { set, lock: lock.clone(), holder: holder.clone(), token });
             self.compact(doc, &lock, grant.token).await;
@@ -154,14 +168,21 @@ impl Compactor {
     /// Reads the document's operations and writes a snapshot, fenced by the lock's token.
     async fn compact(&mut self, doc: &str, lock: &str, token: u64) {
         let prefix = coll::crdt_ops_prefix(doc);
-        let Ok(ops) = self.router.find(doc, coll::CRDT_OPS, &prefix, ReadConcern::Majority).await else { return };
+        let invoked_ms = self.ctx.clock.now_ms();
+        let found = self.router.find(doc, coll::CRDT_OPS, &prefix, ReadConcern::Majority).await;
+        op_since(&self.ctx, READ, found.is_ok(), invoked_ms);
+        let Ok(ops) = found else { return };
         // The work itself: long enough that a pause or a skewed lease can overtake it.
         sleep_ms(&mut self.ctx.rng, 500..2_500).await;
         let state = json!({ "ops": ops.len(), "compacted_by": token });
         let snapshot = coll::insert_snapshot(doc, ops.len() as u64, state);
         let fence = Fence { lock: lock.into(), token };
         let writes = vec![snapshot];
-        match self.router.write(doc, writes.clone(), self.concern, Some(fence)).await {
+        let invoked_ms = self.ctx.clock.now_ms();
+        let result = self.router.write(doc, writes.clone(), self.concern, Some(fence)).await;
+        // Fenced out is an answer: a newer holder's token had reached the shard.
+        op_since(&self.ctx, WRITE, matches!(result, Ok(_) | Err(RouteError::StaleFence { .. })), invoked_ms);
+        match result {
             Ok(w) => {
                 let what = format!("snapshot {} (token {token})", coll::snapshot_id(doc, ops.len() as u64));
                 acked(&self.ctx, w, what, self.concern, true, &writes);

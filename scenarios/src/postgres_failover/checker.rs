@@ -83,6 +83,9 @@ fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict)
         if on_timeline.get(a.txn.as_str()) == Some(&Position { epoch: a.epoch, index: a.index }) {
             continue;
         }
+        // Every acknowledged commit the recovered timeline lacks is data lost, whether its class
+        // allowed the loss or not: the report counts what users lost, the violations what broke.
+        v.data_lost(lost_what(a.class), a.at_ms);
         let what = format!(
             "{} {} (synchronous_commit = {}) acknowledged by {} (epoch {}, index {}) at {} ms is missing from the final primary {final_node}",
             a.kind.name(),
@@ -116,6 +119,14 @@ fn lost_commits(h: &History, final_node: &str, final_wal: &Wal, v: &mut Verdict)
     v.metric("failovers_losing_local_commits", lost_to.len() as f64);
     v.metric("local_commits_lost_to_one_failover_max", lost_to.values().copied().max().unwrap_or(0) as f64);
     v.violations_upto("lost commit", lost, LIST_AT_MOST);
+}
+
+/// What a lost commit is called in the report's data lost.
+pub(crate) fn lost_what(class: SyncCommit) -> &'static str {
+    match class {
+        SyncCommit::On => "commit",
+        SyncCommit::Local => "local commit",
+    }
 }
 
 fn class_name(class: SyncCommit) -> &'static str {
@@ -345,5 +356,50 @@ fn converged(logs: &[(String, Wal)], final_node: &str, final_wal: &Wal, v: &mut 
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use system::postgres::wal::WalRecord;
+
+    use super::*;
+    use crate::postgres_failover::history::{Ack, OpKind};
+    use crate::scenario::Lost;
+
+    fn ack(txn: &str, class: SyncCommit, index: u64) -> Ack {
+        let node = "pg-1".into();
+        Ack { txn: txn.into(), kind: OpKind::SignUp, class, node, epoch: 1, index, at_ms: 1_000 * index }
+    }
+
+    /// Epoch 1's timeline holding `txns` from index 2.
+    fn wal(txns: &[&str]) -> Wal {
+        let mut w = Wal::default();
+        let _ = w.push(WalRecord { index: 1, epoch: 1, commit_wall_ms: 0, body: Body::Promote });
+        for (i, txn) in txns.iter().enumerate() {
+            let body = Body::Commit { txn: (*txn).into(), writes: vec![] };
+            let _ = w.push(WalRecord { index: i as u64 + 2, epoch: 1, commit_wall_ms: 0, body });
+        }
+        w
+    }
+
+    fn judged(h: &History, final_wal: &Wal) -> (Vec<String>, Vec<Lost>) {
+        let mut v = Verdict::default();
+        lost_commits(h, "pg-2", final_wal, &mut v);
+        (v.violations.into_iter().map(|v| v.kind).collect(), v.lost)
+    }
+
+    #[test]
+    fn acknowledged_commits_missing_from_the_final_timeline_are_data_lost() {
+        let failover = Promotion { node: "pg-2".into(), epoch: 2, index: 3, at_ms: 5_000 };
+        let acks = vec![ack("a", SyncCommit::On, 2), ack("b", SyncCommit::On, 3), ack("c", SyncCommit::Local, 4)];
+        let h = History { acks, promotions: vec![failover], ..History::default() };
+        let (kinds, lost) = judged(&h, &wal(&["a", "b", "c"]));
+        assert!(kinds.is_empty() && lost.is_empty(), "nothing missing, nothing lost: {kinds:?} {lost:?}");
+        // `b` (on) is a violation and data lost; `c` (local) lost to the failover is data lost only.
+        let (kinds, lost) = judged(&h, &wal(&["a"]));
+        assert_eq!(kinds, vec!["lost commit"]);
+        let commit = |what: &str, acked_at_ms| Lost { what: what.into(), acked_at_ms };
+        assert_eq!(lost, vec![commit("commit", 3_000), commit("local commit", 4_000)]);
     }
 }

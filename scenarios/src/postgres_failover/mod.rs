@@ -29,6 +29,17 @@
 //! The run ends (`sim::ending`) with a power loss of every server and a recovery: durability is
 //! judged from the members' WAL as their disks hold it after that recovery, not from what a
 //! member said it flushed; a verifier reads every register back through the proxy.
+//!
+//! For the availability report every workload operation is recorded as it completes
+//! (`sim::observation::OpOutcome`, with its simulated latency) in one of two classes: [`COMMIT`],
+//! a transaction that writes (the auth load's sign-ups, grants, revocations, profile updates and
+//! tenant creations, the register writes, the multi-key transactions), successful when the store
+//! acknowledged it, failed when it was rejected or its fate is unknown (no answer within the 4 s
+//! budget); and [`READ`], a read (the register reads and group scans on the primary, the auth
+//! load's permission scans on a random member), successful when served. The verifier's reads
+//! after the final power loss are not counted. Data lost: every acknowledged commit missing from
+//! the final primary's recovered WAL, as `commit` (`synchronous_commit = on`) or `local commit`
+//! (`local`, whether or not a failover allowed its loss).
 
 pub(crate) mod checker;
 pub(crate) mod history;
@@ -90,6 +101,10 @@ pub static SCENARIO: Scenario = Scenario {
 pub const PREFIX: &str = "pg";
 /// The application node running the workload.
 pub const CLIENT: &str = "app-1";
+/// The availability report's class of a writing transaction.
+pub const COMMIT: &str = "commit";
+/// The availability report's class of a read.
+pub const READ: &str = "read";
 /// The drawn schedules heal everything here.
 pub const HEAL_AT_MS: u64 = 30_000;
 /// Writers stop here, so that by the end every member has caught up.

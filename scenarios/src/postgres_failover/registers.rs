@@ -27,7 +27,8 @@ use system::postgres::data::{Row, Table, Txn, Write};
 use system::postgres::protocol::{Request, Response};
 use system::postgres::{Executed, PgClient, PgCluster};
 
-use super::WORKLOAD_END_MS;
+use super::{COMMIT, READ, WORKLOAD_END_MS};
+use crate::availability::op_since;
 use crate::registers::{Call, Completion, LinearizabilityChecker, Recorder};
 
 /// The register client's node.
@@ -104,15 +105,19 @@ async fn session_loop(mut ctx: NodeCtx, pg: PgCluster, session: usize, replica_r
             let value = rec.unique_value();
             let op = rec.invoke(&ctx, &key, Call::Write(value.clone()));
             let txn = Txn { id: op.clone(), checks: vec![], writes: vec![Write::Put { table: TABLE, key, value }] };
+            let invoked_ms = ctx.clock.now_ms();
             let completion = match client.execute(&txn, EXECUTE_BUDGET).await {
                 Executed::Committed { node, .. } => Completion::Ok { read: None, by: node },
                 Executed::Rejected(reason) => Completion::Fail { reason },
                 Executed::Indeterminate(reason) => Completion::Unknown { reason },
             };
+            op_since(&ctx, COMMIT, matches!(completion, Completion::Ok { .. }), invoked_ms);
             rec.complete(&ctx, op, completion);
         } else {
             let op = rec.invoke(&ctx, &key, Call::Read);
+            let invoked_ms = ctx.clock.now_ms();
             let completion = read(&mut ctx, &mut client, &pg, &key, replica_reads).await;
+            op_since(&ctx, READ, matches!(completion, Completion::Ok { .. }), invoked_ms);
             if matches!(completion, Completion::Fail { .. }) {
                 // A fresh connection through the proxy after a failed read.
                 client = pg.client(&mut ctx);

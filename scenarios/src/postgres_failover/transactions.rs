@@ -24,7 +24,8 @@ use system::postgres::data::{Table, Txn, Write};
 use system::postgres::protocol::Request;
 use system::postgres::{Executed, PgClient, PgCluster};
 
-use super::WORKLOAD_END_MS;
+use super::{COMMIT, READ, WORKLOAD_END_MS};
+use crate::availability::op_since;
 use crate::transactions::{ElleChecker, Step, TxnCompletion, TxnRecorder};
 
 /// The transaction client's node.
@@ -84,16 +85,20 @@ async fn session_loop(mut ctx: NodeCtx, pg: PgCluster, session: usize, replica_r
                 .collect();
             let op = rec.invoke(&ctx, steps);
             let txn = Txn { id: op.clone(), checks: vec![], writes };
+            let invoked_ms = ctx.clock.now_ms();
             let completion = match client.execute(&txn, EXECUTE_BUDGET).await {
                 Executed::Committed { .. } => TxnCompletion::Ok { reads: vec![] },
                 Executed::Rejected(reason) => TxnCompletion::Fail { reason },
                 Executed::Indeterminate(reason) => TxnCompletion::Unknown { reason },
             };
+            op_since(&ctx, COMMIT, matches!(completion, TxnCompletion::Ok { .. }), invoked_ms);
             rec.complete(&ctx, op, completion);
         } else {
             let steps = keys.iter().map(|key| Step::Read { key: key.clone() }).collect();
             let op = rec.invoke(&ctx, steps);
+            let invoked_ms = ctx.clock.now_ms();
             let completion = scan(&mut ctx, &mut client, &pg, &prefix, &keys, replica_reads).await;
+            op_since(&ctx, READ, matches!(completion, TxnCompletion::Ok { .. }), invoked_ms);
             if matches!(completion, TxnCompletion::Fail { .. }) {
                 client = pg.client(&mut ctx);
             }

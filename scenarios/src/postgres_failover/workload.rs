@@ -20,7 +20,8 @@ use system::postgres::protocol::{Request, Response};
 use system::postgres::{Executed, PgClient, PgCluster};
 
 use super::history::{OpKind, ReplicaRead, TxnEvent};
-use super::WORKLOAD_END_MS;
+use super::{COMMIT, READ, WORKLOAD_END_MS};
+use crate::availability::op_since;
 
 const WRITERS: usize = 3;
 const DOCS: u32 = 12;
@@ -43,7 +44,9 @@ async fn writer(mut ctx: NodeCtx, mut client: PgClient, session: usize) {
         let (kind, txn) = next_txn(&mut ctx.rng, id, session, n, &mut users, &mut grants);
         let class = Durability::standard().level(&txn.writes);
         ctx.observe(&TxnEvent::Invoked { txn: txn.id.clone(), kind, class });
+        let invoked_ms = ctx.clock.now_ms();
         let result = client.execute(&txn, EXECUTE_BUDGET).await;
+        op_since(&ctx, COMMIT, matches!(result, Executed::Committed { .. }), invoked_ms);
         ctx.observe(&settled(kind, class, &txn, result));
         tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(5..25))).await;
     }
@@ -122,7 +125,10 @@ async fn reader(mut ctx: NodeCtx, pg: PgCluster) {
         let node = &pg.members()[ctx.rng.gen_range(0..pg.members().len())];
         let prefix = format!("doc-{}:", ctx.rng.gen_range(0..DOCS));
         let req = Request::Scan { table: Table::DocPermissions, prefix, limit: 100 };
-        let Ok(Response::Rows { rows, read }) = PgClient::ask(&ctx.net, node, &req).await else { continue };
+        let invoked_ms = ctx.clock.now_ms();
+        let answer = PgClient::ask(&ctx.net, node, &req).await;
+        op_since(&ctx, READ, matches!(answer, Ok(Response::Rows { .. })), invoked_ms);
+        let Ok(Response::Rows { rows, read }) = answer else { continue };
         if read.primary {
             continue;
         }

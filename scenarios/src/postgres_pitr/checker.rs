@@ -18,7 +18,7 @@ use system::postgres::wal::{Body, WalRecord};
 use system::postgres::PgCluster;
 
 use super::RestoreDone;
-use crate::postgres_failover::checker::newest;
+use crate::postgres_failover::checker::{lost_what, newest};
 use crate::postgres_failover::history::History;
 use crate::scenario::{Checker, Verdict};
 
@@ -145,12 +145,19 @@ fn judge_stop(
     }
 }
 
-/// Acknowledged commits on credentials and permissions by the target must be in the restore.
+/// Acknowledged commits on credentials and permissions by the target must be in the restore;
+/// each one missing is also data lost (`commit`).
 fn lost_commits(h: &History, restored: &Restored, target_ms: u64, v: &mut Verdict) {
-    let missing: Vec<String> = h
+    let lost: Vec<_> = h
         .acks
         .iter()
         .filter(|a| a.must_survive() && a.at_ms <= target_ms && a.index > restored.position.index)
+        .collect();
+    for a in &lost {
+        v.data_lost(lost_what(a.class), a.at_ms);
+    }
+    let missing: Vec<String> = lost
+        .iter()
         .map(|a| {
             format!(
                 "{} {} acknowledged at {} ms (index {}) is not in the restore to {target_ms} ms",
@@ -173,5 +180,47 @@ fn first_difference(expected: &Rows, got: &Rows) -> Option<String> {
             (a, b) if a == b => continue,
             (a, b) => return Some(format!("the first differing row is expected {a:?}, restored {b:?}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use system::postgres::data::{SyncCommit, Tables};
+    use system::postgres::wal::Position;
+
+    use super::*;
+    use crate::postgres_failover::history::{Ack, OpKind};
+    use crate::scenario::Lost;
+
+    fn ack(txn: &str, class: SyncCommit, index: u64) -> Ack {
+        let node = "pg-1".into();
+        Ack { txn: txn.into(), kind: OpKind::Grant, class, node, epoch: 1, index, at_ms: 1_000 * index }
+    }
+
+    fn restored_to(index: u64) -> Restored {
+        Restored {
+            target_wall_ms: SIM_EPOCH_UNIX_MS + 10_000,
+            timeline: 1,
+            history: vec![(1, 1)],
+            base: None,
+            position: Position { epoch: 1, index },
+            replayed: index,
+            tables: Tables::default(),
+            stopped: "target".into(),
+        }
+    }
+
+    #[test]
+    fn an_acknowledged_commit_by_the_target_missing_from_the_restore_is_data_lost() {
+        // Acknowledged at 2, 3 and 4 s (`local` at 4 s: a restore owes it nothing); target 10 s.
+        let acks = vec![ack("a", SyncCommit::On, 2), ack("b", SyncCommit::On, 3), ack("c", SyncCommit::Local, 4)];
+        let h = History { acks, ..History::default() };
+        let mut v = Verdict::default();
+        lost_commits(&h, &restored_to(4), 10_000, &mut v);
+        assert!(v.lost.is_empty() && v.violations.is_empty());
+        let mut v = Verdict::default();
+        lost_commits(&h, &restored_to(2), 10_000, &mut v);
+        assert_eq!(v.lost, vec![Lost { what: "commit".into(), acked_at_ms: 3_000 }]);
+        assert_eq!(v.violations.iter().map(|v| v.kind.as_str()).collect::<Vec<_>>(), vec!["pitr lost commit"]);
     }
 }

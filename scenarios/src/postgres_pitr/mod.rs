@@ -10,6 +10,12 @@
 //! restore node are clients: stopped for good when the ending begins (the restore is long done,
 //! and its result was written durably).
 //!
+//! For the availability report the workload records what `postgres-failover`'s does (classes
+//! `commit` and `read`, see [`crate::postgres_failover`]), and the restore node each restore
+//! attempt as class [`RESTORE`] (successful when the archive could be read and replayed). Data
+//! lost: each acknowledged `synchronous_commit = on` commit by the target time that the restore
+//! lacks (`commit`).
+//!
 //! `--config pitr-stop-late` restores with an off-by-one stop rule (the first record after the
 //! target is replayed too); the checker must report `pitr past target`.
 
@@ -27,6 +33,7 @@ use system::postgres::data::Durability;
 use system::postgres::wal::{History, Position};
 use system::postgres::PgCluster;
 
+use crate::availability::op_since;
 use crate::postgres_failover::{cluster, names};
 use crate::scenario::{Built, Scenario};
 
@@ -41,6 +48,8 @@ pub static SCENARIO: Scenario = Scenario {
 };
 
 pub const RESTORE_NODE: &str = "pg-restore";
+/// The availability report's class of a restore attempt.
+pub const RESTORE: &str = "restore";
 const HEAL_AT_MS: u64 = 26_000;
 const RESTORE_AT_MS: u64 = 36_000;
 /// The run's ending: healed and quiet, then every server loses power and recovers.
@@ -115,8 +124,10 @@ async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, stop: StopAt)
     let target_wall_ms = SIM_EPOCH_UNIX_MS + target_ms;
     let mut result = Err("not attempted".to_string());
     for _ in 0..3 {
+        let invoked_ms = ctx.clock.now_ms();
         result =
             system::postgres::archive::restore(&ctx.net, &store, target_wall_ms, stop).await.map_err(|e| e.to_string());
+        op_since(&ctx, RESTORE, result.is_ok(), invoked_ms);
         if result.is_ok() {
             break;
         }

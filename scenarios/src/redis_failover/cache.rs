@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use sim::Outcome;
+use sim::{Observations, Outcome};
 use system::redis::RedisCluster;
 
 use super::checker::{acks, read_back, SentinelView, LIST_AT_MOST};
@@ -123,26 +123,63 @@ impl CacheChecker {
         }
     }
 
-    /// Acknowledged writes the final master no longer holds (of those whose TTL outlives the
-    /// read-back), and how many of them a demoted master had acknowledged.
     fn lost(&self, outcome: &Outcome, verdict: &mut Verdict) {
-        let (view, acks, back) = outcome
-            .observations(|o| (SentinelView::read(o, &self.redis), acks(o, &self.redis), read_back(o, &self.redis)));
+        if outcome.observations(|o| self.lost_in(o, verdict)) {
+            outcome.world.sometimes("redis.cache_lost_writes");
+        }
+    }
+
+    /// Acknowledged writes the final master no longer holds (of those whose TTL outlives the
+    /// read-back), each data lost, and how many of them a demoted master had acknowledged;
+    /// whether any was lost.
+    fn lost_in(&self, o: &Observations, verdict: &mut Verdict) -> bool {
+        let (view, acks, back) = (SentinelView::read(o, &self.redis), acks(o, &self.redis), read_back(o, &self.redis));
         let Some((back_ms, _, keys)) = back else {
             verdict.violation("liveness", "the final read-back found no master");
-            return;
+            return false;
         };
         let kept: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
         let expected: Vec<_> = acks.iter().filter(|a| a.t_ms < back_ms && a.outlives(back_ms)).collect();
         let lost: Vec<_> = expected.iter().filter(|a| !kept.contains(a.key.as_str())).collect();
+        for a in &lost {
+            verdict.data_lost("cache write", a.t_ms);
+        }
         let on_demoted = lost.iter().filter(|a| a.node != view.master_at(a.t_ms)).count();
         verdict.metric("cache_acked_writes", expected.len() as f64);
         verdict.metric("cache_lost_writes", lost.len() as f64);
         verdict.metric("cache_lost_writes_on_demoted_master", on_demoted as f64);
         let ratio = if expected.is_empty() { 0.0 } else { lost.len() as f64 / expected.len() as f64 };
         verdict.metric("cache_lost_ratio", ratio);
-        if !lost.is_empty() {
-            outcome.world.sometimes("redis.cache_lost_writes");
-        }
+        !lost.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sim::Observation;
+
+    use super::*;
+    use crate::scenario::Lost;
+
+    fn lost(kept: &[&str]) -> Vec<Lost> {
+        let mut o = Observations::default();
+        let mut cache =
+            |t_ms, e: CacheObserved| o.push(t_ms, "app-1", CacheObserved::KIND, serde_json::to_value(e).unwrap());
+        let ack = |key: &str| CacheObserved::WriteAcked { key: key.into(), node: "redis-1".into(), ttl_ms: 120_000 };
+        cache(1_000, ack("doc:1:v1"));
+        cache(2_000, ack("doc:2:v1"));
+        let keys = kept.iter().map(|k| k.to_string()).collect();
+        cache(30_000, CacheObserved::ReadBack { node: "redis-2".into(), keys });
+        let checker = CacheChecker { redis: crate::redis_failover::spec(None).names(), writers_stop_ms: 25_000 };
+        let mut v = Verdict::default();
+        checker.lost_in(&o, &mut v);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        v.lost
+    }
+
+    #[test]
+    fn an_acknowledged_write_the_read_back_lacks_is_data_lost() {
+        assert!(lost(&["doc:1:v1", "doc:2:v1"]).is_empty());
+        assert_eq!(lost(&["doc:1:v1"]), vec![Lost { what: "cache write".into(), acked_at_ms: 2_000 }]);
     }
 }

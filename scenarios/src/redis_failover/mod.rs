@@ -23,6 +23,16 @@
 //!
 //! Recorded: how many acknowledged writes the cache lost, and how many a demoted master took.
 //!
+//! For the availability report every command of the cache sessions is recorded as it completes
+//! (`sim::observation::OpOutcome`): class [`WRITE`] (`SET` of a rendered document or a session
+//! key, `SET` or `DEL` of a register) and class [`READ`] (`GET` of a document, a session key or a
+//! register), successful when a node answered it as asked, failed on an error, a refusal or no
+//! answer. Data lost: each acknowledged cache write the final read-back (before the ending) no
+//! longer holds though its TTL outlives it (`cache write`: a failover or a demoted master took
+//! it), and each acknowledged register write a later read on another master or tenure missed
+//! (`register write`). What the ending's power loss takes is not counted: the members run without
+//! persistence, so it takes everything, by design.
+//!
 //! `--config redis-stale-client` is unsafe on purpose: one of the two cache sessions finds the
 //! master once through the Sentinels and then keeps using it (a client configured with the
 //! master's address, or a pool that never refreshes it). After a failover it keeps writing to the
@@ -123,6 +133,10 @@ pub const MIN_REPLICAS: &str = "redis-min-replicas";
 pub const STALE_CLIENT_MIN_REPLICAS: &str = "redis-min-replicas-stale-client";
 pub const ZONES: [&str; 3] = ["az-1", "az-2", "az-3"];
 pub const CLIENT: &str = "app-1";
+/// The availability report's class of a `SET` or `DEL`.
+pub const WRITE: &str = "write";
+/// The availability report's class of a `GET`.
+pub const READ: &str = "read";
 /// Reads the final state after the ending's power loss and restart.
 pub const VERIFIER: &str = "verify-1";
 /// The run's ending: two quiet seconds for replication to catch up, then every server loses
@@ -144,7 +158,7 @@ pub const DEGRADED_FAILOVER_BOUND_MS: u64 = FAILOVER_BOUND_MS + 12_000;
 
 /// The cache under test: three members and three Sentinels (quorum 2), one of each per zone.
 /// Names do not depend on the seed or config (a schedule is drawn from them alone).
-fn spec(config: Option<&str>) -> RedisClusterSpec {
+pub(crate) fn spec(config: Option<&str>) -> RedisClusterSpec {
     let mut spec = RedisClusterSpec::new("redis", "region-1", ZONES.map(String::from).to_vec());
     spec.sentinel_single_opinion = config == Some(ONE_SENTINEL);
     spec.planted.get_seeks = config == Some(GET_SEEKS);

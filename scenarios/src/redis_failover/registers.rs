@@ -10,7 +10,7 @@
 //! master acknowledged (`min-replicas-to-write` narrows that window but does not close it, and
 //! `WAIT` is not modelled). A read on a new master that returns a value older than a write an old
 //! master acknowledged is therefore counted as a write lost at a failover, with the switch that
-//! lost it, and never reported as a violation.
+//! lost it, and never reported as a violation (but as data lost, `register write`).
 //!
 //! Judged, for a read `r` of key `k` served by node `R`, against every write `w` of `k` that `R`
 //! acknowledged before `r` was invoked, with no role change of `R` from `w`'s invocation to `r`'s
@@ -112,9 +112,17 @@ enum Finding {
 
 impl Checker for RegisterChecker {
     fn check(&self, outcome: &Outcome, verdict: &mut Verdict) {
-        let (mut h, view, recovery_ms) = outcome.observations(|o| {
-            (History::read(o, &self.redis), SentinelView::read(o, &self.redis), o.recovery_started_ms())
-        });
+        if outcome.observations(|o| self.judge(o, verdict)) {
+            outcome.world.sometimes("redis.register_write_lost_at_failover");
+        }
+    }
+}
+
+impl RegisterChecker {
+    /// Judges the register history in `o`; whether a failover lost an acknowledged write.
+    fn judge(&self, o: &Observations, verdict: &mut Verdict) -> bool {
+        let (mut h, view, recovery_ms) =
+            (History::read(o, &self.redis), SentinelView::read(o, &self.redis), o.recovery_started_ms());
         if let Some(from_ms) = recovery_ms {
             h.reads.retain(|r| r.invoked_ms < from_ms);
             verdict.metric("register_values_lost_at_power_loss", live_registers(&h) as f64);
@@ -138,6 +146,10 @@ impl Checker for RegisterChecker {
                 }
             }
         }
+        for seq in lost.keys() {
+            let acked_ms = h.writes.get(seq).and_then(|w| w.acked.as_ref()).map_or(0, |(_, at)| *at);
+            verdict.data_lost("register write", acked_ms);
+        }
         verdict.violations_upto("stale read", stale, LIST_AT_MOST);
         verdict.violations_upto("resurrected key", resurrected, LIST_AT_MOST);
         verdict.violations_upto("register read wrong value", wrong, LIST_AT_MOST);
@@ -147,9 +159,7 @@ impl Checker for RegisterChecker {
         verdict.metric("register_reads", h.reads.len() as f64);
         verdict.metric("register_writes_lost_at_failover", lost.len() as f64);
         verdict.metric("register_failovers_that_lost_writes", epochs.len() as f64);
-        if !lost.is_empty() {
-            outcome.world.sometimes("redis.register_write_lost_at_failover");
-        }
+        !lost.is_empty()
     }
 }
 
@@ -227,4 +237,37 @@ fn deleted_after(h: &History, w: &Write, until_ms: u64) -> bool {
             && d.invoked_ms <= until_ms
             && d.acked.as_ref().is_none_or(|(_, at)| *at >= w.invoked_ms)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim::Observation;
+
+    use crate::redis_failover::history::RegisterObserved as R;
+
+    fn observed(events: Vec<(u64, R)>) -> Observations {
+        let mut o = Observations::default();
+        for (t_ms, e) in events {
+            o.push(t_ms, "app-1", R::KIND, serde_json::to_value(e).expect("serializes"));
+        }
+        o
+    }
+
+    fn lost(events: Vec<(u64, R)>) -> Vec<crate::scenario::Lost> {
+        let checker = RegisterChecker { redis: crate::redis_failover::spec(None).names() };
+        let mut v = Verdict::default();
+        checker.judge(&observed(events), &mut v);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        v.lost
+    }
+
+    #[test]
+    fn a_write_a_read_on_another_master_misses_is_data_lost() {
+        let set = R::Acked { key: "reg:0".into(), seq: 1, delete: false, node: "redis-1".into(), invoked_ms: 900 };
+        let read = |node: &str, seq| R::Read { key: "reg:0".into(), node: node.into(), invoked_ms: 2_000, seq };
+        assert!(lost(vec![(1_000, set.clone()), (2_010, read("redis-1", Some(1)))]).is_empty());
+        let lost = lost(vec![(1_000, set), (2_010, read("redis-2", None))]);
+        assert_eq!(lost, vec![crate::scenario::Lost { what: "register write".into(), acked_at_ms: 1_000 }]);
+    }
 }

@@ -4,7 +4,10 @@
 //! keys whose expiry is checked. Beside them, a few mutable registers (`reg:N`, no TTL) are
 //! overwritten, deleted and read, so that a stale read or a deleted key coming back can be
 //! seen. A final read-back lists what the cache still holds and reads every register.
-//! Everything the clients see is recorded as [`CacheObserved`] and [`RegisterObserved`].
+//! Everything the clients see is recorded as [`CacheObserved`] and [`RegisterObserved`], and
+//! every command of the sessions as an operation for the availability report (`write`: `SET`
+//! and `DEL`; `read`: `GET`; successful when a node answered it as asked). The read-backs are
+//! not counted.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +19,8 @@ use system::redis::protocol::{Command, Reply};
 use system::redis::{ClientConfig, RedisClient};
 
 use super::history::{CacheObserved, RegisterObserved};
+use super::{READ, WRITE};
+use crate::availability::op_since;
 
 const SESSIONS: usize = 2;
 const DOCS: u64 = 20;
@@ -106,7 +111,9 @@ async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, (source, seqs
             write_register(&ctx, &mut client, key, seq, roll >= 55).await;
         } else if roll < 75 {
             let key = format!("reg:{}", ctx.rng.gen_range(0..REGISTERS));
-            read_register(&ctx, &mut client, key).await;
+            let invoked_ms = ctx.clock.now_ms();
+            let ok = read_register(&ctx, &mut client, key).await;
+            op_since(&ctx, READ, ok, invoked_ms);
         } else {
             let version = lock(&source).get(&doc).copied().unwrap_or(0);
             if version > 0 {
@@ -120,7 +127,10 @@ async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, (source, seqs
 /// `SET key value PX ttl`; records the outcome and returns when it was acknowledged.
 async fn set(ctx: &NodeCtx, client: &mut RedisClient, key: String, value: String, ttl_ms: u64) -> Option<u64> {
     let cmd = Command::Set { key: key.clone(), value, px: Some(ttl_ms) };
-    match client.call(&cmd).await {
+    let invoked_ms = ctx.clock.now_ms();
+    let reply = client.call(&cmd).await;
+    op_since(ctx, WRITE, matches!(reply, Ok((_, Reply::Ok))), invoked_ms);
+    match reply {
         Ok((node, Reply::Ok)) => {
             ctx.observe(&CacheObserved::WriteAcked { key, node, ttl_ms });
             Some(ctx.clock.now_ms())
@@ -139,7 +149,10 @@ async fn set(ctx: &NodeCtx, client: &mut RedisClient, key: String, value: String
 /// Cache-aside: a hit must be exactly the rendering; a miss renders from the source and fills.
 async fn read_through(ctx: &NodeCtx, client: &mut RedisClient, doc: u64, version: u64) {
     let key = doc_key(doc, version);
-    let Ok((node, Reply::Value { value })) = client.call(&Command::Get { key: key.clone() }).await else { return };
+    let invoked_ms = ctx.clock.now_ms();
+    let reply = client.call(&Command::Get { key: key.clone() }).await;
+    op_since(ctx, READ, matches!(reply, Ok((_, Reply::Value { .. }))), invoked_ms);
+    let Ok((node, Reply::Value { value })) = reply else { return };
     let source = content(doc, version);
     let miss = value.is_none();
     ctx.observe(&CacheObserved::Read { key: key.clone(), node, returned: value, source: source.clone() });
@@ -154,7 +167,10 @@ async fn check_expired(ctx: &NodeCtx, client: &mut RedisClient, sessions: &mut V
     let now = ctx.clock.now_ms();
     let Some(i) = sessions.iter().position(|(_, at)| now >= at + SESSION_TTL_MS + EXPIRY_SLACK_MS) else { return };
     let (key, acked_at_ms) = sessions.swap_remove(i);
-    let Ok((node, Reply::Value { value })) = client.call(&Command::Get { key: key.clone() }).await else { return };
+    let invoked_ms = ctx.clock.now_ms();
+    let reply = client.call(&Command::Get { key: key.clone() }).await;
+    op_since(ctx, READ, matches!(reply, Ok((_, Reply::Value { .. }))), invoked_ms);
+    let Ok((node, Reply::Value { value })) = reply else { return };
     ctx.observe(&CacheObserved::SessionRead { key, node, acked_at_ms, ttl_ms: SESSION_TTL_MS, returned: value });
 }
 
@@ -167,21 +183,28 @@ async fn write_register(ctx: &NodeCtx, client: &mut RedisClient, key: String, se
     };
     match client.call(&cmd).await {
         Ok((node, Reply::Ok | Reply::Int { .. })) => {
+            op_since(ctx, WRITE, true, invoked_ms);
             ctx.observe(&RegisterObserved::Acked { key, seq, delete, node, invoked_ms })
         }
-        _ => ctx.observe(&RegisterObserved::Failed { key, seq, delete, invoked_ms }),
+        _ => {
+            op_since(ctx, WRITE, false, invoked_ms);
+            ctx.observe(&RegisterObserved::Failed { key, seq, delete, invoked_ms })
+        }
     }
 }
 
-/// `GET key`, recorded with when it was invoked and which write's value it returned.
-async fn read_register(ctx: &NodeCtx, client: &mut RedisClient, key: String) {
+/// `GET key`, recorded with when it was invoked and which write's value it returned; whether it
+/// was served.
+async fn read_register(ctx: &NodeCtx, client: &mut RedisClient, key: String) -> bool {
     let invoked_ms = ctx.clock.now_ms();
-    if let Ok((node, Reply::Value { value })) = client.call(&Command::Get { key: key.clone() }).await {
-        // Every value this workload writes to a register is a sequence number; anything else
-        // (another key's value) is recorded as one no write produced, for the checker to report.
-        let seq = value.map(|v| v.parse().unwrap_or(u64::MAX));
-        ctx.observe(&RegisterObserved::Read { key, node, invoked_ms, seq });
-    }
+    let Ok((node, Reply::Value { value })) = client.call(&Command::Get { key: key.clone() }).await else {
+        return false;
+    };
+    // Every value this workload writes to a register is a sequence number; anything else
+    // (another key's value) is recorded as one no write produced, for the checker to report.
+    let seq = value.map(|v| v.parse().unwrap_or(u64::MAX));
+    ctx.observe(&RegisterObserved::Read { key, node, invoked_ms, seq });
+    true
 }
 
 /// The verifier, started when the servers recover from the ending's power loss: finds the

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sim::net::{Conn, Net};
-use sim::NodeCtx;
 use system::http::{self, Request};
 use tokio_tungstenite::WebSocketStream;
 
@@ -123,12 +122,5 @@ pub async fn sleep_until_ms(clock: &sim::clock::Clock, at_ms: u64) {
     }
 }
 
-/// Records one operation a user saw, for the availability report.
-pub fn record_op(ctx: &NodeCtx, class: &str, ok: bool, latency_ms: u64) {
-    ctx.observe(&sim::observation::OpOutcome { class: class.into(), ok, latency_ms });
-}
-
-/// Records one operation a user saw that began at `started_ms` and ends now.
-pub fn op_since(ctx: &NodeCtx, class: &str, ok: bool, started_ms: u64) {
-    record_op(ctx, class, ok, ctx.clock.now_ms().saturating_sub(started_ms));
-}
+/// The one way every scenario's clients record what a user saw.
+pub use crate::availability::{op_since, record_op};
