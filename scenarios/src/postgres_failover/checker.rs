@@ -1,7 +1,8 @@
 //! The `postgres-failover` invariants, as two checkers built from the cluster handle and bounds.
 //!
 //! [`SafetyChecker`]: every acknowledged commit judged by its `synchronous_commit` class (`on`
-//! never lost; `local` lost only to a failover, counted), no older primary acknowledging after a
+//! never lost; `local` lost only to a failover, counted; every loss is data lost for the report),
+//! no older primary acknowledging after a
 //! newer one accepted a write (the dual-writer window measured), one primary per epoch, replicas
 //! never ahead of the primary. [`LivenessChecker`]: every fault that took
 //! the then-primary away is followed by a primary accepting writes within a bound, commits
