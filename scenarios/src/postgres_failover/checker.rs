@@ -2,11 +2,10 @@
 //!
 //! [`SafetyChecker`]: every acknowledged commit judged by its `synchronous_commit` class (`on`
 //! never lost; `local` lost only to a failover, counted; every loss is data lost for the report),
-//! no older primary acknowledging after a
-//! newer one accepted a write (the dual-writer window measured), one primary per epoch, replicas
-//! never ahead of the primary. [`LivenessChecker`]: every fault that took
-//! the then-primary away is followed by a primary accepting writes within a bound, commits
-//! resume after the last heal, and a world that ends healed ends converged.
+//! no older primary acknowledging after a newer one accepted a write (the dual-writer window
+//! measured), one primary per epoch, replicas never ahead of the primary. [`LivenessChecker`]:
+//! every fault that took the then-primary away is followed by a primary accepting writes within
+//! a bound, commits resume after the last heal, and a world that ends healed ends converged.
 //!
 //! Both read only the observations and the members' disks: the members' WAL files are read back
 //! at the end, as an operator would inspect the data directories, and the newest of them
