@@ -26,6 +26,7 @@
 //! the members' recovered oplogs.
 
 pub mod audit;
+pub mod bounds;
 pub mod breaker;
 pub mod cache;
 pub mod observe;
