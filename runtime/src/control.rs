@@ -18,18 +18,29 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 pub enum Request {
     Status,
     /// SIGKILL the node; the supervisor leaves it dead until `restart`.
-    Kill { node: String },
+    Kill {
+        node: String,
+    },
     /// Start the node again (SIGKILLing it first if it runs) and wait until it is healthy.
-    Restart { node: String },
+    Restart {
+        node: String,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    Status { nodes: Vec<NodeStatus> },
-    Done { message: String },
+    Status {
+        nodes: Vec<NodeStatus>,
+    },
+    Done {
+        message: String,
+    },
     /// `usage`: the request named something that does not exist (a CLI usage error).
-    Error { message: String, usage: bool },
+    Error {
+        message: String,
+        usage: bool,
+    },
 }
 
 /// One node as `status` shows it.
@@ -64,9 +75,10 @@ pub async fn send(data: &DataDir, request: &Request) -> Result<Reply, ControlErr
     let sup = data
         .read_supervisor()
         .map_err(|e| ControlError::NoStack { dir: dir.clone(), why: format!("cannot read supervisor.json: {e}") })?;
-    let mut conn = TcpStream::connect(("127.0.0.1", sup.control_port))
-        .await
-        .map_err(|e| ControlError::NoStack { dir: dir.clone(), why: format!("supervisor {} unreachable: {e}", sup.pid) })?;
+    let mut conn = TcpStream::connect(("127.0.0.1", sup.control_port)).await.map_err(|e| ControlError::NoStack {
+        dir: dir.clone(),
+        why: format!("supervisor {} unreachable: {e}", sup.pid),
+    })?;
     let exchange = async {
         let mut line = serde_json::to_vec(request).context("encoding the request")?;
         line.push(b'\n');

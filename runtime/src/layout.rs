@@ -45,6 +45,15 @@ pub const DEFAULT_BASE_PORT: u16 = 20_000;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// Auth on the real runtime: OWASP's argon2id cost (about 20 MiB and two passes, tens of
+/// milliseconds per login on one core) and 15-minute tokens under daily key rotation, where the
+/// simulation uses the cheapest cost and short lives. The keys are re-read every 5 s, not the
+/// production 30 s: an instance that started before PostgreSQL elected its primary becomes
+/// healthy (it needs a signing key) at its next read, and a whole stack's start waits for it.
+pub fn real_auth(pg_proxies: Vec<String>) -> AuthConfig {
+    AuthConfig { key_check_ms: 5_000, ..AuthConfig::production(pg_proxies) }
+}
+
 /// How the supervisor tells a node is healthy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Probe {
@@ -83,15 +92,13 @@ pub enum LayoutError {
 }
 
 impl Layout {
-    /// The servers of `steady` on the real runtime. Auth hashes passwords at OWASP's argon2id
-    /// cost (about 20 MiB and two passes: tens of milliseconds per login on one core) and
-    /// signs 15-minute tokens, where the simulation uses the cheapest cost and short lives.
+    /// The servers of `steady` on the real runtime, with [`real_auth`].
     pub fn new(base_port: u16) -> Result<Self, LayoutError> {
         if base_port < 1024 {
             return Err(LayoutError::Privileged(base_port));
         }
         let mut spec = scenarios::steady::spec(None);
-        spec.auth = AuthConfig::production;
+        spec.auth = real_auth;
         let mut plan = Plan::new(Topology::new(), spec.duration_ms);
         let servers = scenarios::stack::build::add_servers(&spec, &mut plan);
         let count = plan.mains.len();
@@ -239,5 +246,10 @@ mod tests {
     fn a_base_port_too_high_or_too_low_is_refused() {
         assert!(matches!(Layout::new(65_000), Err(LayoutError::PortsPastEnd { .. })));
         assert!(matches!(Layout::new(80), Err(LayoutError::Privileged(80))));
+    }
+
+    #[test]
+    fn the_real_auth_settings_are_valid() {
+        real_auth(vec!["pg-proxy".into()]).validate().unwrap();
     }
 }

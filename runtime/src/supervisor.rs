@@ -76,6 +76,8 @@ struct Supervisor {
     slots: Mutex<BTreeMap<String, Slot>>,
     /// Serializes kill and restart (one operator command at a time).
     commands: tokio::sync::Mutex<()>,
+    /// Serializes writes of `nodes.json` (each goes through the same temporary file).
+    publishing: Mutex<()>,
 }
 
 /// Runs the stack until Ctrl-C or SIGTERM.
@@ -99,6 +101,7 @@ pub async fn up(layout: Layout, data: DataDir) -> anyhow::Result<()> {
         exe: std::env::current_exe().context("finding the stack binary")?,
         slots: Mutex::new(BTreeMap::new()),
         commands: tokio::sync::Mutex::new(()),
+        publishing: Mutex::new(()),
     });
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -260,6 +263,7 @@ impl Supervisor {
     }
 
     fn publish_nodes(&self) {
+        let _one = self.publishing.lock().expect("publish lock");
         let nodes: Vec<NodeStatus> = self.snapshot().into_iter().map(|(s, _)| s).collect();
         if let Err(e) = self.data.publish(&self.data.nodes_file(), &nodes) {
             tracing::warn!(error = %e, "cannot write nodes.json");
@@ -466,7 +470,10 @@ impl Supervisor {
         while started.elapsed() < RESTART_HEALTH_WAIT {
             if !self.is_alive(name) {
                 let log = self.data.log_of(name);
-                return Reply::Error { message: format!("{name} exited after restart; see {}", log.display()), usage: false };
+                return Reply::Error {
+                    message: format!("{name} exited after restart; see {}", log.display()),
+                    usage: false,
+                };
             }
             if probe::healthy(&self.layout, &spot).await {
                 let secs = started.elapsed().as_secs_f64();

@@ -6,15 +6,14 @@
 //! reconnects through the balancer), its restart, and the document read back whole.
 #![cfg(not(madsim))]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use system::collab::protocol::{decode, encode_step1, encode_step2, encode_update, ws_config, Frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -27,59 +26,47 @@ const DOC: &str = "notes";
 const READY_WITHIN: Duration = Duration::from_secs(300);
 const REPLY_WITHIN: Duration = Duration::from_secs(60);
 
-/// A running `stack up`; stopped with SIGTERM on drop if the test did not stop it.
+/// A running `stack up`; killed on drop if the test did not stop it.
 struct Up {
-    child: Child,
+    child: tokio::process::Child,
 }
 
 impl Up {
-    fn start(data: &Path, base: u16) -> Up {
-        let mut child = Command::new(STACK)
+    /// Starts `stack up` and waits for its ready line (its output is echoed to the test's).
+    async fn start(data: &Path, base: u16) -> Up {
+        let mut child = tokio::process::Command::new(STACK)
             .args(["up", "--data-dir"])
             .arg(data)
             .args(["--base-port", &base.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .kill_on_drop(true)
             .spawn()
             .expect("spawn stack up");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+        let ready = async {
+            while let Some(line) = lines.next_line().await.expect("read stack up") {
                 eprintln!("stack up: {line}");
-                let _ = tx.send(line);
+                if line.starts_with("ready") {
+                    return;
+                }
             }
-        });
-        loop {
-            match rx.recv_timeout(READY_WITHIN) {
-                Ok(line) if line.starts_with("ready") => break,
-                Ok(_) => {}
-                Err(e) => panic!("stack up never printed its ready line: {e}"),
-            }
-        }
+            panic!("stack up ended before its ready line");
+        };
+        tokio::time::timeout(READY_WITHIN, ready).await.expect("stack up never printed its ready line");
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Up { child }
     }
 
     /// SIGTERM, then the exit status must be success.
-    fn stop(mut self) {
-        terminate(&self.child);
-        let status = self.child.wait().expect("wait stack up");
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("running");
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+        assert!(status.success());
+        let status = self.child.wait().await.expect("wait stack up");
         assert!(status.success(), "stack up exited with {status}");
     }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            terminate(&self.child);
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
 }
 
 /// `stack <args>` against the data dir; its stdout, asserting success.
@@ -182,17 +169,18 @@ async fn pump(ws: &mut Ws, doc: &yrs::Doc, mut done: impl FnMut(&Frame) -> bool)
             .expect("a WebSocket message");
         let Message::Binary(bytes) = msg else { continue };
         let frame = decode(&bytes).expect("a y-sync frame");
-        match &frame {
+        let finished = done(&frame);
+        match frame {
             Frame::SyncStep1(sv) => {
-                let diff = doc.transact().encode_state_as_update_v1(sv);
+                let diff = doc.transact().encode_state_as_update_v1(&sv);
                 ws.send(Message::binary(encode_step2(diff))).await.expect("send step 2");
             }
             Frame::SyncStep2(_, update) | Frame::Update(_, update) => {
-                doc.transact_mut().apply_update(update.clone()).expect("apply an update");
+                doc.transact_mut().apply_update(update).expect("apply an update");
             }
             Frame::Awareness(_) | Frame::AwarenessQuery | Frame::Ack(_) => {}
         }
-        if done(&frame) {
+        if finished {
             return;
         }
     }
@@ -206,15 +194,17 @@ fn edit(doc: &yrs::Doc, text: &str) -> (u64, u32) {
     body.insert(&mut txn, len, text);
     drop(txn);
     let client = doc.client_id();
-    (client, doc.transact().state_vector().get(&client))
+    (client.get(), doc.transact().state_vector().get(&client))
 }
 
 /// Waits for the server's acknowledgement of `client`'s edits up to `end` (they are in the
 /// durable log).
 async fn acked(ws: &mut Ws, doc: &yrs::Doc, (client, end): (u64, u32)) {
-    pump(ws, doc, |frame| {
-        matches!(frame, Frame::Ack(ranges) if ranges.iter().any(|r| r.client == client && r.clock_end >= end))
-    })
+    pump(
+        ws,
+        doc,
+        |frame| matches!(frame, Frame::Ack(ranges) if ranges.iter().any(|r| r.client == client && r.clock_end >= end)),
+    )
     .await;
 }
 
@@ -252,7 +242,7 @@ async fn the_stack_serves_edits_survives_a_restart_and_a_killed_collab_instance(
     let base = free_base();
 
     // First life: sign up, log in, edit, read back from a second connection.
-    let up = tokio::task::block_in_place(|| Up::start(&data, base));
+    let up = Up::start(&data, base).await;
     let lb = balancer(&data);
     let token = login(lb, true).await;
     let mut ws = open(lb, &token).await;
@@ -266,10 +256,10 @@ async fn the_stack_serves_edits_survives_a_restart_and_a_killed_collab_instance(
     let _ = ws.close(None).await;
     let status = stack(&data, &["status"]);
     assert!(status.contains("lb-1") && status.contains("pg-1"), "{status}");
-    tokio::task::block_in_place(|| up.stop());
+    up.stop().await;
 
     // Second life on the same data dir: the account and the document are still there.
-    let up = tokio::task::block_in_place(|| Up::start(&data, base));
+    let up = Up::start(&data, base).await;
     let token = login(lb, false).await;
     assert_eq!(read_back(lb, &token).await, "hello", "the document after a restart");
 
@@ -296,5 +286,5 @@ async fn the_stack_serves_edits_survives_a_restart_and_a_killed_collab_instance(
     let restarted = tokio::task::block_in_place(|| stack(&data, &["restart", &owner]));
     assert!(restarted.contains("healthy"), "{restarted}");
     assert_eq!(settled(lb, &token, "hello world").await, "hello world", "the edit made while the owner was down");
-    tokio::task::block_in_place(|| up.stop());
+    up.stop().await;
 }
