@@ -111,7 +111,10 @@ fn run(command: Command) -> ExitCode {
                 Ok(l) => l,
                 Err(code) => return code,
             };
-            match runtime.block_on(runtime::node::run(layout, &name, &DataDir::new(data_dir), supervisor)) {
+            let outcome = runtime.block_on(runtime::node::run(layout, &name, &DataDir::new(data_dir), supervisor));
+            // The node's tasks never end by themselves: leave them, do not wait for them.
+            runtime.shutdown_background();
+            match outcome {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(1, format!("node {name}: {e:#}")),
             }
