@@ -47,11 +47,11 @@ const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Auth on the real runtime: OWASP's argon2id cost (about 20 MiB and two passes, tens of
 /// milliseconds per login on one core) and 15-minute tokens under daily key rotation, where the
-/// simulation uses the cheapest cost and short lives. The keys are re-read every 5 s, not the
+/// simulation uses the cheapest cost and short lives. The keys are re-read every 2 s, not the
 /// production 30 s: an instance that started before PostgreSQL elected its primary becomes
 /// healthy (it needs a signing key) at its next read, and a whole stack's start waits for it.
 pub fn real_auth(pg_proxies: Vec<String>) -> AuthConfig {
-    AuthConfig { key_check_ms: 5_000, ..AuthConfig::production(pg_proxies) }
+    AuthConfig { key_check_ms: 2_000, ..AuthConfig::production(pg_proxies) }
 }
 
 /// How the supervisor tells a node is healthy.

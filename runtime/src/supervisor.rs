@@ -83,6 +83,9 @@ struct Supervisor {
 /// Runs the stack until Ctrl-C or SIGTERM.
 pub async fn up(layout: Layout, data: DataDir) -> anyhow::Result<()> {
     let started = Instant::now();
+    // First, so a Ctrl-C at any point from here on stops what was started.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
     data.create().with_context(|| format!("creating {}", data.root().display()))?;
     refuse_second_supervisor(&data).await?;
     check_ports_free(&layout).await?;
@@ -103,11 +106,12 @@ pub async fn up(layout: Layout, data: DataDir) -> anyhow::Result<()> {
         commands: tokio::sync::Mutex::new(()),
         publishing: Mutex::new(()),
     });
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
+    // Commands are taken from the start: `status` shows a start in progress.
+    let control = tokio::spawn(sup.clone().serve_control(control));
     let names: Vec<String> = sup.layout.nodes().iter().map(|n| n.name.clone()).collect();
     for name in &names {
         if let Err(e) = sup.spawn(name) {
+            control.abort();
             sup.stop().await;
             return Err(e.context(format!("starting {name}")));
         }
@@ -120,6 +124,7 @@ pub async fn up(layout: Layout, data: DataDir) -> anyhow::Result<()> {
         _ = term.recv() => Err(anyhow::anyhow!("terminated before the stack was ready")),
     };
     if let Err(e) = outcome {
+        control.abort();
         sup.stop().await;
         return Err(e);
     }
@@ -137,10 +142,10 @@ pub async fn up(layout: Layout, data: DataDir) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
     tokio::select! {
-        () = sup.clone().serve_control(control) => {}
         _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
+    control.abort();
     sup.stop().await;
     Ok(())
 }
