@@ -76,6 +76,12 @@ fn stack(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// The exit code of `stack <args>` against the data dir.
+fn exit_code(data: &Path, args: &[&str]) -> i32 {
+    let out = Command::new(STACK).args(args).arg("--data-dir").arg(data).output().expect("run stack");
+    out.status.code().expect("an exit code")
+}
+
 /// A base port whose whole range (20 ports per node, 50 nodes' worth) is free now.
 fn free_base() -> u16 {
     let start = 21_000 + (std::process::id() % 10) as u16 * 1_000;
@@ -241,8 +247,10 @@ async fn the_stack_serves_edits_survives_a_restart_and_a_killed_collab_instance(
     let data = tmp.path().join("stack");
     let base = free_base();
 
+    assert_eq!(exit_code(&data, &["status"]), 1, "no stack is running yet");
     // First life: sign up, log in, edit, read back from a second connection.
     let up = Up::start(&data, base).await;
+    assert_eq!(exit_code(&data, &["kill", "no-such-node"]), 2, "an unknown node is a usage error");
     let lb = balancer(&data);
     let token = login(lb, true).await;
     let mut ws = open(lb, &token).await;
