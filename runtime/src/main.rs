@@ -122,8 +122,7 @@ fn run(command: Command) -> ExitCode {
         Command::Status { data_dir } => {
             runtime.block_on(command_reply(DataDir::new(data_dir), control::Request::Status))
         }
-        Command::Kill { node, data_dir } | Command::Restart { node, data_dir } if !known_node(&node) => {
-            let _ = data_dir;
+        Command::Kill { node, .. } | Command::Restart { node, .. } if !known_node(&node) => {
             fail(2, format!("unknown node {node:?}; `cargo stack status` lists them"))
         }
         Command::Kill { node, data_dir } => {
