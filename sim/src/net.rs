@@ -22,28 +22,70 @@ use tokio::time::Instant;
 
 use crate::world::WorldState;
 
-/// Where each node name lives: its IP and, for the real build where every node shares
-/// 127.0.0.1, a port offset added to every port it listens on.
+/// Where each node name lives: its IP and how its ports map to real ports.
+///
+/// Simulations give every node its own IP and keep ports as they are. The real build runs every
+/// node on 127.0.0.1, where a node's well-known ports must not collide with another's: either a
+/// plain offset added to every port ([`Directory::insert`]), or a block of real ports from a base
+/// with one slot per well-known port ([`Directory::insert_block`], slots from
+/// [`Directory::set_port_slots`]).
 #[derive(Clone, Debug, Default)]
 pub struct Directory {
-    hosts: BTreeMap<String, (IpAddr, u16)>,
+    hosts: BTreeMap<String, (IpAddr, Ports)>,
+    /// The well-known ports a block holds, in slot order.
+    slots: Vec<u16>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ports {
+    Offset(u16),
+    Block(u16),
 }
 
 impl Directory {
     pub fn insert(&mut self, name: &str, ip: IpAddr, port_offset: u16) {
-        self.hosts.insert(name.to_string(), (ip, port_offset));
+        self.hosts.insert(name.to_string(), (ip, Ports::Offset(port_offset)));
     }
 
-    fn addr(&self, name: &str, port: u16) -> io::Result<SocketAddr> {
-        let (ip, offset) = self
+    /// `name` listens on `base + slot`, where `slot` is a port's place in the slot list.
+    pub fn insert_block(&mut self, name: &str, ip: IpAddr, base: u16) {
+        self.hosts.insert(name.to_string(), (ip, Ports::Block(base)));
+    }
+
+    /// The well-known ports every block maps, in slot order.
+    pub fn set_port_slots(&mut self, ports: &[u16]) {
+        self.slots = ports.to_vec();
+    }
+
+    /// The real address of `name`'s `port`.
+    pub fn addr(&self, name: &str, port: u16) -> io::Result<SocketAddr> {
+        let (ip, ports) = self
             .hosts
             .get(name)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("unknown node {name}")))?;
-        Ok(SocketAddr::new(*ip, port + offset))
+        let real = match ports {
+            Ports::Offset(offset) => port.checked_add(*offset),
+            Ports::Block(base) => {
+                let slot = self.slots.iter().position(|p| *p == port).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::AddrNotAvailable, format!("port {port} has no slot in a block"))
+                })?;
+                u16::try_from(slot).ok().and_then(|s| base.checked_add(s))
+            }
+        };
+        let real = real.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrNotAvailable, format!("port {port} of {name} is past 65535"))
+        })?;
+        Ok(SocketAddr::new(*ip, real))
     }
 
+    /// The node at `ip`, when exactly one node lives there (on a shared 127.0.0.1 a peer's IP
+    /// names nobody: its source port is an ephemeral one).
     fn name_of(&self, ip: IpAddr) -> Option<&str> {
-        self.hosts.iter().find(|(_, (i, _))| *i == ip).map(|(n, _)| n.as_str())
+        let mut at = self.hosts.iter().filter(|(_, (i, _))| *i == ip);
+        match (at.next(), at.next()) {
+            (Some((name, _)), None) => Some(name.as_str()),
+            _ => None,
+        }
     }
 }
 

@@ -48,3 +48,31 @@ async fn echo_and_disk_work_on_the_real_runtime() {
     assert!(tmp.path().join("a").join("log").exists());
     assert!(a.clock.wall_ms() > sim::clock::SIM_EPOCH_UNIX_MS);
 }
+
+/// Two nodes on one 127.0.0.1, each with its own block of ports: the well-known port maps to
+/// the node's slot, so both can listen on "the same" port and reach each other.
+#[tokio::test]
+async fn port_blocks_keep_nodes_on_one_address_apart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut directory = Directory::default();
+    directory.set_port_slots(&[8080, PORT]);
+    let (base_a, base_b) = (free_port(), free_port());
+    directory.insert_block("a", loopback, base_a - 1);
+    directory.insert_block("b", loopback, base_b - 1);
+    assert_eq!(directory.addr("b", PORT).unwrap().port(), base_b);
+    assert!(directory.addr("b", 1234).is_err(), "a port without a slot has no address");
+    let dir = Arc::new(directory);
+    let (mut a, b) = (ctx("a", &dir, tmp.path()), ctx("b", &dir, tmp.path()));
+    tokio::spawn(echo_server(a.fork()));
+    tokio::spawn(echo_server(b));
+    let mut rtt = None;
+    for _ in 0..50 {
+        rtt = ping(&a, "b").await;
+        if rtt.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(rtt.is_some(), "no echo between two blocks on 127.0.0.1");
+}

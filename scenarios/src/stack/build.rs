@@ -3,6 +3,10 @@
 //! ending, the schedule, and the checkers every full-stack scenario applies.
 
 use sim::{Plan, Scheduled, Topology};
+use system::kafka::KafkaCluster;
+use system::mongo::MongoCluster;
+use system::postgres::PgCluster;
+use system::redis::RedisCluster;
 
 use super::check::{
     convergence::ConvergenceChecker,
@@ -26,15 +30,31 @@ pub const SNAPSHOT_WATCH_MS: u64 = 20_000;
 /// auth slice's stated bound, which the collaboration service meets by re-checking).
 pub const REVOCATION_BOUND_MS: u64 = system::auth::REVOCATION_BOUND_MS;
 
+/// The server side of a stack: the store clusters and the service nodes.
+#[derive(Clone)]
+pub struct Servers {
+    pub pg: PgCluster,
+    pub mongo: MongoCluster,
+    pub redis: RedisCluster,
+    pub kafka: KafkaCluster,
+    pub names: services::ServiceNames,
+}
+
+/// Adds the stores and the services, no users: what every stack runs, simulated or real.
+pub fn add_servers(spec: &StackSpec, plan: &mut Plan) -> Servers {
+    let (pg, mongo, redis, kafka) = add_stores(spec, plan);
+    let names = services::names(spec, plan);
+    services::add_balancers(plan, &names);
+    services::add_auth(plan, &names, spec, &pg);
+    services::add_collab(plan, &names, spec, &pg, &kafka);
+    services::add_docs(plan, &names, &mongo, &redis);
+    services::add_consumers(plan, &names, spec, &kafka, &mongo);
+    Servers { pg, mongo, redis, kafka, names }
+}
+
 pub fn build(seed: u64, spec: &StackSpec, schedule: Vec<Scheduled>) -> (Built, Stack) {
     let mut plan = Plan::new(Topology::new(), spec.duration_ms);
-    let (pg, mongo, redis, kafka) = add_stores(spec, &mut plan);
-    let names = services::names(spec, &mut plan);
-    services::add_balancers(&mut plan, &names);
-    services::add_auth(&mut plan, &names, &pg);
-    services::add_collab(&mut plan, &names, spec, &pg, &kafka);
-    services::add_docs(&mut plan, &names, &mongo, &redis);
-    services::add_consumers(&mut plan, &names, spec, &kafka, &mongo);
+    let Servers { pg, mongo, redis, kafka, names } = add_servers(spec, &mut plan);
     let verifier = VerifierConfig {
         balancers: Vec::new(),
         docs: Vec::new(),

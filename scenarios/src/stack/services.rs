@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use sim::{node_main, Plan};
-use system::auth::AuthConfig;
 use system::balancer::BalancerConfig;
 use system::collab::gate::AuthGateConfig;
 use system::collab::CollabConfig;
@@ -60,8 +59,8 @@ pub fn add_balancers(plan: &mut Plan, names: &ServiceNames) {
 
 /// Adds the auth instances: credentials, keys and permissions in the PostgreSQL cluster,
 /// reached through its proxy.
-pub fn add_auth(plan: &mut Plan, names: &ServiceNames, pg: &PgCluster) {
-    let config = AuthConfig::simulation(vec![pg.proxy().to_string()]);
+pub fn add_auth(plan: &mut Plan, names: &ServiceNames, spec: &StackSpec, pg: &PgCluster) {
+    let config = (spec.auth)(vec![pg.proxy().to_string()]);
     for node in &names.auth {
         let config = config.clone();
         plan.node(node, node_main(move |ctx| system::auth::run(ctx, config.clone())));

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 use sim::{node_main, Ending, Plan};
+use system::auth::AuthConfig;
 use system::kafka::{KafkaCluster, KafkaClusterSpec};
 use system::mongo::{MongoCluster, MongoClusterSpec};
 use system::postgres::{PgCluster, PgClusterSpec};
@@ -66,6 +67,9 @@ pub struct StackSpec {
     /// The collaboration service's producer `linger.ms` (see `system::collab::durable`).
     pub produce_linger_ms: u64,
     pub kafka_partitions: u32,
+    /// The auth instances' settings from the PostgreSQL proxies: the simulation's cheap ones, or
+    /// [`AuthConfig::production`] on the real runtime.
+    pub auth: fn(Vec<String>) -> AuthConfig,
 }
 
 impl StackSpec {
@@ -88,6 +92,7 @@ impl StackSpec {
             unsafe_consumer: system::log_consumer::UnsafeConsumer::Safe,
             produce_linger_ms: 0,
             kafka_partitions: 6,
+            auth: AuthConfig::simulation,
         }
     }
 
