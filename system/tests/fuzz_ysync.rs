@@ -702,6 +702,20 @@ fn deeply_nested_values_are_refused_without_recursing() {
     assert!(protocol::decode(&framed(&[0, 2], &update)).is_ok());
 }
 
+/// Found by `cargo bolero test` (libFuzzer): an update of one legacy JSON content item, which
+/// yrs decoded (n + 1 strings for a count of n) but could not encode again, so the room's
+/// state, every later sync step 2 and the log's record of it panicked.
+#[test]
+fn legacy_json_content_is_refused() {
+    let update = [1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0];
+    assert_eq!(protocol::decode_update(&update).err(), Some(protocol::ProtocolError::Malformed("legacy JSON content")));
+    let mut room = room_with_sessions(&[]);
+    decode_and_apply(&mut room, WRITER_ACKS, &framed(&[0, 2], &update));
+    let step1 = protocol::encode_step1(&StateVector::default());
+    let answer = room.receive(READER, protocol::decode(&step1).expect("a step 1"), &step1);
+    assert!(matches!(&answer[..], [Action::Send { session: READER, .. }]));
+}
+
 /// Clocks near `u32::MAX`: yrs adds a block's length to its clock unchecked.
 #[test]
 fn clocks_that_overflow_are_refused() {

@@ -8,7 +8,8 @@
 //!   [`MAX_ANY_DEPTH`]: yrs decodes them recursively, and a frame of nested arrays two bytes a
 //!   level would overflow the stack, which kills the process (no `catch_unwind` catches it);
 //! - clocks that overflow `u32` (a block's clock plus its length, a deleted range's end): yrs adds
-//!   them unchecked, which panics in a debug build and wraps in a release one.
+//!   them unchecked, which panics in a debug build and wraps in a release one;
+//! - legacy JSON content, which yrs decodes and encodes differently (see [`content`]).
 //!
 //! Anything else malformed is left to yrs's decoders, which refuse it. The pass allocates
 //! nothing.
@@ -115,15 +116,11 @@ fn content(c: &mut Cursor<'_>, kind: u8) -> Result<u32, ProtocolError> {
     match kind {
         // Deleted: a length.
         1 => var(c),
-        // JSON: n + 1 strings (as yrs reads it).
-        2 => {
-            let n: u32 = var(c)?;
-            count(c, n as u64 + 1)?;
-            for _ in 0..=n {
-                string(c)?;
-            }
-            Ok(n + 1)
-        }
+        // JSON (legacy: Yjs writes `Any` content instead since v13). yrs reads n + 1 strings of
+        // a JSON content of n and writes n, so a document holding one can no longer encode its
+        // state (`encode_state_as_update_v1` panics), and every later sync step 2 of the room,
+        // and the document service's rebuild, would fail: refused.
+        2 => Err(bad("legacy JSON content")),
         // Binary.
         3 => c.read_buf().map(|_| 1).map_err(|_| bad("update buffer")),
         // String: its length in UTF-16 units, as Yjs counts.
