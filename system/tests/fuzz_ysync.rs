@@ -474,11 +474,12 @@ fn run_case(case: &Case) {
         _ => frame.get(2..).unwrap_or_default().to_vec(),
     };
     let _ = Room::new(98, &payload, false);
+    // A record that fails to apply may have changed the document partway (yrs applies a delete
+    // set range by range; a range splitting a surrogate pair underflows its text length, a
+    // panic in a debug build), so only the absence of an escaping panic is checked here; the
+    // live path closes the room on such an update (checked in `apply`).
     let mut fresh = room_with_sessions(&state);
-    let before = fingerprint(&fresh);
-    if !fresh.apply_durable(&payload) {
-        assert!(fingerprint(&fresh) == before, "a log record that did not apply changed the document");
-    }
+    let _ = fresh.apply_durable(&payload);
 }
 
 #[test]
