@@ -14,6 +14,16 @@ use sha2::{Digest, Sha256};
 
 use crate::docs::vector::{hex, unhex};
 
+/// A document as the services hold one (the collaboration room, the document service's
+/// rebuild): offsets in UTF-16 units, as Yjs counts clocks. With yrs's default (bytes), a delete
+/// range that splits a surrogate pair underflows the text's length, which panics in a debug
+/// build and wraps in a release one (found by the y-sync fuzz target).
+pub fn server_doc(client_id: u64) -> yrs::Doc {
+    let mut options = yrs::Options::with_client_id(yrs::ClientID::new(client_id));
+    options.offset_kind = yrs::OffsetKind::Utf16;
+    yrs::Doc::with_options(options)
+}
+
 /// The log topic of document updates, keyed by document id.
 pub const TOPIC: &str = "doc-updates";
 /// The largest update accepted into the log (a paste of a long text fits; a flood does not).

@@ -41,6 +41,7 @@ pub mod observe;
 pub mod passwords;
 pub mod permissions;
 pub mod rotation;
+pub mod route;
 pub mod service;
 pub mod store;
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The HTTP API: routing, input validation and the handlers, over the shared state of one auth
-//! instance (its key ring, a pool of PostgreSQL clients, its rng, a verifier for admin tokens).
+//! The HTTP API's handlers (routing and the checks that need no store are [`super::route`]),
+//! over the shared state of one auth instance (its key ring, a pool of PostgreSQL clients, its
+//! rng, a verifier for admin tokens).
 //!
 //! | request | answers |
 //! | --- | --- |
@@ -20,14 +21,13 @@ use rand_chacha::ChaCha8Rng;
 use sim::NodeCtx;
 
 use super::keys::StoredKey;
-use super::names::{valid_name, valid_password, MAX_PASSWORD_LEN};
 use super::passwords::Passwords;
 use super::permissions::{self, Perm};
 use super::rotation::KeyRing;
+use super::route::{self, Call};
 use super::store::{self, Commit};
 use super::tokens::{self, Claims};
 use super::{accounts, api, observe, AuthConfig, AuthError, Verifier};
-use crate::doc_update::DocId;
 use crate::http::{Request, Response};
 use crate::postgres::client::PgClient;
 
@@ -146,52 +146,33 @@ impl AuthService {
 
     /// Answers one request (never panics on its content).
     pub async fn handle(&self, req: &Request) -> Response {
-        if req.body.len() > api::MAX_BODY_LEN {
+        let call = route::route(req);
+        if let Err(ApiError::TooLarge) = call {
             return ApiError::TooLarge.response();
         }
         let mut pg = self.take_pg();
-        let answer = self.route(&mut pg, req).await;
+        let answer = match call {
+            Ok(call) => self.call(&mut pg, call).await,
+            Err(e) => Err(e),
+        };
         self.put_pg(pg);
         answer.unwrap_or_else(|e| e.response())
     }
 
-    async fn route(&self, pg: &mut PgClient, req: &Request) -> Result<Response, ApiError> {
-        let post = req.method == "POST";
-        let admin_path = matches!(req.path.as_str(), "/auth/grant" | "/auth/revoke");
-        if post && admin_path && req.bearer().is_none() {
-            // Authentication before anything about the body is looked at.
-            return Err(ApiError::Unauthorized("no bearer token".into()));
-        }
-        match req.path.as_str() {
-            "/auth/signup" if post => self.signup(pg, parse(req)?).await,
-            "/auth/login" if post => self.login(pg, parse(req)?).await,
-            "/auth/grant" if post => {
-                let body: api::Grant = parse(req)?;
-                let perm = Perm::parse(&body.perm).ok_or_else(|| bad("perm must be \"read\" or \"write\""))?;
-                self.change(pg, req, &body.user, &body.doc, Some(perm)).await
-            }
-            "/auth/revoke" if post => {
-                let body: api::Revoke = parse(req)?;
-                self.change(pg, req, &body.user, &body.doc, None).await
-            }
-            "/auth/keys" if req.method == "GET" => {
+    async fn call(&self, pg: &mut PgClient, call: Call) -> Result<Response, ApiError> {
+        match call {
+            Call::Signup(body) => self.signup(pg, body).await,
+            Call::Login(body) => self.login(pg, body).await,
+            Call::Change { token, user, doc, perm } => self.change(pg, &token, &user, &doc, perm).await,
+            Call::Keys => {
                 let keys = self.ring.lock().expect("ring lock").public_keys();
                 Ok(Response::json(200, &api::Keys { keys }))
             }
-            "/auth/signup" | "/auth/login" | "/auth/grant" | "/auth/revoke" | "/auth/keys" => {
-                Err(ApiError::MethodNotAllowed)
-            }
-            _ => Err(ApiError::NotFound("no such path".into())),
         }
     }
 
+    /// A sign-up whose body [`route::route`] checked.
     async fn signup(&self, pg: &mut PgClient, body: api::Credentials) -> Result<Response, ApiError> {
-        if !valid_name(&body.tenant) || !valid_name(&body.user) {
-            return Err(bad("tenant and user must be 1 to 64 of a-z, 0-9 and -"));
-        }
-        if !valid_password(&body.password) {
-            return Err(bad("password must be 8 to 256 bytes"));
-        }
         // Two attempts: the first may lose a race to create the same tenant, and then joins it.
         for _ in 0..2 {
             let new_tenant = accounts::admin_of(pg, &body.tenant).await?.is_none();
@@ -220,11 +201,9 @@ impl AuthService {
         Response::json(201, &out)
     }
 
+    /// A login whose body [`route::route`] checked.
     async fn login(&self, pg: &mut PgClient, body: api::Credentials) -> Result<Response, ApiError> {
-        let denied = || ApiError::Unauthorized("unknown user or wrong password".into());
-        if !valid_name(&body.tenant) || !valid_name(&body.user) || body.password.len() > MAX_PASSWORD_LEN {
-            return Err(denied());
-        }
+        let denied = route::denied;
         let Some((phc, admin)) = accounts::credentials(pg, &body.tenant, &body.user).await? else {
             return Err(denied());
         };
@@ -249,30 +228,14 @@ impl AuthService {
     async fn change(
         &self,
         pg: &mut PgClient,
-        req: &Request,
+        token: &str,
         user: &str,
         doc: &str,
         perm: Option<Perm>,
     ) -> Result<Response, ApiError> {
-        let token = req.bearer().ok_or_else(|| ApiError::Unauthorized("no bearer token".into()))?;
         let now_ms = self.wall_ms();
         let claims = self.verifier.lock().await.verify(token, now_ms).await?;
-        let doc = match doc.contains('/') {
-            true => DocId::parse(doc),
-            false => DocId::new(&claims.tenant, doc),
-        }
-        .map_err(|e| bad(&e.to_string()))?;
-        if !valid_name(user) {
-            return Err(bad("user must be 1 to 64 of a-z, 0-9 and -"));
-        }
-        if !claims.admin || doc.tenant() != claims.tenant {
-            return Err(ApiError::Forbidden(format!(
-                "{}/{} is not the admin of {}",
-                claims.tenant,
-                claims.user,
-                doc.tenant()
-            )));
-        }
+        let doc = route::change_target(&claims, user, doc)?;
         let txn = match perm {
             Some(p) => permissions::grant_txn(self.txn_id(), &doc, user, p),
             None => permissions::revoke_txn(self.txn_id(), &doc, user),
@@ -284,12 +247,4 @@ impl AuthService {
         let out = api::Changed { doc: doc.to_string(), user: user.into(), perm: perm.map(|p| p.as_str().into()) };
         Ok(Response::json(200, &out))
     }
-}
-
-fn bad(message: &str) -> ApiError {
-    ApiError::BadRequest(message.into())
-}
-
-fn parse<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    req.json().map_err(|e| bad(&e.to_string()))
 }

@@ -13,8 +13,9 @@
 //! message: a client sending it, or an ack, is refused, as is any unknown tag.
 //!
 //! Every frame is untrusted: its size is bounded ([`MAX_FRAME_BYTES`]), a message must fill its
-//! frame exactly, updates are decoded (not only framed) before the room sees them, and the
-//! decoders run under `catch_unwind`, because yrs asserts on some impossible inputs (a client
+//! frame exactly, updates are decoded (not only framed) before the room sees them, counts,
+//! nesting and clocks yrs does not bound are checked before its decoders run ([`bounds`]), and
+//! the decoders run under `catch_unwind`, because yrs asserts on some impossible inputs (a client
 //! id over 53 bits) rather than returning an error. An error closes that one connection.
 //!
 //! ```
@@ -37,6 +38,8 @@ use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::{Encode, Encoder, EncoderV1};
 use yrs::{IdSet, StateVector, Update};
+
+use super::bounds;
 
 /// Largest frame accepted (and the WebSocket message limit): a whole document's state in one
 /// step 2 must fit. y-websocket sets no limit; ws's default `maxPayload` is 100 MiB.
@@ -115,6 +118,7 @@ pub fn decode(frame: &[u8]) -> Result<Frame, ProtocolError> {
 fn decode_unchecked(frame: &[u8]) -> Result<Frame, ProtocolError> {
     let mut d = DecoderV1::new(Cursor::new(frame));
     let tag: u64 = d.read_var().map_err(|_| ProtocolError::Malformed("tag"))?;
+    step1_bounds(frame)?;
     let out = match tag {
         0 => match SyncMessage::decode(&mut d).map_err(|_| ProtocolError::Malformed("sync message"))? {
             SyncMessage::SyncStep1(sv) => {
@@ -134,6 +138,7 @@ fn decode_unchecked(frame: &[u8]) -> Result<Frame, ProtocolError> {
         },
         1 => {
             let buf = d.read_buf().map_err(|_| ProtocolError::Malformed("awareness"))?;
+            bounds::awareness(buf)?;
             Frame::Awareness(AwarenessUpdate::decode_v1(buf).map_err(|_| ProtocolError::Malformed("awareness"))?)
         }
         3 => Frame::AwarenessQuery,
@@ -147,6 +152,14 @@ fn decode_unchecked(frame: &[u8]) -> Result<Frame, ProtocolError> {
     Ok(out)
 }
 
+/// A sync step 1's state vector within its bounds ([`bounds`]); anything else about the frame
+/// is the decoder's to judge.
+fn step1_bounds(frame: &[u8]) -> Result<(), ProtocolError> {
+    let mut c = Cursor::new(frame);
+    let (Ok(0u64), Ok(0u32), Ok(sv)) = (c.read_var(), c.read_var(), c.read_buf()) else { return Ok(()) };
+    bounds::state_vector(sv)
+}
+
 fn remaining(d: &mut DecoderV1<'_>) -> usize {
     let mut n = 0;
     while d.read_u8().is_ok() {
@@ -157,6 +170,7 @@ fn remaining(d: &mut DecoderV1<'_>) -> usize {
 
 /// Decodes a v1 update, refusing client ids Yjs cannot produce.
 pub fn decode_update(bytes: &[u8]) -> Result<Update, ProtocolError> {
+    bounds::update(bytes)?;
     let update = catch_unwind(AssertUnwindSafe(|| Update::decode_v1(bytes)))
         .map_err(|_| ProtocolError::Malformed("update (panic)"))?
         .map_err(|_| ProtocolError::Malformed("update"))?;

@@ -100,7 +100,7 @@ impl Room {
     /// document service serves it). `client_id` is the room's own yrs client id (it never
     /// edits, but yrs needs one).
     pub fn new(client_id: u64, state: &[u8], ack_before_durable: bool) -> Result<Self, protocol::ProtocolError> {
-        let doc = Doc::with_client_id(client_id & protocol::MAX_CLIENT_ID);
+        let doc = crate::doc_update::server_doc(client_id & protocol::MAX_CLIENT_ID);
         if !state.is_empty() {
             let update = protocol::decode_update(state)?;
             let applied = catch_unwind(AssertUnwindSafe(|| doc.transact_mut().apply_update(update)));

@@ -6,11 +6,11 @@
 //! handed to tungstenite's handshake (the head replayed in front of the stream); a refused one
 //! gets a plain 400/401/403/404/503 response, so a client learns why, and nothing else.
 //!
-//! After the handshake each binary frame is decoded and validated ([`protocol::decode`]) before
-//! it reaches the room; a malformed frame, a text frame or an oversized message closes this
-//! connection only. A connection silent for `idle_timeout_ms` is closed (pings go out every
-//! third of it; any frame counts as life), so a stream stuck behind a healed partition does not
-//! hold a session forever.
+//! After the handshake each binary frame is decoded and validated ([`protocol::decode`], through
+//! the sans-IO [`inbound`]) before it reaches the room; a malformed frame, a text frame or an
+//! oversized message closes this connection only. A connection silent for `idle_timeout_ms` is
+//! closed (pings go out every third of it; any frame counts as life), so a stream stuck behind a
+//! healed partition does not hold a session forever.
 
 use std::io;
 use std::pin::Pin;
@@ -216,44 +216,37 @@ async fn pump(
             },
             msg = ws.next() => {
                 last_heard_ms = ctx.clock.now_ms();
-                match msg {
-                    Some(Ok(Message::Binary(bytes))) => {
-                        if ctx.clock.now_ms().saturating_sub(last_ok_check_ms) > stale_after_ms {
-                            ctx.sometimes("collab.session_stale_permission");
-                            close(ws, CloseCode::Again, "permission not confirmed").await;
-                            return "stale_permission";
-                        }
-                        match protocol::decode(&bytes) {
-                            Ok(frame) => {
-                                if room.send(RoomMsg::Frame { session, frame, raw: bytes.to_vec() }).await.is_err() {
-                                    return "room_gone";
-                                }
-                            }
-                            Err(e) => {
-                                tracing::debug!(session, error = %e, "malformed frame");
-                                ctx.sometimes("collab.malformed_frame_closed");
-                                close(ws, CloseCode::Protocol, "malformed").await;
-                                return "malformed";
-                            }
+                // No frame of a session whose permission went unconfirmed too long is forwarded.
+                let binary = matches!(msg, Some(Ok(Message::Binary(_))));
+                if binary && ctx.clock.now_ms().saturating_sub(last_ok_check_ms) > stale_after_ms {
+                    ctx.sometimes("collab.session_stale_permission");
+                    close(ws, CloseCode::Again, "permission not confirmed").await;
+                    return "stale_permission";
+                }
+                match inbound(msg) {
+                    Inbound::Frame(frame, raw) => {
+                        if room.send(RoomMsg::Frame { session, frame, raw }).await.is_err() {
+                            return "room_gone";
                         }
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    Inbound::Flush => {
                         // tungstenite queued the pong; send it now (simulated streams send on flush).
                         if ws.flush().await.is_err() {
                             return "write_failed";
                         }
                     }
-                    Some(Ok(Message::Text(_))) => {
+                    Inbound::Refuse { code, reason, error } => {
+                        tracing::debug!(session, %error, "refused frame");
                         ctx.sometimes("collab.malformed_frame_closed");
-                        close(ws, CloseCode::Unsupported, "binary frames only").await;
+                        close(ws, code, reason).await;
                         return "malformed";
                     }
-                    Some(Ok(Message::Close(_))) | None => return "client_closed",
-                    Some(Ok(Message::Frame(_))) => {}
-                    Some(Err(e)) => {
-                        tracing::debug!(session, error = %e, "websocket error");
+                    Inbound::Failed(error) => {
+                        tracing::debug!(session, %error, "websocket error");
                         return "malformed";
                     }
+                    Inbound::Closed => return "client_closed",
+                    Inbound::Ignore => {}
                 }
             },
             _ = tick.tick() => {
@@ -272,6 +265,41 @@ async fn pump(
                 }
             }
         }
+    }
+}
+
+/// What a session does with one message from its client's WebSocket, sans-IO.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A valid y-sync message for the room, with its bytes.
+    Frame(protocol::Frame, Vec<u8>),
+    /// A ping or pong: send the pong tungstenite queued.
+    Flush,
+    /// Close the connection with `code` and `reason`: the client broke the protocol.
+    Refuse { code: CloseCode, reason: &'static str, error: String },
+    /// The WebSocket failed (a malformed or oversized frame, an I/O error).
+    Failed(String),
+    /// The client closed, or the stream ended.
+    Closed,
+    /// Nothing to do (a raw frame, which a read never yields).
+    Ignore,
+}
+
+/// Judges one message (`ws.next()`'s output): only a binary message holding exactly one valid
+/// y-sync message ([`protocol::decode`]) reaches the room.
+pub fn inbound(msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Inbound {
+    match msg {
+        Some(Ok(Message::Binary(bytes))) => match protocol::decode(&bytes) {
+            Ok(frame) => Inbound::Frame(frame, bytes.to_vec()),
+            Err(e) => Inbound::Refuse { code: CloseCode::Protocol, reason: "malformed", error: e.to_string() },
+        },
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Flush,
+        Some(Ok(Message::Text(_))) => {
+            Inbound::Refuse { code: CloseCode::Unsupported, reason: "binary frames only", error: "text frame".into() }
+        }
+        Some(Ok(Message::Close(_))) | None => Inbound::Closed,
+        Some(Ok(Message::Frame(_))) => Inbound::Ignore,
+        Some(Err(e)) => Inbound::Failed(e.to_string()),
     }
 }
 

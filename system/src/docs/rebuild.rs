@@ -123,7 +123,7 @@ impl Upper {
 
 /// A fresh document for rebuilding.
 pub fn new_doc() -> Doc {
-    Doc::with_client_id(REBUILD_CLIENT)
+    crate::doc_update::server_doc(REBUILD_CLIENT)
 }
 
 /// Applies `base` (a snapshot's state, if any) and then `ops` in causal order.

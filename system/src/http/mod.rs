@@ -174,6 +174,23 @@ fn encode_message(start_line: String, headers: &BTreeMap<String, String>, body: 
 /// Reads one request: the head, then a `Content-Length` body.
 pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Request, HttpError> {
     let (head, rest) = read_head(stream).await?;
+    let mut req = parse_request_head(head)?;
+    req.body = read_body(stream, &req.headers, rest).await?;
+    Ok(req)
+}
+
+/// A whole request already in memory (sans-IO, what [`read_request`] does over a stream that
+/// yields `bytes` and then ends): a truncated one is [`HttpError::Closed`].
+pub fn parse_request(bytes: &[u8]) -> Result<Request, HttpError> {
+    let end = head_end(bytes)?.ok_or(HttpError::Closed)?;
+    let mut req = parse_request_head(bytes[..end].to_vec())?;
+    req.body = whole_body(&req.headers, &bytes[end..])?;
+    Ok(req)
+}
+
+/// Parses a request head (the bytes up to and including its blank line); the body is the
+/// caller's to read, [`body_len`] bytes of it.
+pub fn parse_request_head(head: Vec<u8>) -> Result<Request, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(&head) {
@@ -182,17 +199,9 @@ pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Reques
         Err(e) => return Err(HttpError::Malformed(e.to_string())),
     }
     let (path, query) = split_target(parsed.path.unwrap_or("/"));
-    let mut req = Request {
-        method: parsed.method.unwrap_or("GET").to_string(),
-        path,
-        query,
-        headers: header_map(parsed.headers)?,
-        body: Vec::new(),
-        head: Vec::new(),
-    };
-    req.body = read_body(stream, &req.headers, rest).await?;
-    req.head = head;
-    Ok(req)
+    let method = parsed.method.unwrap_or("GET").to_string();
+    let headers = header_map(parsed.headers)?;
+    Ok(Request { method, path, query, headers, body: Vec::new(), head })
 }
 
 /// Writes a response and flushes (simulated streams send only on flush).
@@ -223,17 +232,31 @@ pub async fn call(
 /// Reads one response: the head, then a `Content-Length` body.
 pub async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Response, HttpError> {
     let (head, rest) = read_head(stream).await?;
+    let mut response = parse_response_head(&head)?;
+    response.body = read_body(stream, &response.headers, rest).await?;
+    Ok(response)
+}
+
+/// A whole response already in memory (sans-IO, as [`parse_request`]).
+pub fn parse_response(bytes: &[u8]) -> Result<Response, HttpError> {
+    let end = head_end(bytes)?.ok_or(HttpError::Closed)?;
+    let mut response = parse_response_head(&bytes[..end])?;
+    response.body = whole_body(&response.headers, &bytes[end..])?;
+    Ok(response)
+}
+
+/// Parses a response head: the status and headers (the body empty, [`body_len`] bytes to read).
+pub fn parse_response_head(head: &[u8]) -> Result<Response, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut headers);
-    match parsed.parse(&head) {
+    match parsed.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HttpError::Malformed("incomplete head".into())),
         Err(e) => return Err(HttpError::Malformed(e.to_string())),
     }
     let status = parsed.code.ok_or_else(|| HttpError::Malformed("no status".into()))?;
     let headers = header_map(parsed.headers)?;
-    let body = read_body(stream, &headers, rest).await?;
-    Ok(Response { status, headers, body })
+    Ok(Response { status, headers, body: Vec::new() })
 }
 
 /// Reads up to the blank line ending a head; returns the head and any bytes read past it.
@@ -241,21 +264,26 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(Vec<u8>, Vec
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(end) = find_head_end(&buf) {
-            if end > MAX_HEAD_BYTES {
-                return Err(HttpError::TooLarge("head"));
-            }
+        if let Some(end) = head_end(&buf)? {
             let rest = buf.split_off(end);
             return Ok((buf, rest));
-        }
-        if buf.len() > MAX_HEAD_BYTES {
-            return Err(HttpError::TooLarge("head"));
         }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Err(HttpError::Closed);
         }
         buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Where the head at the start of `buf` ends (just past its blank line): `None` while more
+/// bytes are needed, an error once the head is over [`MAX_HEAD_BYTES`].
+pub fn head_end(buf: &[u8]) -> Result<Option<usize>, HttpError> {
+    match find_head_end(buf) {
+        Some(end) if end > MAX_HEAD_BYTES => Err(HttpError::TooLarge("head")),
+        Some(end) => Ok(Some(end)),
+        None if buf.len() > MAX_HEAD_BYTES => Err(HttpError::TooLarge("head")),
+        None => Ok(None),
     }
 }
 
@@ -268,6 +296,32 @@ async fn read_body<S: AsyncRead + Unpin>(
     headers: &BTreeMap<String, String>,
     mut body: Vec<u8>,
 ) -> Result<Vec<u8>, HttpError> {
+    let len = body_len(headers, body.len())?;
+    // The buffer grows with the bytes that arrive rather than to the declared length at once:
+    // a head claiming the largest body and sending none must not cost that much memory.
+    let missing = (len - body.len()) as u64;
+    stream.take(missing).read_to_end(&mut body).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => HttpError::Closed,
+        _ => HttpError::Io(e),
+    })?;
+    if body.len() < len {
+        return Err(HttpError::Closed);
+    }
+    Ok(body)
+}
+
+/// The body when all of it is in `rest` (the bytes after the head).
+fn whole_body(headers: &BTreeMap<String, String>, rest: &[u8]) -> Result<Vec<u8>, HttpError> {
+    let len = body_len(headers, rest.len())?;
+    if rest.len() < len {
+        return Err(HttpError::Closed);
+    }
+    Ok(rest.to_vec())
+}
+
+/// The length of the body the headers declare, `buffered` bytes of which were read with the
+/// head. Refused: chunked bodies, a malformed or too large length, bytes past the body.
+pub fn body_len(headers: &BTreeMap<String, String>, buffered: usize) -> Result<usize, HttpError> {
     if headers.contains_key("transfer-encoding") {
         return Err(HttpError::Malformed("transfer-encoding is not supported".into()));
     }
@@ -278,18 +332,12 @@ async fn read_body<S: AsyncRead + Unpin>(
     if len > MAX_BODY_BYTES {
         return Err(HttpError::TooLarge("body"));
     }
-    if body.len() > len {
+    if buffered > len {
         // Bytes past the declared body: a pipelined request, which one-request connections
         // do not take.
         return Err(HttpError::Malformed("bytes past the body".into()));
     }
-    let have = body.len();
-    body.resize(len, 0);
-    stream.read_exact(&mut body[have..]).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => HttpError::Closed,
-        _ => HttpError::Io(e),
-    })?;
-    Ok(body)
+    Ok(len)
 }
 
 fn header_map(headers: &[httparse::Header<'_>]) -> Result<BTreeMap<String, String>, HttpError> {
@@ -323,20 +371,24 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
+            // Two hex digits exactly: `u8::from_str_radix` alone would also take a sign ("%+1").
+            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
+                out.push(hex_value(bytes[i + 1]) << 4 | hex_value(bytes[i + 2]));
+                i += 2;
             }
             b => out.push(b),
         }
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
+    }
 }
 
 fn percent_encode(s: &str) -> String {

@@ -51,3 +51,20 @@ fn upgrade_and_bearer_are_read_from_headers() {
     assert_eq!(req.bearer(), Some("tok"));
     assert_eq!(req.query.get("token").map(String::as_str), Some("abc"));
 }
+
+#[test]
+fn a_query_escape_takes_two_hex_digits_and_nothing_else() {
+    let req = parse_request(b"GET /p?a=%41%2b&b=%+1&c=%4&d=%zz HTTP/1.1\r\n\r\n").unwrap();
+    let q = |k: &str| req.query.get(k).map(String::as_str);
+    assert_eq!((q("a"), q("b"), q("c"), q("d")), (Some("A+"), Some("% 1"), Some("%4"), Some("%zz")));
+}
+
+#[test]
+fn a_claimed_body_is_not_allocated_before_it_arrives() {
+    // A head claiming the largest body, then the connection ends: refused as closed.
+    let head = format!("POST /x HTTP/1.1\r\ncontent-length: {MAX_BODY_BYTES}\r\n\r\nab");
+    assert!(matches!(parse(head.as_bytes()), Err(HttpError::Closed)));
+    assert!(matches!(parse_request(head.as_bytes()), Err(HttpError::Closed)));
+    let over = format!("POST /x HTTP/1.1\r\ncontent-length: {}\r\n\r\n", MAX_BODY_BYTES + 1);
+    assert!(matches!(parse_request(over.as_bytes()), Err(HttpError::TooLarge("body"))));
+}
