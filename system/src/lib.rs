@@ -16,4 +16,5 @@ pub mod postgres;
 pub mod raft;
 pub mod redis;
 pub mod rpc;
+pub mod v1_update;
 pub mod wire;

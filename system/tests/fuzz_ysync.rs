@@ -695,7 +695,7 @@ fn deeply_nested_values_are_refused_without_recursing() {
     assert_eq!(decoded, Err(protocol::ProtocolError::Malformed("value nested too deep")));
     // Nested as deep as allowed, the value decodes.
     let mut update = vec![1, 1, 11, 0, 8, 1, 1, b't', 1];
-    for _ in 0..system::collab::bounds::MAX_ANY_DEPTH {
+    for _ in 0..system::v1_update::MAX_ANY_DEPTH {
         update.extend([117, 1]);
     }
     update.extend([126, 0]);

@@ -30,7 +30,6 @@
 //! With a `produce_linger_ms` it is a write-behind: edits acknowledged on receipt, written to
 //! the log a linger later.
 
-pub mod bounds;
 pub mod durable;
 pub mod gate;
 pub mod observe;

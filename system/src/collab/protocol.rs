@@ -14,7 +14,7 @@
 //!
 //! Every frame is untrusted: its size is bounded ([`MAX_FRAME_BYTES`]), a message must fill its
 //! frame exactly, updates are decoded (not only framed) before the room sees them, counts,
-//! nesting and clocks yrs does not bound are checked before its decoders run ([`bounds`]), and
+//! nesting and clocks yrs does not bound are checked before its decoders run ([`crate::v1_update`]), and
 //! the decoders run under `catch_unwind`, because yrs asserts on some impossible inputs (a client
 //! id over 53 bits) rather than returning an error. An error closes that one connection.
 //!
@@ -39,7 +39,7 @@ use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::{Encode, Encoder, EncoderV1};
 use yrs::{IdSet, StateVector, Update};
 
-use super::bounds;
+use crate::v1_update;
 
 /// Largest frame accepted (and the WebSocket message limit): a whole document's state in one
 /// step 2 must fit. y-websocket sets no limit; ws's default `maxPayload` is 100 MiB.
@@ -104,6 +104,12 @@ pub enum ProtocolError {
     Trailing(usize),
 }
 
+impl From<v1_update::Malformed> for ProtocolError {
+    fn from(m: v1_update::Malformed) -> Self {
+        ProtocolError::Malformed(m.0)
+    }
+}
+
 /// Decodes one frame, validating everything a room will use.
 pub fn decode(frame: &[u8]) -> Result<Frame, ProtocolError> {
     if frame.len() > MAX_FRAME_BYTES {
@@ -138,7 +144,7 @@ fn decode_unchecked(frame: &[u8]) -> Result<Frame, ProtocolError> {
         },
         1 => {
             let buf = d.read_buf().map_err(|_| ProtocolError::Malformed("awareness"))?;
-            bounds::awareness(buf)?;
+            v1_update::check_awareness(buf)?;
             Frame::Awareness(AwarenessUpdate::decode_v1(buf).map_err(|_| ProtocolError::Malformed("awareness"))?)
         }
         3 => Frame::AwarenessQuery,
@@ -152,12 +158,12 @@ fn decode_unchecked(frame: &[u8]) -> Result<Frame, ProtocolError> {
     Ok(out)
 }
 
-/// A sync step 1's state vector within its bounds ([`bounds`]); anything else about the frame
+/// A sync step 1's state vector within its bounds ([`crate::v1_update`]); anything else about the frame
 /// is the decoder's to judge.
 fn step1_bounds(frame: &[u8]) -> Result<(), ProtocolError> {
     let mut c = Cursor::new(frame);
     let (Ok(0u64), Ok(0u32), Ok(sv)) = (c.read_var(), c.read_var(), c.read_buf()) else { return Ok(()) };
-    bounds::state_vector(sv)
+    Ok(v1_update::check_state_vector(sv)?)
 }
 
 fn remaining(d: &mut DecoderV1<'_>) -> usize {
@@ -170,7 +176,7 @@ fn remaining(d: &mut DecoderV1<'_>) -> usize {
 
 /// Decodes a v1 update, refusing client ids Yjs cannot produce.
 pub fn decode_update(bytes: &[u8]) -> Result<Update, ProtocolError> {
-    bounds::update(bytes)?;
+    v1_update::check(bytes)?;
     let update = catch_unwind(AssertUnwindSafe(|| Update::decode_v1(bytes)))
         .map_err(|_| ProtocolError::Malformed("update (panic)"))?
         .map_err(|_| ProtocolError::Malformed("update"))?;

@@ -26,7 +26,6 @@
 //! the members' recovered oplogs.
 
 pub mod audit;
-pub mod bounds;
 pub mod breaker;
 pub mod cache;
 pub mod observe;

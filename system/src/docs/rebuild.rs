@@ -23,7 +23,7 @@
 //! raw yrs applies updates: one transaction over a whole document made yrs's commit squash the
 //! deletions of every operation at once, which moved the document's block list once per deleted
 //! range (8.6 times raw yrs on the paper trace). The bounds are read straight from each
-//! operation's bytes ([`super::bounds`]), and an update is decoded only right before it is
+//! operation's bytes ([`crate::v1_update`]), and an update is decoded only right before it is
 //! applied: keeping 260,000 decoded updates, scattered over the heap, until their turn cost
 //! more than decoding, and decoding each once more only to read its bounds cost a quarter of the
 //! rebuild.
@@ -34,8 +34,8 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
-use super::bounds::{self, Clocks};
 use super::vector::VersionVector;
+use crate::v1_update::{self, Clocks};
 
 /// The client id of documents the service builds: it never edits them, so any fixed id does
 /// (and a fixed one keeps runs deterministic).
@@ -145,7 +145,7 @@ pub fn rebuild(base: Option<&[u8]>, ops: &[OpBytes]) -> Result<Rebuilt, RebuildE
 
     let mut decoded: Vec<Decoded> = Vec::with_capacity(ops.len());
     for op in ops {
-        match bounds::of_bytes(&op.update) {
+        match v1_update::bounds_of_bytes(&op.update) {
             Some(b) => {
                 decoded.push(Decoded { todo: true, deletes: b.deletes, needs: b.needs, upper: Upper::new(b.upper) })
             }
@@ -369,7 +369,7 @@ mod tests {
             let mut seen = VersionVector::default();
             for &i in &r.applied {
                 let id = &order[i].op_id;
-                let bounds::Bounds { needs, upper, .. } = bounds::of_bytes(&order[i].update).unwrap();
+                let v1_update::Bounds { needs, upper, .. } = v1_update::bounds_of_bytes(&order[i].update).unwrap();
                 for (c, start) in &needs {
                     assert!(seen.get(*c) >= *start, "op {id} starts client {c} at {start}, only {seen:?} applied");
                 }
@@ -396,7 +396,7 @@ mod tests {
     fn a_gap_is_reported_pending_and_invalid_bytes_are_counted() {
         let (mut ops, _, _) = history();
         // Drop every update holding client 11's first item: everything of client 11 after it waits.
-        ops.retain(|o| !bounds::of_bytes(&o.update).unwrap().needs.contains(&(11, 0)));
+        ops.retain(|o| !v1_update::bounds_of_bytes(&o.update).unwrap().needs.contains(&(11, 0)));
         ops.push(OpBytes { op_id: "junk".into(), update: vec![0xff, 0xff, 0xff] });
         let r = rebuild(None, &ops).unwrap();
         assert!(!r.is_complete());
