@@ -91,6 +91,43 @@ test('a client without a valid token is refused and never syncs', async () => {
   }
 })
 
+test('awareness (presence) travels between stock clients, to one that joins later too', async () => {
+  const a = client(0, 'presence', admin)
+  await a.synced()
+  a.provider.awareness.setLocalStateField('user', { name: 'ada', cursor: 3 })
+  const b = client(1, 'presence', admin)
+  await b.synced()
+  await eventually('b sees a\'s presence', () => b.provider.awareness.getStates().get(a.ydoc.clientID)?.user?.name === 'ada')
+  b.provider.awareness.setLocalStateField('user', { name: 'bob' })
+  await eventually('a sees b\'s presence', () => a.provider.awareness.getStates().get(b.ydoc.clientID)?.user?.name === 'bob')
+  b.destroy()
+  await eventually('a sees b leave', () => !a.provider.awareness.getStates().has(b.ydoc.clientID), 15_000)
+})
+
+test('emoji, other scripts and a 300 KB paste converge with the stored document', { timeout: 60_000 }, async () => {
+  const doc = 'unicode'
+  const [a, b] = [client(0, doc, admin), client(2, doc, admin)]
+  await Promise.all([a.synced(), b.synced()])
+  const pieces = ['😀', '👩‍💻', 'é', 'e\u0301', '日本語', 'Ω', '𝄞', ' ']
+  const typeUnicode = async (c) => {
+    for (let i = 0; i < 60; i++) {
+      const len = c.text.length
+      // Yjs counts UTF-16 units: a position or deletion may split a surrogate pair.
+      if (len > 0 && Math.random() < 0.3) {
+        const pos = randomInt(len)
+        c.text.delete(pos, Math.min(1 + randomInt(3), len - pos))
+      } else {
+        c.text.insert(randomInt(len + 1), pieces[randomInt(pieces.length)])
+      }
+      await sleep(5)
+    }
+  }
+  await Promise.all([typeUnicode(a), typeUnicode(b)])
+  a.text.insert(0, 'x'.repeat(300_000))
+  await eventually('the unicode clients converge', converged([a, b]))
+  await storedEquals(a, doc)
+})
+
 test('the offline replay of the whole two-agent trace ends at its published content', () => {
   const trace = friendsTrace()
   assert.equal(replayConcurrent(trace, trace.txns.length, [11, 22]).text, trace.endContent)
