@@ -149,7 +149,7 @@ test('two stock clients replay the two-agent trace concurrently and converge wit
   await Promise.all(agents.map(async (c, a) => {
     for (const step of replay.steps.filter((s) => s.agent === a)) {
       await eventually(`agent ${a} sees a step's parents`, () =>
-        covers(Y.decodeStateVector(Y.encodeStateVector(c.ydoc)), step.needs))
+        covers(Y.decodeStateVector(Y.encodeStateVector(c.ydoc)), step.needs), 30_000, 5)
       if (step.update) Y.applyUpdate(c.ydoc, step.update)
       await sleep(2)
     }

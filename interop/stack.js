@@ -50,7 +50,7 @@ export function freshTenant () {
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Polls `check` (which returns a falsy value or throws while not yet true) until it holds. */
-export async function eventually (what, check, timeoutMs = 30_000) {
+export async function eventually (what, check, timeoutMs = 30_000, pollMs = 200) {
   const until = Date.now() + timeoutMs
   let last
   for (;;) {
@@ -62,7 +62,7 @@ export async function eventually (what, check, timeoutMs = 30_000) {
       last = e
     }
     if (Date.now() > until) throw new Error(`${what}: not reached within ${timeoutMs} ms (last: ${last?.stack ?? last})`)
-    await sleep(200)
+    await sleep(pollMs)
   }
 }
 
