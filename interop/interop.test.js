@@ -19,7 +19,7 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 
 import {
-  balancers, stack, freshTenant, signIn, stockClient, typeRandom, stored, RustClient,
+  balancers, stack, freshTenant, signIn, post, stockClient, typeRandom, stored, RustClient,
   friendsTrace, replayConcurrent, eventually, covers, sleep, svKey
 } from './stack.js'
 
@@ -27,6 +27,7 @@ const lbs = balancers()
 const lb = (i) => lbs[i % lbs.length]
 const tenant = freshTenant()
 let admin
+let bob
 const open = []
 after(() => { for (const c of open) c.destroy() })
 
@@ -60,6 +61,14 @@ async function storedEquals (c, doc) {
 test('sign-up and login through the balancers', async () => {
   admin = await signIn(lb(0).http, tenant, 'ada')
   assert.ok(admin.split('.').length === 3, 'a JWT')
+  // A second user, who may write the documents the admin grants him and no other.
+  bob = await signIn(lb(1).http, tenant, 'bob')
+  for (const doc of ['friends', 'notes']) {
+    const granted = await post(lb(2).http, '/auth/grant', { user: 'bob', doc, perm: 'write' }, admin)
+    assert.equal(granted.status, 200, granted.text)
+  }
+  const byBob = await post(lb(0).http, '/auth/grant', { user: 'bob', doc: 'secret', perm: 'write' }, bob)
+  assert.equal(byBob.status, 403, 'only the admin grants')
 })
 
 test('a client without a valid token is refused and never syncs', async () => {
@@ -73,6 +82,14 @@ test('a client without a valid token is refused and never syncs', async () => {
     })
     assert.equal(status, 401, `handshake with ${JSON.stringify(query)}`)
   }
+  // A valid token without a permission on the document: 403.
+  const status = await new Promise((resolve) => {
+    const ws = new WebSocket(`${lb(0).ws}/collab/${tenant}/secret?token=${bob}`)
+    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode); ws.terminate() })
+    ws.on('open', () => { resolve('open'); ws.close() })
+    ws.on('error', () => {})
+  })
+  assert.equal(status, 403, 'bob has no grant on secret')
   // A stock client holding the document's content, and two without a valid token.
   const good = client(0, 'secret', admin)
   await good.synced()
@@ -143,7 +160,7 @@ test('two stock clients replay the two-agent trace concurrently and converge wit
   const replay = replayConcurrent(trace, n, ids)
   // The stock clients send the agents' updates (authored by the agents' client ids, not
   // their own: Yjs takes a remote update under its own id for a clash and changes its id).
-  const agents = ids.map((_, a) => client(a, 'friends', admin))
+  const agents = ids.map((_, a) => client(a, 'friends', a === 0 ? admin : bob))
   await Promise.all(agents.map((c) => c.synced()))
   // Each agent types its steps in order, each once its copy holds what the step was typed on.
   await Promise.all(agents.map(async (c, a) => {
@@ -162,7 +179,7 @@ test('two stock clients replay the two-agent trace concurrently and converge wit
 
 test('stock clients and the Rust client edit one document, through an outage of its collaboration instance', { timeout: 120_000 }, async () => {
   const doc = 'notes'
-  const stock = [0, 1, 2].map((i) => client(i, doc, admin))
+  const stock = [0, 1, 2].map((i) => client(i, doc, i === 1 ? bob : admin))
   const rust = new RustClient(lb(1).ws, tenant, doc, admin, randomInt(2 ** 31))
   let killed = null
   try {
