@@ -10,6 +10,7 @@
 //! - [`data_dir`]: the data directory's files.
 #![cfg(not(madsim))]
 
+pub mod chaos;
 pub mod control;
 pub mod data_dir;
 pub mod layout;
