@@ -127,7 +127,12 @@ async fn drive(
         let node = finder.find(*kind, &doc, rng).await.with_context(|| format!("finding the {}", kind.label()))?;
         let killed_at = Instant::now();
         command(data, Request::Kill { node: node.clone() }).await?;
-        println!("chaos: t={:5.1}s SIGKILL {node} ({} of {doc})", secs(started), kind.label());
+        // A MongoDB victim is a seeded shard's primary, whichever documents that shard holds.
+        let target = match (kind, layout.servers().mongo.set_of(&node)) {
+            (Kind::Mongo, Some(set)) => format!("set {set}"),
+            _ => doc.clone(),
+        };
+        println!("chaos: t={:5.1}s SIGKILL {node} ({} of {target})", secs(started), kind.label());
         tokio::time::sleep(DOWN).await;
         let message = command(data, Request::Restart { node: node.clone() }).await?;
         println!("chaos: t={:5.1}s {message}", secs(started));
