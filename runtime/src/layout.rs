@@ -80,6 +80,7 @@ pub struct Layout {
     nodes: Vec<NodeSpot>,
     balancers: Vec<String>,
     collab: Vec<String>,
+    servers: scenarios::stack::build::Servers,
     base_port: u16,
 }
 
@@ -153,6 +154,7 @@ impl Layout {
         Ok(Layout {
             balancers: servers.names.balancers.clone(),
             collab: servers.names.collab.clone(),
+            servers,
             plan,
             nodes,
             base_port,
@@ -174,6 +176,11 @@ impl Layout {
 
     pub fn balancers(&self) -> &[String] {
         &self.balancers
+    }
+
+    /// The stores' clusters and the services' names, as the stack builder made them.
+    pub fn servers(&self) -> &scenarios::stack::build::Servers {
+        &self.servers
     }
 
     /// The collaboration instances.

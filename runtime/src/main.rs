@@ -6,6 +6,7 @@
 //! cargo stack kill NODE [--data-dir D]            SIGKILL one node (it stays down)
 //! cargo stack restart NODE [--data-dir D]         start it again on its files, wait for health
 //! cargo stack owner TENANT/DOC                    the collaboration instance owning a document
+//! cargo stack chaos --seed N [--duration S]       real-process chaos on a stack of its own
 //! ```
 //! Exit codes: 0 done, 1 failed, 2 usage error (bad arguments, unknown node).
 
@@ -54,6 +55,19 @@ enum Command {
     },
     /// Name the collaboration instance that owns a document (`tenant/doc`) while all are healthy.
     Owner { doc: String },
+    /// Start a stack, kill its leaders and primaries under typing editors, judge; exit 1 on FAIL.
+    Chaos {
+        #[arg(long)]
+        seed: u64,
+        /// Seconds of typing and faults (the start and the final checks come on top).
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Default: a fresh temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 20_000)]
+        base_port: u16,
+    },
     /// Run one node in this process (the supervisor's children).
     #[command(hide = true)]
     Node {
@@ -117,6 +131,22 @@ fn run(command: Command) -> ExitCode {
             match outcome {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(1, format!("node {name}: {e:#}")),
+            }
+        }
+        Command::Chaos { seed, duration, data_dir, base_port } => {
+            if let Err(code) = layout_for(base_port) {
+                return code;
+            }
+            let opts = runtime::chaos::Options {
+                seed,
+                duration: std::time::Duration::from_secs(duration),
+                data_dir,
+                base_port,
+            };
+            match runtime.block_on(runtime::chaos::run(opts)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => fail(1, format!("chaos: {e:#}")),
             }
         }
         Command::Status { data_dir } => {
