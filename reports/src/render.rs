@@ -117,7 +117,11 @@ fn group_section(g: &Group, md: &mut String) {
             (Some(a), Some(b)) => format!(", acknowledged between {a} ms and {b} ms"),
             _ => String::new(),
         };
-        let _ = writeln!(md, "\nData lost: {} acknowledged items in {} runs{window}.", d.count, d.runs_with_loss);
+        // What was lost, by kind: a cache write lost to asynchronous replication is not an
+        // acknowledged edit lost, and a reader must tell them apart.
+        let kinds = d.by_what.iter().map(|(what, n)| format!("{what} {n}")).collect::<Vec<_>>().join(", ");
+        let _ =
+            writeln!(md, "\nData lost: {} acknowledged items ({kinds}) in {} runs{window}.", d.count, d.runs_with_loss);
     }
     if g.invariants.is_empty() {
         let _ = writeln!(md, "\nInvariants: every invariant held in all {} runs.", g.runs);
