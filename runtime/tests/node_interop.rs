@@ -13,12 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tokio::io::AsyncBufReadExt;
+mod common;
+use common::{free_base, Up, STACK};
 
-const STACK: &str = env!("CARGO_BIN_EXE_stack");
 const STACK_EDIT: &str = env!("CARGO_BIN_EXE_stack-edit");
-/// Generous bounds for a loaded 2-core machine; they fail the test, they measure nothing.
-const READY_WITHIN: Duration = Duration::from_secs(300);
+/// A generous bound for a loaded 2-core machine; it fails the test, it measures nothing.
 const NODE_WITHIN: Duration = Duration::from_secs(600);
 
 fn interop_dir() -> PathBuf {
@@ -63,16 +62,6 @@ fn install() {
     );
 }
 
-/// A base port whose whole range (20 ports per node, 50 nodes' worth) is free now; below the
-/// ranges `cargo stack up` (20000) and the real_stack test (21000..31000) use.
-fn free_base() -> u16 {
-    let start = (std::process::id() % 10) as u16;
-    (0..10)
-        .map(|k| 10_000 + ((start + k) % 10) * 1_000)
-        .find(|base| (*base..base + 1_000).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()))
-        .expect("a free range of ports")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_yjs_clients_and_the_rust_client_converge_through_the_stack() {
     let node = require("node");
@@ -83,27 +72,7 @@ async fn stock_yjs_clients_and_the_rust_client_converge_through_the_stack() {
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("stack");
-    let mut up = tokio::process::Command::new(STACK)
-        .args(["up", "--data-dir"])
-        .arg(&data)
-        .args(["--base-port", &free_base().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn stack up");
-    let mut lines = tokio::io::BufReader::new(up.stdout.take().expect("piped")).lines();
-    let ready = async {
-        while let Some(line) = lines.next_line().await.expect("read stack up") {
-            eprintln!("stack up: {line}");
-            if line.starts_with("ready") {
-                return;
-            }
-        }
-        panic!("stack up ended before its ready line");
-    };
-    tokio::time::timeout(READY_WITHIN, ready).await.expect("stack up never printed its ready line");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let up = Up::start(&data, free_base(10_000)).await;
 
     let run = tokio::process::Command::new("node")
         .args(["--test", "--test-concurrency=1", "interop.test.js"])
@@ -119,8 +88,5 @@ async fn stock_yjs_clients_and_the_rust_client_converge_through_the_stack() {
     eprintln!("{output}");
     assert!(out.status.success(), "node --test in interop/ failed ({}):\n{output}", out.status);
 
-    let pid = up.id().expect("running");
-    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill").success());
-    let status = up.wait().await.expect("wait stack up");
-    assert!(status.success(), "stack up exited with {status}");
+    up.stop().await;
 }

@@ -8,66 +8,24 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use system::collab::protocol::{decode, encode_step1, encode_step2, encode_update, ws_config, Frame};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use yrs::{GetString, ReadTxn, StateVector, Text, Transact};
 
-const STACK: &str = env!("CARGO_BIN_EXE_stack");
+mod common;
+use common::{free_base, Up, STACK};
+
 const TENANT: &str = "acme";
 const DOC: &str = "notes";
-/// Generous bounds for a loaded 2-core machine; they fail the test, they measure nothing.
-const READY_WITHIN: Duration = Duration::from_secs(300);
+/// A generous bound for a loaded 2-core machine; it fails the test, it measures nothing.
 const REPLY_WITHIN: Duration = Duration::from_secs(60);
-
-/// A running `stack up`; killed on drop if the test did not stop it.
-struct Up {
-    child: tokio::process::Child,
-}
-
-impl Up {
-    /// Starts `stack up` and waits for its ready line (its output is echoed to the test's).
-    async fn start(data: &Path, base: u16) -> Up {
-        let mut child = tokio::process::Command::new(STACK)
-            .args(["up", "--data-dir"])
-            .arg(data)
-            .args(["--base-port", &base.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn stack up");
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-        let ready = async {
-            while let Some(line) = lines.next_line().await.expect("read stack up") {
-                eprintln!("stack up: {line}");
-                if line.starts_with("ready") {
-                    return;
-                }
-            }
-            panic!("stack up ended before its ready line");
-        };
-        tokio::time::timeout(READY_WITHIN, ready).await.expect("stack up never printed its ready line");
-        // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Up { child }
-    }
-
-    /// SIGTERM, then the exit status must be success.
-    async fn stop(mut self) {
-        let pid = self.child.id().expect("running");
-        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
-        assert!(status.success());
-        let status = self.child.wait().await.expect("wait stack up");
-        assert!(status.success(), "stack up exited with {status}");
-    }
-}
 
 /// `stack <args>` against the data dir; its stdout, asserting success.
 fn stack(data: &Path, args: &[&str]) -> String {
@@ -80,15 +38,6 @@ fn stack(data: &Path, args: &[&str]) -> String {
 fn exit_code(data: &Path, args: &[&str]) -> i32 {
     let out = Command::new(STACK).args(args).arg("--data-dir").arg(data).output().expect("run stack");
     out.status.code().expect("an exit code")
-}
-
-/// A base port whose whole range (20 ports per node, 50 nodes' worth) is free now.
-fn free_base() -> u16 {
-    let start = 21_000 + (std::process::id() % 10) as u16 * 1_000;
-    (0..10)
-        .map(|k| 21_000 + (start - 21_000 + k * 1_000) % 10_000)
-        .find(|base| (*base..base + 1_000).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()))
-        .expect("a free range of ports")
 }
 
 fn balancer(data: &Path) -> SocketAddr {
@@ -245,7 +194,7 @@ async fn read_back(lb: SocketAddr, token: &str) -> String {
 async fn the_stack_serves_edits_survives_a_restart_and_a_killed_collab_instance() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("stack");
-    let base = free_base();
+    let base = free_base(21_000);
 
     assert_eq!(exit_code(&data, &["status"]), 1, "no stack is running yet");
     // First life: sign up, log in, edit, read back from a second connection.

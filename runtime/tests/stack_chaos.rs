@@ -7,16 +7,8 @@
 
 use std::process::Command;
 
-const STACK: &str = env!("CARGO_BIN_EXE_stack");
-
-/// A base port whose whole range (20 ports per node, 50 nodes' worth) is free now.
-fn free_base() -> u16 {
-    let start = 31_000 + (std::process::id() % 10) as u16 * 100;
-    (0..10)
-        .map(|k| start + k * 1_000 % 10_000)
-        .find(|base| (*base..base + 1_000).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()))
-        .expect("a free range of ports")
-}
+mod common;
+use common::{free_base, STACK};
 
 #[test]
 fn chaos_usage_errors_exit_2() {
@@ -28,7 +20,7 @@ fn chaos_usage_errors_exit_2() {
 
 #[test]
 fn a_short_chaos_run_loses_no_acknowledged_edit_and_converges() {
-    let base = free_base();
+    let base = free_base(31_000);
     let out = Command::new(STACK)
         .args(["chaos", "--seed", "1", "--duration", "20", "--base-port", &base.to_string()])
         .output()
