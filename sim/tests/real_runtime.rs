@@ -22,6 +22,17 @@ fn ctx(name: &str, dir: &Arc<Directory>, data: &std::path::Path) -> NodeCtx {
     NodeCtx::real(name, "z1", "r1", net, disk, 7)
 }
 
+/// Pings until the echo server answers (it may not be listening yet), at most a second.
+async fn ping_until_echoed(from: &NodeCtx, to: &str) -> Option<u64> {
+    for _ in 0..50 {
+        if let Some(rtt) = ping(from, to).await {
+            return Some(rtt);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    None
+}
+
 #[tokio::test]
 async fn echo_and_disk_work_on_the_real_runtime() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -32,14 +43,7 @@ async fn echo_and_disk_work_on_the_real_runtime() {
     let dir = Arc::new(directory);
     let (a, b) = (ctx("a", &dir, tmp.path()), ctx("b", &dir, tmp.path()));
     tokio::spawn(echo_server(b));
-    let mut rtt = None;
-    for _ in 0..50 {
-        rtt = ping(&a, "b").await;
-        if rtt.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let rtt = ping_until_echoed(&a, "b").await;
     assert!(rtt.is_some(), "no echo over real TCP");
 
     a.disk.append("log", b"one;").unwrap();
@@ -66,13 +70,6 @@ async fn port_blocks_keep_nodes_on_one_address_apart() {
     let (mut a, b) = (ctx("a", &dir, tmp.path()), ctx("b", &dir, tmp.path()));
     tokio::spawn(echo_server(a.fork()));
     tokio::spawn(echo_server(b));
-    let mut rtt = None;
-    for _ in 0..50 {
-        rtt = ping(&a, "b").await;
-        if rtt.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let rtt = ping_until_echoed(&a, "b").await;
     assert!(rtt.is_some(), "no echo between two blocks on 127.0.0.1");
 }
