@@ -78,7 +78,7 @@ pub async fn run(opts: Options) -> anyhow::Result<bool> {
     let layout = Arc::new(Layout::new(opts.base_port)?);
     let mut rng = StdRng::seed_from_u64(opts.seed);
     println!("chaos seed {}: starting a stack in {} (base port {})", opts.seed, root.display(), opts.base_port);
-    let mut up = start_stack(&root, opts.base_port).await?;
+    let mut up = start_stack(&root, opts.base_port, "chaos").await?;
     let outcome = drive(&opts, &layout, &data, &mut rng, started).await;
     stop_stack(&mut up).await;
     outcome
@@ -243,7 +243,11 @@ async fn command(data: &DataDir, request: Request) -> anyhow::Result<String> {
 }
 
 /// `stack up` as a child process (the very supervisor), once it printed `ready`.
-pub(crate) async fn start_stack(root: &std::path::Path, base: u16) -> anyhow::Result<tokio::process::Child> {
+pub(crate) async fn start_stack(
+    root: &std::path::Path,
+    base: u16,
+    label: &str,
+) -> anyhow::Result<tokio::process::Child> {
     let exe = std::env::current_exe().context("finding the stack binary")?;
     let mut child = tokio::process::Command::new(exe)
         .args(["up", "--data-dir"])
@@ -258,7 +262,7 @@ pub(crate) async fn start_stack(root: &std::path::Path, base: u16) -> anyhow::Re
     let ready = async {
         while let Some(line) = lines.next_line().await? {
             if line.starts_with("ready") {
-                println!("chaos: {line}");
+                println!("{label}: {line}");
                 return anyhow::Ok(());
             }
         }
