@@ -176,6 +176,8 @@ struct ClientEnd {
     latency: Histogram<u64>,
     deliveries: u64,
     misordered: u64,
+    /// The server's close frame, if it closed the connection.
+    closed: Option<String>,
 }
 
 /// Runs one load; the caller measures the server around it.
@@ -232,6 +234,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                 latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
                 deliveries: 0,
                 misordered: 0,
+                closed: None,
             };
             let mut synced_once = Some(synced);
             loop {
@@ -246,7 +249,11 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                 let Some(msg) = msg else { break };
                 let bytes = match msg? {
                     Message::Binary(b) => b,
-                    Message::Close(_) => break,
+                    Message::Close(frame) => {
+                        end.closed =
+                            Some(frame.map_or_else(|| "no reason".into(), |f| format!("{} {}", f.code, f.reason)));
+                        break;
+                    }
                     _ => continue,
                 };
                 match classify(&bytes) {
@@ -342,7 +349,9 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
         match tokio::time::timeout_at(drained, reader).await {
             Ok(Ok(Ok(end))) => {
                 if end.deliveries != want && void.is_none() {
-                    void = Some(format!("client {j} received {} of {want} updates", end.deliveries));
+                    let closed =
+                        end.closed.as_ref().map(|c| format!(" (the server closed it: {c})")).unwrap_or_default();
+                    void = Some(format!("client {j} received {} of {want} updates{closed}", end.deliveries));
                 }
                 ends.push((j, end));
             }
