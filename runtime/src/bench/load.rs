@@ -414,3 +414,34 @@ async fn server_state(load: &Load) -> anyhow::Result<std::collections::BTreeMap<
     let _ = sink.close().await;
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prebuilt_update_names_its_sender_and_sequence_and_applies_in_yrs() {
+        let updates = prebuild(4_242, 3);
+        let doc = Doc::with_client_id(1);
+        for (s, frame) in updates.iter().enumerate() {
+            match classify(frame) {
+                Frame::Update(client, clock) => assert_eq!((client, clock), (4_242, s as u64 * u64::from(CHARS))),
+                _ => panic!("update {s} not read as an update"),
+            }
+            let Ok(YMessage::Sync(SyncMessage::Update(bytes))) = YMessage::decode_v1(frame) else {
+                panic!("update {s} is not a y-sync update message")
+            };
+            doc.transact_mut().apply_update(Update::decode_v1(&bytes).unwrap()).unwrap();
+        }
+        let sv = doc.transact().state_vector();
+        assert_eq!(sv.get(&ClientID::new(4_242)), 3 * CHARS);
+    }
+
+    #[test]
+    fn handshake_frames_are_told_apart() {
+        assert!(matches!(classify(&empty_step1()), Frame::Step1));
+        assert!(matches!(classify(&empty_step2()), Frame::Step2));
+        assert!(matches!(classify(&[1, 0]), Frame::Other));
+        assert!(matches!(classify(&[]), Frame::Other));
+    }
+}

@@ -1,6 +1,6 @@
 //! A server's CPU time and memory from /proc, and CPU pinning (what `taskset` does).
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use anyhow::Context;
 
