@@ -7,11 +7,13 @@
 //! - [`node`]: one node in this process (`stack node <name>`, spawned by the supervisor).
 //! - [`supervisor`]: `stack up`: starts every node, waits for health, takes commands.
 //! - [`control`]: the supervisor's control channel (`stack status|kill|restart`).
+//! - [`bench`]: `stack bench`: the collaboration server against the stock Node server.
 //! - [`chaos`]: `stack chaos`: SIGKILLs of leaders and primaries under typing editors, judged
 //!   from the documents read back from the store.
 //! - [`data_dir`]: the data directory's files.
 #![cfg(not(madsim))]
 
+pub mod bench;
 pub mod chaos;
 pub mod control;
 pub mod data_dir;

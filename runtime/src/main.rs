@@ -7,6 +7,8 @@
 //! cargo stack restart NODE [--data-dir D]         start it again on its files, wait for health
 //! cargo stack owner TENANT/DOC                    the collaboration instance owning a document
 //! cargo stack chaos --seed N [--duration S]       real-process chaos on a stack of its own
+//! cargo stack bench [--clients 2,10] [--cores 2] [--mode open] [--rate R] [--seconds S]
+//!                                                 our collaboration server against the stock Node server
 //! ```
 //! Exit codes: 0 done, 1 failed, 2 usage error (bad arguments, unknown node).
 
@@ -68,6 +70,32 @@ enum Command {
         #[arg(long, default_value_t = 20_000)]
         base_port: u16,
     },
+    /// Benchmark the collaboration server against the stock Node server (both brought up here).
+    Bench {
+        /// Clients per document, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [2usize, 10, 50, 200])]
+        clients: Vec<usize>,
+        /// Core counts: 1 pins the servers to CPU 0 and the generator to CPU 1; 2 leaves both free.
+        #[arg(long, value_delimiter = ',', default_values_t = [2usize, 1])]
+        cores: Vec<usize>,
+        /// `open` (a fixed rate per client), `closed` (as fast as delivery allows), or both.
+        #[arg(long, value_delimiter = ',', default_values_t = [BenchMode::Open, BenchMode::Closed])]
+        mode: Vec<BenchMode>,
+        /// Open loop: updates per second per client.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Closed loop: updates in flight per client.
+        #[arg(long, default_value_t = 4)]
+        window: u32,
+        /// Seconds of load per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 20_000)]
+        base_port: u16,
+        /// The Node server's port.
+        #[arg(long, default_value_t = 19_990)]
+        node_port: u16,
+    },
     /// Run one node in this process (the supervisor's children).
     #[command(hide = true)]
     Node {
@@ -83,6 +111,21 @@ enum Command {
 }
 
 const DEFAULT_DATA_DIR: &str = "target/stack";
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BenchMode {
+    Open,
+    Closed,
+}
+
+impl std::fmt::Display for BenchMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BenchMode::Open => "open",
+            BenchMode::Closed => "closed",
+        })
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -147,6 +190,38 @@ fn run(command: Command) -> ExitCode {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => fail(1, format!("chaos: {e:#}")),
+            }
+        }
+        Command::Bench { clients, cores, mode, rate, window, seconds, base_port, node_port } => {
+            if let Err(code) = layout_for(base_port) {
+                return code;
+            }
+            if clients.iter().any(|&n| n < 2) || cores.iter().any(|&c| c != 1 && c != 2) {
+                return fail(2, "--clients counts must be at least 2, --cores 1 or 2");
+            }
+            if !(rate > 0.0 && rate.is_finite()) || window == 0 || seconds == 0 {
+                return fail(2, "--rate, --window and --seconds must be positive");
+            }
+            let modes = mode
+                .iter()
+                .map(|m| match m {
+                    BenchMode::Open => runtime::bench::load::Mode::Open { rate },
+                    BenchMode::Closed => runtime::bench::load::Mode::Closed { window },
+                })
+                .collect();
+            let opts = runtime::bench::Options {
+                clients,
+                cores,
+                modes,
+                duration: std::time::Duration::from_secs(seconds),
+                base_port,
+                node_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/node-server"),
+                node_port,
+            };
+            match runtime.block_on(runtime::bench::run(opts)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => fail(1, format!("bench: {e:#}")),
             }
         }
         Command::Status { data_dir } => {

@@ -78,7 +78,7 @@ pub async fn run(opts: Options) -> anyhow::Result<bool> {
     let layout = Arc::new(Layout::new(opts.base_port)?);
     let mut rng = StdRng::seed_from_u64(opts.seed);
     println!("chaos seed {}: starting a stack in {} (base port {})", opts.seed, root.display(), opts.base_port);
-    let mut up = start_stack(&root, opts.base_port).await?;
+    let mut up = start_stack(&root, opts.base_port, "chaos").await?;
     let outcome = drive(&opts, &layout, &data, &mut rng, started).await;
     stop_stack(&mut up).await;
     outcome
@@ -243,7 +243,11 @@ async fn command(data: &DataDir, request: Request) -> anyhow::Result<String> {
 }
 
 /// `stack up` as a child process (the very supervisor), once it printed `ready`.
-async fn start_stack(root: &std::path::Path, base: u16) -> anyhow::Result<tokio::process::Child> {
+pub(crate) async fn start_stack(
+    root: &std::path::Path,
+    base: u16,
+    label: &str,
+) -> anyhow::Result<tokio::process::Child> {
     let exe = std::env::current_exe().context("finding the stack binary")?;
     let mut child = tokio::process::Command::new(exe)
         .args(["up", "--data-dir"])
@@ -258,7 +262,7 @@ async fn start_stack(root: &std::path::Path, base: u16) -> anyhow::Result<tokio:
     let ready = async {
         while let Some(line) = lines.next_line().await? {
             if line.starts_with("ready") {
-                println!("chaos: {line}");
+                println!("{label}: {line}");
                 return anyhow::Ok(());
             }
         }
@@ -269,7 +273,7 @@ async fn start_stack(root: &std::path::Path, base: u16) -> anyhow::Result<tokio:
     Ok(child)
 }
 
-async fn stop_stack(up: &mut tokio::process::Child) {
+pub(crate) async fn stop_stack(up: &mut tokio::process::Child) {
     if let Some(pid) = up.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
         // SAFETY: kill(2) on our own child, which has not been reaped (we hold it).
         unsafe {
@@ -300,7 +304,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow:
 }
 
 /// Signs the tenant's admin up and logs in, retrying while the answer is a 5xx.
-async fn login(lb: SocketAddr) -> anyhow::Result<String> {
+pub(crate) async fn login(lb: SocketAddr) -> anyhow::Result<String> {
     let creds = serde_json::json!({ "tenant": TENANT, "user": "ada", "password": "correct horse battery" }).to_string();
     for path in ["/auth/signup", "/auth/login"] {
         for attempt in 0.. {

@@ -1,0 +1,260 @@
+//! `stack bench`: the collaboration server against the stock Node server, under one load
+//! generator ([`load`]).
+//!
+//! It brings up both servers itself: a stack of its own (`stack up` on a fresh data dir), whose
+//! collaboration instance owning the benchmark's document is loaded directly and through a
+//! balancer, and the stock Node server (`@y/websocket-server` with `yjs`, pinned by
+//! `bench/node-server/package-lock.json`, installed with `npm ci`). For every core count,
+//! mode and client count it runs the same load against each and prints one table with the
+//! ratios to the Node server. A run whose clients' state vectors differ at the end is void.
+//!
+//! Our server is measured as the collaboration instance's process (plus the balancer's
+//! through it): CPU time and RSS from /proc. With `--cores 1` those processes and the Node
+//! server are pinned to CPU 0 and the generator to CPU 1; the rest of the stack (Kafka, which
+//! every update goes to) is not pinned.
+
+pub mod load;
+pub mod proc_stat;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::net::TcpStream;
+
+use crate::control::{self, Reply, Request};
+use crate::data_dir::DataDir;
+use crate::layout::Layout;
+use load::{Load, Mode};
+use proc_stat::Sample;
+
+pub struct Options {
+    pub clients: Vec<usize>,
+    pub cores: Vec<usize>,
+    pub modes: Vec<Mode>,
+    pub duration: Duration,
+    pub base_port: u16,
+    /// Where the Node server's package.json and package-lock.json are.
+    pub node_dir: PathBuf,
+    pub node_port: u16,
+}
+
+/// The servers under test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    OursDirect,
+    OursBalancer,
+    Node,
+}
+
+impl Target {
+    const ALL: [Target; 3] = [Target::OursDirect, Target::OursBalancer, Target::Node];
+
+    fn label(self) -> &'static str {
+        match self {
+            Target::OursDirect => "ours (collab instance)",
+            Target::OursBalancer => "ours (via balancer)",
+            Target::Node => "node y-websocket-server",
+        }
+    }
+}
+
+struct Row {
+    target: Target,
+    throughput: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    cpu: f64,
+    rss_mib: f64,
+    void: Option<String>,
+}
+
+/// Runs every configuration and prints its tables; false when a run was void.
+pub async fn run(opts: Options) -> anyhow::Result<bool> {
+    if opts.clients.iter().any(|&n| n < 2) {
+        bail!("--clients: every count must be at least 2");
+    }
+    let mut node = start_node(&opts.node_dir, opts.node_port).await?;
+    let tmp = tempfile::Builder::new().prefix("stack-bench-").tempdir().context("a temporary data dir")?;
+    let root = tmp.path().join("stack");
+    let layout = Layout::new(opts.base_port)?;
+    println!("bench: starting a stack in {} (base port {})", root.display(), opts.base_port);
+    let mut up = crate::chaos::start_stack(&root, opts.base_port, "bench").await?;
+    let outcome = drive(&opts, &layout, &DataDir::new(root), node.id()).await;
+    crate::chaos::stop_stack(&mut up).await;
+    let _ = node.kill().await;
+    outcome
+}
+
+async fn drive(opts: &Options, layout: &Layout, data: &DataDir, node_pid: Option<u32>) -> anyhow::Result<bool> {
+    let lb_name = layout.balancers().first().context("no balancer")?.clone();
+    let lb = layout.balancer_addr(&lb_name).context("no balancer address")?;
+    let token = crate::chaos::login(lb).await?;
+    let pids = match control::send(data, &Request::Status).await {
+        Ok(Reply::Status { nodes }) => nodes,
+        other => bail!("stack status: {other:?}"),
+    };
+    let pid_of = |name: &str| pids.iter().find(|n| n.name == name).and_then(|n| n.pid);
+    let node_pid = node_pid.context("the Node server has no pid")?;
+    let node_addr = SocketAddr::from(([127, 0, 0, 1], opts.node_port));
+    let mut all_valid = true;
+    let mut run_no = 0u64;
+    let cpus = proc_stat::cpus();
+    for &cores in &opts.cores {
+        for &mode in &opts.modes {
+            for &n in &opts.clients {
+                let mut rows = Vec::new();
+                for target in Target::ALL {
+                    run_no += 1;
+                    let doc = format!("bench-{run_no}");
+                    let tenant = crate::chaos::TENANT;
+                    let (host, url, server_pids) = match target {
+                        Target::OursDirect | Target::OursBalancer => {
+                            let owner = layout.collab_owner(&format!("{tenant}/{doc}")).context("no owner")?;
+                            let collab_pid = pid_of(owner).context("the collab instance has no pid")?;
+                            let (addr, pids) = if target == Target::OursDirect {
+                                (
+                                    layout.addr(owner, system::http::HTTP_PORT).context("no collab address")?,
+                                    vec![collab_pid],
+                                )
+                            } else {
+                                (lb, vec![collab_pid, pid_of(&lb_name).context("the balancer has no pid")?])
+                            };
+                            (addr.to_string(), format!("ws://{addr}/collab/{tenant}/{doc}?token={token}"), pids)
+                        }
+                        Target::Node => (node_addr.to_string(), format!("ws://{node_addr}/{doc}"), vec![node_pid]),
+                    };
+                    // Pin the servers and this generator apart for a single core.
+                    let (server_cpus, own_cpus) = if cores == 1 && cpus >= 2 {
+                        (vec![0], vec![1])
+                    } else {
+                        ((0..cpus).collect(), (0..cpus).collect())
+                    };
+                    for &pid in &server_pids {
+                        proc_stat::pin_process(pid, &server_cpus)?;
+                    }
+                    proc_stat::pin_process(std::process::id(), &own_cpus)?;
+                    let load = Load { url, host, clients: n, mode, duration: opts.duration };
+                    let before = Sample::of(&server_pids)?;
+                    let out = load::run(&load, 1_000 * run_no).await?;
+                    let after = Sample::of(&server_pids)?;
+                    let secs = out.elapsed.as_secs_f64().max(1e-9);
+                    let ms = |q: f64| out.latency.value_at_quantile(q) as f64 / 1_000.0;
+                    rows.push(Row {
+                        target,
+                        throughput: out.deliveries as f64 / secs,
+                        p50: ms(0.5),
+                        p99: ms(0.99),
+                        p999: ms(0.999),
+                        cpu: after.cpu_secs_since(&before) / after.wall_since(&before).max(1e-9) * 100.0,
+                        rss_mib: after.rss_kib as f64 / 1024.0,
+                        void: out.void,
+                    });
+                }
+                all_valid &= rows.iter().all(|r| r.void.is_none());
+                print_table(cores, mode, n, opts.duration, &rows);
+            }
+        }
+    }
+    Ok(all_valid)
+}
+
+fn mode_label(mode: Mode) -> String {
+    match mode {
+        Mode::Open { rate } => format!("open loop, {rate} updates/s per client"),
+        Mode::Closed { window } => format!("closed loop, window {window} per client"),
+    }
+}
+
+fn print_table(cores: usize, mode: Mode, n: usize, duration: Duration, rows: &[Row]) {
+    println!();
+    println!(
+        "## {} core{}, {}, N = {n} clients, {} s",
+        cores,
+        if cores == 1 { "" } else { "s" },
+        mode_label(mode),
+        duration.as_secs()
+    );
+    println!(
+        "| {:<24} | {:>10} | {:>8} | {:>8} | {:>8} | {:>6} | {:>7} | {:>9} | {:>8} | {:<5} |",
+        "server", "deliv/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU %", "RSS MiB", "thr/node", "p99/node", "valid"
+    );
+    println!("|{}", "---|".repeat(10));
+    let node = rows.iter().find(|r| r.target == Target::Node);
+    for r in rows {
+        let (thr, p99) = match node {
+            Some(nd) => (r.throughput / nd.throughput.max(1e-9), r.p99 / nd.p99.max(1e-9)),
+            None => (f64::NAN, f64::NAN),
+        };
+        println!(
+            "| {:<24} | {:>10.0} | {:>8.2} | {:>8.2} | {:>8.2} | {:>6.0} | {:>7.1} | {:>8.2}x | {:>7.2}x | {:<5} |",
+            r.target.label(),
+            r.throughput,
+            r.p50,
+            r.p99,
+            r.p999,
+            r.cpu,
+            r.rss_mib,
+            thr,
+            p99,
+            if r.void.is_none() { "yes" } else { "VOID" }
+        );
+    }
+    for r in rows {
+        if let Some(why) = &r.void {
+            println!("void: {}: {why}", r.target.label());
+        }
+    }
+    if let Some(nd) = node {
+        for r in rows.iter().filter(|r| r.target != Target::Node) {
+            let thr = r.throughput / nd.throughput.max(1e-9);
+            let p99 = r.p99 / nd.p99.max(1e-9);
+            let met = thr >= 3.0 && p99 <= 0.5;
+            println!(
+                "target (>= 3x Node's throughput, <= 0.5x its p99) for {}: {} (throughput {:.2}x, p99 {:.2}x)",
+                r.target.label(),
+                if met { "met" } else { "NOT met" },
+                thr,
+                p99
+            );
+        }
+    }
+}
+
+/// `npm ci` in the pinned directory, then the server on 127.0.0.1:`port`, once it accepts.
+async fn start_node(dir: &std::path::Path, port: u16) -> anyhow::Result<tokio::process::Child> {
+    if !dir.join("package-lock.json").is_file() {
+        bail!("{}: no package-lock.json (the pinned Node server)", dir.display());
+    }
+    println!("bench: npm ci in {}", dir.display());
+    let status = tokio::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .context("running npm ci (Node.js 20+ and npm are needed)")?;
+    if !status.success() {
+        bail!("npm ci failed: {status}");
+    }
+    let child = tokio::process::Command::new("node")
+        .arg("node_modules/@y/websocket-server/src/server.js")
+        .current_dir(dir)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the Node server")?;
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            println!("bench: node y-websocket-server on 127.0.0.1:{port}");
+            return Ok(child);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the Node server did not listen on port {port} in 10 s")
+}
