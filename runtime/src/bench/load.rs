@@ -13,8 +13,10 @@
 //! Open loop: sender j sends update s at `t0 + (s + j/N) / rate`, whether or not the server
 //! keeps up, and latency counts from that scheduled time, so a stalled server shows as latency
 //! rather than as fewer samples (no coordinated omission). Closed loop: each sender keeps at
-//! most `window` updates not yet delivered to every other client; latency counts from the
-//! actual send.
+//! most `window` updates not yet delivered to every other client — and, against a server that
+//! acknowledges durability (ours, `ack=1`), not yet acknowledged to it; latency counts from the
+//! actual send. A server that acknowledges must have acknowledged every update by the end, or
+//! the run is void; the time from (scheduled) send to acknowledgement is the ack latency.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,6 +54,9 @@ pub struct Load {
     pub clients: usize,
     pub mode: Mode,
     pub duration: Duration,
+    /// The server acknowledges durable updates (our protocol's extension, asked for with
+    /// `ack=1` in `url`).
+    pub acks: bool,
 }
 
 /// What one run measured.
@@ -60,6 +65,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Fan-out latency in microseconds over every sender–receiver pair.
     pub latency: Histogram<u64>,
+    /// Send-to-acknowledgement latency in microseconds, when the server acknowledges.
+    pub ack_latency: Option<Histogram<u64>>,
     /// Why the run is void (a state vector differs, a client failed), if it is.
     pub void: Option<String>,
 }
@@ -70,7 +77,9 @@ struct Shared {
     t0: Instant,
     sent_ns: Vec<Vec<AtomicU64>>,
     delivered: Vec<Vec<AtomicU32>>,
-    /// Wakes a closed-loop sender when one of its updates reached everyone.
+    /// Per sender, how many of its updates the server acknowledged as durable.
+    acked: Vec<AtomicU32>,
+    /// Wakes a closed-loop sender when one of its updates reached everyone or was acknowledged.
     progress: Vec<Notify>,
     client_ids: Vec<u64>,
 }
@@ -124,6 +133,8 @@ enum Frame {
     Step2,
     /// An update: its first struct's (client, clock).
     Update(u64, u64),
+    /// A durability acknowledgement (our extension): the (client, end clock) of each range.
+    Ack(Vec<(u64, u32)>),
     Other,
 }
 
@@ -144,6 +155,14 @@ fn classify(bytes: &[u8]) -> Frame {
             match header {
                 Some((client, clock)) => Frame::Update(client, clock),
                 None => Frame::Other,
+            }
+        }
+        (Some(tag), _) if tag == u64::from(system::collab::protocol::MSG_ACK) => {
+            match system::collab::protocol::decode(bytes) {
+                Ok(system::collab::protocol::Frame::Ack(ranges)) => {
+                    Frame::Ack(ranges.iter().map(|r| (r.client, r.clock_end)).collect())
+                }
+                _ => Frame::Other,
             }
         }
         _ => Frame::Other,
@@ -174,6 +193,7 @@ fn empty_step2() -> Vec<u8> {
 struct ClientEnd {
     next: Vec<u32>,
     latency: Histogram<u64>,
+    ack_latency: Histogram<u64>,
     deliveries: u64,
     misordered: u64,
     /// The server's close frame, if it closed the connection.
@@ -190,6 +210,8 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
     };
     let client_ids: Vec<u64> = (0..n as u64).map(|j| client_base + j).collect();
     let updates: Vec<Arc<Vec<Vec<u8>>>> = client_ids.iter().map(|&c| Arc::new(prebuild(c, per_sender))).collect();
+    let warm_id = client_base + n as u64;
+    warm_up(load, warm_id).await.context("warming up the document")?;
     let mut sockets = Vec::with_capacity(n);
     for _ in 0..n {
         sockets.push(connect(load).await?);
@@ -198,6 +220,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
         t0: Instant::now() + Duration::from_millis(500),
         sent_ns: (0..n).map(|_| (0..per_sender).map(|_| AtomicU64::new(0)).collect()).collect(),
         delivered: (0..n).map(|_| (0..per_sender).map(|_| AtomicU32::new(0)).collect()).collect(),
+        acked: (0..n).map(|_| AtomicU32::new(0)).collect(),
         progress: (0..n).map(|_| Notify::new()).collect(),
         client_ids: client_ids.clone(),
     });
@@ -211,6 +234,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
         let synced = synced.clone();
         let updates = updates[j].clone();
         let mode = load.mode;
+        let acks = load.acks;
         let sent_counts = sent_counts.clone();
         // The receiving half runs as its own task; the sending half shares the sink with the
         // step-2 answer through a channel.
@@ -227,18 +251,25 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
         let reader_tx = tx.clone();
         let total_expected = Arc::new(AtomicU64::new(u64::MAX));
         let expected = total_expected.clone();
+        let own_sent = sent_counts.clone();
         let reader = tokio::spawn(async move {
             let shared = reader_shared;
             let mut end = ClientEnd {
                 next: vec![0; n],
                 latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+                ack_latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
                 deliveries: 0,
                 misordered: 0,
                 closed: None,
             };
             let mut synced_once = Some(synced);
             loop {
-                if end.deliveries >= expected.load(Ordering::Acquire) {
+                // Whole once it has everyone else's updates and, from a server that
+                // acknowledges, the acknowledgement of all its own (`expected` is set only
+                // once every sender finished, so `own_sent` is final by then).
+                if end.deliveries >= expected.load(Ordering::Acquire)
+                    && (!acks || shared.acked[j].load(Ordering::Acquire) >= own_sent[j].load(Ordering::Acquire))
+                {
                     break;
                 }
                 // Wake now and then to see whether the senders have finished and set the count.
@@ -284,6 +315,23 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                             shared.progress[sender].notify_one();
                         }
                     }
+                    Frame::Ack(ranges) => {
+                        let now = shared.t0.elapsed().as_nanos() as u64;
+                        let before = shared.acked[j].load(Ordering::Acquire);
+                        let upto = ranges
+                            .iter()
+                            .filter(|&&(client, _)| shared.sender_of(client) == Some(j))
+                            .map(|&(_, end)| end / CHARS)
+                            .fold(before, u32::max);
+                        for s in before..upto {
+                            let sent = shared.sent_ns[j][s as usize].load(Ordering::Acquire);
+                            end.ack_latency.saturating_record(now.saturating_sub(sent) / 1_000);
+                        }
+                        if upto > before {
+                            shared.acked[j].store(upto, Ordering::Release);
+                            shared.progress[j].notify_one();
+                        }
+                    }
                     Frame::Other => {}
                 }
             }
@@ -303,11 +351,13 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                         if Instant::now() >= deadline {
                             break;
                         }
-                        if s >= window as usize && n > 1 {
+                        if s >= window as usize {
                             let back = s - window as usize;
                             loop {
                                 let notified = shared.progress[j].notified();
-                                if shared.delivered[j][back].load(Ordering::Acquire) as usize >= n - 1 {
+                                let delivered = shared.delivered[j][back].load(Ordering::Acquire) as usize >= n - 1;
+                                let acked = !acks || shared.acked[j].load(Ordering::Acquire) as usize > back;
+                                if delivered && acked {
                                     break;
                                 }
                                 if tokio::time::timeout(Duration::from_secs(10), notified).await.is_err() {
@@ -335,6 +385,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
     let total_sent: u64 = sent.iter().map(|&c| u64::from(c)).sum();
     let last_send = Instant::now();
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut ack_latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let mut deliveries = 0u64;
     let mut void = None;
     let mut ends = Vec::new();
@@ -348,10 +399,13 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
         let drained = last_send + Duration::from_secs(20);
         match tokio::time::timeout_at(drained, reader).await {
             Ok(Ok(Ok(end))) => {
+                let closed = end.closed.as_ref().map(|c| format!(" (the server closed it: {c})")).unwrap_or_default();
                 if end.deliveries != want && void.is_none() {
-                    let closed =
-                        end.closed.as_ref().map(|c| format!(" (the server closed it: {c})")).unwrap_or_default();
                     void = Some(format!("client {j} received {} of {want} updates{closed}", end.deliveries));
+                }
+                let acked = shared.acked[j].load(Ordering::Acquire);
+                if load.acks && acked < sent[j] && void.is_none() {
+                    void = Some(format!("client {j} had {acked} of its {} updates acknowledged{closed}", sent[j]));
                 }
                 ends.push((j, end));
             }
@@ -365,6 +419,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
     for (j, end) in &ends {
         deliveries += end.deliveries;
         latency.add(&end.latency).expect("same bounds");
+        ack_latency.add(&end.ack_latency).expect("same bounds");
         // The receiver's state vector: its own clock, and every sender's next expected clock.
         let mismatch = (0..n).find(|&k| k != *j && end.next[k] != sent[k]);
         if let Some(k) = mismatch {
@@ -381,15 +436,54 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
     }
     // The server's own document, synced by a fresh client with real yrs.
     if void.is_none() {
-        let want: std::collections::BTreeMap<u64, u32> =
+        let mut want: std::collections::BTreeMap<u64, u32> =
             (0..n).filter(|&k| sent[k] > 0).map(|k| (client_ids[k], sent[k] * CHARS)).collect();
+        want.insert(warm_id, WARM_UP_UPDATES as u32 * CHARS);
         match server_state(load).await {
             Ok(sv) if sv == want => {}
             Ok(sv) => void = Some(format!("the server's state vector {sv:?} is not the clients' {want:?}")),
             Err(e) => void = Some(format!("syncing the server's document: {e:#}")),
         }
     }
-    Ok(Outcome { deliveries, elapsed, latency, void })
+    Ok(Outcome { deliveries, elapsed, latency, ack_latency: load.acks.then_some(ack_latency), void })
+}
+
+/// Updates the warm-up client sends before the measured clients connect.
+const WARM_UP_UPDATES: usize = 20;
+
+/// Opens the document and makes its first updates durable before anything is timed: the
+/// first produce of a room (the collaboration instance's first produce to that partition of
+/// the log, its metadata and idempotent producer id) takes some 100 ms once, which is not
+/// what a steady load costs. One more client sends [`WARM_UP_UPDATES`] updates and waits for
+/// the last one's acknowledgement (ours) or its echo (the Node server echoes a sender's own
+/// updates).
+async fn warm_up(load: &Load, client_id: u64) -> anyhow::Result<()> {
+    let ws = connect(load).await?;
+    let (mut sink, mut stream) = ws.split();
+    sink.send(Message::binary(empty_step1())).await?;
+    for frame in prebuild(client_id, WARM_UP_UPDATES) {
+        sink.send(Message::binary(frame)).await?;
+    }
+    let last_end = WARM_UP_UPDATES as u32 * CHARS;
+    let settled = async {
+        while let Some(msg) = stream.next().await {
+            let Message::Binary(bytes) = msg? else { continue };
+            match classify(&bytes) {
+                Frame::Step1 => sink.send(Message::binary(empty_step2())).await?,
+                Frame::Ack(ends) if ends.iter().any(|&(c, end)| c == client_id && end >= last_end) => return Ok(()),
+                Frame::Update(c, clock)
+                    if !load.acks && c == client_id && clock + u64::from(CHARS) >= u64::from(last_end) =>
+                {
+                    return Ok(())
+                }
+                _ => {}
+            }
+        }
+        bail!("the connection ended during the warm-up")
+    };
+    tokio::time::timeout(Duration::from_secs(20), settled).await.context("the warm-up did not settle in 20 s")??;
+    let _ = sink.close().await;
+    Ok(())
 }
 
 /// The document's state vector as the server has it: a fresh client's sync step 1/2 exchange.
@@ -443,5 +537,20 @@ mod tests {
         assert!(matches!(classify(&empty_step2()), Frame::Step2));
         assert!(matches!(classify(&[1, 0]), Frame::Other));
         assert!(matches!(classify(&[]), Frame::Other));
+    }
+
+    #[test]
+    fn an_ack_names_each_range_end() {
+        use system::collab::protocol::{encode_ack, AckRange};
+        let ack = encode_ack(&[
+            AckRange { client: 9, clock_start: 0, clock_end: 8 },
+            AckRange { client: 11, clock_start: 4, clock_end: 12 },
+        ]);
+        match classify(&ack) {
+            Frame::Ack(ends) => assert_eq!(ends, vec![(9, 8), (11, 12)]),
+            _ => panic!("an ack not read as an ack"),
+        }
+        // A malformed ack (empty range) is nothing.
+        assert!(matches!(classify(&[100, 1, 7, 3, 3]), Frame::Other));
     }
 }

@@ -67,6 +67,9 @@ struct Row {
     p50: f64,
     p99: f64,
     p999: f64,
+    /// Send-to-durable-acknowledgement p50 and p99 (ours only: the Node server acknowledges
+    /// nothing).
+    ack: Option<(f64, f64)>,
     cpu: f64,
     rss_mib: f64,
     void: Option<String>,
@@ -123,7 +126,8 @@ async fn drive(opts: &Options, layout: &Layout, data: &DataDir, node_pid: Option
                             } else {
                                 (lb, vec![collab_pid, pid_of(&lb_name).context("the balancer has no pid")?])
                             };
-                            (addr.to_string(), format!("ws://{addr}/collab/{tenant}/{doc}?token={token}"), pids)
+                            // `ack=1`: our server tells each sender when its update is durable.
+                            (addr.to_string(), format!("ws://{addr}/collab/{tenant}/{doc}?token={token}&ack=1"), pids)
                         }
                         Target::Node => (node_addr.to_string(), format!("ws://{node_addr}/{doc}"), vec![node_pid]),
                     };
@@ -137,7 +141,8 @@ async fn drive(opts: &Options, layout: &Layout, data: &DataDir, node_pid: Option
                         proc_stat::pin_process(pid, &server_cpus)?;
                     }
                     proc_stat::pin_process(std::process::id(), &own_cpus)?;
-                    let load = Load { url, host, clients: n, mode, duration: opts.duration };
+                    let acks = target != Target::Node;
+                    let load = Load { url, host, clients: n, mode, duration: opts.duration, acks };
                     let before = Sample::of(&server_pids)?;
                     let out = load::run(&load, 1_000 * run_no).await?;
                     let after = Sample::of(&server_pids)?;
@@ -149,6 +154,9 @@ async fn drive(opts: &Options, layout: &Layout, data: &DataDir, node_pid: Option
                         p50: ms(0.5),
                         p99: ms(0.99),
                         p999: ms(0.999),
+                        ack: out.ack_latency.as_ref().map(|h| {
+                            (h.value_at_quantile(0.5) as f64 / 1_000.0, h.value_at_quantile(0.99) as f64 / 1_000.0)
+                        }),
                         cpu: after.cpu_secs_since(&before) / after.wall_since(&before).max(1e-9) * 100.0,
                         rss_mib: after.rss_kib as f64 / 1024.0,
                         void: out.void,
@@ -165,7 +173,7 @@ async fn drive(opts: &Options, layout: &Layout, data: &DataDir, node_pid: Option
 fn mode_label(mode: Mode) -> String {
     match mode {
         Mode::Open { rate } => format!("open loop, {rate} updates/s per client"),
-        Mode::Closed { window } => format!("closed loop, window {window} per client"),
+        Mode::Closed { window } => format!("closed loop, window {window} per client (ours: delivered and durable)"),
     }
 }
 
@@ -179,10 +187,20 @@ fn print_table(cores: usize, mode: Mode, n: usize, duration: Duration, rows: &[R
         duration.as_secs()
     );
     println!(
-        "| {:<24} | {:>10} | {:>8} | {:>8} | {:>8} | {:>6} | {:>7} | {:>9} | {:>8} | {:<5} |",
-        "server", "deliv/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU %", "RSS MiB", "thr/node", "p99/node", "valid"
+        "| {:<24} | {:>10} | {:>8} | {:>8} | {:>8} | {:>14} | {:>6} | {:>7} | {:>9} | {:>8} | {:<5} |",
+        "server",
+        "deliv/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "ack p50/p99 ms",
+        "CPU %",
+        "RSS MiB",
+        "thr/node",
+        "p99/node",
+        "valid"
     );
-    println!("|{}", "---|".repeat(10));
+    println!("|{}", "---|".repeat(11));
     let node = rows.iter().find(|r| r.target == Target::Node);
     for r in rows {
         let (thr, p99) = match node {
@@ -190,12 +208,13 @@ fn print_table(cores: usize, mode: Mode, n: usize, duration: Duration, rows: &[R
             None => (f64::NAN, f64::NAN),
         };
         println!(
-            "| {:<24} | {:>10.0} | {:>8.2} | {:>8.2} | {:>8.2} | {:>6.0} | {:>7.1} | {:>8.2}x | {:>7.2}x | {:<5} |",
+            "| {:<24} | {:>10.0} | {:>8.2} | {:>8.2} | {:>8.2} | {:>14} | {:>6.0} | {:>7.1} | {:>8.2}x | {:>7.2}x | {:<5} |",
             r.target.label(),
             r.throughput,
             r.p50,
             r.p99,
             r.p999,
+            r.ack.map_or_else(|| "-".to_string(), |(p50, p99)| format!("{p50:.2}/{p99:.2}")),
             r.cpu,
             r.rss_mib,
             thr,
