@@ -18,7 +18,7 @@ ledger="$(mktemp)"
 trap 'rm -f "$ledger"' EXIT
 export CHAOS_RUN_LEDGER="$ledger"
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (at %d s)\n' "$*" "$SECONDS"; }
 
 step "formatting"
 cargo fmt --check

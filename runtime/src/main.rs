@@ -7,7 +7,7 @@
 //! cargo stack restart NODE [--data-dir D]         start it again on its files, wait for health
 //! cargo stack owner TENANT/DOC                    the collaboration instance owning a document
 //! cargo stack chaos --seed N [--duration S]       real-process chaos on a stack of its own
-//! cargo stack bench [--clients 2,10] [--cores 2] [--mode open] [--rate R] [--seconds S]
+//! cargo stack bench [--clients 2,10] [--cores 2] [--mode open] [--rate R] [--seconds S] [--repeat K]
 //!                                                 our collaboration server against the stock Node server
 //! ```
 //! Exit codes: 0 done, 1 failed, 2 usage error (bad arguments, unknown node).
@@ -90,6 +90,10 @@ enum Command {
         /// Seconds of load per run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Runs of every configuration against every server, interleaved; the tables show
+        /// medians.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
         #[arg(long, default_value_t = 20_000)]
         base_port: u16,
         /// The Node server's port.
@@ -192,15 +196,15 @@ fn run(command: Command) -> ExitCode {
                 Err(e) => fail(1, format!("chaos: {e:#}")),
             }
         }
-        Command::Bench { clients, cores, mode, rate, window, seconds, base_port, node_port } => {
+        Command::Bench { clients, cores, mode, rate, window, seconds, repeat, base_port, node_port } => {
             if let Err(code) = layout_for(base_port) {
                 return code;
             }
             if clients.iter().any(|&n| n < 2) || cores.iter().any(|&c| c != 1 && c != 2) {
                 return fail(2, "--clients counts must be at least 2, --cores 1 or 2");
             }
-            if !(rate > 0.0 && rate.is_finite()) || window == 0 || seconds == 0 {
-                return fail(2, "--rate, --window and --seconds must be positive");
+            if !(rate > 0.0 && rate.is_finite()) || window == 0 || seconds == 0 || repeat == 0 {
+                return fail(2, "--rate, --window, --seconds and --repeat must be positive");
             }
             let modes = mode
                 .iter()
@@ -214,6 +218,7 @@ fn run(command: Command) -> ExitCode {
                 cores,
                 modes,
                 duration: std::time::Duration::from_secs(seconds),
+                repeat,
                 base_port,
                 node_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/node-server"),
                 node_port,

@@ -39,6 +39,8 @@ pub struct Options {
     /// Where the Node server's package.json and package-lock.json are.
     pub node_dir: PathBuf,
     pub node_port: u16,
+    /// Runs of each configuration against each server; the tables show medians.
+    pub repeat: usize,
 }
 
 /// The servers under test.
@@ -106,68 +108,177 @@ async fn drive(opts: &Options, layout: &Layout, data: &DataDir, node_pid: Option
     let mut all_valid = true;
     let mut run_no = 0u64;
     let cpus = proc_stat::cpus();
+    let mut summary = Vec::new();
     for &cores in &opts.cores {
         for &mode in &opts.modes {
             for &n in &opts.clients {
-                let mut rows = Vec::new();
-                for target in Target::ALL {
-                    run_no += 1;
-                    let doc = format!("bench-{run_no}");
-                    let tenant = crate::chaos::TENANT;
-                    let (host, url, server_pids) = match target {
-                        Target::OursDirect | Target::OursBalancer => {
-                            let owner = layout.collab_owner(&format!("{tenant}/{doc}")).context("no owner")?;
-                            let collab_pid = pid_of(owner).context("the collab instance has no pid")?;
-                            let (addr, pids) = if target == Target::OursDirect {
-                                (
-                                    layout.addr(owner, system::http::HTTP_PORT).context("no collab address")?,
-                                    vec![collab_pid],
-                                )
-                            } else {
-                                (lb, vec![collab_pid, pid_of(&lb_name).context("the balancer has no pid")?])
-                            };
-                            // `ack=1`: our server tells each sender when its update is durable.
-                            (addr.to_string(), format!("ws://{addr}/collab/{tenant}/{doc}?token={token}&ack=1"), pids)
-                        }
-                        Target::Node => (node_addr.to_string(), format!("ws://{node_addr}/{doc}"), vec![node_pid]),
-                    };
-                    // Pin the servers and this generator apart for a single core.
-                    let (server_cpus, own_cpus) = if cores == 1 && cpus >= 2 {
-                        (vec![0], vec![1])
-                    } else {
-                        ((0..cpus).collect(), (0..cpus).collect())
-                    };
-                    for &pid in &server_pids {
-                        proc_stat::pin_process(pid, &server_cpus)?;
+                // Every repeat runs all three servers back to back, so a noisy stretch of the
+                // machine falls on all of them; the table shows each server's medians.
+                let mut runs: Vec<Vec<Row>> = Target::ALL.iter().map(|_| Vec::new()).collect();
+                for _ in 0..opts.repeat {
+                    for (t, target) in Target::ALL.into_iter().enumerate() {
+                        run_no += 1;
+                        let spec = RunSpec { target, cores, cpus, mode, n, run_no };
+                        runs[t].push(
+                            run_once(opts, layout, &lb_name, lb, &token, &pid_of, node_pid, node_addr, spec).await?,
+                        );
                     }
-                    proc_stat::pin_process(std::process::id(), &own_cpus)?;
-                    let acks = target != Target::Node;
-                    let load = Load { url, host, clients: n, mode, duration: opts.duration, acks };
-                    let before = Sample::of(&server_pids)?;
-                    let out = load::run(&load, 1_000 * run_no).await?;
-                    let after = Sample::of(&server_pids)?;
-                    let secs = out.elapsed.as_secs_f64().max(1e-9);
-                    let ms = |q: f64| out.latency.value_at_quantile(q) as f64 / 1_000.0;
-                    rows.push(Row {
-                        target,
-                        throughput: out.deliveries as f64 / secs,
-                        p50: ms(0.5),
-                        p99: ms(0.99),
-                        p999: ms(0.999),
-                        ack: out.ack_latency.as_ref().map(|h| {
-                            (h.value_at_quantile(0.5) as f64 / 1_000.0, h.value_at_quantile(0.99) as f64 / 1_000.0)
-                        }),
-                        cpu: after.cpu_secs_since(&before) / after.wall_since(&before).max(1e-9) * 100.0,
-                        rss_mib: after.rss_kib as f64 / 1024.0,
-                        void: out.void,
-                    });
                 }
+                let rows: Vec<Row> = runs.into_iter().map(median_row).collect();
                 all_valid &= rows.iter().all(|r| r.void.is_none());
-                print_table(cores, mode, n, opts.duration, &rows);
+                print_table(cores, mode, n, opts, &rows);
+                summary.push((cores, mode, n, rows));
             }
         }
     }
+    print_summary(&summary);
     Ok(all_valid)
+}
+
+/// One run's coordinates.
+#[derive(Clone, Copy)]
+struct RunSpec {
+    target: Target,
+    cores: usize,
+    cpus: usize,
+    mode: Mode,
+    n: usize,
+    run_no: u64,
+}
+
+/// One load against one server, on a document of its own.
+#[allow(clippy::too_many_arguments)]
+async fn run_once(
+    opts: &Options,
+    layout: &Layout,
+    lb_name: &str,
+    lb: SocketAddr,
+    token: &str,
+    pid_of: &impl Fn(&str) -> Option<u32>,
+    node_pid: u32,
+    node_addr: SocketAddr,
+    spec: RunSpec,
+) -> anyhow::Result<Row> {
+    let RunSpec { target, cores, cpus, mode, n, run_no } = spec;
+    let doc = format!("bench-{run_no}");
+    let tenant = crate::chaos::TENANT;
+    let (host, url, server_pids) = match target {
+        Target::OursDirect | Target::OursBalancer => {
+            let owner = layout.collab_owner(&format!("{tenant}/{doc}")).context("no owner")?;
+            let collab_pid = pid_of(owner).context("the collab instance has no pid")?;
+            let (addr, pids) = if target == Target::OursDirect {
+                (layout.addr(owner, system::http::HTTP_PORT).context("no collab address")?, vec![collab_pid])
+            } else {
+                (lb, vec![collab_pid, pid_of(lb_name).context("the balancer has no pid")?])
+            };
+            // `ack=1`: our server tells each sender when its update is durable.
+            (addr.to_string(), format!("ws://{addr}/collab/{tenant}/{doc}?token={token}&ack=1"), pids)
+        }
+        Target::Node => (node_addr.to_string(), format!("ws://{node_addr}/{doc}"), vec![node_pid]),
+    };
+    // Pin the servers and this generator apart for a single core.
+    let (server_cpus, own_cpus) =
+        if cores == 1 && cpus >= 2 { (vec![0], vec![1]) } else { ((0..cpus).collect(), (0..cpus).collect()) };
+    for &pid in &server_pids {
+        proc_stat::pin_process(pid, &server_cpus)?;
+    }
+    proc_stat::pin_process(std::process::id(), &own_cpus)?;
+    let acks = target != Target::Node;
+    let load = Load { url, host, clients: n, mode, duration: opts.duration, acks };
+    let before = Sample::of(&server_pids)?;
+    let out = load::run(&load, 1_000 * run_no).await?;
+    let after = Sample::of(&server_pids)?;
+    let secs = out.elapsed.as_secs_f64().max(1e-9);
+    let ms = |q: f64| out.latency.value_at_quantile(q) as f64 / 1_000.0;
+    Ok(Row {
+        target,
+        throughput: out.deliveries as f64 / secs,
+        p50: ms(0.5),
+        p99: ms(0.99),
+        p999: ms(0.999),
+        ack: out
+            .ack_latency
+            .as_ref()
+            .map(|h| (h.value_at_quantile(0.5) as f64 / 1_000.0, h.value_at_quantile(0.99) as f64 / 1_000.0)),
+        cpu: after.cpu_secs_since(&before) / after.wall_since(&before).max(1e-9) * 100.0,
+        rss_mib: after.rss_kib as f64 / 1024.0,
+        void: out.void,
+    })
+}
+
+/// Each figure's median over the runs of one server (upper median for an even count); void
+/// if any run was.
+fn median_row(mut runs: Vec<Row>) -> Row {
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    let pick = |f: &dyn Fn(&Row) -> f64| median(runs.iter().map(f).collect());
+    let ack = runs
+        .iter()
+        .all(|r| r.ack.is_some())
+        .then(|| (pick(&|r| r.ack.map_or(0.0, |a| a.0)), pick(&|r| r.ack.map_or(0.0, |a| a.1))));
+    let row = Row {
+        target: runs[0].target,
+        throughput: pick(&|r| r.throughput),
+        p50: pick(&|r| r.p50),
+        p99: pick(&|r| r.p99),
+        p999: pick(&|r| r.p999),
+        ack,
+        cpu: pick(&|r| r.cpu),
+        rss_mib: pick(&|r| r.rss_mib),
+        void: None,
+    };
+    let void = runs.iter_mut().find_map(|r| r.void.take());
+    Row { void, ..row }
+}
+
+/// One line per configuration: ours against the Node server, and whether the target holds.
+fn print_summary(summary: &[(usize, Mode, usize, Vec<Row>)]) {
+    println!();
+    println!("## Summary: ours / Node (target: throughput >= 3x, p99 <= 0.5x)");
+    println!(
+        "| {:>5} | {:<28} | {:>4} | {:>15} | {:>11} | {:>15} | {:>11} | {:<7} |",
+        "cores", "load", "N", "direct thr", "direct p99", "balancer thr", "balancer p99", "target"
+    );
+    println!("|{}", "---|".repeat(8));
+    for (cores, mode, n, rows) in summary {
+        let Some(node) = rows.iter().find(|r| r.target == Target::Node) else { continue };
+        let ratio = |t: Target| {
+            rows.iter().find(|r| r.target == t).map(|r| {
+                let thr = r.throughput / node.throughput.max(1e-9);
+                let p99 = r.p99 / node.p99.max(1e-9);
+                (thr, p99, r.void.is_none() && node.void.is_none())
+            })
+        };
+        let (Some(d), Some(b)) = (ratio(Target::OursDirect), ratio(Target::OursBalancer)) else { continue };
+        let cell = |x: f64, valid: bool| if valid { format!("{x:.2}x") } else { "VOID".to_string() };
+        let met = |r: (f64, f64, bool)| r.2 && r.0 >= 3.0 && r.1 <= 0.5;
+        let target = match (met(d), met(b)) {
+            (true, true) => "met",
+            (true, false) => "direct",
+            (false, true) => "lb only",
+            (false, false) => "NOT met",
+        };
+        println!(
+            "| {:>5} | {:<28} | {:>4} | {:>15} | {:>11} | {:>15} | {:>11} | {:<7} |",
+            cores,
+            short_mode(*mode),
+            n,
+            cell(d.0, d.2),
+            cell(d.1, d.2),
+            cell(b.0, b.2),
+            cell(b.1, b.2),
+            target
+        );
+    }
+}
+
+fn short_mode(mode: Mode) -> String {
+    match mode {
+        Mode::Open { rate } => format!("open, {rate}/s per client"),
+        Mode::Closed { window } => format!("closed, window {window}"),
+    }
 }
 
 fn mode_label(mode: Mode) -> String {
@@ -177,14 +288,15 @@ fn mode_label(mode: Mode) -> String {
     }
 }
 
-fn print_table(cores: usize, mode: Mode, n: usize, duration: Duration, rows: &[Row]) {
+fn print_table(cores: usize, mode: Mode, n: usize, opts: &Options, rows: &[Row]) {
     println!();
     println!(
-        "## {} core{}, {}, N = {n} clients, {} s",
+        "## {} core{}, {}, N = {n} clients, {} s{}",
         cores,
         if cores == 1 { "" } else { "s" },
         mode_label(mode),
-        duration.as_secs()
+        opts.duration.as_secs(),
+        if opts.repeat > 1 { format!(", medians of {} runs", opts.repeat) } else { String::new() }
     );
     println!(
         "| {:<24} | {:>10} | {:>8} | {:>8} | {:>8} | {:>14} | {:>6} | {:>7} | {:>9} | {:>8} | {:<5} |",
