@@ -11,6 +11,8 @@
 //! - [`chaos`]: `stack chaos`: SIGKILLs of leaders and primaries under typing editors, judged
 //!   from the documents read back from the store.
 //! - [`data_dir`]: the data directory's files.
+//! - [`stack_child`]: `stack up` as a child process, for the commands and tests that bring up
+//!   a stack of their own.
 #![cfg(not(madsim))]
 
 pub mod bench;
@@ -20,4 +22,5 @@ pub mod data_dir;
 pub mod layout;
 pub mod node;
 pub mod probe;
+pub mod stack_child;
 pub mod supervisor;

@@ -87,9 +87,9 @@ pub async fn run(opts: Options) -> anyhow::Result<bool> {
     let root = tmp.path().join("stack");
     let layout = Layout::new(opts.base_port)?;
     println!("bench: starting a stack in {} (base port {})", root.display(), opts.base_port);
-    let mut up = crate::chaos::start_stack(&root, opts.base_port, "bench").await?;
+    let up = crate::stack_child::StackChild::start_own(&root, opts.base_port, "bench").await?;
     let outcome = drive(&opts, &layout, &DataDir::new(root), node.id()).await;
-    crate::chaos::stop_stack(&mut up).await;
+    let _ = up.stop().await;
     let _ = node.kill().await;
     outcome
 }

@@ -17,7 +17,6 @@ pub mod victims;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ use anyhow::{bail, Context};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -35,6 +34,7 @@ use yrs::{GetString, ReadTxn, Transact};
 use crate::control::{self, Reply, Request};
 use crate::data_dir::DataDir;
 use crate::layout::Layout;
+use crate::stack_child::StackChild;
 use editor::{EditorSpec, Phase, Seen};
 use verdict::{EditorEnd, Stored};
 use victims::{Finder, Kind};
@@ -78,9 +78,9 @@ pub async fn run(opts: Options) -> anyhow::Result<bool> {
     let layout = Arc::new(Layout::new(opts.base_port)?);
     let mut rng = StdRng::seed_from_u64(opts.seed);
     println!("chaos seed {}: starting a stack in {} (base port {})", opts.seed, root.display(), opts.base_port);
-    let mut up = start_stack(&root, opts.base_port, "chaos").await?;
+    let up = StackChild::start_own(&root, opts.base_port, "chaos").await?;
     let outcome = drive(&opts, &layout, &data, &mut rng, started).await;
-    stop_stack(&mut up).await;
+    let _ = up.stop().await;
     outcome
 }
 
@@ -240,47 +240,6 @@ async fn command(data: &DataDir, request: Request) -> anyhow::Result<String> {
         Ok(other) => bail!("unexpected reply {other:?}"),
         Err(e) => bail!("{request:?}: {e}"),
     }
-}
-
-/// `stack up` as a child process (the very supervisor), once it printed `ready`.
-pub(crate) async fn start_stack(
-    root: &std::path::Path,
-    base: u16,
-    label: &str,
-) -> anyhow::Result<tokio::process::Child> {
-    let exe = std::env::current_exe().context("finding the stack binary")?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["up", "--data-dir"])
-        .arg(root)
-        .args(["--base-port", &base.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("spawning stack up")?;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("piped stdout")?).lines();
-    let ready = async {
-        while let Some(line) = lines.next_line().await? {
-            if line.starts_with("ready") {
-                println!("{label}: {line}");
-                return anyhow::Ok(());
-            }
-        }
-        bail!("stack up ended before it was ready")
-    };
-    tokio::time::timeout(Duration::from_secs(300), ready).await.context("stack up was not ready in 300 s")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(child)
-}
-
-pub(crate) async fn stop_stack(up: &mut tokio::process::Child) {
-    if let Some(pid) = up.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
-        // SAFETY: kill(2) on our own child, which has not been reaped (we hold it).
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(30), up.wait()).await;
 }
 
 /// One HTTP/1.1 request; status and body bytes.

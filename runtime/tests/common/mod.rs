@@ -3,10 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses a part of this module")]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-
-use tokio::io::AsyncBufReadExt;
 
 pub const STACK: &str = env!("CARGO_BIN_EXE_stack");
 /// A generous bound for a loaded 2-core machine; it fails the test, it measures nothing.
@@ -25,43 +22,22 @@ pub fn free_base(first: u16) -> u16 {
 
 /// A running `stack up`; killed on drop if the test did not stop it.
 pub struct Up {
-    pub child: tokio::process::Child,
+    pub child: runtime::stack_child::StackChild,
 }
 
 impl Up {
     /// Starts `stack up` and waits for its ready line (its output is echoed to the test's).
     pub async fn start(data: &Path, base: u16) -> Up {
-        let mut child = tokio::process::Command::new(STACK)
-            .args(["up", "--data-dir"])
-            .arg(data)
-            .args(["--base-port", &base.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn stack up");
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-        let ready = async {
-            while let Some(line) = lines.next_line().await.expect("read stack up") {
-                eprintln!("stack up: {line}");
-                if line.starts_with("ready") {
-                    return;
-                }
-            }
-            panic!("stack up ended before its ready line");
-        };
-        tokio::time::timeout(READY_WITHIN, ready).await.expect("stack up never printed its ready line");
-        // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let echo = |line: &str| eprintln!("stack up: {line}");
+        let child = runtime::stack_child::StackChild::start(Path::new(STACK), data, base, READY_WITHIN, echo)
+            .await
+            .expect("stack up ready");
         Up { child }
     }
 
     /// SIGTERM, then the exit status must be success.
-    pub async fn stop(mut self) {
-        let pid = self.child.id().expect("running");
-        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
-        assert!(status.success());
-        let status = self.child.wait().await.expect("wait stack up");
+    pub async fn stop(self) {
+        let status = self.child.stop().await.expect("stack up stops");
         assert!(status.success(), "stack up exited with {status}");
     }
 }
