@@ -71,15 +71,17 @@ pub struct CollabConfig {
     pub load_attempt_timeout_ms: u64,
     /// A session silent this long is closed (pings go out every third of it).
     pub idle_timeout_ms: u64,
-    /// Updates queued per log partition before rooms refuse edits (and close).
-    pub durable_queue: usize,
+    /// Bytes of updates queued per log partition before rooms refuse edits (and close):
+    /// Kafka's `buffer.memory`.
+    pub durable_queue_bytes: usize,
     /// Kafka's `linger.ms` for the producer of the durable path ([`durable`]); 0 by default.
     pub produce_linger_ms: u64,
 }
 
 impl CollabConfig {
     /// Safe defaults: acks after durability, 5 s room grace, 10 s to load (2 s an attempt),
-    /// 30 s idle timeout, 1024 queued updates per partition, no linger.
+    /// 30 s idle timeout, 32 MiB queued per partition ([`durable::BUFFER_MEMORY_BYTES`]), no
+    /// linger.
     pub fn new(kafka: KafkaCluster, docs: Vec<String>, gate: Arc<dyn gate::MakeGate>) -> Self {
         CollabConfig {
             kafka,
@@ -90,7 +92,7 @@ impl CollabConfig {
             load_timeout_ms: 10_000,
             load_attempt_timeout_ms: 2_000,
             idle_timeout_ms: 30_000,
-            durable_queue: 1_024,
+            durable_queue_bytes: durable::BUFFER_MEMORY_BYTES,
             produce_linger_ms: 0,
         }
     }
@@ -100,7 +102,8 @@ impl CollabConfig {
 pub async fn run(mut ctx: NodeCtx, config: CollabConfig) {
     let flag = HealthFlag::new();
     tokio::spawn(health::serve(ctx.net.clone(), flag.clone()));
-    let durable = durable::Durable::spawn(&mut ctx, &config.kafka, config.durable_queue, config.produce_linger_ms);
+    let durable =
+        durable::Durable::spawn(&mut ctx, &config.kafka, config.durable_queue_bytes, config.produce_linger_ms);
     let gate = config.gate.make(&mut ctx);
     let rooms = rooms::Rooms::new(ctx.fork(), config.clone(), durable);
     let node = Arc::new(session::Node {
