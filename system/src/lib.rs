@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod balancer;
+pub mod byte_queue;
 pub mod collab;
 pub mod consensus;
 pub mod doc_update;

@@ -27,8 +27,6 @@
 //! A record value is the lower-case hex of [`DocUpdate::encode`] (the model's Kafka values are
 //! strings), as the log consumers decode it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -36,6 +34,7 @@ use rand_chacha::ChaCha8Rng;
 use sim::NodeCtx;
 use tokio::sync::mpsc;
 
+use crate::byte_queue::{byte_queue, ByteReceiver, ByteSender};
 use crate::doc_update::{DocId, DocUpdate, TOPIC};
 use crate::kafka::client::PartitionProducer;
 use crate::kafka::{Acks, KafkaCluster, TopicPartition};
@@ -67,15 +66,7 @@ pub const BUFFER_MEMORY_BYTES: usize = 32 << 20;
 /// The node's producer: one queue per partition, bounded in bytes.
 #[derive(Clone)]
 pub struct Durable {
-    queues: Vec<Queue>,
-    capacity_bytes: usize,
-}
-
-#[derive(Clone)]
-struct Queue {
-    tx: mpsc::UnboundedSender<Produce>,
-    /// Update bytes queued and not yet taken into a batch.
-    queued_bytes: Arc<AtomicUsize>,
+    queues: Vec<ByteSender<Produce>>,
 }
 
 impl Durable {
@@ -87,20 +78,13 @@ impl Durable {
         let queues = partitions
             .into_iter()
             .map(|tp| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let queued_bytes = Arc::new(AtomicUsize::new(0));
+                let (tx, rx) = byte_queue(capacity_bytes);
                 let sub = ctx.fork();
-                tokio::spawn(produce_loop(
-                    sub,
-                    kafka.clone(),
-                    tp,
-                    Inbox { rx, queued_bytes: queued_bytes.clone() },
-                    linger_ms,
-                ));
-                Queue { tx, queued_bytes }
+                tokio::spawn(produce_loop(sub, kafka.clone(), tp, rx, linger_ms));
+                tx
             })
             .collect();
-        Durable { queues, capacity_bytes }
+        Durable { queues }
     }
 
     /// Queues an update; gives it back when its partition's queue has no room for it (an
@@ -108,17 +92,8 @@ impl Durable {
     /// gone.
     pub fn enqueue(&self, p: Produce) -> Result<(), Produce> {
         let q = &self.queues[partition_for(&p.doc, self.queues.len() as u32) as usize];
-        let queued = q.queued_bytes.load(Ordering::Acquire);
-        if queued > 0 && queued + p.update.len() > self.capacity_bytes {
-            return Err(p);
-        }
-        // Counted before it is sent, so the task never takes back bytes not yet counted.
         let len = p.update.len();
-        q.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        q.tx.send(p).map_err(|e| {
-            q.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            e.0
-        })
+        q.try_send(p, len)
     }
 }
 
@@ -160,31 +135,13 @@ impl Batch {
     }
 }
 
-/// A partition's queue as its producer task reads it: every update taken out of it gives its
-/// bytes back to [`Durable::enqueue`]'s bound.
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<Produce>,
-    queued_bytes: Arc<AtomicUsize>,
-}
-
-impl Inbox {
-    fn taken(&self, p: Produce) -> Produce {
-        self.queued_bytes.fetch_sub(p.update.len(), Ordering::AcqRel);
-        p
-    }
-
-    async fn recv(&mut self) -> Option<Produce> {
-        let p = self.rx.recv().await?;
-        Some(self.taken(p))
-    }
-
-    fn try_recv(&mut self) -> Option<Produce> {
-        let p = self.rx.try_recv().ok()?;
-        Some(self.taken(p))
-    }
-}
-
-async fn produce_loop(mut ctx: NodeCtx, kafka: KafkaCluster, tp: TopicPartition, mut rx: Inbox, linger_ms: u64) {
+async fn produce_loop(
+    mut ctx: NodeCtx,
+    kafka: KafkaCluster,
+    tp: TopicPartition,
+    mut rx: ByteReceiver<Produce>,
+    linger_ms: u64,
+) {
     let client = kafka.client(&mut ctx);
     let mut rng = ctx.rng.clone();
     let mut pid_rng = ChaCha8Rng::from_rng(&mut ctx.rng).expect("chacha never fails");
@@ -233,27 +190,6 @@ async fn report(p: &Produce, r: Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_queue_is_bounded_in_bytes_and_gives_them_back_when_taken() {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
-        let durable = Durable { queues: vec![Queue { tx, queued_bytes: queued_bytes.clone() }], capacity_bytes: 10 };
-        let mut inbox = Inbox { rx, queued_bytes };
-        let (reply, _replies) = mpsc::channel(1);
-        let doc = DocId::parse("acme/plan").unwrap();
-        let update =
-            |seq: u64, len: usize| Produce { doc: doc.clone(), seq, update: vec![0; len], reply: reply.clone() };
-        assert!(durable.enqueue(update(0, 6)).is_ok());
-        assert_eq!(durable.enqueue(update(1, 6)).map_err(|p| p.seq), Err(1), "16 bytes over a bound of 10");
-        assert!(durable.enqueue(update(2, 4)).is_ok(), "10 bytes fit exactly");
-        assert_eq!(inbox.try_recv().map(|p| p.seq), Some(0));
-        assert!(durable.enqueue(update(3, 6)).is_ok(), "the taken update's bytes are free again");
-        assert_eq!(inbox.try_recv().map(|p| p.seq), Some(2));
-        assert_eq!(inbox.try_recv().map(|p| p.seq), Some(3));
-        assert!(durable.enqueue(update(4, 64)).is_ok(), "an update over the whole bound goes into an empty queue");
-        assert!(durable.enqueue(update(5, 1)).is_err());
-    }
 
     #[test]
     fn one_document_one_partition() {

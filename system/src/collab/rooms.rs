@@ -39,6 +39,7 @@ use super::observe::{AckSent, RoomClosed, RoomOpened, SessionClosed, UpdateAppli
 use super::protocol::Frame;
 use super::room::{Action, CloseReason, Room, SessionId};
 use super::{CollabConfig, HTTP_PORT};
+use crate::byte_queue::ByteSender;
 use crate::doc_update::{DocId, DocUpdate, TOPIC};
 use crate::http;
 use crate::kafka::client::{FetchError, GroupMember};
@@ -57,7 +58,7 @@ pub enum Out {
 
 /// What a room hears.
 pub enum RoomMsg {
-    Join { session: SessionId, wants_acks: bool, writable: bool, out: mpsc::Sender<Out> },
+    Join { session: SessionId, wants_acks: bool, writable: bool, out: ByteSender<Out> },
     Frame { session: SessionId, frame: Frame, raw: Vec<u8> },
     SetWritable { session: SessionId, writable: bool },
     Leave { session: SessionId },
@@ -142,7 +143,7 @@ impl Rooms {
 
 /// A session as its room's shell knows it.
 struct Member {
-    out: mpsc::Sender<Out>,
+    out: ByteSender<Out>,
 }
 
 async fn room_task(
@@ -169,7 +170,7 @@ async fn room_task(
         rx.close();
         while let Some(msg) = rx.recv().await {
             if let RoomMsg::Join { out, .. } = msg {
-                let _ = out.try_send(Out::Close(CloseReason::LoadFailed));
+                let _ = out.try_send(Out::Close(CloseReason::LoadFailed), 0);
             }
         }
         return;
@@ -365,14 +366,15 @@ impl Shell {
             match a {
                 Action::Send { session, frame } => {
                     let Some(m) = self.members.get(&session) else { continue };
-                    if let Err(mpsc::error::TrySendError::Full(_)) = m.out.try_send(Out::Frame(frame)) {
+                    let len = frame.len();
+                    if m.out.try_send(Out::Frame(frame), len).is_err() && !m.out.is_closed() {
                         self.ctx.sometimes("collab.slow_reader_closed");
                         queue.extend(self.room.close(session, CloseReason::SlowReader));
                     }
                 }
                 Action::Close { session, reason } => {
                     if let Some(m) = self.members.remove(&session) {
-                        let _ = m.out.try_send(Out::Close(reason));
+                        let _ = m.out.try_send(Out::Close(reason), 0);
                     }
                     self.ctx.observe(&SessionClosed {
                         doc: self.doc.to_string(),

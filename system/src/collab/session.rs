@@ -33,11 +33,19 @@ use super::observe::{SessionAdmitted, SessionClosed, SessionRefused};
 use super::protocol;
 use super::room::{CloseReason, SessionId};
 use super::rooms::{Out, RoomMsg, Rooms};
+use crate::byte_queue::{byte_queue, ByteReceiver};
 use crate::doc_update::DocId;
 use crate::http;
 
-/// Outgoing frames a session may have queued before it counts as a slow reader.
-const OUTBOX: usize = 512;
+/// Bytes of outgoing frames a session may have queued before it counts as a slow reader
+/// (a frame larger than that still goes, alone): a whole largest frame's worth. Counted in
+/// bytes, as a socket's send buffer is, so a burst of keystrokes (50 editors with 32 each in
+/// flight is 78,400 frames of some 30 bytes for each session) is not taken for a stalled reader,
+/// as a bound of 512 frames took it.
+const OUTBOX_BYTES: usize = protocol::MAX_FRAME_BYTES;
+/// Most queued frames written before one flush: a fan-out of many small frames goes out in
+/// one write instead of a system call each, and a flood still yields to the other work.
+const FRAMES_PER_FLUSH: usize = 64;
 /// The longest the handshake (head, admission, upgrade) may take.
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// The longest one frame write may take.
@@ -137,7 +145,7 @@ async fn run_session(
     access: Access,
     mut ws: Ws,
 ) -> &'static str {
-    let (out_tx, mut out_rx) = mpsc::channel(OUTBOX);
+    let (out_tx, mut out_rx) = byte_queue(OUTBOX_BYTES);
     let writable = access.perm == Perm::Write;
     let join = RoomMsg::Join { session, wants_acks: target.wants_acks, writable, out: out_tx };
     let Some(room) = node.rooms.join(&target.doc, join).await else {
@@ -162,7 +170,7 @@ async fn pump(
     writable: bool,
     room: &mpsc::Sender<RoomMsg>,
     ws: &mut Ws,
-    out_rx: &mut mpsc::Receiver<Out>,
+    out_rx: &mut ByteReceiver<Out>,
     check_rx: &mut mpsc::Receiver<(u64, Result<Perm, Denied>)>,
 ) -> &'static str {
     let write_timeout = Duration::from_millis(WRITE_TIMEOUT_MS);
@@ -177,16 +185,29 @@ async fn pump(
             biased;
             out = out_rx.recv() => match out {
                 Some(Out::Frame(bytes)) => {
-                    let sent = tokio::time::timeout(write_timeout, ws.send(Message::Binary(bytes.into()))).await;
-                    if !matches!(sent, Ok(Ok(()))) {
+                    let mut then_close = None;
+                    let write = async {
+                        ws.feed(Message::Binary(bytes.into())).await?;
+                        for _ in 1..FRAMES_PER_FLUSH {
+                            match out_rx.try_recv() {
+                                Some(Out::Frame(more)) => ws.feed(Message::Binary(more.into())).await?,
+                                Some(Out::Close(reason)) => {
+                                    then_close = Some(reason);
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                        ws.flush().await
+                    };
+                    if !matches!(tokio::time::timeout(write_timeout, write).await, Ok(Ok(()))) {
                         return "write_failed";
                     }
+                    if let Some(reason) = then_close {
+                        return close_for(ws, reason).await;
+                    }
                 }
-                Some(Out::Close(reason)) => {
-                    let code = if reason == CloseReason::ReadOnlyWrite { CloseCode::Policy } else { CloseCode::Again };
-                    close(ws, code, &format!("{reason:?}")).await;
-                    return close_reason_name(reason);
-                }
+                Some(Out::Close(reason)) => return close_for(ws, reason).await,
                 None => {
                     close(ws, CloseCode::Again, "room closed").await;
                     return "room_gone";
@@ -313,6 +334,13 @@ fn close_reason_name(r: CloseReason) -> &'static str {
         CloseReason::LoadFailed => "load_failed",
         CloseReason::Idle => "idle",
     }
+}
+
+/// Closes for a reason of the room's.
+async fn close_for(ws: &mut Ws, reason: CloseReason) -> &'static str {
+    let code = if reason == CloseReason::ReadOnlyWrite { CloseCode::Policy } else { CloseCode::Again };
+    close(ws, code, &format!("{reason:?}")).await;
+    close_reason_name(reason)
 }
 
 async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
