@@ -84,8 +84,8 @@ enum Command {
         /// Open loop: updates per second per client.
         #[arg(long, default_value_t = 10.0)]
         rate: f64,
-        /// Closed loop: updates in flight per client.
-        #[arg(long, default_value_t = 4)]
+        /// Closed loop: updates in flight per client (enough to keep either server busy).
+        #[arg(long, default_value_t = 32)]
         window: u32,
         /// Seconds of load per run.
         #[arg(long, default_value_t = 10)]

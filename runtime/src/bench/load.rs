@@ -79,6 +79,8 @@ struct Shared {
     delivered: Vec<Vec<AtomicU32>>,
     /// Per sender, how many of its updates the server acknowledged as durable.
     acked: Vec<AtomicU32>,
+    /// When readers stop waiting for what is missing (ns since t0; set once the senders are done).
+    give_up_ns: AtomicU64,
     /// Wakes a closed-loop sender when one of its updates reached everyone or was acknowledged.
     progress: Vec<Notify>,
     client_ids: Vec<u64>,
@@ -195,6 +197,8 @@ struct ClientEnd {
     latency: Histogram<u64>,
     ack_latency: Histogram<u64>,
     deliveries: u64,
+    /// When the last delivery arrived (ns since t0).
+    last_delivery_ns: u64,
     misordered: u64,
     /// The server's close frame, if it closed the connection.
     closed: Option<String>,
@@ -221,6 +225,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
         sent_ns: (0..n).map(|_| (0..per_sender).map(|_| AtomicU64::new(0)).collect()).collect(),
         delivered: (0..n).map(|_| (0..per_sender).map(|_| AtomicU32::new(0)).collect()).collect(),
         acked: (0..n).map(|_| AtomicU32::new(0)).collect(),
+        give_up_ns: AtomicU64::new(u64::MAX),
         progress: (0..n).map(|_| Notify::new()).collect(),
         client_ids: client_ids.clone(),
     });
@@ -259,6 +264,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                 latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
                 ack_latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
                 deliveries: 0,
+                last_delivery_ns: 0,
                 misordered: 0,
                 closed: None,
             };
@@ -270,6 +276,9 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                 if end.deliveries >= expected.load(Ordering::Acquire)
                     && (!acks || shared.acked[j].load(Ordering::Acquire) >= own_sent[j].load(Ordering::Acquire))
                 {
+                    break;
+                }
+                if shared.t0.elapsed().as_nanos() as u64 > shared.give_up_ns.load(Ordering::Acquire) {
                     break;
                 }
                 // Wake now and then to see whether the senders have finished and set the count.
@@ -310,6 +319,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                         let sent = shared.sent_ns[sender][seq as usize].load(Ordering::Acquire);
                         end.latency.saturating_record(now.saturating_sub(sent) / 1_000);
                         end.deliveries += 1;
+                        end.last_delivery_ns = now;
                         let got = shared.delivered[sender][seq as usize].fetch_add(1, Ordering::AcqRel) + 1;
                         if got as usize == n - 1 {
                             shared.progress[sender].notify_one();
@@ -384,6 +394,10 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
     let sent: Vec<u32> = sent_counts.iter().map(|c| c.load(Ordering::Acquire)).collect();
     let total_sent: u64 = sent.iter().map(|&c| u64::from(c)).sum();
     let last_send = Instant::now();
+    // An overloaded server delivers long after the last send: it gets three times the run's
+    // length (at least 20 s) to catch up before the run is void.
+    let drain = (load.duration * 3).max(Duration::from_secs(20));
+    shared.give_up_ns.store((last_send + drain - shared.t0).as_nanos() as u64, Ordering::Release);
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let mut ack_latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let mut deliveries = 0u64;
@@ -394,14 +408,18 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
     }
     for (j, (reader, writer, _, _)) in tasks.into_iter().enumerate() {
         let want = total_sent - u64::from(sent[j]);
-        // A reader that already has everything stopped at the count; others get until the
-        // drain deadline.
-        let drained = last_send + Duration::from_secs(20);
+        // A reader that already has everything stopped at the count; others stop at the drain
+        // deadline with what they have (this bound is for a reader that hangs).
+        let drained = last_send + drain + Duration::from_secs(5);
         match tokio::time::timeout_at(drained, reader).await {
             Ok(Ok(Ok(end))) => {
                 let closed = end.closed.as_ref().map(|c| format!(" (the server closed it: {c})")).unwrap_or_default();
                 if end.deliveries != want && void.is_none() {
-                    void = Some(format!("client {j} received {} of {want} updates{closed}", end.deliveries));
+                    void = Some(format!(
+                        "client {j} received {} of {want} updates within {} s of the last send{closed}",
+                        end.deliveries,
+                        drain.as_secs()
+                    ));
                 }
                 let acked = shared.acked[j].load(Ordering::Acquire);
                 if load.acks && acked < sent[j] && void.is_none() {
@@ -411,11 +429,19 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
             }
             Ok(Ok(Err(e))) => void = void.or(Some(format!("client {j}: {e:#}"))),
             Ok(Err(e)) => void = void.or(Some(format!("client {j}: {e}"))),
-            Err(_) => void = void.or(Some(format!("client {j} still missing updates 20 s after the last send"))),
+            Err(_) => {
+                void = void.or(Some(format!(
+                    "client {j} hung {} s after the last send",
+                    drained.duration_since(last_send).as_secs()
+                )))
+            }
         }
         writer.abort();
     }
-    let elapsed = last_send.max(shared.t0) - shared.t0;
+    // Deliveries per second over the time they took: until the last one arrived, which for an
+    // overloaded server is long after the last send.
+    let last_delivery = ends.iter().map(|(_, e)| e.last_delivery_ns).max().unwrap_or(0);
+    let elapsed = (last_send.max(shared.t0) - shared.t0).max(Duration::from_nanos(last_delivery));
     for (j, end) in &ends {
         deliveries += end.deliveries;
         latency.add(&end.latency).expect("same bounds");

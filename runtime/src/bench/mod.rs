@@ -234,25 +234,28 @@ fn median_row(mut runs: Vec<Row>) -> Row {
 }
 
 /// One line per configuration: ours against the Node server, and whether the target holds.
+/// A void run of ours is VOID; a void run of the Node server (it did not deliver everything in
+/// time) still gives ratios, over what it delivered, marked `*`: ours did better than it.
 fn print_summary(summary: &[(usize, Mode, usize, Vec<Row>)]) {
     println!();
     println!("## Summary: ours / Node (target: throughput >= 3x, p99 <= 0.5x)");
     println!(
-        "| {:>5} | {:<28} | {:>4} | {:>15} | {:>11} | {:>15} | {:>11} | {:<7} |",
+        "| {:>5} | {:<28} | {:>4} | {:>12} | {:>12} | {:>12} | {:>12} | {:<7} |",
         "cores", "load", "N", "direct thr", "direct p99", "balancer thr", "balancer p99", "target"
     );
     println!("|{}", "---|".repeat(8));
+    let mut node_void = false;
     for (cores, mode, n, rows) in summary {
         let Some(node) = rows.iter().find(|r| r.target == Target::Node) else { continue };
+        let mark = if node.void.is_some() { "*" } else { "" };
+        node_void |= node.void.is_some();
         let ratio = |t: Target| {
-            rows.iter().find(|r| r.target == t).map(|r| {
-                let thr = r.throughput / node.throughput.max(1e-9);
-                let p99 = r.p99 / node.p99.max(1e-9);
-                (thr, p99, r.void.is_none() && node.void.is_none())
-            })
+            let r = rows.iter().find(|r| r.target == t)?;
+            let valid = r.void.is_none() && node.throughput > 0.0 && node.p99 > 0.0;
+            Some((r.throughput / node.throughput.max(1e-9), r.p99 / node.p99.max(1e-9), valid))
         };
         let (Some(d), Some(b)) = (ratio(Target::OursDirect), ratio(Target::OursBalancer)) else { continue };
-        let cell = |x: f64, valid: bool| if valid { format!("{x:.2}x") } else { "VOID".to_string() };
+        let cell = |x: f64, valid: bool| if valid { format!("{}{mark}", ratio_text(x)) } else { "VOID".to_string() };
         let met = |r: (f64, f64, bool)| r.2 && r.0 >= 3.0 && r.1 <= 0.5;
         let target = match (met(d), met(b)) {
             (true, true) => "met",
@@ -261,7 +264,7 @@ fn print_summary(summary: &[(usize, Mode, usize, Vec<Row>)]) {
             (false, false) => "NOT met",
         };
         println!(
-            "| {:>5} | {:<28} | {:>4} | {:>15} | {:>11} | {:>15} | {:>11} | {:<7} |",
+            "| {:>5} | {:<28} | {:>4} | {:>12} | {:>12} | {:>12} | {:>12} | {:<7} |",
             cores,
             short_mode(*mode),
             n,
@@ -271,6 +274,21 @@ fn print_summary(summary: &[(usize, Mode, usize, Vec<Row>)]) {
             cell(b.1, b.2),
             target
         );
+    }
+    if node_void {
+        println!(
+            "* the Node server's run was void (not every update delivered in time): ratios over what it delivered"
+        );
+    }
+}
+
+/// A ratio to two decimals, or to three significant digits below 0.1 (a p99 a thousandth of
+/// the Node server's is not 0.00x).
+fn ratio_text(x: f64) -> String {
+    if x.is_finite() && x > 0.0 && x < 0.1 {
+        format!("{:.*}x", (2 - x.log10().floor() as i32) as usize, x)
+    } else {
+        format!("{x:.2}x")
     }
 }
 
@@ -316,11 +334,11 @@ fn print_table(cores: usize, mode: Mode, n: usize, opts: &Options, rows: &[Row])
     let node = rows.iter().find(|r| r.target == Target::Node);
     for r in rows {
         let (thr, p99) = match node {
-            Some(nd) => (r.throughput / nd.throughput.max(1e-9), r.p99 / nd.p99.max(1e-9)),
-            None => (f64::NAN, f64::NAN),
+            Some(nd) if nd.throughput > 0.0 && nd.p99 > 0.0 => (r.throughput / nd.throughput, r.p99 / nd.p99),
+            _ => (f64::NAN, f64::NAN),
         };
         println!(
-            "| {:<24} | {:>10.0} | {:>8.2} | {:>8.2} | {:>8.2} | {:>14} | {:>6.0} | {:>7.1} | {:>8.2}x | {:>7.2}x | {:<5} |",
+            "| {:<24} | {:>10.0} | {:>8.2} | {:>8.2} | {:>8.2} | {:>14} | {:>6.0} | {:>7.1} | {:>9} | {:>8} | {:<5} |",
             r.target.label(),
             r.throughput,
             r.p50,
@@ -329,8 +347,8 @@ fn print_table(cores: usize, mode: Mode, n: usize, opts: &Options, rows: &[Row])
             r.ack.map_or_else(|| "-".to_string(), |(p50, p99)| format!("{p50:.2}/{p99:.2}")),
             r.cpu,
             r.rss_mib,
-            thr,
-            p99,
+            ratio_text(thr),
+            ratio_text(p99),
             if r.void.is_none() { "yes" } else { "VOID" }
         );
     }
@@ -388,4 +406,18 @@ async fn start_node(dir: &std::path::Path, port: u16) -> anyhow::Result<tokio::p
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("the Node server did not listen on port {port} in 10 s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_keep_their_digits() {
+        assert_eq!(ratio_text(4.081), "4.08x");
+        assert_eq!(ratio_text(0.5), "0.50x");
+        assert_eq!(ratio_text(0.0026), "0.00260x");
+        assert_eq!(ratio_text(0.05), "0.0500x");
+        assert_eq!(ratio_text(f64::NAN), "NaNx");
+    }
 }
