@@ -248,7 +248,7 @@ struct Shaper {
     me: String,
     /// Arrived chunks with the time each may be read.
     held: VecDeque<(Instant, Vec<u8>)>,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    timer: Option<Pin<Box<crate::timer::Sleep>>>,
     eof: bool,
 }
 
@@ -304,7 +304,7 @@ impl Shaper {
         };
         if *due > Instant::now() {
             let due = *due;
-            let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            let timer = self.timer.get_or_insert_with(|| Box::pin(crate::timer::sleep_until(due)));
             if timer.deadline() != due {
                 timer.as_mut().reset(due);
             }

@@ -50,7 +50,7 @@ impl Up {
             }
             panic!("stack up ended before its ready line");
         };
-        tokio::time::timeout(READY_WITHIN, ready).await.expect("stack up never printed its ready line");
+        sim::timer::timeout(READY_WITHIN, ready).await.expect("stack up never printed its ready line");
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Up { child }

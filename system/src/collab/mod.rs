@@ -113,7 +113,7 @@ pub async fn run(mut ctx: NodeCtx, config: CollabConfig) {
             Ok(l) => break l,
             Err(e) => {
                 tracing::error!(error = %e, "cannot listen");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                sim::timer::sleep(Duration::from_millis(500)).await;
             }
         }
     };
@@ -130,7 +130,7 @@ pub async fn run(mut ctx: NodeCtx, config: CollabConfig) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                sim::timer::sleep(Duration::from_millis(100)).await;
             }
         }
     }
