@@ -44,8 +44,8 @@ pub use relayed::{interval, sleep, sleep_until, Interval, Sleep};
 mod plain {
     use std::time::Duration;
 
-    pub use tokio::time::{Interval, Sleep};
     use tokio::time::Instant;
+    pub use tokio::time::{Interval, Sleep};
 
     pub fn sleep(duration: Duration) -> Sleep {
         tokio::time::sleep(duration)

@@ -258,7 +258,7 @@ impl Editor {
     }
 
     fn own_clock(&self) -> u32 {
-        self.core.sv().get(&self.core.client_id()).copied().unwrap_or(0)
+        self.core.own_clock()
     }
 
     fn record_final(&mut self, ctx: &NodeCtx, room: Option<DocState>) {
