@@ -14,7 +14,6 @@
 use super::acked::{ClockRange, RangeSet};
 use super::ydoc::{self, Sv, YError};
 use system::collab::protocol::{self, Frame, ProtocolError};
-use yrs::block::ClientID;
 use yrs::{Doc, ReadTxn, TextRef, Transact};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +88,9 @@ impl EditorCore {
 
     /// The next clock of our own insertions (how many we made).
     pub fn own_clock(&self) -> u32 {
-        self.doc.transact().state_vector().get(&ClientID::new(self.client_id))
+        // The document's own client is ours (`new_doc(client_id)`): its clock, without building
+        // the whole state vector.
+        self.doc.transact().store().get_local_state()
     }
 
     /// Our own insertions the server has not acknowledged yet.
