@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 scenarios="${1:-steady,kill-az}"
 seeds="${2:-0..3}"
 turmoil_seeds="${3:-0..1}"
-out=target/bench-sim
+out="$PWD/target/bench-sim"
 mkdir -p "$out"
 
 echo "== turmoil: $scenarios, seeds $turmoil_seeds"

@@ -5,7 +5,8 @@
 //! Usage: `cargo bench -p scenarios --bench turmoil_engine -- [SCENARIOS] [SEEDS] [--json FILE]`
 //! (defaults: smoke, 20 seeds). SCENARIOS is one name or several separated by commas; SEEDS is
 //! a count from seed 0 or a range `A..B`; `--json FILE` also writes the figures as JSON, for
-//! `cargo chaos bench --against FILE`.
+//! `cargo chaos bench --against FILE` (cargo runs benches in the package's folder: a relative
+//! FILE is taken from `scenarios/`).
 
 use std::ops::Range;
 
@@ -28,6 +29,12 @@ fn main() {
         None => 0..20,
         Some(s) => parse_seeds(s).unwrap_or_else(|| fail(&format!("bad seeds `{s}`: expected a count or A..B"))),
     };
+    if let Some(path) = &json {
+        // Before the runs, which take minutes: a file that cannot be written fails now.
+        if let Err(e) = std::fs::write(path, "[]\n") {
+            fail(&format!("writing {path}: {e}"));
+        }
+    }
     let mut rows = Vec::new();
     for name in names.split(',').map(str::trim) {
         let Some(scenario) = scenarios::find(name) else { fail(&format!("unknown scenario `{name}`")) };

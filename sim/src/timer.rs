@@ -180,3 +180,94 @@ mod relayed {
         }
     }
 }
+
+/// The relayed sleeps in simulated time (`cargo madsim-test -p sim --lib timer`), where the
+/// instants are exact to the millisecond (madsim adds some microseconds per step).
+#[cfg(all(test, madsim))]
+mod tests {
+    use std::future::{poll_fn, Future};
+    use std::pin::{pin, Pin};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+
+    /// Counts the polls of the future it wraps: each is a wake-up of the task.
+    struct Polls<F> {
+        inner: Pin<Box<F>>,
+        count: Arc<AtomicUsize>,
+    }
+
+    impl<F: Future> Future for Polls<F> {
+        type Output = F::Output;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            self.inner.as_mut().poll(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sleep_polled_on_every_turn_of_a_loop_ends_at_its_deadline() {
+        let start = Instant::now();
+        let mut long = pin!(sleep(Duration::from_millis(500)));
+        let mut turns = 0;
+        loop {
+            tokio::select! {
+                _ = &mut long => break,
+                _ = sleep(Duration::from_millis(10)) => turns += 1,
+            }
+        }
+        assert_eq!(turns, 49);
+        assert_eq!(start.elapsed().as_millis(), 500);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_sleep_wakes_no_one() {
+        let mut short = sleep(Duration::from_millis(10));
+        // Registered with this task's waker, then dropped before its deadline.
+        poll_fn(|cx| {
+            assert!(Pin::new(&mut short).poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        drop(short);
+        let count = Arc::new(AtomicUsize::new(0));
+        Polls { inner: Box::pin(sleep(Duration::from_millis(100))), count: count.clone() }.await;
+        // The first poll and the one at 100 ms: nothing at 10 ms.
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn reset_moves_the_deadline_either_way() {
+        let start = Instant::now();
+        let mut s = pin!(sleep(Duration::from_millis(100)));
+        poll_fn(|cx| {
+            assert!(s.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        s.as_mut().reset(start + Duration::from_millis(40));
+        s.as_mut().await;
+        assert_eq!(start.elapsed().as_millis(), 40);
+        let mut s = pin!(sleep(Duration::from_millis(10)));
+        s.as_mut().reset(start + Duration::from_millis(200));
+        s.await;
+        assert_eq!(start.elapsed().as_millis(), 200);
+    }
+
+    #[tokio::test]
+    async fn timeout_and_interval() {
+        let start = Instant::now();
+        assert_eq!(timeout(Duration::from_millis(50), sleep(Duration::from_millis(20))).await, Ok(()));
+        assert_eq!(timeout(Duration::from_millis(50), sleep(Duration::from_millis(90))).await, Err(Elapsed));
+        assert_eq!(start.elapsed().as_millis(), 70);
+        let mut every = interval(Duration::from_millis(30));
+        let first = every.tick().await;
+        let second = every.tick().await;
+        assert_eq!((second - first).as_millis(), 30);
+    }
+}
