@@ -22,15 +22,11 @@ pub struct Elapsed;
 /// future is polled first, as tokio's `timeout` does). The deadline is taken now, when the
 /// call is made, not when the result is first polled.
 pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> impl Future<Output = Result<F::Output, Elapsed>> {
-    let future = future.into_future();
-    let sleep = sleep(duration);
-    async move {
-        tokio::select! {
-            biased;
-            out = future => Ok(out),
-            _ = sleep => Err(Elapsed),
-        }
-    }
+    #[cfg(not(madsim))]
+    let timed = plain::timeout(duration, future);
+    #[cfg(madsim)]
+    let timed = relayed::timeout(duration, future);
+    timed
 }
 
 #[cfg(not(madsim))]
@@ -42,6 +38,7 @@ pub use relayed::{interval, sleep, sleep_until, Interval, Sleep};
 #[cfg(not(madsim))]
 #[allow(clippy::disallowed_methods, reason = "tokio's timers, behind the ones node code uses")]
 mod plain {
+    use std::future::{Future, IntoFuture};
     use std::time::Duration;
 
     use tokio::time::Instant;
@@ -58,18 +55,41 @@ mod plain {
     pub fn interval(period: Duration) -> Interval {
         tokio::time::interval(period)
     }
+
+    pub fn timeout<F: IntoFuture>(
+        duration: Duration,
+        future: F,
+    ) -> impl Future<Output = Result<F::Output, super::Elapsed>> {
+        let timed = tokio::time::timeout(duration, future);
+        async move { timed.await.map_err(|_| super::Elapsed) }
+    }
 }
 
 #[cfg(madsim)]
 #[allow(clippy::disallowed_methods, reason = "madsim's timers, wrapped")]
 mod relayed {
-    use std::future::{poll_fn, Future};
+    use std::future::{poll_fn, Future, IntoFuture};
     use std::pin::Pin;
     use std::sync::{Arc, Mutex, Weak};
     use std::task::{Context, Poll, Wake, Waker};
     use std::time::Duration;
 
     use tokio::time::Instant;
+
+    pub fn timeout<F: IntoFuture>(
+        duration: Duration,
+        future: F,
+    ) -> impl Future<Output = Result<F::Output, super::Elapsed>> {
+        let future = future.into_future();
+        let sleep = sleep(duration);
+        async move {
+            tokio::select! {
+                biased;
+                out = future => Ok(out),
+                _ = sleep => Err(super::Elapsed),
+            }
+        }
+    }
 
     /// Waits until `duration` has elapsed.
     pub fn sleep(duration: Duration) -> Sleep {
