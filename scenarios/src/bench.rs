@@ -177,12 +177,12 @@ pub fn table(rows: &[Figures]) -> String {
         let rss = f.peak_rss_mib.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"));
         let _ = writeln!(
             out,
-            "| {} | {} | {} ({}) | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} |",
+            "| {} | {} | {} ({}) | {} | {:.3} | {:.3} | {:.0} | {:.0} | {} | {} |",
             f.scenario,
             f.engine,
             f.runs,
             f.failed,
-            rate,
+            figure(rate),
             rate / TARGET_SIM_RATE,
             rate / FLOOR_SIM_RATE,
             f.events_rate(),
@@ -192,6 +192,16 @@ pub fn table(rows: &[Figures]) -> String {
         );
     }
     out
+}
+
+/// A rate with the digits that matter: turmoil runs the stack at one or two simulated seconds
+/// per wall second.
+fn figure(x: f64) -> String {
+    if x < 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
 }
 
 #[cfg(test)]
@@ -219,8 +229,10 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 4);
         // 300 simulated s per wall s: 0.30 of the target, 1.00 of the floor, 3x turmoil's 100.
-        assert_eq!(lines[2], "| steady | madsim | 2 (0) | 300 | 0.30 | 1.00 | 250 | 1800 | 100 MiB | 3.00 |");
-        assert_eq!(lines[3], "| steady | turmoil | 2 (0) | 100 | 0.10 | 0.33 | 83 | 600 | 100 MiB |  |");
+        assert_eq!(lines[2], "| steady | madsim | 2 (0) | 300 | 0.300 | 1.000 | 250 | 1800 | 100 MiB | 3.00 |");
+        assert_eq!(lines[3], "| steady | turmoil | 2 (0) | 100 | 0.100 | 0.333 | 83 | 600 | 100 MiB |  |");
+        let slow = table(&[figures("kill-az", "turmoil", 680.0, 400.0)]);
+        assert!(slow.contains("| kill-az | turmoil | 2 (0) | 1.7 | 0.002 | 0.006 |"), "{slow}");
     }
 
     #[test]
