@@ -105,15 +105,25 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Benchmark a scenario over seeds, one run at a time: simulated seconds per wall second,
-    /// events per wall second, peak RSS and the p50/p99 of the scenario's metrics.
+    /// Benchmark scenarios over seeds, one run at a time: simulated seconds per wall second,
+    /// events per wall second, seeds per hour, peak RSS and the p50/p99 of the scenario's
+    /// metrics, then a markdown table of them all.
     Bench {
+        /// A scenario, several separated by commas (`steady,kill-az`), or `all`.
         #[arg(long)]
         scenario: String,
         #[arg(long, default_value = "0..100")]
         seeds: String,
         #[arg(long)]
         config: Option<String>,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Figures of the other engine, as JSON (`cargo bench -p scenarios --bench turmoil_engine
+        /// -- SCENARIOS SEEDS --json FILE`): their rows join the table, with madsim's speed
+        /// over turmoil's.
+        #[arg(long)]
+        against: Option<PathBuf>,
     },
     /// Run each seed twice in fresh runtimes and compare trace hashes.
     CheckDeterminism {

@@ -78,13 +78,27 @@ pub fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             });
             shrink(req, kind, max_runs, &out)
         }
-        Command::Bench { scenario, seeds, config } => {
-            let scenarios = scenario_set(&scenario, config.as_deref())?;
+        Command::Bench { scenario, seeds, config, json, against } => {
+            let scenarios = scenario_list(&scenario, config.as_deref())?;
             let range = parse_range(&seeds).map_err(usage)?;
+            let mut others = match &against {
+                Some(path) => read_figures(path)?,
+                None => Vec::new(),
+            };
+            let mut rows = Vec::new();
             for s in scenarios {
                 let figures = scenarios::bench::measure(s, range.clone(), config.as_deref())?;
                 print!("{}", figures.render());
+                rows.push(figures);
             }
+            if let Some(path) = &json {
+                let all: Vec<serde_json::Value> = rows.iter().map(|f| f.to_json()).collect();
+                std::fs::write(path, serde_json::to_string_pretty(&all).expect("figures serialize") + "\n")
+                    .map_err(|e| Failure::Other(anyhow::anyhow!("writing {}: {e}", path.display())))?;
+            }
+            rows.append(&mut others);
+            println!();
+            print!("{}", scenarios::bench::table(&rows));
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckDeterminism { scenario, seeds, config, jobs } => {
@@ -122,6 +136,26 @@ fn scenario_set(name: &str, config: Option<&str>) -> Result<Vec<&'static Scenari
         return Ok(scenarios::all().to_vec());
     }
     Ok(vec![one_scenario(name, config)?])
+}
+
+/// `all`, one scenario, or several separated by commas.
+fn scenario_list(names: &str, config: Option<&str>) -> Result<Vec<&'static Scenario>, Failure> {
+    if names == "all" || !names.contains(',') {
+        return scenario_set(names, config);
+    }
+    if config.is_some() {
+        return Err(usage("--config needs one --scenario, not a list".into()));
+    }
+    names.split(',').map(|n| one_scenario(n.trim(), None)).collect()
+}
+
+/// Benchmark figures as `bench --json` (or the turmoil bench's `--json`) wrote them.
+fn read_figures(path: &std::path::Path) -> Result<Vec<scenarios::bench::Figures>, Failure> {
+    let bad = |e: String| usage(format!("--against {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let items = value.as_array().ok_or_else(|| bad("expected a JSON array of figures".into()))?;
+    items.iter().map(|v| scenarios::bench::Figures::from_json(v).map_err(|e| bad(e.to_string()))).collect()
 }
 
 fn report_options(slo: f64, seed: Option<u64>) -> Result<reports::report::Options, Failure> {

@@ -88,7 +88,7 @@ pub async fn send(data: &DataDir, request: &Request) -> Result<Reply, ControlErr
         reader.read_line(&mut answer).await.context("reading the reply")?;
         serde_json::from_str::<Reply>(&answer).context("decoding the reply")
     };
-    let reply = tokio::time::timeout(COMMAND_TIMEOUT, exchange)
+    let reply = sim::timer::timeout(COMMAND_TIMEOUT, exchange)
         .await
         .map_err(|_| anyhow::anyhow!("the supervisor did not answer within {COMMAND_TIMEOUT:?}"))??;
     match reply {

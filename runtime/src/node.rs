@@ -51,7 +51,7 @@ async fn orphaned(parent: u32) {
         if std::os::unix::process::parent_id() != parent {
             return;
         }
-        tokio::time::sleep(ORPHAN_CHECK).await;
+        sim::timer::sleep(ORPHAN_CHECK).await;
     }
 }
 

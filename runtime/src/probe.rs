@@ -27,7 +27,7 @@ pub async fn healthy(layout: &Layout, node: &NodeSpot) -> bool {
             },
         }
     };
-    tokio::time::timeout(PROBE_TIMEOUT, check).await.unwrap_or(false)
+    sim::timer::timeout(PROBE_TIMEOUT, check).await.unwrap_or(false)
 }
 
 /// `GET /health` answered with status 200.

@@ -43,7 +43,7 @@ impl StackChild {
             }
             bail!("stack up ended before it was ready")
         };
-        tokio::time::timeout(ready_within, ready)
+        sim::timer::timeout(ready_within, ready)
             .await
             .with_context(|| format!("stack up was not ready in {} s", ready_within.as_secs()))??;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -72,7 +72,7 @@ impl StackChild {
                 libc::kill(pid, libc::SIGTERM);
             }
         }
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+        sim::timer::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .context("stack up did not exit within 30 s of SIGTERM")?
             .context("waiting for stack up")

@@ -330,7 +330,7 @@ impl Supervisor {
                 );
                 next_note += WAITING_NOTE_EVERY;
             }
-            tokio::time::sleep(PROBE_EVERY).await;
+            sim::timer::sleep(PROBE_EVERY).await;
         }
         Ok(())
     }
@@ -353,7 +353,7 @@ impl Supervisor {
         }
         let deadline = Instant::now() + STOP_GRACE;
         while self.any_alive() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            sim::timer::sleep(Duration::from_millis(50)).await;
         }
         {
             let slots = self.slots.lock().expect("slots lock");
@@ -365,7 +365,7 @@ impl Supervisor {
             }
         }
         while self.any_alive() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            sim::timer::sleep(Duration::from_millis(20)).await;
         }
         self.publish_nodes();
         let _ = std::fs::remove_file(self.data.supervisor_file());
@@ -457,7 +457,7 @@ impl Supervisor {
             pid
         };
         while self.is_alive(name) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            sim::timer::sleep(Duration::from_millis(10)).await;
         }
         self.publish_nodes();
         Some(pid)
@@ -484,7 +484,7 @@ impl Supervisor {
                 let secs = started.elapsed().as_secs_f64();
                 return Reply::Done { message: format!("restarted {name} (pid {pid}), healthy in {secs:.1} s") };
             }
-            tokio::time::sleep(PROBE_EVERY).await;
+            sim::timer::sleep(PROBE_EVERY).await;
         }
         Reply::Error {
             message: format!("restarted {name} (pid {pid}) but it is not healthy after {RESTART_HEALTH_WAIT:?}"),

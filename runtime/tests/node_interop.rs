@@ -83,7 +83,7 @@ async fn stock_yjs_clients_and_the_rust_client_converge_through_the_stack() {
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(NODE_WITHIN, run).await.expect("node --test did not finish").expect("run node");
+    let out = sim::timer::timeout(NODE_WITHIN, run).await.expect("node --test did not finish").expect("run node");
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("{output}");
     assert!(out.status.success(), "node --test in interop/ failed ({}):\n{output}", out.status);

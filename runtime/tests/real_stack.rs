@@ -84,7 +84,7 @@ async fn retry_5xx(lb: SocketAddr, path: &str, body: &serde_json::Value) -> (u16
         if status < 500 {
             return (status, text);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim::timer::sleep(Duration::from_millis(500)).await;
     }
     panic!("{path} kept failing with 5xx");
 }
@@ -101,7 +101,7 @@ async fn open(lb: SocketAddr, token: &str) -> Ws {
             Ok((ws, _)) => return ws,
             Err(e) => eprintln!("collab connection refused ({e}); retrying"),
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim::timer::sleep(Duration::from_millis(500)).await;
     }
     panic!("no collaboration connection through {lb}");
 }
@@ -117,7 +117,7 @@ async fn sync(ws: &mut Ws, doc: &yrs::Doc) {
 /// Handles frames as a Yjs client does until `done` says so about one of them.
 async fn pump(ws: &mut Ws, doc: &yrs::Doc, mut done: impl FnMut(&Frame) -> bool) {
     loop {
-        let msg = tokio::time::timeout(REPLY_WITHIN, ws.next())
+        let msg = sim::timer::timeout(REPLY_WITHIN, ws.next())
             .await
             .expect("the server went silent")
             .expect("the connection ended")
@@ -172,7 +172,7 @@ async fn settled(lb: SocketAddr, token: &str, want: &str) -> String {
         if last == want {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        sim::timer::sleep(Duration::from_secs(1)).await;
     }
     last
 }

@@ -68,7 +68,7 @@ async fn produce(mut ctx: NodeCtx, kafka: KafkaCluster, count: u64) {
             })
             .await;
         ctx.observe(&ProduceAcked::delivered(kafka.prefix(), &tp, kafka.acks(), values, &d));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        sim::timer::sleep(Duration::from_millis(100)).await;
     }
 }
 

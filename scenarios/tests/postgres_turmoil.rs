@@ -81,7 +81,7 @@ async fn writes(mut ctx: NodeCtx, pg: PgCluster, until_ms: u64) {
         let write = Write::Put { table: Table::Users, key: format!("u{n}"), value: "x".into() };
         let txn = Txn { id: format!("{}-{n}", ctx.name), checks: vec![], writes: vec![write] };
         let _ = client.execute(&txn, Duration::from_secs(2)).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        sim::timer::sleep(Duration::from_millis(100)).await;
     }
 }
 

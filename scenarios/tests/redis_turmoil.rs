@@ -94,7 +94,7 @@ fn writer(plan: &mut Plan, name: &str, cluster: &RedisCluster) {
                     if let Ok((node, Reply::Ok)) = client.call(&cmd).await {
                         ctx.observe(&Acked { node });
                     }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    sim::timer::sleep(Duration::from_millis(50)).await;
                 }
             }
         }),

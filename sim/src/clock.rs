@@ -1,7 +1,8 @@
 //! The clock seam.
 //!
-//! Monotonic time is `tokio::time` (simulated under madsim and turmoil, real otherwise): timers,
-//! timeouts and `Instant`s in node code use it directly. Wall-clock timestamps (what a node would
+//! Monotonic time is `tokio::time` (simulated under madsim and turmoil, real otherwise): node
+//! code uses its `Instant`s directly, and its timers through [`crate::timer`] (sleeps that cost
+//! madsim one timer entry per deadline). Wall-clock timestamps (what a node would
 //! read from `SystemTime::now`: lease expiry stamps, token `exp`, log times) come from
 //! [`Clock::wall_ms`], which adds the node's skew so scenarios can skew or step one node's clock
 //! while simulated time itself runs on for everyone.

@@ -18,6 +18,7 @@ pub mod observation;
 pub mod plan;
 pub mod ratio;
 pub mod rng;
+pub mod timer;
 pub mod topology;
 pub mod trace;
 pub mod world;

@@ -263,8 +263,10 @@ struct Shaper {
     me: String,
     /// Arrived chunks with the time each may be read.
     held: VecDeque<(Instant, Vec<u8>)>,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    timer: Option<Pin<Box<crate::timer::Sleep>>>,
     eof: bool,
+    /// Allocated on the first read that goes through the shaper.
+    scratch: Vec<u8>,
 }
 
 impl Conn {
@@ -276,6 +278,7 @@ impl Conn {
             held: VecDeque::new(),
             timer: None,
             eof: false,
+            scratch: Vec::new(),
         });
         Conn { raw, shaper }
     }
@@ -284,16 +287,19 @@ impl Conn {
 impl Shaper {
     /// Takes everything the stream has now, stamping each chunk with its release time.
     fn drain(&mut self, raw: &mut RawConn, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0u8; 16 * 1024];
+        }
         while !self.eof {
-            let mut chunk = vec![0u8; 16 * 1024];
-            let mut rb = ReadBuf::new(&mut chunk);
+            // Read into the one scratch buffer and keep only what came: a fresh zeroed 16 KiB
+            // per read, held at full capacity while the chunk waits, cost more than the copy.
+            let mut rb = ReadBuf::new(&mut self.scratch);
             match Pin::new(&mut *raw).poll_read(cx, &mut rb) {
                 Poll::Pending => return Ok(()),
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Ready(Ok(())) if rb.filled().is_empty() => self.eof = true,
                 Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    chunk.truncate(n);
+                    let chunk = rb.filled().to_vec();
                     let arrived = Instant::now() + self.world.link_delay(&self.peer, &self.me);
                     let due = self.held.back().map_or(arrived, |(last, _)| arrived.max(*last));
                     self.held.push_back((due, chunk));
@@ -319,7 +325,7 @@ impl Shaper {
         };
         if *due > Instant::now() {
             let due = *due;
-            let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            let timer = self.timer.get_or_insert_with(|| Box::pin(crate::timer::sleep_until(due)));
             if timer.deadline() != due {
                 timer.as_mut().reset(due);
             }

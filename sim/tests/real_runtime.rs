@@ -28,7 +28,7 @@ async fn ping_until_echoed(from: &NodeCtx, to: &str) -> Option<u64> {
         if let Some(rtt) = ping(from, to).await {
             return Some(rtt);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        sim::timer::sleep(std::time::Duration::from_millis(20)).await;
     }
     None
 }

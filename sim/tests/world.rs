@@ -47,7 +47,7 @@ fn pinger_plan(log: PingLog, duration_ms: u64) -> Plan {
                     let rtt = ping(&ctx, "b").await;
                     ctx.trace("ping", serde_json::json!({ "rtt_ms": rtt }));
                     log.lock().unwrap().push((at, rtt));
-                    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(500)).await;
+                    sim::timer::sleep_until(tokio::time::Instant::now() + Duration::from_millis(500)).await;
                 }
             }
         }),
@@ -199,7 +199,7 @@ fn clock_skew_and_step_move_one_nodes_wall_clock() {
                 loop {
                     let skew = ctx.clock.wall_ms() as i64 - (sim::clock::SIM_EPOCH_UNIX_MS + ctx.clock.now_ms()) as i64;
                     s.lock().unwrap().push((ctx.clock.now_ms(), skew));
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    sim::timer::sleep(Duration::from_millis(500)).await;
                 }
             }
         }),
@@ -259,7 +259,7 @@ async fn read_log(ctx: &sim::NodeCtx, node: &str) -> Option<String> {
         conn.read_exact(&mut log).await.ok()?;
         Some(String::from_utf8_lossy(&log).into_owned())
     };
-    tokio::time::timeout(Duration::from_secs(1), attempt).await.ok()?
+    sim::timer::timeout(Duration::from_secs(1), attempt).await.ok()?
 }
 
 /// What the ending test's verifier read, and when it started.
@@ -297,7 +297,7 @@ fn ending_plan(lives: Arc<Mutex<Vec<(u64, u64)>>>) -> Plan {
                     ctx.observe(&VerifierRead { started_ms, log });
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                sim::timer::sleep(Duration::from_millis(100)).await;
             }
         }),
     );
@@ -460,7 +460,7 @@ fn injected_io_errors_fail_writes_and_fsyncs_until_healed() {
                 loop {
                     let ok = ctx.disk.append("log", b"x").is_ok() && ctx.disk.sync("log").await.is_ok();
                     s.lock().unwrap().push((ctx.clock.now_ms(), ok));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    sim::timer::sleep(Duration::from_millis(100)).await;
                 }
             }
         }),

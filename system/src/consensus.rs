@@ -169,7 +169,7 @@ impl Member {
         let mut pending = Pending::new();
         // One timer for the tick, reset when it fires: a fresh sleep per loop turn would leave
         // a cancelled timer in the simulator's queue for every message.
-        let ticker = tokio::time::sleep(tick);
+        let ticker = sim::timer::sleep(tick);
         tokio::pin!(ticker);
         loop {
             tokio::select! {
@@ -191,7 +191,7 @@ impl Member {
                     self.ctx.sometimes("consensus.rebuilt_after_io_error");
                     fail_all(&mut pending, ProposeError::Superseded);
                     self.publish_down();
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    sim::timer::sleep(Duration::from_millis(500)).await;
                     raft = self.recover().await;
                     self.term_mismatches = 0;
                 } else if self.damage_recorded && !raft.is_damaged() {
@@ -347,7 +347,7 @@ impl Member {
                 Err(e) => {
                     self.ctx.trace("consensus.recovery_failed", json!({ "error": e.to_string() }));
                     self.ctx.sometimes("consensus.recovery_failed");
-                    tokio::time::sleep(Duration::from_millis(1_000)).await;
+                    sim::timer::sleep(Duration::from_millis(1_000)).await;
                 }
             }
         }

@@ -284,7 +284,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                 // Wake now and then to see whether the senders have finished and set the count.
                 let msg = tokio::select! {
                     msg = stream.next() => msg,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    _ = sim::timer::sleep(Duration::from_millis(100)) => continue,
                 };
                 let Some(msg) = msg else { break };
                 let bytes = match msg? {
@@ -348,14 +348,14 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
             anyhow::Ok(end)
         });
         let sender = tokio::spawn(async move {
-            tokio::time::sleep_until(shared.t0).await;
+            sim::timer::sleep_until(shared.t0).await;
             let start = shared.t0;
             for (s, frame) in updates.iter().enumerate() {
                 match mode {
                     Mode::Open { rate } => {
                         let at = Duration::from_secs_f64((s as f64 + j as f64 / n as f64) / rate);
                         shared.sent_ns[j][s].store(at.as_nanos() as u64, Ordering::Release);
-                        tokio::time::sleep_until(start + at).await;
+                        sim::timer::sleep_until(start + at).await;
                     }
                     Mode::Closed { window } => {
                         if Instant::now() >= deadline {
@@ -370,7 +370,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                                 if delivered && acked {
                                     break;
                                 }
-                                if tokio::time::timeout(Duration::from_secs(10), notified).await.is_err() {
+                                if sim::timer::timeout(Duration::from_secs(10), notified).await.is_err() {
                                     return;
                                 }
                             }
@@ -386,7 +386,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
         });
         tasks.push((reader, writer, sender, total_expected));
     }
-    tokio::time::timeout(Duration::from_secs(30), synced.wait()).await.context("clients did not sync in 30 s")?;
+    sim::timer::timeout(Duration::from_secs(30), synced.wait()).await.context("clients did not sync in 30 s")?;
     // Wait for the senders, then tell each reader how many deliveries make it whole.
     for (_, _, sender, _) in &mut tasks {
         sender.await?;
@@ -507,7 +507,7 @@ async fn warm_up(load: &Load, client_id: u64) -> anyhow::Result<()> {
         }
         bail!("the connection ended during the warm-up")
     };
-    tokio::time::timeout(Duration::from_secs(20), settled).await.context("the warm-up did not settle in 20 s")??;
+    sim::timer::timeout(Duration::from_secs(20), settled).await.context("the warm-up did not settle in 20 s")??;
     let _ = sink.close().await;
     Ok(())
 }
@@ -530,7 +530,7 @@ async fn server_state(load: &Load) -> anyhow::Result<std::collections::BTreeMap<
         }
         bail!("the connection ended before sync step 2")
     };
-    let out = tokio::time::timeout(Duration::from_secs(20), exchange).await.context("no sync step 2 in 20 s")?;
+    let out = sim::timer::timeout(Duration::from_secs(20), exchange).await.context("no sync step 2 in 20 s")?;
     let _ = sink.close().await;
     out
 }

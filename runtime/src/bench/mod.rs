@@ -403,7 +403,7 @@ async fn start_node(dir: &std::path::Path, port: u16) -> anyhow::Result<tokio::p
             println!("bench: node y-websocket-server on 127.0.0.1:{port}");
             return Ok(child);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        sim::timer::sleep(Duration::from_millis(100)).await;
     }
     bail!("the Node server did not listen on port {port} in 10 s")
 }

@@ -150,7 +150,7 @@ async fn session(
         sink.send(Message::binary(frame)).await?;
     }
     emit(json!({ "event": "connected" }));
-    let mut tick = tokio::time::interval(gap);
+    let mut tick = sim::timer::interval(gap);
     loop {
         tokio::select! {
             msg = stream.next() => match msg {
@@ -196,9 +196,9 @@ async fn offline(
     pause: Duration,
     gap: Duration,
 ) -> anyhow::Result<bool> {
-    let until = tokio::time::sleep(pause);
+    let until = sim::timer::sleep(pause);
     tokio::pin!(until);
-    let mut tick = tokio::time::interval(gap);
+    let mut tick = sim::timer::interval(gap);
     loop {
         tokio::select! {
             _ = &mut until => return Ok(true),

@@ -103,7 +103,7 @@ pub async fn run(spec: EditorSpec, seen: Arc<Mutex<Seen>>, mut phase: watch::Rec
             break;
         }
         let jitter = rng.gen_range(0..=backoff.as_millis() as u64 / 2);
-        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+        sim::timer::sleep(backoff + Duration::from_millis(jitter)).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
     snapshot(&doc, &seen);
@@ -124,7 +124,7 @@ async fn connect(spec: &EditorSpec) -> anyhow::Result<Ws> {
         let (ws, _) = tokio_tungstenite::client_async_with_config(&url, conn, Some(ws_config())).await?;
         anyhow::Ok(ws)
     };
-    tokio::time::timeout(Duration::from_secs(5), attempt).await.map_err(|_| anyhow::anyhow!("connect timed out"))?
+    sim::timer::timeout(Duration::from_secs(5), attempt).await.map_err(|_| anyhow::anyhow!("connect timed out"))?
 }
 
 /// One connection's life: sync, then type and handle frames until it fails or the run closes.
@@ -170,7 +170,7 @@ async fn session(
                     Frame::Awareness(_) | Frame::AwarenessQuery => {}
                 }
             }
-            () = tokio::time::sleep_until(next_key), if typing => {
+            () = sim::timer::sleep_until(next_key), if typing => {
                 next_key = Instant::now() + pause(rng);
                 let before = doc.transact().state_vector();
                 type_one(doc, rng, seen);
@@ -178,7 +178,7 @@ async fn session(
                 snapshot(doc, seen);
                 ws.send(Message::binary(encode_update(update))).await?;
             }
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = sim::timer::sleep(Duration::from_millis(500)) => {}
             changed = phase.changed() => {
                 if changed.is_err() || *phase.borrow() == Phase::Close {
                     let _ = ws.close(None).await;

@@ -119,10 +119,10 @@ async fn drive(
     let gap = opts.duration.mul_f64(0.7) / kinds.len() as u32;
     let mut finder = Finder::new(layout.clone(), data.root().join("chaos-client"), rng.gen())?;
     let t0 = Instant::now();
-    tokio::time::sleep(warmup).await;
+    sim::timer::sleep(warmup).await;
     let mut faults: Vec<FaultRun> = Vec::new();
     for (k, kind) in kinds.iter().enumerate() {
-        tokio::time::sleep_until(t0 + warmup + gap * k as u32).await;
+        sim::timer::sleep_until(t0 + warmup + gap * k as u32).await;
         let doc = docs[rng.gen_range(0..docs.len())].clone();
         let node = finder.find(*kind, &doc, rng).await.with_context(|| format!("finding the {}", kind.label()))?;
         let killed_at = Instant::now();
@@ -133,7 +133,7 @@ async fn drive(
             _ => doc.clone(),
         };
         println!("chaos: t={:5.1}s SIGKILL {node} ({} of {target})", secs(started), kind.label());
-        tokio::time::sleep(DOWN).await;
+        sim::timer::sleep(DOWN).await;
         let message = command(data, Request::Restart { node: node.clone() }).await?;
         println!("chaos: t={:5.1}s {message}", secs(started));
         faults.push(FaultRun { kind: *kind, node, killed_at, restarted_at: Instant::now() });
@@ -141,7 +141,7 @@ async fn drive(
     // Keep typing a while after the last restart, so recovery is seen, then go quiet.
     let typing_end =
         (t0 + opts.duration.mul_f64(0.9)).max(Instant::now() + opts.duration.mul_f64(0.1).max(Duration::from_secs(5)));
-    tokio::time::sleep_until(typing_end).await;
+    sim::timer::sleep_until(typing_end).await;
     let _ = phase_tx.send(Phase::Quiet);
     println!("chaos: t={:5.1}s typing stopped; waiting for acknowledgements and the store", secs(started));
     let settle_by = Instant::now() + SETTLE;
@@ -164,14 +164,14 @@ async fn drive(
         if (acked && converged) || Instant::now() >= settle_by {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        sim::timer::sleep(Duration::from_secs(1)).await;
     }
     let _ = phase_tx.send(Phase::Close);
     let mut ends = Vec::new();
     let last_restart = faults.iter().map(|f| f.restarted_at).max().unwrap_or(t0);
     let mut ack_times = Vec::new();
     for (spec, seen, task) in editors {
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        let _ = sim::timer::timeout(Duration::from_secs(10), task).await;
         let s = seen.lock().expect("seen");
         println!(
             "chaos: {} ({}, client {}): {} edits, {} acknowledgements, {} connections",
@@ -255,7 +255,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow:
         conn.read_to_end(&mut response).await?;
         anyhow::Ok(response)
     };
-    let response = tokio::time::timeout(Duration::from_secs(10), exchange).await.context("HTTP timed out")??;
+    let response = sim::timer::timeout(Duration::from_secs(10), exchange).await.context("HTTP timed out")??;
     let split = response.windows(4).position(|w| w == b"\r\n\r\n").context("no HTTP head")?;
     let head = String::from_utf8_lossy(&response[..split]);
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -281,7 +281,7 @@ pub(crate) async fn login(lb: SocketAddr) -> anyhow::Result<String> {
             if attempt > 60 {
                 bail!("{path} kept failing with {status}");
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            sim::timer::sleep(Duration::from_millis(500)).await;
         }
     }
     bail!("unreachable")

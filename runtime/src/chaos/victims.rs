@@ -76,7 +76,7 @@ impl Finder {
                 Ok(None) => bail!("no {} found within {LOOK_FOR:?}", kind.label()),
                 Err(e) => return Err(e),
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            sim::timer::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -87,7 +87,7 @@ impl Finder {
             Kind::Postgres => {
                 let mut pg = PgClient::new(&mut self.ctx, vec![servers.pg.proxy().to_string()]);
                 let req = PgRequest::Get { table: Table::Tenants, key: "chaos".into() };
-                match tokio::time::timeout(ASK, pg.request(&req)).await {
+                match sim::timer::timeout(ASK, pg.request(&req)).await {
                     Ok(Ok((Some(node), _))) => Some(node),
                     _ => None,
                 }
@@ -132,7 +132,7 @@ impl Finder {
                 let mut redis =
                     RedisClient::new(&mut self.ctx, ClientConfig::sentinel(servers.redis.sentinels().to_vec()));
                 let get = system::redis::protocol::Command::Get { key: "chaos".into() };
-                match tokio::time::timeout(ASK, redis.call(&get)).await {
+                match sim::timer::timeout(ASK, redis.call(&get)).await {
                     Ok(Ok((node, _))) => Some(node),
                     _ => None,
                 }

@@ -90,7 +90,7 @@ pub async fn run(mut ctx: NodeCtx, kafka: KafkaCluster, bounce_at: Option<u64>) 
 
 impl Member {
     async fn pause(&mut self, lo: u64, hi: u64) {
-        tokio::time::sleep(Duration::from_millis(self.rng.gen_range(lo..hi))).await;
+        sim::timer::sleep(Duration::from_millis(self.rng.gen_range(lo..hi))).await;
     }
 
     fn now(&self) -> u64 {

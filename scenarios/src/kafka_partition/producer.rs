@@ -65,7 +65,7 @@ async fn pipeline(mut ctx: NodeCtx, kafka: KafkaCluster, index: u64, partition: 
         // Paced per batch, so a window of several batches costs the run no more records than
         // as many single batches did.
         let pause_ms = rng.gen_range(40..120) * deliveries.len() as u64;
-        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        sim::timer::sleep(Duration::from_millis(pause_ms)).await;
     }
 }
 

@@ -35,7 +35,7 @@ pub async fn run(mut ctx: NodeCtx, kafka: KafkaCluster) {
         loop {
             let Some((_, node, _)) = client.leader(&tp) else {
                 client.refresh_metadata(&mut rng).await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                sim::timer::sleep(Duration::from_millis(200)).await;
                 continue;
             };
             let offset = records.len() as u64;
@@ -58,13 +58,13 @@ pub async fn run(mut ctx: NodeCtx, kafka: KafkaCluster) {
                     }
                     if offset == records.len() as u64 {
                         // The high watermark waits for followers still catching up.
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        sim::timer::sleep(Duration::from_millis(200)).await;
                     }
                 }
                 _ => {
                     client.forget_leader(&tp);
                     client.refresh_metadata(&mut rng).await;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    sim::timer::sleep(Duration::from_millis(200)).await;
                 }
             }
         }

@@ -72,7 +72,7 @@ async fn verify(mut ctx: NodeCtx, mongo: MongoCluster) {
             if done {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            sim::timer::sleep(Duration::from_millis(200)).await;
         }
     }
 }
@@ -164,6 +164,6 @@ async fn session_loop(mut ctx: NodeCtx, mongo: MongoCluster, router: Router, ses
             op_since(&ctx, READ, matches!(completion, Completion::Ok { .. }), invoked_ms);
             rec.complete(&ctx, op, completion);
         }
-        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(10..60))).await;
+        sim::timer::sleep(Duration::from_millis(ctx.rng.gen_range(10..60))).await;
     }
 }

@@ -46,7 +46,7 @@ pub async fn run(mut ctx: NodeCtx, mongo: MongoCluster) {
                         ctx.observe(&ReadBack { set, ns: ns.into(), prefix, ids });
                         break;
                     }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(RETRY_MS)).await,
+                    Err(_) => sim::timer::sleep(Duration::from_millis(RETRY_MS)).await,
                 }
             }
         }

@@ -198,5 +198,5 @@ impl Compactor {
 }
 
 async fn sleep_ms(rng: &mut ChaCha8Rng, range: std::ops::Range<u64>) {
-    tokio::time::sleep(Duration::from_millis(rng.gen_range(range))).await;
+    sim::timer::sleep(Duration::from_millis(rng.gen_range(range))).await;
 }

@@ -74,7 +74,7 @@ async fn verify(mut ctx: NodeCtx, pg: PgCluster) {
             if done {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            sim::timer::sleep(Duration::from_millis(200)).await;
         }
     }
 }
@@ -124,7 +124,7 @@ async fn session_loop(mut ctx: NodeCtx, pg: PgCluster, session: usize, replica_r
             }
             rec.complete(&ctx, op, completion);
         }
-        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(30..120))).await;
+        sim::timer::sleep(Duration::from_millis(ctx.rng.gen_range(30..120))).await;
     }
 }
 

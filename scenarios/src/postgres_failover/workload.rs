@@ -48,7 +48,7 @@ async fn writer(mut ctx: NodeCtx, mut client: PgClient, session: usize) {
         let result = client.execute(&txn, EXECUTE_BUDGET).await;
         op_since(&ctx, COMMIT, matches!(result, Executed::Committed { .. }), invoked_ms);
         ctx.observe(&settled(kind, class, &txn, result));
-        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(5..25))).await;
+        sim::timer::sleep(Duration::from_millis(ctx.rng.gen_range(5..25))).await;
     }
 }
 
@@ -121,7 +121,7 @@ fn next_txn(
 /// Scans one document's permissions on a random member; keeps what standbys served.
 async fn reader(mut ctx: NodeCtx, pg: PgCluster) {
     while ctx.clock.now_ms() < WORKLOAD_END_MS {
-        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(50..150))).await;
+        sim::timer::sleep(Duration::from_millis(ctx.rng.gen_range(50..150))).await;
         let node = &pg.members()[ctx.rng.gen_range(0..pg.members().len())];
         let prefix = format!("doc-{}:", ctx.rng.gen_range(0..DOCS));
         let req = Request::Scan { table: Table::DocPermissions, prefix, limit: 100 };

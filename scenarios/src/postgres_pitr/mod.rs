@@ -120,7 +120,7 @@ fn schedule(rng: &mut rand_chacha::ChaCha8Rng, pg: &PgCluster) -> Vec<Scheduled>
 
 /// Waits, restores the archive to the target time, and writes the rebuilt data durably.
 async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, stop: StopAt) {
-    tokio::time::sleep(Duration::from_millis(RESTORE_AT_MS.saturating_sub(ctx.clock.now_ms()))).await;
+    sim::timer::sleep(Duration::from_millis(RESTORE_AT_MS.saturating_sub(ctx.clock.now_ms()))).await;
     let target_wall_ms = SIM_EPOCH_UNIX_MS + target_ms;
     let mut result = Err("not attempted".to_string());
     for _ in 0..3 {
@@ -131,7 +131,7 @@ async fn restore_node(ctx: NodeCtx, store: String, target_ms: u64, stop: StopAt)
         if result.is_ok() {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        sim::timer::sleep(Duration::from_secs(1)).await;
     }
     if let Ok(r) = &result {
         if r.base.is_some() {

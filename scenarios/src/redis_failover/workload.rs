@@ -69,7 +69,7 @@ pub async fn run(mut ctx: NodeCtx, sessions: Vec<ClientConfig>, readback: Client
         tokio::spawn(session(ctx.fork(), client, s, (source.clone(), seqs.clone()), timing));
     }
     let now = ctx.clock.now_ms();
-    tokio::time::sleep(Duration::from_millis(timing.readback_at_ms.saturating_sub(now))).await;
+    sim::timer::sleep(Duration::from_millis(timing.readback_at_ms.saturating_sub(now))).await;
     read_back(&mut ctx, readback).await;
 }
 
@@ -120,7 +120,7 @@ async fn session(mut ctx: NodeCtx, client: ClientConfig, s: usize, (source, seqs
                 read_through(&ctx, &mut client, doc, version).await;
             }
         }
-        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(10..40))).await;
+        sim::timer::sleep(Duration::from_millis(ctx.rng.gen_range(10..40))).await;
     }
 }
 
@@ -221,7 +221,7 @@ pub async fn verify(mut ctx: NodeCtx, client: ClientConfig) {
             }
             return;
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        sim::timer::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -237,6 +237,6 @@ async fn read_back(ctx: &mut NodeCtx, client: ClientConfig) {
             }
             return;
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        sim::timer::sleep(Duration::from_millis(300)).await;
     }
 }

@@ -66,11 +66,11 @@ async fn writer(mut ctx: NodeCtx, id: usize, leak: bool) {
                 _ => {
                     channel.forget(&target);
                     target = REPLICAS[ctx.rng.gen_range(0..REPLICAS.len())].to_string();
-                    tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(50..250))).await;
+                    sim::timer::sleep(Duration::from_millis(ctx.rng.gen_range(50..250))).await;
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(20..200))).await;
+        sim::timer::sleep(Duration::from_millis(ctx.rng.gen_range(20..200))).await;
     }
 }
 

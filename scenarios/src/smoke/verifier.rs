@@ -41,7 +41,7 @@ pub async fn run(mut ctx: NodeCtx) {
         }
         unread = still;
         if !unread.is_empty() {
-            tokio::time::sleep(RETRY).await;
+            sim::timer::sleep(RETRY).await;
         }
     }
 }
@@ -59,7 +59,7 @@ async fn barrier(ctx: &NodeCtx, channel: &Channel) -> u64 {
                 channel.forget(&target);
                 next = (next + 1) % REPLICAS.len();
                 target = REPLICAS[next].to_string();
-                tokio::time::sleep(RETRY).await;
+                sim::timer::sleep(RETRY).await;
             }
         }
     }

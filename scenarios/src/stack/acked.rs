@@ -44,6 +44,11 @@ impl RangeSet {
             .collect()
     }
 
+    /// One client's ranges, `start..end` in order.
+    pub fn of(&self, client: u64) -> &[(u32, u32)] {
+        self.by_client.get(&client).map_or(&[], Vec::as_slice)
+    }
+
     /// Clocks counted over every range.
     pub fn len(&self) -> u64 {
         self.by_client.values().flatten().map(|(s, e)| u64::from(e - s)).sum()

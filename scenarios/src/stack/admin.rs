@@ -46,7 +46,7 @@ impl Retry {
         self.lb = (self.lb + 1) % self.n;
         let cap = (200u64 << attempt.min(5)).min(5_000);
         let ms = ctx.rng.gen_range(cap / 2..=cap);
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        sim::timer::sleep(Duration::from_millis(ms)).await;
     }
 }
 
@@ -154,6 +154,6 @@ async fn probe(mut ctx: NodeCtx, cfg: AdminConfig) {
         let load = users::load_state(&ctx.net, node, &cfg.probe_doc).await;
         live.record(&ctx, "load", load.is_ok(), 0);
         users::op_since(&ctx, "monitor_load", load.is_ok(), started_ms);
-        tokio::time::sleep(Duration::from_millis(cfg.probe_ms)).await;
+        sim::timer::sleep(Duration::from_millis(cfg.probe_ms)).await;
     }
 }

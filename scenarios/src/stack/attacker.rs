@@ -62,7 +62,7 @@ pub async fn run(mut ctx: NodeCtx, cfg: AttackerConfig) {
     let mut i = 0usize;
     while ctx.clock.now_ms() < cfg.until_ms {
         let gap = ctx.rng.gen_range(cfg.gap_ms.0..=cfg.gap_ms.1);
-        tokio::time::sleep(Duration::from_millis(gap)).await;
+        sim::timer::sleep(Duration::from_millis(gap)).await;
         let lb = cfg.balancers[ctx.rng.gen_range(0..cfg.balancers.len())].clone();
         let attack = ATTACKS[i % ATTACKS.len()];
         i += 1;
@@ -126,7 +126,7 @@ async fn try_token(ctx: &mut NodeCtx, lb: &str, doc: &str, token: Option<&str>, 
             let update = ydoc::edit(&d, &t, 0, 0, &ATTACK_MARK.to_string());
             let _ = ws.send(Message::Binary(protocol::encode_step1(&StateVector::default()).into())).await;
             let _ = ws.send(Message::Binary(protocol::encode_update(update).into())).await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            sim::timer::sleep(Duration::from_secs(2)).await;
             let _ = ws.close(None).await;
             ctx.observe(&Attack { attack: attack.into(), accepted: true, detail: format!("upgraded through {lb}") });
         }
@@ -149,7 +149,7 @@ async fn malformed(ctx: &mut NodeCtx, lb: &str, cfg: &AttackerConfig, attack: &s
     if ws.send(Message::Binary(protocol::encode_step1(&StateVector::default()).into())).await.is_err() {
         return;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    sim::timer::sleep(Duration::from_millis(500)).await;
     let sent = if attack == "malformed_ws" {
         // A frame with reserved bits and a reserved opcode: no WebSocket peer may accept it.
         let conn = ws.get_mut();
@@ -164,7 +164,7 @@ async fn malformed(ctx: &mut NodeCtx, lb: &str, cfg: &AttackerConfig, attack: &s
     if !sent {
         return;
     }
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+    let closed = sim::timer::timeout(Duration::from_secs(5), async {
         loop {
             match ws.next().await {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
@@ -185,7 +185,7 @@ async fn revoked_writer(mut ctx: NodeCtx, cfg: AttackerConfig) {
     let mut sessions = 0u64;
     while ctx.clock.now_ms() < cfg.until_ms {
         let lb = cfg.balancers[ctx.rng.gen_range(0..cfg.balancers.len())].clone();
-        tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(1_000..3_000))).await;
+        sim::timer::sleep(Duration::from_millis(ctx.rng.gen_range(1_000..3_000))).await;
         let Ok(token) = users::login(&ctx.net, &lb, &cfg.tenant, &u, &p).await else { continue };
         let ws = match users::open(&ctx.net, &lb, &cfg.revoke_doc, Some(&token.token), true, Duration::from_secs(10))
             .await
@@ -218,7 +218,7 @@ async fn write_session(ctx: &mut NodeCtx, mut ws: Ws, cfg: &AttackerConfig) {
         return;
     }
     while ctx.clock.now_ms() < cfg.until_ms {
-        let wait = tokio::time::sleep(Duration::from_millis(ctx.rng.gen_range(500..1_500)));
+        let wait = sim::timer::sleep(Duration::from_millis(ctx.rng.gen_range(500..1_500)));
         tokio::pin!(wait);
         loop {
             tokio::select! {

@@ -79,7 +79,7 @@ where
             Ok(Err(e)) => last = e,
             Err(e) => last = e,
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim::timer::sleep(Duration::from_millis(500)).await;
     }
     Err(last)
 }
@@ -88,7 +88,7 @@ where
 /// member that went silent must not hold the whole read past its window.
 async fn bounded<T>(ctx: &NodeCtx, deadline_ms: u64, call: impl std::future::Future<Output = T>) -> Result<T, String> {
     let left_ms = deadline_ms.saturating_sub(ctx.clock.now_ms()).min(CALL_TIMEOUT_MS);
-    tokio::time::timeout(Duration::from_millis(left_ms), call).await.map_err(|_| format!("no answer in {left_ms} ms"))
+    sim::timer::timeout(Duration::from_millis(left_ms), call).await.map_err(|_| format!("no answer in {left_ms} ms"))
 }
 
 /// The longest one read call may take before it is retried.
@@ -110,7 +110,7 @@ async fn read_logs(ctx: &mut NodeCtx, src: &DurableSources, deadline_ms: u64) ->
             Ok(Err(e)) => committed = Err(format!("OffsetFetch: {e:?}")),
             Err(e) => committed = Err(format!("OffsetFetch: {e}")),
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim::timer::sleep(Duration::from_millis(500)).await;
     }
     let committed = match committed {
         Ok(c) => c,
@@ -155,7 +155,7 @@ async fn read_logs(ctx: &mut NodeCtx, src: &DurableSources, deadline_ms: u64) ->
                     break;
                 }
                 Ok(Err(FetchError::NoLeader)) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    sim::timer::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             };
@@ -249,6 +249,6 @@ pub async fn watch(mut ctx: NodeCtx, cfg: WatchConfig) {
         }
         round += 1;
         let jitter = ctx.rng.gen_range(0..cfg.period_ms / 2 + 1);
-        tokio::time::sleep(Duration::from_millis(cfg.period_ms + jitter)).await;
+        sim::timer::sleep(Duration::from_millis(cfg.period_ms + jitter)).await;
     }
 }

@@ -222,7 +222,7 @@ pub async fn run(mut ctx: NodeCtx, cfg: EditorConfig) {
 impl Editor {
     async fn back_off(&mut self, ctx: &mut NodeCtx) {
         let delay = self.reconnect.failed(&mut ctx.rng);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        sim::timer::sleep(Duration::from_millis(delay)).await;
     }
 
     fn fold_acks(&mut self) {
@@ -258,7 +258,7 @@ impl Editor {
     }
 
     fn own_clock(&self) -> u32 {
-        self.core.sv().get(&self.core.client_id()).copied().unwrap_or(0)
+        self.core.own_clock()
     }
 
     fn record_final(&mut self, ctx: &NodeCtx, room: Option<DocState>) {
@@ -423,7 +423,7 @@ impl Editor {
                         self.live.record(ctx, "edit", true, self.cfg.live_sample_ms);
                     }
                 }
-                _ = tokio::time::sleep(Duration::from_millis(wake - now)) => {}
+                _ = sim::timer::sleep(Duration::from_millis(wake - now)) => {}
             }
         }
     }

@@ -14,7 +14,7 @@
 use super::acked::{ClockRange, RangeSet};
 use super::ydoc::{self, Sv, YError};
 use system::collab::protocol::{self, Frame, ProtocolError};
-use yrs::{Doc, TextRef};
+use yrs::{Doc, ReadTxn, TextRef, Transact};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditorError {
@@ -86,17 +86,24 @@ impl EditorCore {
         &self.acked
     }
 
+    /// The next clock of our own insertions (how many we made).
+    pub fn own_clock(&self) -> u32 {
+        // The document's own client is ours (`new_doc(client_id)`): its clock, without building
+        // the whole state vector.
+        self.doc.transact().store().get_local_state()
+    }
+
     /// Our own insertions the server has not acknowledged yet.
     pub fn unacked_own(&self) -> Vec<ClockRange> {
-        let own = self.sv().get(&self.client_id).copied().unwrap_or(0);
-        let mine: RangeSet = self.acked.ranges().into_iter().filter(|r| r.client == self.client_id).collect();
+        // Asked on every turn of the editor's loop: no copy of the state vector or the ranges.
+        let own = self.own_clock();
         let mut missing = Vec::new();
         let mut at = 0;
-        for r in mine.ranges() {
-            if r.start > at {
-                missing.push(ClockRange { client: self.client_id, start: at, end: r.start });
+        for &(start, end) in self.acked.of(self.client_id) {
+            if start > at {
+                missing.push(ClockRange { client: self.client_id, start: at, end: start });
             }
-            at = at.max(r.end);
+            at = at.max(end);
         }
         if own > at {
             missing.push(ClockRange { client: self.client_id, start: at, end: own });

@@ -111,14 +111,14 @@ pub async fn open(
             Err(e) => Err(OpenError::Failed(e.to_string())),
         }
     };
-    tokio::time::timeout(timeout, attempt).await.unwrap_or_else(|_| Err(OpenError::Failed("timed out".into())))
+    sim::timer::timeout(timeout, attempt).await.unwrap_or_else(|_| Err(OpenError::Failed("timed out".into())))
 }
 
 /// Sleeps until simulated time `at_ms` (no-op if past).
 pub async fn sleep_until_ms(clock: &sim::clock::Clock, at_ms: u64) {
     let now = clock.now_ms();
     if at_ms > now {
-        tokio::time::sleep(Duration::from_millis(at_ms - now)).await;
+        sim::timer::sleep(Duration::from_millis(at_ms - now)).await;
     }
 }
 

@@ -39,7 +39,7 @@ pub struct VerifierConfig {
 }
 
 pub async fn run(mut ctx: NodeCtx, cfg: VerifierConfig) {
-    tokio::time::sleep(Duration::from_millis(cfg.wait_ms)).await;
+    sim::timer::sleep(Duration::from_millis(cfg.wait_ms)).await;
     let deadline = ctx.clock.now_ms() + cfg.read_window_ms;
     // The durable path is read concurrently; the node waits for it before it returns, since a
     // host whose main returns loses its tasks on turmoil.
@@ -77,7 +77,7 @@ async fn read_front_door(
             Err(e) => last = e,
         }
         lb = (lb + 1) % cfg.balancers.len();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim::timer::sleep(Duration::from_millis(500)).await;
     }
     Err(format!("front door: {last}"))
 }
@@ -89,7 +89,7 @@ async fn read_mongo(ctx: &mut NodeCtx, reader: &MongoReader, doc: &str, deadline
             Ok(bytes) => return ydoc::read_update(&bytes).map_err(|e| e.to_string()),
             Err(e) => last = e,
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim::timer::sleep(Duration::from_millis(500)).await;
     }
     Err(format!("MongoDB: {last}"))
 }

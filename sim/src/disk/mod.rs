@@ -87,7 +87,7 @@ impl Disk {
     pub async fn sync(&self, file: &str) -> io::Result<()> {
         match self {
             Disk::Sim(disk) => {
-                tokio::time::sleep(disk.fsync_latency()).await;
+                crate::timer::sleep(disk.fsync_latency()).await;
                 disk.sync(file)
             }
             Disk::Real(disk) => {

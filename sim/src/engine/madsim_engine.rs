@@ -66,11 +66,11 @@ async fn drive(plan: Plan, mut options: RunOptions) -> Outcome {
         // keep that (their runs' trace hashes stay as they were); the ending's steps that share
         // a moment happen at that moment.
         if matches!(action, Action::Fault(_)) || tokio::time::Instant::now() < at {
-            tokio::time::sleep_until(at).await;
+            crate::timer::sleep_until(at).await;
         }
         driver.act(&mut ops, action, &roster);
     }
-    tokio::time::sleep_until(base + Duration::from_millis(timeline.end_ms)).await;
+    crate::timer::sleep_until(base + Duration::from_millis(timeline.end_ms)).await;
     let sim_time_ms = world.now_ms();
     // madsim drops a task's future only when the task is next scheduled; tasks parked on
     // something that holds their own waker would never be, and would keep the node, its context
@@ -78,7 +78,7 @@ async fn drive(plan: Plan, mut options: RunOptions) -> Outcome {
     for id in ops.ids.values() {
         ops.handle.kill(*id);
     }
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    crate::timer::sleep(Duration::from_millis(1)).await;
     if std::env::var_os("CHAOS_NET_STATS").is_some() {
         eprintln!("madsim messages: {}", madsim::net::NetSim::current().stat().msg_count);
     }

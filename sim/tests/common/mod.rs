@@ -34,6 +34,6 @@ pub async fn ping(ctx: &NodeCtx, to: &str) -> Option<u64> {
         c.read_exact(&mut b).await.ok()?;
         Some(())
     };
-    tokio::time::timeout(Duration::from_secs(1), attempt).await.ok()??;
+    sim::timer::timeout(Duration::from_secs(1), attempt).await.ok()??;
     Some(start.elapsed().as_millis() as u64)
 }

@@ -41,7 +41,7 @@ pub async fn run(mut ctx: NodeCtx, service: Arc<AuthService>, health: HealthFlag
         // After a change, re-read soon (not at once: a read that keeps disagreeing with the
         // store's checks must not spin).
         let pause_ms = if again { 50 } else { check_ms + ctx.rng.gen_range(0..=check_ms / 4) };
-        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        sim::timer::sleep(Duration::from_millis(pause_ms)).await;
     }
 }
 

@@ -155,7 +155,7 @@ pub async fn run(mut ctx: NodeCtx, config: AuthConfig) {
 /// One connection, one request (the API closes every connection after its answer).
 async fn serve_one(mut conn: sim::net::Conn, service: Arc<AuthService>) {
     let exchange = async {
-        let response = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut conn)).await {
+        let response = match sim::timer::timeout(READ_TIMEOUT, read_request(&mut conn)).await {
             Ok(Ok(req)) => service.handle(&req).await,
             Ok(Err(crate::http::HttpError::TooLarge(_))) => service::ApiError::TooLarge.response(),
             Ok(Err(e)) => service::ApiError::BadRequest(e.to_string()).response(),
@@ -163,7 +163,7 @@ async fn serve_one(mut conn: sim::net::Conn, service: Arc<AuthService>) {
         };
         let _ = write_response(&mut conn, &response).await;
     };
-    let _ = tokio::time::timeout(REQUEST_TIMEOUT, exchange).await;
+    let _ = sim::timer::timeout(REQUEST_TIMEOUT, exchange).await;
 }
 
 /// Why a token, a request or a store access failed.

@@ -53,7 +53,7 @@ async fn read(pg: &mut PgClient, req: &Request, budget: Duration) -> Result<Vec<
             Ok((node, other)) => last = format!("{node:?} answered {other:?}"),
             Err(e) => last = e.to_string(),
         }
-        tokio::time::sleep(RETRY_PAUSE).await;
+        sim::timer::sleep(RETRY_PAUSE).await;
     }
     Err(AuthError::Unavailable(format!("read: {last}")))
 }

@@ -59,7 +59,7 @@ async fn client(mut ctx: NodeCtx, proxy: String, log: Log) {
             if r.is_ok_and(|r| r.status == 200) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            sim::timer::sleep(Duration::from_millis(200)).await;
         }
     }
     note(format!("healthy at {}", ctx.clock.now_ms()));
@@ -121,7 +121,7 @@ async fn client(mut ctx: NodeCtx, proxy: String, log: Log) {
             rotated = Some(t);
             break;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        sim::timer::sleep(Duration::from_millis(250)).await;
     }
     let rotated = rotated.expect("a new key within 10 s");
     note(format!("rotated at {}", ctx.clock.now_ms()));
@@ -139,7 +139,7 @@ async fn client(mut ctx: NodeCtx, proxy: String, log: Log) {
     .collect();
     note(format!("keys {} {}", keys[0].keys.len(), keys[1].keys.len()));
     // The first token expires (9 s) and its key retires; the verifier then refuses it.
-    tokio::time::sleep(Duration::from_millis(9_000)).await;
+    sim::timer::sleep(Duration::from_millis(9_000)).await;
     let expired = verifier.verify(&ann.token, ctx.clock.wall_ms()).await;
     note(format!("later {expired:?}"));
 }

@@ -49,14 +49,14 @@ impl Balancer {
     pub(super) async fn probe_loop(self: Arc<Self>, pool: Pool, instance: String, offset_ms: u64) {
         let interval = Duration::from_millis(self.config.health_interval_ms.max(1));
         let timeout = Duration::from_millis(self.config.health_timeout_ms);
-        tokio::time::sleep(Duration::from_millis(offset_ms)).await;
+        sim::timer::sleep(Duration::from_millis(offset_ms)).await;
         let request = Request::get("/health");
         loop {
             let started = Instant::now();
             let answer = http::call(&self.ctx.net, &instance, HEALTH_PORT, &request, timeout).await;
             let probe = if answer.is_ok_and(|r| r.status == 200) { Probe::Passed } else { Probe::Failed };
             self.probed(pool, &instance, probe);
-            tokio::time::sleep_until(started + interval).await;
+            sim::timer::sleep_until(started + interval).await;
         }
     }
 
@@ -123,7 +123,7 @@ impl Balancer {
     /// One front-door connection: read the head within the head timeout, route it, forward it.
     async fn connection(self: Arc<Self>, mut client: Conn) {
         let head_timeout = Duration::from_millis(self.config.head_timeout_ms);
-        let request = match tokio::time::timeout(head_timeout, http::read_request(&mut client)).await {
+        let request = match sim::timer::timeout(head_timeout, http::read_request(&mut client)).await {
             Ok(Ok(request)) => request,
             Ok(Err(HttpError::TooLarge(what))) => return self.reply(&mut client, 413, what).await,
             Ok(Err(HttpError::Malformed(_))) => return self.reply(&mut client, 400, "malformed request").await,
@@ -139,7 +139,7 @@ impl Balancer {
 
     async fn reply(&self, client: &mut Conn, status: u16, reason: &str) {
         let write = Duration::from_millis(self.config.write_timeout_ms);
-        let _ = tokio::time::timeout(write, http::write_response(client, &Response::error(status, reason))).await;
+        let _ = sim::timer::timeout(write, http::write_response(client, &Response::error(status, reason))).await;
     }
 
     /// Connects to `instance`'s front port within the connect timeout and sends the request as
@@ -148,7 +148,7 @@ impl Balancer {
         let connect = Duration::from_millis(self.config.connect_timeout_ms);
         let write = Duration::from_millis(self.config.write_timeout_ms);
         let result = async {
-            let mut upstream = match tokio::time::timeout(connect, self.ctx.net.connect(instance, HTTP_PORT)).await {
+            let mut upstream = match sim::timer::timeout(connect, self.ctx.net.connect(instance, HTTP_PORT)).await {
                 Ok(Ok(conn)) => conn,
                 _ => return Err(Failed::Connect),
             };
@@ -157,7 +157,7 @@ impl Balancer {
                 upstream.write_all(&request.body).await?;
                 upstream.flush().await
             };
-            match tokio::time::timeout(write, send).await {
+            match sim::timer::timeout(write, send).await {
                 Ok(Ok(())) => Ok(upstream),
                 _ => Err(Failed::Send),
             }
@@ -208,7 +208,7 @@ impl Balancer {
                 Err(Failed::Send) => return self.reply(&mut client, 502, "instance failed").await,
             };
             let mut first = vec![0u8; 16 * 1024];
-            let n = match tokio::time::timeout(response_timeout, upstream.read(&mut first)).await {
+            let n = match sim::timer::timeout(response_timeout, upstream.read(&mut first)).await {
                 Ok(Ok(n)) if n > 0 => n,
                 Ok(_) => {
                     // The instance closed or reset before answering anything.
@@ -285,7 +285,7 @@ impl Balancer {
         let write = self.write_timeout();
         let (mut from_client, mut from_upstream) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
         let mut client_sending = true;
-        let idle_timer = tokio::time::sleep(idle);
+        let idle_timer = sim::timer::sleep(idle);
         tokio::pin!(idle_timer);
         loop {
             tokio::select! {
@@ -302,7 +302,7 @@ impl Balancer {
                 read = client.read(&mut from_client), if client_sending => match read {
                     Ok(0) => {
                         client_sending = false;
-                        let _ = tokio::time::timeout(write, upstream.shutdown()).await;
+                        let _ = sim::timer::timeout(write, upstream.shutdown()).await;
                     }
                     Err(_) => return SessionEnd::Client,
                     Ok(n) => {
@@ -331,7 +331,7 @@ async fn write_within(conn: &mut Conn, bytes: &[u8], timeout: Duration) -> std::
         conn.write_all(bytes).await?;
         conn.flush().await
     };
-    tokio::time::timeout(timeout, write).await.map_err(|_| std::io::ErrorKind::TimedOut)?
+    sim::timer::timeout(timeout, write).await.map_err(|_| std::io::ErrorKind::TimedOut)?
 }
 
 /// Spreads the probes of `n` instances over one interval, from the node's seeded rng, so the

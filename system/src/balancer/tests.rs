@@ -85,7 +85,7 @@ async fn upgrade(ctx: &NodeCtx, balancer: &str, doc: &str) -> Option<Conn> {
     );
     conn.write_all(head.as_bytes()).await.ok()?;
     conn.flush().await.ok()?;
-    let response = tokio::time::timeout(Duration::from_secs(2), read_response(&mut conn)).await.ok()?.ok()?;
+    let response = sim::timer::timeout(Duration::from_secs(2), read_response(&mut conn)).await.ok()?.ok()?;
     (response.status == 101).then_some(conn)
 }
 
@@ -96,7 +96,7 @@ async fn echo(conn: &mut Conn, msg: &str) -> Option<String> {
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     while !got.ends_with(msg.as_bytes()) {
-        let n = tokio::time::timeout(Duration::from_secs(1), conn.read(&mut buf)).await.ok()?.ok()?;
+        let n = sim::timer::timeout(Duration::from_secs(1), conn.read(&mut buf)).await.ok()?.ok()?;
         if n == 0 {
             return None;
         }
@@ -109,7 +109,7 @@ async fn echo(conn: &mut Conn, msg: &str) -> Option<String> {
 /// Waits until the balancer ends the session (EOF or error), up to `limit`.
 async fn ended(conn: &mut Conn, limit: Duration) -> bool {
     let mut buf = [0u8; 64];
-    matches!(tokio::time::timeout(limit, conn.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+    matches!(sim::timer::timeout(limit, conn.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
 }
 
 /// Connects for `doc` through `balancer` until a session echoes, retrying as an editor would.
@@ -120,13 +120,13 @@ async fn reconnect(ctx: &NodeCtx, balancer: &str, doc: &str) -> (Conn, String) {
                 return (conn, instance);
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        sim::timer::sleep(Duration::from_millis(100)).await;
     }
 }
 
 async fn client(ctx: NodeCtx, log: Log) {
     let now = || ctx.clock.now_ms();
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    sim::timer::sleep(Duration::from_millis(1_000)).await;
     // HTTP: round robin over the auth pool, the body forwarded; an empty pool and an unknown
     // path answered by the balancer itself.
     for _ in 0..4 {
@@ -280,7 +280,7 @@ fn a_silent_owner_leaves_rotation_and_the_balancer_closes_its_sessions() {
         node_main(move |ctx| {
             let log = l.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(1_000)).await;
+                sim::timer::sleep(Duration::from_millis(1_000)).await;
                 let (mut session, instance) = reconnect(&ctx, "lb-1", DOC).await;
                 note(&log, ctx.clock.now_ms(), format!("on {instance}"));
                 let closed = ended(&mut session, Duration::from_secs(3)).await;
@@ -316,7 +316,7 @@ fn connections_beyond_the_limit_and_slow_heads_are_cut() {
         node_main(move |ctx| {
             let log = l.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(1_000)).await;
+                sim::timer::sleep(Duration::from_millis(1_000)).await;
                 // A head that never ends is cut at the head timeout.
                 let mut slow = ctx.net.connect("lb-1", HTTP_PORT).await.expect("connect");
                 slow.write_all(b"GET /collab/acme/plan HTTP/1.1\r\nx: ").await.unwrap();
@@ -328,7 +328,7 @@ fn connections_beyond_the_limit_and_slow_heads_are_cut() {
                 let head = format!("GET /docs/a/b HTTP/1.1\r\nx: {}\r\n\r\n", "a".repeat(crate::http::MAX_HEAD_BYTES));
                 let _ = big.write_all(head.as_bytes()).await;
                 let _ = big.flush().await;
-                let status = tokio::time::timeout(Duration::from_secs(1), read_response(&mut big)).await;
+                let status = sim::timer::timeout(Duration::from_secs(1), read_response(&mut big)).await;
                 note(&log, ctx.clock.now_ms(), format!("big {:?}", status.ok().and_then(|r| r.ok()).map(|r| r.status)));
                 // Two sessions fill the limit; a third connection is closed on accept.
                 let (_a, _) = reconnect(&ctx, "lb-1", DOC).await;

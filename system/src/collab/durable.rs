@@ -157,7 +157,7 @@ async fn produce_loop(
                 None if linger_ms == 0 => break,
                 None => {
                     let left = Duration::from_millis(linger_until_ms.saturating_sub(ctx.clock.now_ms()));
-                    match tokio::time::timeout(left, rx.recv()).await {
+                    match sim::timer::timeout(left, rx.recv()).await {
                         Ok(Some(p)) => batch.push(p),
                         // Linger over, or the node is going away: send what there is.
                         Ok(None) | Err(_) => break,
@@ -184,7 +184,7 @@ async fn produce_loop(
 /// acknowledge, and a full room inbox is waited for (rooms never wait on this queue).
 async fn report(p: &Produce, r: Report) {
     let send = p.reply.send(super::rooms::RoomMsg::Produced(r));
-    let _ = tokio::time::timeout(Duration::from_secs(5), send).await;
+    let _ = sim::timer::timeout(Duration::from_secs(5), send).await;
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub async fn run(mut ctx: NodeCtx, config: CollabConfig) {
             Ok(l) => break l,
             Err(e) => {
                 tracing::error!(error = %e, "cannot listen");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                sim::timer::sleep(Duration::from_millis(500)).await;
             }
         }
     };
@@ -133,7 +133,7 @@ pub async fn run(mut ctx: NodeCtx, config: CollabConfig) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                sim::timer::sleep(Duration::from_millis(100)).await;
             }
         }
     }

@@ -104,7 +104,7 @@ impl Rooms {
                     Err(mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j)) => join = j,
                 }
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            sim::timer::sleep(Duration::from_millis(20)).await;
         }
         None
     }
@@ -195,7 +195,7 @@ async fn room_task(
     let grace = Duration::from_millis(cfg.room_grace_ms);
     loop {
         let msg = if shell.room.is_empty() {
-            match tokio::time::timeout(grace, rx.recv()).await {
+            match sim::timer::timeout(grace, rx.recv()).await {
                 Ok(Some(msg)) => msg,
                 Ok(None) => return,
                 Err(_) => match rooms.remove_if_idle(&shell.doc, &shell.inbox, &mut rx) {
@@ -252,7 +252,7 @@ async fn committed(
             Err(e) => tracing::debug!(error = ?e, "committed offsets unavailable"),
         }
         let backoff_ms = ctx.rng.gen_range(100..300);
-        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+        sim::timer::sleep(Duration::from_millis(backoff_ms)).await;
     }
     None
 }
@@ -290,7 +290,7 @@ async fn read_tail(
             Err(FetchError::OutOfRange) => return Some(out),
             Err(FetchError::NoLeader) => {
                 let backoff_ms = ctx.rng.gen_range(50..150);
-                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                sim::timer::sleep(Duration::from_millis(backoff_ms)).await;
             }
         }
     }
@@ -322,7 +322,7 @@ async fn load_state(ctx: &mut NodeCtx, cfg: &CollabConfig, doc: &DocId, deadline
             }
         }
         let backoff_ms = 100 * u64::from(failures.min(10)) + ctx.rng.gen_range(0..100);
-        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+        sim::timer::sleep(Duration::from_millis(backoff_ms)).await;
     }
     None
 }

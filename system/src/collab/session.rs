@@ -106,7 +106,7 @@ pub async fn serve(ctx: NodeCtx, node: Arc<Node>, mut conn: Conn, peer: String, 
         Some((target, access, ws))
     };
     let Ok(Some((target, access, ws))) =
-        tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), handshake).await
+        sim::timer::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), handshake).await
     else {
         return;
     };
@@ -175,7 +175,7 @@ async fn pump(
 ) -> &'static str {
     let write_timeout = Duration::from_millis(WRITE_TIMEOUT_MS);
     let idle_ms = node.idle_timeout_ms.max(300);
-    let mut tick = tokio::time::interval(Duration::from_millis(idle_ms / 3));
+    let mut tick = sim::timer::interval(Duration::from_millis(idle_ms / 3));
     let mut last_heard_ms = ctx.clock.now_ms();
     let mut last_ok_check_ms = ctx.clock.now_ms();
     let mut writable_now = writable;
@@ -200,7 +200,7 @@ async fn pump(
                         }
                         ws.flush().await
                     };
-                    if !matches!(tokio::time::timeout(write_timeout, write).await, Ok(Ok(()))) {
+                    if !matches!(sim::timer::timeout(write_timeout, write).await, Ok(Ok(()))) {
                         return "write_failed";
                     }
                     if let Some(reason) = then_close {
@@ -280,7 +280,7 @@ async fn pump(
                 if now.saturating_sub(last_heard_ms) > idle_ms {
                     return "idle";
                 }
-                let ping = tokio::time::timeout(write_timeout, ws.send(Message::Ping(Vec::new().into()))).await;
+                let ping = sim::timer::timeout(write_timeout, ws.send(Message::Ping(Vec::new().into()))).await;
                 if !matches!(ping, Ok(Ok(()))) {
                     return "write_failed";
                 }
@@ -345,7 +345,7 @@ async fn close_for(ws: &mut Ws, reason: CloseReason) -> &'static str {
 
 async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
     let frame = CloseFrame { code, reason: reason.to_string().into() };
-    let _ = tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), ws.close(Some(frame))).await;
+    let _ = sim::timer::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), ws.close(Some(frame))).await;
 }
 
 /// Re-reads the session's permission every [`RECHECK_INTERVAL_MS`]; reports (start time, result).
@@ -357,10 +357,10 @@ async fn recheck_loop(
     tx: mpsc::Sender<(u64, Result<Perm, Denied>)>,
 ) {
     loop {
-        tokio::time::sleep(Duration::from_millis(RECHECK_INTERVAL_MS)).await;
+        sim::timer::sleep(Duration::from_millis(RECHECK_INTERVAL_MS)).await;
         let started_ms = clock.now_ms();
         let check = async { gate.lock().await.recheck(&access, &doc, clock.wall_ms()).await };
-        let result = tokio::time::timeout(Duration::from_millis(RECHECK_TIMEOUT_MS), check)
+        let result = sim::timer::timeout(Duration::from_millis(RECHECK_TIMEOUT_MS), check)
             .await
             .unwrap_or(Err(Denied::Unavailable));
         if tx.send((started_ms, result)).await.is_err() {

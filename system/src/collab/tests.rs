@@ -44,7 +44,7 @@ async fn connect(ctx: &NodeCtx) -> sim::net::Conn {
     loop {
         match ctx.net.connect("collab-1", HTTP_PORT).await {
             Ok(c) => return c,
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) => sim::timer::sleep(Duration::from_millis(200)).await,
         }
     }
 }
@@ -52,7 +52,7 @@ async fn connect(ctx: &NodeCtx) -> sim::net::Conn {
 /// An editor: types `text` one character every 200 ms at the end of its document, answers
 /// sync steps, applies what it receives, and records its acks.
 async fn editor(ctx: NodeCtx, token: &'static str, client: u64, text: &'static str, until_ms: u64, results: Results) {
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    sim::timer::sleep(Duration::from_millis(500)).await;
     let conn = connect(&ctx).await;
     let (mut ws, _) = tokio_tungstenite::client_async(url(token), conn).await.expect("handshake");
     let doc = Doc::with_client_id(client);
@@ -60,7 +60,7 @@ async fn editor(ctx: NodeCtx, token: &'static str, client: u64, text: &'static s
     ws.send(Message::Binary(protocol::encode_step1(&doc.transact().state_vector()).into())).await.unwrap();
     let mut acked = Vec::new();
     let mut chars = text.chars();
-    let mut typing = tokio::time::interval(Duration::from_millis(200));
+    let mut typing = sim::timer::interval(Duration::from_millis(200));
     while ctx.clock.now_ms() < until_ms {
         tokio::select! {
             biased;
@@ -106,7 +106,7 @@ async fn editor(ctx: NodeCtx, token: &'static str, client: u64, text: &'static s
 
 /// A read-only user who writes anyway: the server must close it.
 async fn reader(ctx: NodeCtx, results: Results) {
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    sim::timer::sleep(Duration::from_millis(3_000)).await;
     let conn = connect(&ctx).await;
     let (mut ws, _) = tokio_tungstenite::client_async(url("reader"), conn).await.expect("handshake");
     let doc = Doc::with_client_id(77);
@@ -118,7 +118,7 @@ async fn reader(ctx: NodeCtx, results: Results) {
     };
     ws.send(Message::Binary(protocol::encode_update(update).into())).await.unwrap();
     let mut closed = false;
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+    while let Ok(Some(msg)) = sim::timer::timeout(Duration::from_secs(5), ws.next()).await {
         if matches!(msg, Ok(Message::Close(_)) | Err(_)) {
             closed = true;
             break;
@@ -129,7 +129,7 @@ async fn reader(ctx: NodeCtx, results: Results) {
 
 /// An attacker: a forged token, then a good token with a malformed frame.
 async fn attacker(ctx: NodeCtx, results: Results) {
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    sim::timer::sleep(Duration::from_millis(2_000)).await;
     let conn = connect(&ctx).await;
     let refused_status = match tokio_tungstenite::client_async(url("forged"), conn).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Some(resp.status().as_u16()),
@@ -139,7 +139,7 @@ async fn attacker(ctx: NodeCtx, results: Results) {
     let (mut ws, _) = tokio_tungstenite::client_async(url("mallory"), conn).await.expect("handshake");
     ws.send(Message::Binary(vec![0, 2, 200, 200, 200, 200, 200, 1].into())).await.unwrap();
     let mut closed = false;
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+    while let Ok(Some(msg)) = sim::timer::timeout(Duration::from_secs(5), ws.next()).await {
         if matches!(msg, Ok(Message::Close(_)) | Err(_)) {
             closed = true;
             break;
@@ -208,7 +208,7 @@ fn editors_converge_get_durable_acks_and_bad_clients_are_closed() {
         node_main(move |_ctx| {
             let g = admin_gate.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(REVOKE_AT_MS)).await;
+                sim::timer::sleep(Duration::from_millis(REVOKE_AT_MS)).await;
                 g.revoke("carl");
             }
         }),

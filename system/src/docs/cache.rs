@@ -113,7 +113,7 @@ impl Cache {
             return (None, Transition::None);
         }
         let limit = Duration::from_millis(self.settings.call_timeout_ms);
-        let result = tokio::time::timeout(limit, async {
+        let result = sim::timer::timeout(limit, async {
             let mut client = self.client.lock().await;
             client.call(cmd).await
         })

@@ -78,7 +78,7 @@ pub async fn run(mut ctx: NodeCtx, config: DocsConfig) {
     let serving = tokio::spawn(service.serve());
     // Ready once MongoDB answers a majority read (the shard map loads on the way).
     while store.version_vector("health/probe").await.is_err() {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim::timer::sleep(Duration::from_millis(500)).await;
     }
     flag.set(true);
     ctx.trace("docs.ready", serde_json::json!({}));

@@ -212,7 +212,7 @@ impl Service {
                     };
                     let _ = write_response(&mut conn, &response).await;
                 };
-                let _ = tokio::time::timeout(Duration::from_millis(SERVE_TIMEOUT_MS), exchange).await;
+                let _ = sim::timer::timeout(Duration::from_millis(SERVE_TIMEOUT_MS), exchange).await;
             });
         }
     }

@@ -66,7 +66,7 @@ async fn editor(mut ctx: NodeCtx, kafka: KafkaCluster, seen: Arc<Mutex<Seen>>) {
     let want = seen.lock().unwrap().local_vector.clone();
     let mut matched = 0;
     while matched < 2 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim::timer::sleep(Duration::from_millis(500)).await;
         let req = Request::get("/docs/acme/plan/state");
         let Ok(resp) = http::call(&ctx.net, "docs-1", super::HTTP_PORT, &req, Duration::from_secs(5)).await else {
             continue;

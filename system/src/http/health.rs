@@ -56,7 +56,7 @@ pub async fn serve(net: Net, flag: HealthFlag) -> std::io::Result<()> {
                 };
                 let _ = write_response(&mut conn, &response).await;
             };
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(SERVE_TIMEOUT_MS), exchange).await;
+            let _ = sim::timer::timeout(std::time::Duration::from_millis(SERVE_TIMEOUT_MS), exchange).await;
         });
     }
 }

@@ -226,7 +226,7 @@ pub async fn call(
         conn.flush().await?;
         read_response(&mut conn).await
     };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| HttpError::Timeout)?
+    sim::timer::timeout(timeout, exchange).await.map_err(|_| HttpError::Timeout)?
 }
 
 /// Reads one response: the head, then a `Content-Length` body.

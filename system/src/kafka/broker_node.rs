@@ -87,7 +87,7 @@ pub async fn run(mut ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<St
                 }
                 Envelope::Input(input) => input,
             },
-            _ = tokio::time::sleep_until(next_tick) => {
+            _ = sim::timer::sleep_until(next_tick) => {
                 next_tick += TICK;
                 Input::Tick
             }
@@ -203,7 +203,7 @@ fn read_checkpoint(disk: &Disk) -> BTreeMap<String, u64> {
 /// The OS writeback: dirty log pages reach the platter every `interval_ms`.
 async fn writeback(disk: Disk, interval_ms: u64) {
     loop {
-        tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+        sim::timer::sleep(Duration::from_millis(interval_ms)).await;
         for file in disk.list().unwrap_or_default() {
             if file.ends_with(".log") {
                 let _ = disk.sync(&file).await;
@@ -251,7 +251,7 @@ impl Fetcher {
                 return;
             }
             if failed {
-                tokio::time::sleep(Duration::from_millis(self.backoff_ms)).await;
+                sim::timer::sleep(Duration::from_millis(self.backoff_ms)).await;
             }
         }
     }
@@ -276,7 +276,7 @@ impl Heartbeater {
             let req = tokio::select! {
                 biased;
                 Some(alter) = alters.recv() => ControllerRequest::AlterPartition(alter),
-                _ = tokio::time::sleep_until(next) => {
+                _ = sim::timer::sleep_until(next) => {
                     next = Instant::now() + interval;
                     ControllerRequest::Heartbeat(BrokerHeartbeat {
                         broker: self.settings.broker_id,

@@ -45,8 +45,8 @@ impl Client {
 
     /// Sleeps `retry.backoff.ms` (the future holds no reference to the client, which is not
     /// `Sync` on every engine).
-    pub fn backoff(&self) -> tokio::time::Sleep {
-        tokio::time::sleep(Duration::from_millis(self.settings.retry_backoff_ms))
+    pub fn backoff(&self) -> sim::timer::Sleep {
+        sim::timer::sleep(Duration::from_millis(self.settings.retry_backoff_ms))
     }
 
     /// One request to `node`; `None` when it could not be sent or answered in time (the

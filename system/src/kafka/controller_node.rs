@@ -70,7 +70,7 @@ pub async fn run(mut ctx: NodeCtx, config: ControllerConfig) {
             Some((req, reply)) = requests.recv() => {
                 let _ = reply.send(c.handle(req));
             }
-            _ = tokio::time::sleep_until(next_tick) => {
+            _ = sim::timer::sleep_until(next_tick) => {
                 next_tick += TICK;
                 c.tick(&done_tx);
             }

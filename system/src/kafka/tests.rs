@@ -758,7 +758,7 @@ mod real_runtime {
             (d, assignment, fetched, committed)
         };
         let (d, assignment, fetched, committed) =
-            tokio::time::timeout(Duration::from_secs(30), work).await.expect("done in time");
+            sim::timer::timeout(Duration::from_secs(30), work).await.expect("done in time");
         assert_eq!((d.base_offset, d.duplicate), (0, false));
         assert_eq!(assignment, vec![tp()]);
         let values: Vec<&str> = fetched.records.iter().map(|r| r.value.as_str()).collect();

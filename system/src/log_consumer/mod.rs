@@ -174,7 +174,7 @@ struct Rejoin;
 
 impl Member {
     async fn pause(&mut self, lo: u64, hi: u64) {
-        tokio::time::sleep(Duration::from_millis(self.rng.gen_range(lo..hi))).await;
+        sim::timer::sleep(Duration::from_millis(self.rng.gen_range(lo..hi))).await;
     }
 
     fn now(&self) -> u64 {

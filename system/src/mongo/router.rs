@@ -247,7 +247,7 @@ impl Router {
             if Instant::now() >= deadline {
                 return Err(RouteError::NoShardMap);
             }
-            tokio::time::sleep(Duration::from_millis(self.inner.settings.retry_backoff_ms)).await;
+            sim::timer::sleep(Duration::from_millis(self.inner.settings.retry_backoff_ms)).await;
         }
     }
 
@@ -272,7 +272,7 @@ impl Router {
                 None => match self.discover(set, hosts).await {
                     Some(h) => h,
                     None => {
-                        tokio::time::sleep(backoff).await;
+                        sim::timer::sleep(backoff).await;
                         continue;
                     }
                 },
@@ -284,13 +284,13 @@ impl Router {
                     let hint = primary.filter(|p| hosts.contains(p) && *p != host);
                     self.set_primary(set, hint.clone());
                     if hint.is_none() {
-                        tokio::time::sleep(backoff).await;
+                        sim::timer::sleep(backoff).await;
                     }
                 }
                 Some(reply) => return Ok((host, reply)),
                 None => {
                     self.set_primary(set, None);
-                    tokio::time::sleep(backoff).await;
+                    sim::timer::sleep(backoff).await;
                 }
             }
         }

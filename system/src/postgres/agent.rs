@@ -132,7 +132,7 @@ impl Agent {
                 let left = deadline_ms.saturating_sub(self.now_ms());
                 next = next.min(Instant::now() + Duration::from_millis(left));
             }
-            tokio::time::sleep_until(next).await;
+            sim::timer::sleep_until(next).await;
         }
     }
 
@@ -236,7 +236,7 @@ impl Agent {
             if !switching || Instant::now() + SWITCH_POLL >= until {
                 return;
             }
-            tokio::time::sleep(SWITCH_POLL).await;
+            sim::timer::sleep(SWITCH_POLL).await;
         }
     }
 

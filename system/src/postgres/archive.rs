@@ -117,17 +117,17 @@ impl Node {
         let history = self.lock().wal().history();
         let body = serde_json::to_vec(&history).expect("history serializes");
         while store.put(&history_key(epoch), &body).await.is_err() {
-            tokio::time::sleep(RETRY).await;
+            sim::timer::sleep(RETRY).await;
         }
         let mut archived = loop {
             match segments(&store).await {
                 Ok(segs) => break coverage(&history, &segs),
-                Err(_) => tokio::time::sleep(RETRY).await,
+                Err(_) => sim::timer::sleep(RETRY).await,
             }
         };
         let mut last_base: Option<u64> = None;
         loop {
-            tokio::time::sleep(Duration::from_millis(timing.archive_timeout_ms)).await;
+            sim::timer::sleep(Duration::from_millis(timing.archive_timeout_ms)).await;
             let (segment, flushed) = {
                 let member = self.lock();
                 if member.generation() != gen {

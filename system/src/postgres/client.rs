@@ -72,7 +72,7 @@ impl PgClient {
                 Ok(Routed { node, response }) => (node, response),
                 Err(RpcError::Connect(_) | RpcError::BackingOff) => {
                     self.next += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    sim::timer::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
                 // A cached connection the proxy had already closed: nothing reached it.
@@ -85,7 +85,7 @@ impl PgClient {
                     return Executed::Committed { node, epoch, index }
                 }
                 (Response::Rejected { reason }, _) => return Executed::Rejected(reason),
-                (Response::NotPrimary { .. }, _) => tokio::time::sleep(Duration::from_millis(50)).await,
+                (Response::NotPrimary { .. }, _) => sim::timer::sleep(Duration::from_millis(50)).await,
                 (Response::Indeterminate { reason }, _) => return Executed::Indeterminate(reason),
                 (other, node) => return Executed::Indeterminate(format!("unexpected answer {other:?} from {node:?}")),
             }

@@ -63,14 +63,14 @@ impl DcsClient {
                     self.leader = leader.filter(|l| *l != target && self.members.contains(l));
                     if self.leader.is_none() {
                         self.next += 1;
-                        tokio::time::sleep(BACKOFF).await;
+                        sim::timer::sleep(BACKOFF).await;
                     }
                 }
                 Ok(DcsResponse::Unavailable { reason }) => {
                     last = format!("{target}: {reason}");
                     self.leader = None;
                     self.next += 1;
-                    tokio::time::sleep(BACKOFF).await;
+                    sim::timer::sleep(BACKOFF).await;
                 }
                 Ok(resp) => {
                     self.leader = Some(target);
@@ -85,7 +85,7 @@ impl DcsClient {
                     last = format!("{target}: {e}");
                     self.leader = None;
                     self.next += 1;
-                    tokio::time::sleep(BACKOFF).await;
+                    sim::timer::sleep(BACKOFF).await;
                 }
             }
         }

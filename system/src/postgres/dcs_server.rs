@@ -124,7 +124,7 @@ async fn expire_leases(consensus: Consensus, applied: Arc<Mutex<Applied>>) {
     let mut was_leader = false;
     let mut proposed: Option<(u64, u64)> = None;
     loop {
-        tokio::time::sleep(EXPIRY_CHECK).await;
+        sim::timer::sleep(EXPIRY_CHECK).await;
         let is_leader = consensus.status().role == Some(Role::Leader);
         let due = {
             let mut a = lock(&applied);
@@ -140,7 +140,7 @@ async fn expire_leases(consensus: Consensus, applied: Arc<Mutex<Applied>>) {
         was_leader = is_leader;
         let Some((epoch, lease_rev)) = due.filter(|d| is_leader && proposed != Some(*d)) else { continue };
         let cmd = serde_json::to_vec(&Command::Expire { epoch, lease_rev }).expect("commands serialize");
-        if let Ok(Ok(_)) = tokio::time::timeout(PROPOSE_TIMEOUT, consensus.propose(cmd)).await {
+        if let Ok(Ok(_)) = sim::timer::timeout(PROPOSE_TIMEOUT, consensus.propose(cmd)).await {
             proposed = Some((epoch, lease_rev));
         }
     }
@@ -169,7 +169,7 @@ async fn handle(consensus: &Consensus, applied: &Mutex<Applied>, moved: &Notify,
         }
         DcsRequest::Write { cmd } => {
             let data = serde_json::to_vec(&cmd).expect("commands serialize");
-            let index = match tokio::time::timeout(PROPOSE_TIMEOUT, consensus.propose(data)).await {
+            let index = match sim::timer::timeout(PROPOSE_TIMEOUT, consensus.propose(data)).await {
                 Ok(Ok(index)) => index,
                 Ok(Err(ProposeError::NotLeader(leader))) => return DcsResponse::NotLeader { leader },
                 Ok(Err(e)) => return DcsResponse::Unavailable { reason: e.to_string() },
@@ -184,7 +184,7 @@ async fn handle(consensus: &Consensus, applied: &Mutex<Applied>, moved: &Notify,
                     next.await;
                 }
             };
-            if tokio::time::timeout(PROPOSE_TIMEOUT, applied_upto).await.is_err() {
+            if sim::timer::timeout(PROPOSE_TIMEOUT, applied_upto).await.is_err() {
                 return DcsResponse::Unavailable { reason: "apply timed out".into() };
             }
             let a = lock(applied);

@@ -319,7 +319,7 @@ impl Node {
                 Ok(()) => return,
                 Err(e) => {
                     self.ctx.trace("pg.reload_failed", json!({ "why": why, "error": e.to_string() }));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    sim::timer::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
@@ -381,7 +381,7 @@ impl Node {
     /// The watchdog device's timer: resets the node when its deadline passes unpetted.
     async fn watchdog_timer(self: Arc<Self>) {
         loop {
-            tokio::time::sleep(WATCHDOG_TICK).await;
+            sim::timer::sleep(WATCHDOG_TICK).await;
             if self.lock().watchdog_ms().is_some() {
                 let _ = self.finish(self.step(Input::WatchdogTick)).await;
             }

@@ -104,7 +104,7 @@ impl Node {
                 tokio::select! {
                     biased;
                     _ = moved => continue,
-                    _ = tokio::time::sleep(KEEPALIVE) => Replication::Keepalive { primary_flushed },
+                    _ = sim::timer::sleep(KEEPALIVE) => Replication::Keepalive { primary_flushed },
                 }
             } else {
                 next += records.len() as u64;

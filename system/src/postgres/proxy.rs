@@ -162,7 +162,7 @@ impl Proxy {
         let inter = Duration::from_millis(self.config.check_interval_ms);
         let options = ChannelOptions::new(MEMBER_PORT, Encoding::Json);
         loop {
-            tokio::time::sleep(inter).await;
+            sim::timer::sleep(inter).await;
             let asked = rpc::call_once::<_, MemberAnswer>(
                 &self.ctx.net,
                 &member.agent,

@@ -58,7 +58,7 @@ pub async fn run(mut ctx: NodeCtx, config: SentinelConfig) {
         let (out, answer) = tokio::select! {
             biased;
             Some(ev) = rx.recv() => handle(&mut core, now, ev),
-            _ = tokio::time::sleep_until(next_tick) => {
+            _ = sim::timer::sleep_until(next_tick) => {
                 next_tick += Duration::from_millis(core.next_tick_ms());
                 (core.tick(now), None)
             }

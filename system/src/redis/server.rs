@@ -167,7 +167,7 @@ impl Node {
     /// The master's active expire cycle.
     async fn expire_cycle(self: Arc<Self>) {
         loop {
-            tokio::time::sleep(ACTIVE_EXPIRE_PERIOD).await;
+            sim::timer::sleep(ACTIVE_EXPIRE_PERIOD).await;
             self.step(Input::ExpireTick);
         }
     }
@@ -209,7 +209,7 @@ impl Node {
                 tokio::select! {
                     biased;
                     _ = grew => continue,
-                    _ = tokio::time::sleep(Duration::from_millis(ACK_PERIOD_MS)) => out = self.step(Input::FeedIdle { feed }),
+                    _ = sim::timer::sleep(Duration::from_millis(ACK_PERIOD_MS)) => out = self.step(Input::FeedIdle { feed }),
                 }
             }
             for action in out {
@@ -227,7 +227,7 @@ impl Node {
 
     /// Replica side: one attempt at the link the core asked for, after `delay_ms`.
     async fn link(self: Arc<Self>, link: LinkId, master: String, delay_ms: u64) {
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        sim::timer::sleep(Duration::from_millis(delay_ms)).await;
         if let Err(e) = self.run_link(link, &master).await {
             self.step(Input::LinkLost { link, error: e.to_string() });
         }

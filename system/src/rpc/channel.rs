@@ -190,7 +190,7 @@ impl Channel {
             if at >= deadline {
                 return Err(RpcError::BackingOff);
             }
-            tokio::time::sleep_until(at).await;
+            sim::timer::sleep_until(at).await;
         }
         let limit = Duration::from_millis(self.inner.options.connect_timeout_ms)
             .min(deadline.saturating_duration_since(Instant::now()));
@@ -255,7 +255,7 @@ async fn exchange(
         within(write, frames.send_raw(payload)).await.map_err(|e| failure(e, RpcError::Unsent))?;
         frames.recv_raw().await.map_err(|e| failure(e, RpcError::Broken))
     };
-    match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), io).await {
+    match sim::timer::timeout(deadline.saturating_duration_since(Instant::now()), io).await {
         Ok(Ok(reply)) => Ok((frames, reply)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(RpcError::TimedOut),

@@ -96,7 +96,7 @@ impl Dialer {
                 let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
                 self.options.backoff.delay(failures, &mut *rng)
             };
-            tokio::time::sleep(pause).await;
+            sim::timer::sleep(pause).await;
         }
     }
 }

@@ -126,7 +126,7 @@ async fn next_payload(stream: &mut (impl Stream<Item = io::Result<BytesMut>> + U
 
 /// Runs `f` within `limit`; past it, `TimedOut`.
 pub(crate) async fn within<T>(limit: Duration, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
-    match tokio::time::timeout(limit, f).await {
+    match sim::timer::timeout(limit, f).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed")),
     }

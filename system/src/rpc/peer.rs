@@ -137,7 +137,7 @@ impl<M: Serialize, F: FnMut(M)> Task<M, F> {
     /// Waits out the backoff, then drops (and reports) what queued meanwhile.
     async fn back_off(&mut self, rx: &mut mpsc::UnboundedReceiver<M>) {
         self.failures += 1;
-        tokio::time::sleep(self.options.backoff.delay(self.failures, &mut self.rng)).await;
+        sim::timer::sleep(self.options.backoff.delay(self.failures, &mut self.rng)).await;
         while let Ok(msg) = rx.try_recv() {
             (self.undelivered)(msg);
         }

@@ -64,7 +64,7 @@ fn an_idle_connection_is_closed_by_the_server() {
     let server = Listen::new(PORT, Encoding::Json).idle_timeout_ms(500);
     let log = run(3_000, vec![], server, |ctx, log| {
         Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            sim::timer::sleep(Duration::from_millis(100)).await;
             let mut frames = Frames::new(ctx.net.connect("srv", PORT).await.expect("connect"), Encoding::Json);
             frames.send(&41u64).await.expect("send");
             assert_eq!(frames.recv::<u64>().await.expect("reply"), 42);
@@ -86,12 +86,12 @@ fn a_channel_reconnects_after_its_peer_restarts() {
     let log = run(4_000, faults, server, |mut ctx, log| {
         Box::pin(async move {
             let channel = Channel::new(&mut ctx, ChannelOptions::new(PORT, Encoding::Json));
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            sim::timer::sleep(Duration::from_millis(100)).await;
             for n in 0u64.. {
                 let reply = channel.call::<_, u64>("srv", &n, Duration::from_millis(300)).await;
                 let what = if reply.as_ref().is_ok_and(|r| *r == n + 1) { "ok" } else { "failed" };
                 note(&log, ctx.clock.now_ms(), what);
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                sim::timer::sleep(Duration::from_millis(50)).await;
             }
         })
     });
@@ -109,10 +109,10 @@ fn a_call_to_a_stuck_peer_ends_at_its_deadline() {
     let log = run(3_000, vec![(1_000, Fault::Pause(Target::node("srv")))], server, |mut ctx, log| {
         Box::pin(async move {
             let channel = Channel::new(&mut ctx, ChannelOptions::new(PORT, Encoding::Json));
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            sim::timer::sleep(Duration::from_millis(100)).await;
             let before = channel.call::<_, u64>("srv", &1u64, Duration::from_millis(500)).await;
             note(&log, ctx.clock.now_ms(), format!("before {}", before.is_ok()));
-            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            sim::timer::sleep(Duration::from_millis(1_200)).await;
             let start = ctx.clock.now_ms();
             let stuck = channel.call::<_, u64>("srv", &2u64, Duration::from_millis(500)).await;
             note(&log, start, "stuck start");
@@ -156,7 +156,7 @@ fn a_peer_sender_drops_and_reports_while_its_peer_is_down_then_delivers_again() 
                 let report = move |n: u64| note(&u, clock.now_ms(), format!("lost {n}"));
                 let sender = PeerSender::spawn(&mut ctx, "srv", PeerOptions::new(PORT, Encoding::Postcard), report);
                 for n in 0u64.. {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    sim::timer::sleep(Duration::from_millis(50)).await;
                     sender.send(n);
                 }
             }
@@ -196,7 +196,7 @@ fn a_dialer_keeps_a_split_stream_up_across_a_restart() {
                             }
                         });
                         for n in 0u64.. {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            sim::timer::sleep(Duration::from_millis(50)).await;
                             if tx.send_within(Duration::from_secs(1), &n).await.is_err() {
                                 return;
                             }

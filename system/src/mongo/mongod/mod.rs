@@ -152,7 +152,7 @@ pub async fn run(mut ctx: NodeCtx, config: MongodConfig) {
         };
         ctx.trace("mongo.fail_stop", json!({ "file": fatal.file, "error": fatal.error.to_string() }));
         ctx.sometimes("mongo.fail_stop");
-        tokio::time::sleep(Duration::from_millis(RESTART_AFTER_MS)).await;
+        sim::timer::sleep(Duration::from_millis(RESTART_AFTER_MS)).await;
         links.drain();
     }
 }
@@ -307,12 +307,12 @@ impl Mongod {
                 Some((from, msg)) = peer_rx.recv() => self.feed(Input::Recv { from, msg }).await,
                 Some((cmd, reply)) = cmd_rx.recv() => self.command(cmd, reply).await,
                 Some((to, msg)) = undelivered_rx.recv() => self.feed(Input::Undeliverable { to, msg }).await,
-                _ = tokio::time::sleep_until(next_tick) => {
+                _ = sim::timer::sleep_until(next_tick) => {
                     next_tick += tick;
                     self.feed(Input::Tick).await;
                     self.expire_waiters();
                 }
-                _ = tokio::time::sleep_until(election_at), if election_at < next_tick => self.feed(Input::Tick).await,
+                _ = sim::timer::sleep_until(election_at), if election_at < next_tick => self.feed(Input::Tick).await,
             }
             self.flush_journal().await;
             self.bootstrap_shard_map().await;
