@@ -94,6 +94,12 @@ impl Shared {
     }
 }
 
+/// Latencies in microseconds, 1 µs to 60 s at 3 significant digits: every histogram of a run
+/// has these bounds, so the clients' histograms add up into the run's.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
 /// Client `j`'s updates, each framed as a y-sync update message.
 fn prebuild(client_id: u64, count: usize) -> Vec<Vec<u8>> {
     let doc = Doc::with_options(Options::with_client_id(ClientID::new(client_id)));
@@ -261,8 +267,8 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
             let shared = reader_shared;
             let mut end = ClientEnd {
                 next: vec![0; n],
-                latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-                ack_latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+                latency: latency_histogram(),
+                ack_latency: latency_histogram(),
                 deliveries: 0,
                 last_delivery_ns: 0,
                 misordered: 0,
@@ -398,8 +404,8 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
     // length (at least 20 s) to catch up before the run is void.
     let drain = (load.duration * 3).max(Duration::from_secs(20));
     shared.give_up_ns.store((last_send + drain - shared.t0).as_nanos() as u64, Ordering::Release);
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-    let mut ack_latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut latency = latency_histogram();
+    let mut ack_latency = latency_histogram();
     let mut deliveries = 0u64;
     let mut void = None;
     let mut ends = Vec::new();

@@ -21,7 +21,7 @@
 //! a producer's: when an update does not fit the room is told at once (the enqueue fails;
 //! Kafka's `max.block.ms` of 0), and closes rather than keep an edit it cannot make durable.
 //! The bound is for a log that is down or far behind, not for a burst: 32 MiB (Kafka's default)
-//! holds some 300,000 typing updates. A bound of 1,024 updates closed rooms under nothing
+//! holds hundreds of thousands of typing updates. A bound of 1,024 updates closed rooms under nothing
 //! worse than 50 clients with 32 updates each in flight (`stack bench`).
 //!
 //! A record value is the lower-case hex of [`DocUpdate::encode`] (the model's Kafka values are

@@ -40,7 +40,7 @@ use crate::http;
 /// Bytes of outgoing frames a session may have queued before it counts as a slow reader
 /// (a frame larger than that still goes, alone): a whole largest frame's worth. Counted in
 /// bytes, as a socket's send buffer is, so a burst of keystrokes (50 editors with 32 each in
-/// flight is 78,400 frames of some 30 bytes for each session) is not taken for a stalled reader,
+/// flight is 1,568 frames of some 30 bytes for each session) is not taken for a stalled reader,
 /// as a bound of 512 frames took it.
 const OUTBOX_BYTES: usize = protocol::MAX_FRAME_BYTES;
 /// Most queued frames written before one flush: a fan-out of many small frames goes out in
