@@ -72,7 +72,7 @@ async fn stock_yjs_clients_and_the_rust_client_converge_through_the_stack() {
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("stack");
-    let up = Up::start(&data, free_base(10_000)).await;
+    let up = Up::start(&data, free_base(0)).await;
 
     let run = tokio::process::Command::new("node")
         .args(["--test", "--test-concurrency=1", "interop.test.js"])

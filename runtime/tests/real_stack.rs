@@ -194,7 +194,7 @@ async fn read_back(lb: SocketAddr, token: &str) -> String {
 async fn the_stack_serves_edits_survives_a_restart_and_a_killed_collab_instance() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("stack");
-    let base = free_base(21_000);
+    let base = free_base(1);
 
     assert_eq!(exit_code(&data, &["status"]), 1, "no stack is running yet");
     // First life: sign up, log in, edit, read back from a second connection.

@@ -20,7 +20,7 @@ fn bench_usage_errors_exit_2() {
 
 #[test]
 fn a_short_bench_brings_up_both_servers_and_every_run_is_valid() {
-    let base = free_base(41_000);
+    let base = free_base(3);
     let out = Command::new(STACK)
         .args(["bench", "--clients", "2", "--cores", "2", "--mode", "open,closed", "--seconds", "1"])
         .args(["--base-port", &base.to_string(), "--node-port", &(base + 999).to_string()])

@@ -20,7 +20,7 @@ fn chaos_usage_errors_exit_2() {
 
 #[test]
 fn a_short_chaos_run_loses_no_acknowledged_edit_and_converges() {
-    let base = free_base(31_000);
+    let base = free_base(2);
     let out = Command::new(STACK)
         .args(["chaos", "--seed", "1", "--duration", "20", "--base-port", &base.to_string()])
         .output()
