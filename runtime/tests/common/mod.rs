@@ -33,7 +33,8 @@ pub fn free_base(binary: u16) -> u16 {
         busy.clear();
         for k in 0..blocks.len() {
             let base = blocks[(start + k) % blocks.len()];
-            match (base..base + 1_000).find_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).err().map(|e| (p, e))) {
+            match (base..base + 1_000).find_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).err().map(|e| (p, e)))
+            {
                 None => return base,
                 Some((port, e)) => busy.push(format!("{port}: {e}")),
             }
