@@ -12,18 +12,25 @@ pub const READY_WITHIN: Duration = Duration::from_secs(300);
 /// Test binaries that bring up a stack, each with its own share of the port blocks below.
 pub const BINARIES: u16 = 4;
 
+const FIRST_BLOCK: u16 = 11_000;
+
 /// A base port whose whole block (20 ports per node, 50 nodes' worth: 1,000 ports) is free now.
-/// Blocks start at 2,000 and stop below the kernel's ephemeral range (32,768 by default): a
-/// block there would race every outgoing connection on the machine, the stack's own among them,
-/// and on a busy machine no block of 1,000 ephemeral ports is ever wholly free. Binary `binary`
-/// (0 to `BINARIES` - 1) owns every `BINARIES`-th block, so binaries never reach for the same
-/// ports; the process id picks where in its share a binary starts looking.
+/// Blocks start at 11,000, above the last of the ports the Fetch standard bars (10080; Node's
+/// `fetch` refuses them, and 2049, 6000 and 6665 to 6697 are among them), and stop below the
+/// kernel's ephemeral range (32,768 by default): a block there would race every outgoing
+/// connection on the machine, the stack's own among them, and on a busy machine no block of
+/// 1,000 ephemeral ports is ever wholly free. Binary `binary` (0 to `BINARIES` - 1) owns every
+/// `BINARIES`-th block, so binaries never reach for the same ports; the process id picks where
+/// in its share a binary starts looking.
 pub fn free_base(binary: u16) -> u16 {
     assert!(binary < BINARIES, "binary {binary} has no share of the port blocks");
     let ephemeral = ephemeral_ports();
     let blocks: Vec<u16> = (0..)
-        .map(|k| 2_000 + (binary + k * BINARIES) * 1_000)
-        .take_while(|base| u32::from(*base) + 1_000 <= u32::from(*ephemeral.start()))
+        .map(|k| FIRST_BLOCK + (binary + k * BINARIES) * 1_000)
+        // Every binary keeps one block even on a machine whose ephemeral range starts low.
+        .take_while(|base| {
+            u32::from(*base) + 1_000 <= u32::from(*ephemeral.start()).max(u32::from(FIRST_BLOCK + BINARIES * 1_000))
+        })
         .collect();
     let start = std::process::id() as usize % blocks.len();
     // A port a test before this one used may stay taken for a while after its process ended
