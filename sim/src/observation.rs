@@ -89,7 +89,7 @@ pub struct Observations {
 
 impl Observations {
     pub fn push(&mut self, t_ms: u64, node: &str, kind: &str, fields: Value) {
-        self.push_event(Event { t_ms, node: node.into(), kind: kind.into(), fields });
+        self.push_event(Event::new(t_ms, node, kind, &fields));
     }
 
     /// Keeps an event the world has already stamped (the same one it writes to the trace).
@@ -103,7 +103,7 @@ impl Observations {
         self.events.iter().filter(|e| e.kind == T::KIND).map(|e| Seen {
             t_ms: e.t_ms,
             node: e.node.as_str(),
-            value: serde_json::from_value(e.fields.clone())
+            value: serde_json::from_str(e.fields.get())
                 .unwrap_or_else(|err| panic!("observation {} does not decode: {err}", T::KIND)),
         })
     }

@@ -99,10 +99,10 @@ impl WorldState {
     }
 
     pub fn record(&self, node: &str, kind: &str, fields: Value) {
-        self.record_event(Event { t_ms: self.now_ms(), node: node.into(), kind: kind.into(), fields });
+        self.record_event(&Event::new(self.now_ms(), node, kind, &fields));
     }
 
-    fn record_event(&self, event: Event) {
+    fn record_event(&self, event: &Event) {
         tracing::debug!(target: "trace", node = %event.node, kind = %event.kind, fields = %event.fields);
         lock(&self.trace).record(event);
     }
@@ -110,10 +110,9 @@ impl WorldState {
     /// Records a typed observation from `node`: into the trace, and into the stream the
     /// checkers read.
     pub fn observe<T: Observation>(&self, node: &str, value: &T) {
-        let fields = serde_json::to_value(value).expect("observations serialize");
-        let event = Event { t_ms: self.now_ms(), node: node.into(), kind: T::KIND.into(), fields };
-        lock(&self.observations).push_event(event.clone());
-        self.record_event(event);
+        let event = Event::new(self.now_ms(), node, T::KIND, value);
+        self.record_event(&event);
+        lock(&self.observations).push_event(event);
     }
 
     /// Reads the observations recorded so far.

@@ -72,6 +72,8 @@ pub struct Typist {
     /// Units typed: trace transactions, or synthetic bursts.
     typed: u64,
     started: bool,
+    /// Where a synthetic typist's next edit goes, unless it jumps (UTF-16 units).
+    cursor: u32,
 }
 
 const WORDS: &[&str] =
@@ -79,7 +81,7 @@ const WORDS: &[&str] =
 
 impl Typist {
     pub fn new(script: Script) -> Self {
-        Typist { script, typed: 0, started: false }
+        Typist { script, typed: 0, started: false, cursor: 0 }
     }
 
     pub fn typed(&self) -> u64 {
@@ -109,7 +111,7 @@ impl Typist {
             Script::Watch => Burst::Done,
             Script::Synthetic => {
                 self.typed += 1;
-                Burst::Patches(vec![synthetic(core.text_len(), rng)])
+                Burst::Patches(vec![synthetic(&mut self.cursor, core.text_len(), rng)])
             }
             Script::Paper { chunk, starts_from } => {
                 if !self.started {
@@ -143,19 +145,31 @@ impl Typist {
     }
 }
 
-/// One synthetic edit of `text`: mostly a word typed at a random place, sometimes a few
-/// characters deleted. Positions fall on character boundaries.
-/// A random edit of a text of `len` UTF-16 units: any index is a position (the texts hold only
-/// Basic Multilingual Plane characters, see [`super::ydoc::new_doc`]).
-fn synthetic(len: u32, rng: &mut impl Rng) -> (u32, u32, String) {
-    let pos = rng.gen_range(0..=len);
+/// How often a synthetic typist moves elsewhere before an edit: one edit in this many.
+const JUMP_ONE_IN: u32 = 8;
+
+/// One synthetic edit of a text of `len` UTF-16 units, as a person makes them: a word typed at
+/// the cursor, which then follows it, sometimes a few characters backspaced, and now and then a
+/// jump to a random place first (a click). Any index is a position: the texts hold only Basic
+/// Multilingual Plane characters (see [`super::ydoc::new_doc`]). Typing on at one place also
+/// keeps the document's item list short, as real typing does (yrs merges a run of one client's
+/// adjacent inserts into one item), where a word at a random place every time splits an item
+/// on each edit and makes every later position lookup walk further.
+fn synthetic(cursor: &mut u32, len: u32, rng: &mut impl Rng) -> (u32, u32, String) {
+    let mut pos = (*cursor).min(len);
+    if rng.gen_ratio(1, JUMP_ONE_IN) {
+        pos = rng.gen_range(0..=len);
+    }
     if len > 40 && rng.gen_ratio(1, 5) {
-        let end = (pos + rng.gen_range(1..=5)).min(len);
-        if end > pos {
-            return (pos, end - pos, String::new());
+        let del = rng.gen_range(1..=5).min(pos);
+        if del > 0 {
+            *cursor = pos - del;
+            return (pos - del, del, String::new());
         }
     }
-    (pos, 0, WORDS[rng.gen_range(0..WORDS.len())].to_string())
+    let word = WORDS[rng.gen_range(0..WORDS.len())];
+    *cursor = pos + word.len() as u32;
+    (pos, 0, word.to_string())
 }
 
 #[cfg(test)]
@@ -219,17 +233,24 @@ mod tests {
     }
 
     #[test]
-    fn synthetic_edits_land_anywhere_in_a_text_with_wide_characters() {
+    fn synthetic_edits_type_on_at_a_cursor_that_jumps_now_and_then_in_a_text_with_wide_characters() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
         let mut core = EditorCore::new(1);
         core.type_patch(0, 0, "\u{2620}\u{2620}abc\u{2620} and more text to make it long enough to delete from");
         let mut mirror: Vec<u16> = core.text().encode_utf16().collect();
+        let (mut cursor, mut on_cursor, mut deletes) = (0, 0, 0);
         for _ in 0..500 {
-            let (pos, del, ins) = synthetic(core.text_len(), &mut rng);
+            let before = cursor;
+            let (pos, del, ins) = synthetic(&mut cursor, core.text_len(), &mut rng);
+            on_cursor += u32::from(pos == before || pos + del == before);
+            deletes += u32::from(del > 0);
+            assert_eq!(cursor, if ins.is_empty() { pos } else { pos + ins.len() as u32 });
             core.type_patch(pos, del, &ins);
             mirror.splice(pos as usize..(pos + del) as usize, ins.encode_utf16());
             assert_eq!(core.text_len() as usize, mirror.len());
         }
         assert_eq!(core.text(), String::from_utf16(&mirror).unwrap());
+        assert!((380..480).contains(&on_cursor), "most edits at the cursor, some jumps: {on_cursor}");
+        assert!(deletes > 50, "{deletes}");
     }
 }

@@ -213,7 +213,7 @@ impl DocStore {
 
     /// The document with exactly this id (a prefix read also finds `<doc>-more`).
     async fn get(&self, doc: &str, ns: &str, id: &str) -> Result<Option<Value>, RouteError> {
-        Ok(self.find(doc, ns, id).await?.into_iter().find(|d| d.id == id).map(|d| d.doc))
+        Ok(self.find(doc, ns, id).await?.into_iter().find(|d| d.id == id).map(|d| Value::clone(&d.doc)))
     }
 
     /// Every stored operation of `doc`, in id order.
@@ -253,7 +253,7 @@ impl DocStore {
         let found = self.find(doc, SNAPSHOT_INDEX, &snapshots_prefix(doc)).await?;
         found
             .iter()
-            .map(|d| serde_json::from_value(d.doc.clone()).map_err(|_| LoadError::Malformed(d.id.clone())))
+            .map(|d| serde::Deserialize::deserialize(&*d.doc).map_err(|_| LoadError::Malformed(d.id.clone())))
             .collect()
     }
 

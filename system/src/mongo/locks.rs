@@ -45,7 +45,7 @@ fn read(store: &Store, name: &str) -> Option<LockDoc> {
 
 fn put(name: &str, doc: &LockDoc) -> Op {
     let value: Value = serde_json::to_value(doc).expect("lock docs serialize");
-    Op::Put { ns: LOCKS_NS.into(), id: name.into(), doc: value }
+    Op::Put { ns: LOCKS_NS.into(), id: name.into(), doc: value.into() }
 }
 
 /// Take the lock if it is free or its lease ran out, or renew it for its current holder (same

@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// MongoDB's optime: (term, timestamp). Field order gives the derived ordering: term first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -41,8 +42,9 @@ impl std::fmt::Display for OpTime {
 pub enum Op {
     /// `n`: a no-op, e.g. the "new primary" entry a primary writes when elected.
     Noop { msg: String },
-    /// `i`/`u`: the document `id` of namespace `ns` becomes `doc`.
-    Put { ns: String, id: String, doc: Value },
+    /// `i`/`u`: the document `id` of namespace `ns` becomes `doc`. Shared, not copied, with
+    /// the store's version it becomes and every read that finds it.
+    Put { ns: String, id: String, doc: Arc<Value> },
     /// `d`: the document is removed.
     Delete { ns: String, id: String },
 }

@@ -188,7 +188,7 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FoundDoc {
     pub id: String,
-    pub doc: Value,
+    pub doc: std::sync::Arc<Value>,
     /// The optime of the write that produced this version.
     pub optime: OpTime,
 }

@@ -73,12 +73,12 @@ impl ShardMap {
         let shards = self.shards.iter().map(|(name, hosts)| Op::Put {
             ns: SHARDS_NS.into(),
             id: name.clone(),
-            doc: json!({ "hosts": hosts }),
+            doc: json!({ "hosts": hosts }).into(),
         });
         let chunks = self.chunks.iter().map(|c| Op::Put {
             ns: CHUNKS_NS.into(),
             id: format!("{:020}", c.min),
-            doc: json!({ "min": c.min, "shard": c.shard }),
+            doc: json!({ "min": c.min, "shard": c.shard }).into(),
         });
         shards.chain(chunks).collect()
     }

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use std::sync::Arc;
 
 use super::oplog::{Op, OplogEntry};
 
@@ -17,7 +18,7 @@ use super::oplog::{Op, OplogEntry};
 type Key = (String, String);
 
 /// A version: the oplog `ts` that wrote it and the document (None: deleted).
-type Version = (u64, Option<Value>);
+type Version = (u64, Option<Arc<Value>>);
 
 #[derive(Debug, Default)]
 pub struct Store {
@@ -28,7 +29,7 @@ pub struct Store {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Found {
     pub id: String,
-    pub doc: Value,
+    pub doc: Arc<Value>,
     pub ts: u64,
 }
 
@@ -58,6 +59,11 @@ impl Store {
 
     /// The document as of `at` (None: the latest applied version).
     pub fn get(&self, ns: &str, id: &str, at: Option<u64>) -> Option<&Value> {
+        self.get_shared(ns, id, at).map(|d| &**d)
+    }
+
+    /// [`Store::get`], as the shared document itself (a copy of it costs a reference count).
+    pub fn get_shared(&self, ns: &str, id: &str, at: Option<u64>) -> Option<&Arc<Value>> {
         let versions = self.docs.get(&(ns.to_string(), id.to_string()))?;
         visible(versions, at).and_then(|(_, d)| d.as_ref())
     }
@@ -90,7 +96,7 @@ mod tests {
     use serde_json::json;
 
     fn put(ts: u64, id: &str, v: i64) -> OplogEntry {
-        let op = Op::Put { ns: "c".into(), id: id.into(), doc: json!(v) };
+        let op = Op::Put { ns: "c".into(), id: id.into(), doc: json!(v).into() };
         OplogEntry { optime: OpTime::new(1, ts), wall_ms: 0, ops: vec![op], fence: None }
     }
 

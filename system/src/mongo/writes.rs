@@ -6,6 +6,7 @@
 //! entries idempotent so that reapplying them is harmless.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -37,11 +38,11 @@ pub fn prepare(store: &Store, writes: &[WriteOp], fence: Option<&Fence>) -> Resu
             return Err(Reply::StaleFence { lock: f.lock.clone(), token: f.token, highest });
         }
         if f.token > highest {
-            out.ops.push(Op::Put { ns: FENCES_NS.into(), id: f.lock.clone(), doc: json!(f.token) });
+            out.ops.push(Op::Put { ns: FENCES_NS.into(), id: f.lock.clone(), doc: json!(f.token).into() });
         }
     }
     // Later writes of the batch see earlier ones.
-    let mut overlay: BTreeMap<(String, String), Option<Value>> = BTreeMap::new();
+    let mut overlay: BTreeMap<(String, String), Option<Arc<Value>>> = BTreeMap::new();
     for w in writes {
         let (ns, id) = names(w);
         if ns.is_empty() || id.is_empty() || ns.len() > MAX_NAME_LEN || id.len() > MAX_NAME_LEN || ns == FENCES_NS {
@@ -50,7 +51,7 @@ pub fn prepare(store: &Store, writes: &[WriteOp], fence: Option<&Fence>) -> Resu
         let key = (ns.to_string(), id.to_string());
         let current = match overlay.get(&key) {
             Some(v) => v.clone(),
-            None => store.get(ns, id, None).cloned(),
+            None => store.get_shared(ns, id, None).cloned(),
         };
         let next = match w {
             WriteOp::Insert { .. } if current.is_some() => {
@@ -59,11 +60,11 @@ pub fn prepare(store: &Store, writes: &[WriteOp], fence: Option<&Fence>) -> Resu
             }
             WriteOp::Insert { doc, .. } => {
                 out.inserted += 1;
-                Some(doc.clone())
+                Some(Arc::new(doc.clone()))
             }
-            WriteOp::Upsert { doc, .. } => Some(doc.clone()),
-            WriteOp::MaxMerge { fields, .. } => match max_merge(current.as_ref(), fields) {
-                Some(merged) => Some(merged),
+            WriteOp::Upsert { doc, .. } => Some(Arc::new(doc.clone())),
+            WriteOp::MaxMerge { fields, .. } => match max_merge(current.as_deref(), fields) {
+                Some(merged) => Some(Arc::new(merged)),
                 None => continue,
             },
             WriteOp::Delete { .. } if current.is_none() => continue,

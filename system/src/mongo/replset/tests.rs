@@ -122,7 +122,7 @@ impl Cluster {
     }
 
     fn write(&mut self, node: usize, tag: &str) -> Option<OpTime> {
-        let op = Op::Put { ns: "t".into(), id: tag.into(), doc: serde_json::json!(tag) };
+        let op = Op::Put { ns: "t".into(), id: tag.into(), doc: serde_json::json!(tag).into() };
         let now = self.now();
         let (optime, actions) = self.nodes[node].write(now, vec![op], None).ok()?;
         self.handle(node, actions);
