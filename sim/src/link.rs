@@ -52,26 +52,27 @@ impl LinkShape {
 /// Every shaped directed link of the world; unlisted links are clear.
 #[derive(Debug, Default)]
 pub struct LinkTable {
-    shapes: BTreeMap<(String, String), LinkShape>,
+    /// From, then to: looked up by `&str` on every chunk a simulated connection receives, so
+    /// no key is built for a lookup.
+    shapes: BTreeMap<String, BTreeMap<String, LinkShape>>,
 }
 
 impl LinkTable {
     pub fn set(&mut self, from: &str, to: &str, shape: LinkShape) {
-        let key = (from.to_string(), to.to_string());
         if shape.is_clear() {
-            self.shapes.remove(&key);
+            if let Some(tos) = self.shapes.get_mut(from) {
+                tos.remove(to);
+                if tos.is_empty() {
+                    self.shapes.remove(from);
+                }
+            }
         } else {
-            self.shapes.insert(key, shape);
+            self.shapes.entry(from.to_string()).or_default().insert(to.to_string(), shape);
         }
     }
 
     pub fn get(&self, from: &str, to: &str) -> LinkShape {
-        // Read on every chunk a simulated connection receives: skip the key allocation in the
-        // common case of no shaping at all.
-        if self.shapes.is_empty() {
-            return LinkShape::default();
-        }
-        self.shapes.get(&(from.to_string(), to.to_string())).copied().unwrap_or_default()
+        self.shapes.get(from).and_then(|tos| tos.get(to)).copied().unwrap_or_default()
     }
 
     pub fn clear(&mut self) {
