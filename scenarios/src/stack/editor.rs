@@ -296,6 +296,11 @@ impl Editor {
                 return End::Dropped(format!("send: {e}"));
             }
         }
+        // One sleep for the session, moved only when the wake-up moves: a new one on every turn
+        // would add a timer entry per frame received (see `sim::timer`). Deadlines count whole
+        // milliseconds from one instant, so an unchanged wake-up is an unchanged deadline.
+        let (base, base_ms) = (tokio::time::Instant::now(), ctx.clock.now_ms());
+        let mut wakeup = Box::pin(sim::timer::sleep_until(base));
         loop {
             let now = ctx.clock.now_ms();
             let synced = self.core.is_synced();
@@ -365,6 +370,10 @@ impl Editor {
                     wake = wake.min(until(expires.saturating_sub(REFRESH_FORCE_MS)));
                 }
             }
+            let deadline = base + Duration::from_millis(wake - base_ms);
+            if wakeup.deadline() != deadline {
+                wakeup.as_mut().reset(deadline);
+            }
             tokio::select! {
                 biased;
                 got = async { refreshing.as_mut().expect("guarded").await }, if refreshing.is_some() => {
@@ -423,7 +432,7 @@ impl Editor {
                         self.live.record(ctx, "edit", true, self.cfg.live_sample_ms);
                     }
                 }
-                _ = sim::timer::sleep(Duration::from_millis(wake - now)) => {}
+                _ = wakeup.as_mut() => {}
             }
         }
     }

@@ -71,6 +71,9 @@ pub async fn run(mut ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<St
     let mut waiting: BTreeMap<ReqId, Waiting> = BTreeMap::new();
     let mut next_id: ReqId = 1;
     let mut next_tick = Instant::now() + TICK;
+    // One sleep for the whole loop, moved at each tick: a new one per turn would add a timer
+    // entry per message the broker receives (see `sim::timer`).
+    let mut tick = Box::pin(sim::timer::sleep_until(next_tick));
     loop {
         let input = tokio::select! {
             biased;
@@ -87,8 +90,9 @@ pub async fn run(mut ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<St
                 }
                 Envelope::Input(input) => input,
             },
-            _ = sim::timer::sleep_until(next_tick) => {
+            _ = tick.as_mut() => {
                 next_tick += TICK;
+                tick.as_mut().reset(next_tick);
                 Input::Tick
             }
         };

@@ -300,19 +300,27 @@ impl Mongod {
         let mut next_tick = Instant::now();
         // The receivers are borrowed by the select while its branches need `self`.
         let (mut peer_rx, mut cmd_rx, mut undelivered_rx) = self.links.take_receivers();
+        // Two sleeps for the whole loop, moved when their deadlines move: new ones on every turn
+        // would add timer entries per message the member receives (see `sim::timer`).
+        let mut ticker = Box::pin(sim::timer::sleep_until(next_tick));
+        let mut election = Box::pin(sim::timer::sleep_until(next_tick));
         let fatal = loop {
             let election_at = self.election_instant().unwrap_or(next_tick);
+            if election.deadline() != election_at {
+                election.as_mut().reset(election_at);
+            }
             tokio::select! {
                 biased;
                 Some((from, msg)) = peer_rx.recv() => self.feed(Input::Recv { from, msg }).await,
                 Some((cmd, reply)) = cmd_rx.recv() => self.command(cmd, reply).await,
                 Some((to, msg)) = undelivered_rx.recv() => self.feed(Input::Undeliverable { to, msg }).await,
-                _ = sim::timer::sleep_until(next_tick) => {
+                _ = ticker.as_mut() => {
                     next_tick += tick;
+                    ticker.as_mut().reset(next_tick);
                     self.feed(Input::Tick).await;
                     self.expire_waiters();
                 }
-                _ = sim::timer::sleep_until(election_at), if election_at < next_tick => self.feed(Input::Tick).await,
+                _ = election.as_mut(), if election_at < next_tick => self.feed(Input::Tick).await,
             }
             self.flush_journal().await;
             self.bootstrap_shard_map().await;
