@@ -36,20 +36,19 @@ impl<T> ByteSender<T> {
     /// Queues `item`, counted as `len` bytes; gives it back when it does not fit or the
     /// receiver is gone.
     pub fn try_send(&self, item: T, len: usize) -> Result<(), T> {
-        let queued = self.queued.load(Ordering::Acquire);
-        if queued > 0 && queued + len > self.capacity_bytes {
+        // Checked and counted in one step, so senders on other threads cannot both pass the
+        // check and together go past the bound; counted before it is sent, so the receiver
+        // never gives back bytes not yet counted.
+        let fits = |queued: usize| (queued == 0 || queued + len <= self.capacity_bytes).then_some(queued + len);
+        if self.queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, fits).is_err() {
             return Err(item);
         }
-        // Counted before it is sent, so the receiver never gives back bytes not yet counted.
-        self.queued.fetch_add(len, Ordering::AcqRel);
         self.tx.send((item, len)).map_err(|e| {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             e.0 .0
         })
     }
-}
 
-impl<T> ByteSender<T> {
     /// The receiver is gone: a refusal then means nobody listens, not a full queue.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

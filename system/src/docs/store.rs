@@ -17,6 +17,8 @@
 //! are never deleted (a snapshot only lets a reader skip them); the reads are by id prefix,
 //! which is all the store offers (no queries on fields).
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use super::rebuild::{self, OpBytes, RebuildError, Rebuilt};
@@ -213,7 +215,7 @@ impl DocStore {
 
     /// The document with exactly this id (a prefix read also finds `<doc>-more`).
     async fn get(&self, doc: &str, ns: &str, id: &str) -> Result<Option<Value>, RouteError> {
-        Ok(self.find(doc, ns, id).await?.into_iter().find(|d| d.id == id).map(|d| Value::clone(&d.doc)))
+        Ok(self.find(doc, ns, id).await?.into_iter().find(|d| d.id == id).map(|d| Arc::unwrap_or_clone(d.doc)))
     }
 
     /// Every stored operation of `doc`, in id order.
