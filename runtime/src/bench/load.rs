@@ -18,7 +18,7 @@
 //! actual send. A server that acknowledges must have acknowledged every update by the end, or
 //! the run is void; the time from (scheduled) send to acknowledgement is the ack latency.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,8 +77,11 @@ struct Shared {
     t0: Instant,
     sent_ns: Vec<Vec<AtomicU64>>,
     delivered: Vec<Vec<AtomicU32>>,
-    /// Per sender, how many of its updates the server acknowledged as durable.
+    /// Per sender, how many of its updates the server acknowledged as durable...
     acked: Vec<AtomicU32>,
+    /// ...and which: an acknowledgement missing in the middle must show, not hide behind a
+    /// later one.
+    acked_each: Vec<Vec<AtomicBool>>,
     /// When readers stop waiting for what is missing (ns since t0; set once the senders are done).
     give_up_ns: AtomicU64,
     /// Wakes a closed-loop sender when one of its updates reached everyone or was acknowledged.
@@ -141,8 +144,9 @@ enum Frame {
     Step2,
     /// An update: its first struct's (client, clock).
     Update(u64, u64),
-    /// A durability acknowledgement (our extension): the (client, end clock) of each range.
-    Ack(Vec<(u64, u32)>),
+    /// A durability acknowledgement (our extension): the (client, start clock, end clock) of
+    /// each range.
+    Ack(Vec<(u64, u32, u32)>),
     Other,
 }
 
@@ -168,7 +172,7 @@ fn classify(bytes: &[u8]) -> Frame {
         (Some(tag), _) if tag == u64::from(system::collab::protocol::MSG_ACK) => {
             match system::collab::protocol::decode(bytes) {
                 Ok(system::collab::protocol::Frame::Ack(ranges)) => {
-                    Frame::Ack(ranges.iter().map(|r| (r.client, r.clock_end)).collect())
+                    Frame::Ack(ranges.iter().map(|r| (r.client, r.clock_start, r.clock_end)).collect())
                 }
                 _ => Frame::Other,
             }
@@ -231,6 +235,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
         sent_ns: (0..n).map(|_| (0..per_sender).map(|_| AtomicU64::new(0)).collect()).collect(),
         delivered: (0..n).map(|_| (0..per_sender).map(|_| AtomicU32::new(0)).collect()).collect(),
         acked: (0..n).map(|_| AtomicU32::new(0)).collect(),
+        acked_each: (0..n).map(|_| (0..per_sender).map(|_| AtomicBool::new(false)).collect()).collect(),
         give_up_ns: AtomicU64::new(u64::MAX),
         progress: (0..n).map(|_| Notify::new()).collect(),
         client_ids: client_ids.clone(),
@@ -333,18 +338,20 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                     }
                     Frame::Ack(ranges) => {
                         let now = shared.t0.elapsed().as_nanos() as u64;
-                        let before = shared.acked[j].load(Ordering::Acquire);
-                        let upto = ranges
-                            .iter()
-                            .filter(|&&(client, _)| shared.sender_of(client) == Some(j))
-                            .map(|&(_, end)| end / CHARS)
-                            .fold(before, u32::max);
-                        for s in before..upto {
-                            let sent = shared.sent_ns[j][s as usize].load(Ordering::Acquire);
-                            end.ack_latency.saturating_record(now.saturating_sub(sent) / 1_000);
+                        // Update `s` of a sender is its clocks `s * CHARS .. (s + 1) * CHARS`.
+                        let mut newly = 0;
+                        for &(_, start, stop) in ranges.iter().filter(|&&(c, ..)| shared.sender_of(c) == Some(j)) {
+                            for s in (start / CHARS) as usize..stop.div_ceil(CHARS) as usize {
+                                let Some(flag) = shared.acked_each[j].get(s) else { break };
+                                if !flag.swap(true, Ordering::AcqRel) {
+                                    let sent = shared.sent_ns[j][s].load(Ordering::Acquire);
+                                    end.ack_latency.saturating_record(now.saturating_sub(sent) / 1_000);
+                                    newly += 1;
+                                }
+                            }
                         }
-                        if upto > before {
-                            shared.acked[j].store(upto, Ordering::Release);
+                        if newly > 0 {
+                            shared.acked[j].fetch_add(newly, Ordering::AcqRel);
                             shared.progress[j].notify_one();
                         }
                     }
@@ -372,7 +379,7 @@ pub async fn run(load: &Load, client_base: u64) -> anyhow::Result<Outcome> {
                             loop {
                                 let notified = shared.progress[j].notified();
                                 let delivered = shared.delivered[j][back].load(Ordering::Acquire) as usize >= n - 1;
-                                let acked = !acks || shared.acked[j].load(Ordering::Acquire) as usize > back;
+                                let acked = !acks || shared.acked_each[j][back].load(Ordering::Acquire);
                                 if delivered && acked {
                                     break;
                                 }
@@ -502,7 +509,9 @@ async fn warm_up(load: &Load, client_id: u64) -> anyhow::Result<()> {
             let Message::Binary(bytes) = msg? else { continue };
             match classify(&bytes) {
                 Frame::Step1 => sink.send(Message::binary(empty_step2())).await?,
-                Frame::Ack(ends) if ends.iter().any(|&(c, end)| c == client_id && end >= last_end) => return Ok(()),
+                Frame::Ack(ranges) if ranges.iter().any(|&(c, _, end)| c == client_id && end >= last_end) => {
+                    return Ok(())
+                }
                 Frame::Update(c, clock)
                     if !load.acks && c == client_id && clock + u64::from(CHARS) >= u64::from(last_end) =>
                 {
@@ -572,14 +581,14 @@ mod tests {
     }
 
     #[test]
-    fn an_ack_names_each_range_end() {
+    fn an_ack_names_each_range() {
         use system::collab::protocol::{encode_ack, AckRange};
         let ack = encode_ack(&[
             AckRange { client: 9, clock_start: 0, clock_end: 8 },
             AckRange { client: 11, clock_start: 4, clock_end: 12 },
         ]);
         match classify(&ack) {
-            Frame::Ack(ends) => assert_eq!(ends, vec![(9, 8), (11, 12)]),
+            Frame::Ack(ranges) => assert_eq!(ranges, vec![(9, 0, 8), (11, 4, 12)]),
             _ => panic!("an ack not read as an ack"),
         }
         // A malformed ack (empty range) is nothing.
