@@ -349,7 +349,13 @@ impl Editor {
                 }
                 self.next_key_ms = now + self.cfg.pace.gap(&mut ctx.rng);
             }
-            let mut wake = (last_frame_ms + self.cfg.stall_timeout_ms).max(now + 1);
+            // The stall deadline matters only while edits wait for acknowledgement (and typing,
+            // which makes them, ends a turn of this loop): an idle editor that counted it would
+            // wake every millisecond once the server had been quiet that long.
+            let mut wake = u64::MAX;
+            if !self.core.unacked_own().is_empty() {
+                wake = (last_frame_ms + self.cfg.stall_timeout_ms).max(now + 1);
+            }
             if !synced {
                 wake = wake.min(opened_ms + self.cfg.sync_timeout_ms);
             }
