@@ -45,7 +45,7 @@ pub use cache::CacheSettings;
 pub use rebuild::{rebuild, OpBytes, Rebuilt};
 pub use service::{Service, HTTP_PORT};
 pub use snapshot::{Snapshot, SnapshotMeta};
-pub use store::{rebuild_from_mongo, DocStore, LoadError, StoredOp};
+pub use store::{rebuild_from_mongo, DocStore, LoadError, Loaded, StoredOp};
 pub use vector::VersionVector;
 
 use crate::http::health::{self, HealthFlag};

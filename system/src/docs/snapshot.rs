@@ -23,6 +23,11 @@ pub struct Snapshot {
     pub vector: VersionVector,
     /// Operations of the document stored when it was built (those it contains and more).
     pub ops_seen: u64,
+    /// The shard's oplog position up to which every stored operation of the document is
+    /// contained (0: none known, as in snapshots written before it was kept). A majority read
+    /// that returns an operation at position `p` sees every entry up to `p`, and a later write
+    /// lands after the commit point, so the next build reads only what came after.
+    pub ops_through: u64,
     /// The compaction lock's fencing token it was written under.
     pub token: u64,
     pub written_wall_ms: u64,
@@ -59,13 +64,15 @@ impl Snapshot {
 }
 
 /// The next snapshot of `doc` after `previous`, containing `ops` (every operation stored for the
-/// document). None when it would contain nothing new, or when some operation could not be
-/// integrated (a snapshot is only written for a document without gaps, so a later rebuild that
-/// receives the missing operation still has them all).
+/// document after `previous.ops_through`, the last of them at oplog position `through`). None
+/// when it would contain nothing new, or when some operation could not be integrated (a
+/// snapshot is only written for a document without gaps, so a later rebuild that receives the
+/// missing operation still has them all).
 pub fn next(
     doc: &str,
     previous: Option<&Snapshot>,
     ops: &[OpBytes],
+    through: u64,
     token: u64,
     now_wall_ms: u64,
 ) -> Result<Option<Snapshot>, RebuildError> {
@@ -82,7 +89,8 @@ pub fn next(
         version: previous.map_or(1, |s| s.version + 1),
         state,
         vector: rebuilt.state,
-        ops_seen: ops.len() as u64,
+        ops_seen: previous.map_or(0, |p| p.ops_seen) + ops.len() as u64,
+        ops_through: previous.map_or(0, |p| p.ops_through).max(through),
         token,
         written_wall_ms: now_wall_ms,
     }))
@@ -117,18 +125,18 @@ mod tests {
     #[test]
     fn versions_grow_by_one_and_each_contains_its_predecessor() {
         let ops = typed(5, &["a", "b", "c", "d"]);
-        let s1 = next("t/d", None, &ops[..2], 1, 100).unwrap().unwrap();
-        assert_eq!((s1.version, text(&s1).as_str()), (1, "ab"));
-        let s2 = next("t/d", Some(&s1), &ops, 2, 200).unwrap().unwrap();
-        assert_eq!((s2.version, text(&s2).as_str(), s2.ops_seen), (2, "abcd", 4));
+        let s1 = next("t/d", None, &ops[..2], 7, 1, 100).unwrap().unwrap();
+        assert_eq!((s1.version, text(&s1).as_str(), s1.ops_through), (1, "ab", 7));
+        let s2 = next("t/d", Some(&s1), &ops[2..], 9, 2, 200).unwrap().unwrap();
+        assert_eq!((s2.version, text(&s2).as_str(), s2.ops_seen, s2.ops_through), (2, "abcd", 4, 9));
         assert!(s2.vector.covers(&s1.vector));
-        assert_eq!(next("t/d", Some(&s2), &ops, 3, 300).unwrap(), None, "nothing new: no version 3");
+        assert_eq!(next("t/d", Some(&s2), &ops, 9, 3, 300).unwrap(), None, "nothing new: no version 3");
         assert_ne!(s1.meta().digest, s2.meta().digest);
     }
 
     #[test]
     fn a_document_with_a_gap_is_not_snapshotted() {
         let ops = typed(5, &["a", "b", "c"]);
-        assert_eq!(next("t/d", None, &ops[1..], 1, 100).unwrap(), None);
+        assert_eq!(next("t/d", None, &ops[1..], 3, 1, 100).unwrap(), None);
     }
 }

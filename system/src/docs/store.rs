@@ -86,7 +86,8 @@ impl StoredOp {
 
 pub fn snapshot_json(s: &Snapshot) -> Value {
     json!({ "doc": s.doc, "version": s.version, "state": hex(&s.state), "state_vector": s.vector.to_hex(),
-            "ops_seen": s.ops_seen, "token": s.token, "written_wall_ms": s.written_wall_ms })
+            "ops_seen": s.ops_seen, "ops_through": s.ops_through, "token": s.token,
+            "written_wall_ms": s.written_wall_ms })
 }
 
 pub fn snapshot_from_json(v: &Value) -> Option<Snapshot> {
@@ -96,6 +97,8 @@ pub fn snapshot_from_json(v: &Value) -> Option<Snapshot> {
         state: unhex(v.get("state")?.as_str()?)?,
         vector: VersionVector::decode_v1(&unhex(v.get("state_vector")?.as_str()?)?).ok()?,
         ops_seen: v.get("ops_seen")?.as_u64()?,
+        // Absent from snapshots written before it was kept: then every operation is read.
+        ops_through: v.get("ops_through").map_or(Some(0), Value::as_u64)?,
         token: v.get("token")?.as_u64()?,
         written_wall_ms: v.get("written_wall_ms")?.as_u64()?,
     })
@@ -220,8 +223,18 @@ impl DocStore {
 
     /// Every stored operation of `doc`, in id order.
     pub async fn ops(&self, doc: &str) -> Result<Vec<StoredOp>, LoadError> {
-        let found = self.find(doc, CRDT_OPS, &ops_prefix(doc)).await?;
-        found.iter().map(|d| StoredOp::from_json(&d.doc).ok_or_else(|| LoadError::Malformed(d.id.clone()))).collect()
+        Ok(self.ops_after(doc, 0).await?.ops)
+    }
+
+    /// The stored operations of `doc` written after oplog position `after`, in id order.
+    async fn ops_after(&self, doc: &str, after: u64) -> Result<Loaded, LoadError> {
+        let found = self.router.find_after(doc, CRDT_OPS, &ops_prefix(doc), ReadConcern::Majority, after).await?;
+        let through = found.iter().map(|d| d.optime.ts).max().unwrap_or(0);
+        let ops = found
+            .iter()
+            .map(|d| StoredOp::from_json(&d.doc).ok_or_else(|| LoadError::Malformed(d.id.clone())))
+            .collect::<Result<_, _>>()?;
+        Ok(Loaded { snapshot: None, ops, through })
     }
 
     /// The persisted version vector (empty when nothing was persisted).
@@ -259,22 +272,35 @@ impl DocStore {
             .collect()
     }
 
-    /// The latest snapshot and every stored operation, read in that order: operations are
-    /// never deleted, so the operations read after the snapshot include all it contains.
-    pub async fn load(&self, doc: &str) -> Result<(Option<Snapshot>, Vec<StoredOp>), LoadError> {
+    /// The latest snapshot, then the operations stored after the oplog position it contains
+    /// everything up to (all of them for a snapshot that does not say). Read in that order, the
+    /// operations include every one stored since the snapshot was built; reading only those
+    /// keeps a load as long as the tail since the last compaction, not the document's history.
+    pub async fn load(&self, doc: &str) -> Result<Loaded, LoadError> {
         let snapshot = self.latest_snapshot(doc).await?;
-        let ops = self.ops(doc).await?;
-        Ok((snapshot, ops))
+        let after = snapshot.as_ref().map_or(0, |s| s.ops_through);
+        let tail = self.ops_after(doc, after).await?;
+        Ok(Loaded { through: tail.through.max(after), snapshot, ops: tail.ops })
     }
 
     /// The document rebuilt from MongoDB alone: the latest snapshot plus the operations after
     /// it, in causal order.
     pub async fn rebuild(&self, doc: &str) -> Result<(Rebuilt, Option<Snapshot>, usize), LoadError> {
-        let (snapshot, ops) = self.load(doc).await?;
+        let Loaded { snapshot, ops, .. } = self.load(doc).await?;
         let bytes: Vec<OpBytes> = ops.iter().map(StoredOp::bytes).collect();
         let rebuilt = rebuild::rebuild(snapshot.as_ref().map(|s| s.state.as_slice()), &bytes)?;
         Ok((rebuilt, snapshot, ops.len()))
     }
+}
+
+/// What [`DocStore::load`] read.
+#[derive(Debug)]
+pub struct Loaded {
+    pub snapshot: Option<Snapshot>,
+    /// The operations stored after the snapshot's `ops_through`, in id order.
+    pub ops: Vec<StoredOp>,
+    /// The highest oplog position among them (or the snapshot's when none is newer).
+    pub through: u64,
 }
 
 /// The document rebuilt from MongoDB alone (for the stack's convergence checker and verifiers).
@@ -333,6 +359,7 @@ mod tests {
             state,
             vector: vv(7, 3),
             ops_seen: 4,
+            ops_through: 12,
             token,
             written_wall_ms: 5,
         };

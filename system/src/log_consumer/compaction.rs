@@ -121,13 +121,13 @@ impl Compactor {
     }
 
     async fn build_and_write(&self, doc: &str, lock: &str, token: u64) -> Compacted {
-        let (previous, ops) = match self.store.load(doc).await {
-            Ok(loaded) => loaded,
+        let (previous, ops, through) = match self.store.load(doc).await {
+            Ok(l) => (l.snapshot, l.ops, l.through),
             Err(e) => return Compacted::Failed(e.to_string()),
         };
         let bytes: Vec<OpBytes> = ops.iter().map(StoredOp::bytes).collect();
         let now = locked(&self.ctx).clock.wall_ms();
-        let mut next = match snapshot::next(doc, previous.as_ref(), &bytes, token, now) {
+        let mut next = match snapshot::next(doc, previous.as_ref(), &bytes, through, token, now) {
             Ok(Some(s)) => s,
             Ok(None) => return Compacted::Nothing,
             Err(e) => return Compacted::Failed(LoadError::from(e).to_string()),

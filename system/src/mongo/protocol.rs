@@ -166,11 +166,16 @@ pub enum Command {
         wtimeout_ms: u64,
         fence: Option<Fence>,
     },
-    /// Documents of `ns` whose id starts with `prefix`, read on the primary.
+    /// Documents of `ns` whose id starts with `prefix`, read on the primary; with `after`, only
+    /// those whose visible version was written at an oplog position after it. MongoDB gives
+    /// the same read with a timestamp field the server fills in at insert (an empty
+    /// `Timestamp()`), indexed and queried with `$gt`: here the version's own position serves.
     Find {
         ns: String,
         prefix: String,
         read: ReadConcern,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        after: u64,
     },
     /// Config servers only: take or renew the lease on `name`.
     AcquireLock {
@@ -242,4 +247,8 @@ pub enum Reply {
     Error {
         reason: String,
     },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

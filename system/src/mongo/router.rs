@@ -180,9 +180,22 @@ impl Router {
         prefix: &str,
         read: ReadConcern,
     ) -> Result<Vec<FoundDoc>, RouteError> {
+        self.find_after(route_key, ns, prefix, read, 0).await
+    }
+
+    /// [`Router::find`], keeping only the documents written at an oplog position after `after`
+    /// (of `route_key`'s shard: positions of different shards do not compare).
+    pub async fn find_after(
+        &self,
+        route_key: &str,
+        ns: &str,
+        prefix: &str,
+        read: ReadConcern,
+        after: u64,
+    ) -> Result<Vec<FoundDoc>, RouteError> {
         let deadline = self.deadline();
         let (set, hosts) = self.route(route_key, deadline).await?;
-        let cmd = Command::Find { ns: ns.into(), prefix: prefix.into(), read };
+        let cmd = Command::Find { ns: ns.into(), prefix: prefix.into(), read, after };
         match self.exec(&set, &hosts, &cmd, deadline, 0).await?.1 {
             Reply::Found { docs } => Ok(docs),
             other => Err(error_of(other)),
@@ -230,7 +243,7 @@ impl Router {
         }
         let (set, hosts) = (&self.inner.config_set, &self.inner.config_hosts);
         loop {
-            let read = |ns: &str| Command::Find { ns: ns.into(), prefix: String::new(), read: ReadConcern::Majority };
+            let read = |ns: &str| Command::Find { ns: ns.into(), prefix: String::new(), read: ReadConcern::Majority, after: 0 };
             let shards = self.exec(set, hosts, &read(SHARDS_NS), deadline, 0).await?.1;
             let chunks = self.exec(set, hosts, &read(CHUNKS_NS), deadline, 0).await?.1;
             if let (Reply::Found { docs: s }, Reply::Found { docs: c }) = (shards, chunks) {

@@ -26,8 +26,8 @@ impl Mongod {
             Command::Write { writes, concern, wtimeout_ms, fence } => {
                 self.write(&writes, concern, wtimeout_ms, fence, reply).await
             }
-            Command::Find { ns, prefix, read } => {
-                let _ = reply.send(self.find(&ns, &prefix, read));
+            Command::Find { ns, prefix, read, after } => {
+                let _ = reply.send(self.find(&ns, &prefix, read, after));
             }
             Command::AcquireLock { name, holder, lease_ms } => self.acquire_lock(&name, &holder, lease_ms, reply).await,
             Command::ReleaseLock { name, holder, token } => self.release_lock(&name, &holder, token, reply).await,
@@ -120,7 +120,7 @@ impl Mongod {
         }
     }
 
-    fn find(&self, ns: &str, prefix: &str, read: ReadConcern) -> Reply {
+    fn find(&self, ns: &str, prefix: &str, read: ReadConcern, after: u64) -> Reply {
         if !self.core.is_primary() {
             return self.not_primary();
         }
@@ -140,6 +140,7 @@ impl Mongod {
             .store
             .scan(ns, prefix, at)
             .into_iter()
+            .filter(|f| f.ts > after)
             .take(MAX_FOUND)
             .map(|f| FoundDoc { optime: OpTime::new(oplog.term_at(f.ts).unwrap_or(0), f.ts), id: f.id, doc: f.doc })
             .collect();
