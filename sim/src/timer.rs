@@ -32,6 +32,64 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> impl Future<Outp
 #[cfg(not(madsim))]
 pub use plain::{interval, sleep, sleep_until, Interval, Sleep};
 
+/// A deadline that moves often, mostly later (an idle timeout pushed back by each message, a
+/// connection's per-call deadline): [`Deadline::expired`] completes once the latest deadline
+/// set has come. Moving a sleep on every change would register a timer entry per change (an
+/// entry is made per deadline polled); this keeps the sleep where it is when the deadline
+/// moves later and, if the sleep then comes too early, moves it once to the current deadline:
+/// about one timer entry per period, however many messages pass in it. The moment it
+/// completes is exact all the same.
+#[derive(Debug)]
+pub struct Deadline {
+    sleep: std::pin::Pin<Box<Sleep>>,
+    due: tokio::time::Instant,
+}
+
+impl Deadline {
+    pub fn at(due: tokio::time::Instant) -> Self {
+        Deadline { sleep: Box::pin(sleep_until(due)), due }
+    }
+
+    /// `after` from now.
+    pub fn after(after: Duration) -> Self {
+        Deadline::at(tokio::time::Instant::now() + after)
+    }
+
+    /// Moves the deadline to `due`, either way.
+    pub fn set(&mut self, due: tokio::time::Instant) {
+        if due < self.sleep.deadline() {
+            self.sleep.as_mut().reset(due);
+        }
+        self.due = due;
+    }
+
+    /// Moves the deadline to `after` from now (activity, for an idle timeout).
+    pub fn set_after(&mut self, after: Duration) {
+        self.set(tokio::time::Instant::now() + after);
+    }
+
+    /// Completes once the deadline has come.
+    pub async fn expired(&mut self) {
+        std::future::poll_fn(|cx| self.poll_expired(cx)).await
+    }
+
+    fn poll_expired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use std::future::Future as _;
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return std::task::Poll::Pending;
+            }
+            // `set` moves the sleep whenever the deadline comes before it, so here it is at or
+            // before the deadline.
+            if self.sleep.deadline() >= self.due {
+                return std::task::Poll::Ready(());
+            }
+            let due = self.due;
+            self.sleep.as_mut().reset(due);
+        }
+    }
+}
+
 #[cfg(madsim)]
 pub use relayed::{interval, sleep, sleep_until, Interval, Sleep};
 
@@ -277,6 +335,29 @@ mod tests {
         s.as_mut().reset(start + Duration::from_millis(200));
         s.await;
         assert_eq!(start.elapsed().as_millis(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_pushed_back_expires_at_the_last_one_with_one_timer_entry_per_period() {
+        let start = Instant::now();
+        let mut idle = Deadline::after(Duration::from_millis(100));
+        // Pushed back every 10 ms for 300 ms, then left alone: it expires at 400 ms.
+        for _ in 0..30 {
+            sleep(Duration::from_millis(10)).await;
+            idle.set_after(Duration::from_millis(100));
+        }
+        let count = Arc::new(AtomicUsize::new(0));
+        Polls { inner: Box::pin(idle.expired()), count: count.clone() }.await;
+        assert_eq!(start.elapsed().as_millis(), 400);
+        // The first poll (at 300 ms, past the first sleep, which moves to 400) and the wake
+        // at 400: none for the changes.
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+        // Brought forward, it comes at the earlier time.
+        let start = Instant::now();
+        let mut d = Deadline::after(Duration::from_millis(500));
+        d.set(start + Duration::from_millis(50));
+        d.expired().await;
+        assert_eq!(start.elapsed().as_millis(), 50);
     }
 
     #[tokio::test]

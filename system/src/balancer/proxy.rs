@@ -285,8 +285,7 @@ impl Balancer {
         let write = self.write_timeout();
         let (mut from_client, mut from_upstream) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
         let mut client_sending = true;
-        let idle_timer = sim::timer::sleep(idle);
-        tokio::pin!(idle_timer);
+        let mut idle_timer = sim::timer::Deadline::after(idle);
         loop {
             tokio::select! {
                 biased;
@@ -311,9 +310,9 @@ impl Balancer {
                         }
                     }
                 },
-                _ = &mut idle_timer => return SessionEnd::Idle,
+                () = idle_timer.expired() => return SessionEnd::Idle,
             }
-            idle_timer.as_mut().reset(Instant::now() + idle);
+            idle_timer.set_after(idle);
         }
     }
 }

@@ -112,7 +112,7 @@ struct State {
 #[derive(Default)]
 struct Peer {
     /// Cached connections, with when each was last used.
-    idle: Vec<(Instant, Frames)>,
+    idle: Vec<(Instant, Link)>,
     failures: u32,
     retry_at: Option<Instant>,
 }
@@ -174,17 +174,17 @@ impl Channel {
     }
 
     /// The most recently used cached connection, unless it idled too long.
-    fn take_idle(&self, peer: &str) -> Option<Frames> {
+    fn take_idle(&self, peer: &str) -> Option<Link> {
         let max_idle = Duration::from_millis(self.inner.options.idle_timeout_ms);
         let mut state = self.state();
         let p = state.peers.get_mut(peer)?;
         p.idle.retain(|(used, _)| used.elapsed() < max_idle);
-        p.idle.pop().map(|(_, frames)| frames)
+        p.idle.pop().map(|(_, link)| link)
     }
 
     /// Connects to `peer` once its backoff has passed, within the connect timeout and the
     /// call's deadline.
-    async fn open(&self, peer: &str, deadline: Instant) -> Result<Frames, RpcError> {
+    async fn open(&self, peer: &str, deadline: Instant) -> Result<Link, RpcError> {
         let retry_at = self.state().peers.get(peer).and_then(|p| p.retry_at);
         if let Some(at) = retry_at {
             if at >= deadline {
@@ -195,7 +195,7 @@ impl Channel {
         let limit = Duration::from_millis(self.inner.options.connect_timeout_ms)
             .min(deadline.saturating_duration_since(Instant::now()));
         match connect(&self.inner.net, peer, &self.inner.options, limit).await {
-            Ok(frames) => Ok(frames),
+            Ok(frames) => Ok(Link::new(frames, deadline)),
             Err(e) => {
                 self.failed(peer);
                 Err(e)
@@ -203,12 +203,12 @@ impl Channel {
         }
     }
 
-    fn succeeded(&self, peer: &str, frames: Frames) {
+    fn succeeded(&self, peer: &str, link: Link) {
         let mut state = self.state();
         let p = state.peers.entry(peer.to_string()).or_default();
         p.failures = 0;
         p.retry_at = None;
-        p.idle.push((Instant::now(), frames));
+        p.idle.push((Instant::now(), link));
     }
 
     fn failed(&self, peer: &str) {
@@ -233,7 +233,7 @@ pub async fn call_once<Req: Serialize, Resp: DeserializeOwned>(
     let payload = Bytes::from(options.encoding.encode(req).map_err(RpcError::Malformed)?);
     let limit = Duration::from_millis(options.connect_timeout_ms).min(timeout);
     let frames = connect(net, peer, options, limit).await?;
-    let (_, reply) = exchange(frames, payload, options, deadline).await?;
+    let (_, reply) = exchange(Link::new(frames, deadline), payload, options, deadline).await?;
     options.encoding.decode(&reply).map_err(RpcError::Malformed)
 }
 
@@ -242,24 +242,41 @@ async fn connect(net: &Net, peer: &str, options: &ChannelOptions, limit: Duratio
     Ok(Frames::new(conn, options.encoding))
 }
 
-/// Writes the request and reads one reply on `frames`, by `deadline`; the connection comes
+/// A connection with the deadline of its current call. The deadline lives as long as the
+/// connection, so calls in quick succession move one timer rather than each adding its own
+/// (see [`sim::timer::Deadline`]).
+struct Link {
+    frames: Frames,
+    deadline: sim::timer::Deadline,
+}
+
+impl Link {
+    fn new(frames: Frames, deadline: Instant) -> Self {
+        Link { frames, deadline: sim::timer::Deadline::at(deadline) }
+    }
+}
+
+/// Writes the request and reads one reply on `link`, by `deadline`; the connection comes
 /// back only on success.
 async fn exchange(
-    mut frames: Frames,
+    mut link: Link,
     payload: Bytes,
     options: &ChannelOptions,
     deadline: Instant,
-) -> Result<(Frames, Bytes), RpcError> {
+) -> Result<(Link, Bytes), RpcError> {
+    link.deadline.set(deadline);
+    let Link { frames, deadline: timer } = &mut link;
     let io = async {
         let write = Duration::from_millis(options.write_timeout_ms);
         within(write, frames.send_raw(payload)).await.map_err(|e| failure(e, RpcError::Unsent))?;
         frames.recv_raw().await.map_err(|e| failure(e, RpcError::Broken))
     };
-    match sim::timer::timeout(deadline.saturating_duration_since(Instant::now()), io).await {
-        Ok(Ok(reply)) => Ok((frames, reply)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(RpcError::TimedOut),
-    }
+    let reply = tokio::select! {
+        biased;
+        reply = io => reply?,
+        () = timer.expired() => return Err(RpcError::TimedOut),
+    };
+    Ok((link, reply))
 }
 
 /// An I/O error of an exchange: a deadline is `TimedOut`, anything else `broke`.

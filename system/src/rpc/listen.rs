@@ -95,9 +95,21 @@ where
     H: Fn(Req) -> Fut,
     Fut: Future<Output = Answer<Resp>>,
 {
-    let idle = Duration::from_millis(listen.idle_timeout_ms);
+    let idle_ms = Duration::from_millis(listen.idle_timeout_ms);
+    let mut idle = sim::timer::Deadline::after(idle_ms);
     let write = Duration::from_millis(listen.write_timeout_ms);
-    while let Ok(req) = frames.recv_within::<Req>(idle).await {
+    loop {
+        // The idle timeout counts from here, as a `recv_within` would, with one timer entry
+        // per idle period rather than one per request.
+        idle.set_after(idle_ms);
+        let req = tokio::select! {
+            biased;
+            req = frames.recv::<Req>() => match req {
+                Ok(req) => req,
+                Err(_) => return,
+            },
+            () = idle.expired() => return,
+        };
         match handler(req).await {
             Answer::Reply(resp) => {
                 if frames.send_within(write, &resp).await.is_err() {
