@@ -70,12 +70,19 @@ impl Store {
 
     /// Every live document of `ns` whose id starts with `prefix`, as of `at`, in id order.
     pub fn scan(&self, ns: &str, prefix: &str, at: Option<u64>) -> Vec<Found> {
+        self.scan_after(ns, prefix, at, 0)
+    }
+
+    /// [`Store::scan`], keeping only documents whose version visible at `at` was written
+    /// after `after`.
+    pub fn scan_after(&self, ns: &str, prefix: &str, at: Option<u64>, after: u64) -> Vec<Found> {
         let start = (ns.to_string(), prefix.to_string());
         self.docs
             .range(start..)
             .take_while(|((n, id), _)| n == ns && id.starts_with(prefix))
             .filter_map(|((_, id), versions)| {
                 let (ts, doc) = visible(versions, at)?;
+                (*ts > after).then_some(())?;
                 Some(Found { id: id.clone(), doc: doc.clone()?, ts: *ts })
             })
             .collect()
@@ -122,5 +129,20 @@ mod tests {
         s.apply(&del);
         assert_eq!(s.get("c", "a", None), None);
         assert_eq!(s.scan("c", "a", Some(1))[0].ts, 1);
+    }
+
+    #[test]
+    fn a_scan_after_a_position_keeps_the_versions_written_after_it_as_of_its_read_point() {
+        let mut s = Store::default();
+        for (ts, id) in [(1, "d/a"), (2, "d/b"), (3, "e/c"), (4, "d/c"), (5, "d/d")] {
+            s.apply(&put(ts, id, ts as i64));
+        }
+        s.apply(&put(6, "d/a", 6));
+        let ids = |f: Vec<Found>| f.into_iter().map(|f| (f.id, f.ts)).collect::<Vec<_>>();
+        assert_eq!(ids(s.scan_after("c", "d/", None, 2)), [("d/a".into(), 6), ("d/c".into(), 4), ("d/d".into(), 5)]);
+        // As of 5, `d/a` is its first version, written before the position.
+        assert_eq!(ids(s.scan_after("c", "d/", Some(5), 2)), [("d/c".into(), 4), ("d/d".into(), 5)]);
+        assert_eq!(s.scan_after("c", "d/", None, 0).len(), 4, "0 keeps everything");
+        assert!(s.scan_after("c", "d/", None, 6).is_empty());
     }
 }

@@ -138,9 +138,8 @@ impl Mongod {
         let oplog = self.core.oplog();
         let docs = self
             .store
-            .scan(ns, prefix, at)
+            .scan_after(ns, prefix, at, after)
             .into_iter()
-            .filter(|f| f.ts > after)
             .take(MAX_FOUND)
             .map(|f| FoundDoc { optime: OpTime::new(oplog.term_at(f.ts).unwrap_or(0), f.ts), id: f.id, doc: f.doc })
             .collect();
