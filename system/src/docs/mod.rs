@@ -17,9 +17,12 @@
 //! guarantees"; and "Kafka Failure Recovery": the collaboration service opens a room from here,
 //! reading operations from MongoDB directly.
 //!
-//! Left out: operations fetched "based on timestamp" (operations carry no timestamps; the
-//! version vector decides what a snapshot already contains), cache invalidation (freshness is
-//! checked by vector on every read), and multi-region replication of the documents.
+//! Operations "based on timestamp": a load reads the operations written after the oplog
+//! position the snapshot contains everything up to, so it costs the tail since the last
+//! compaction, not the document's history (the version vector still decides what is applied).
+//!
+//! Left out: cache invalidation (freshness is checked by vector on every read), and
+//! multi-region replication of the documents.
 //!
 //! For checkers: [`rebuild_from_mongo`] rebuilds a document from MongoDB alone, [`DocStore`]
 //! reads the stored operations and snapshots through a router, and [`audit`] reads them from

@@ -8,14 +8,17 @@
 //! | --- | --- | --- | --- |
 //! | `crdt_ops` | `<doc>/<op_id>` | `{doc, op_id, update: hex v1 update, partition, offset}` | insert-if-absent: a redelivered record is a duplicate, never a second copy |
 //! | `version_vectors` | `<doc>` | `{"<client>": clock, ...}`: the yrs state vector of the persisted operations | `$max` per client, in the same batch as the operations |
-//! | `snapshots` | `<doc>@<version, 10 digits>` | `{doc, version, state: hex v1 update, state_vector: hex, ops_seen, token, written_wall_ms}` | insert-if-absent, fenced by the compaction lock's token: immutable |
+//! | `snapshots` | `<doc>@<version, 10 digits>` | `{doc, version, state: hex v1 update, state_vector: hex, ops_seen, ops_through, token, written_wall_ms}` | insert-if-absent, fenced by the compaction lock's token: immutable |
 //! | `snapshot_index` | same as `snapshots` | [`SnapshotMeta`] (no state): what the history endpoint lists | with the snapshot, same batch |
 //! | `snapshot_heads` | `<doc>` | `{version: n}`: the latest snapshot's version | `$max`, same batch |
 //!
 //! Every write is `w:majority` and every read `readConcern: majority`: what the service
 //! serves and the consumer builds on has been acknowledged and cannot roll back. Operations
 //! are never deleted (a snapshot only lets a reader skip them); the reads are by id prefix,
-//! which is all the store offers (no queries on fields).
+//! and for operations also by the oplog position they were written at: a snapshot records the
+//! position it contains every operation up to (`ops_through`), and a load reads the latest
+//! snapshot, then only the operations written after that position (MongoDB would query an
+//! indexed, server-filled timestamp field the same way).
 
 use std::sync::Arc;
 

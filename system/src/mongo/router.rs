@@ -243,7 +243,12 @@ impl Router {
         }
         let (set, hosts) = (&self.inner.config_set, &self.inner.config_hosts);
         loop {
-            let read = |ns: &str| Command::Find { ns: ns.into(), prefix: String::new(), read: ReadConcern::Majority, after: 0 };
+            let read = |ns: &str| Command::Find {
+                ns: ns.into(),
+                prefix: String::new(),
+                read: ReadConcern::Majority,
+                after: 0,
+            };
             let shards = self.exec(set, hosts, &read(SHARDS_NS), deadline, 0).await?.1;
             let chunks = self.exec(set, hosts, &read(CHUNKS_NS), deadline, 0).await?.1;
             if let (Reply::Found { docs: s }, Reply::Found { docs: c }) = (shards, chunks) {
