@@ -45,11 +45,11 @@ const W1_SEEDS: std::ops::Range<u64> = 0..20;
 
 #[test]
 fn mongo_w1_loses_acknowledged_writes_on_turmoil() {
-    let failed = W1_SEEDS.map(|seed| run(seed, Some("mongo-w1"))).find(|r| !r.passed);
-    let r = failed.unwrap_or_else(|| panic!("no seed of {W1_SEEDS:?} lost a w:1 write"));
-    // The register workload writes at the cluster's concern too, so its histories may also stop
-    // being linearizable; nothing else may break.
-    assert!(r.violations.iter().any(|v| v.kind == "lost write"), "seed {}: {:?}", r.seed, r.violations);
+    // The register workload writes at the cluster's concern too, so a run may also (or only)
+    // stop being linearizable: the search is for a lost write, and nothing else may break.
+    let lost =
+        W1_SEEDS.map(|seed| run(seed, Some("mongo-w1"))).find(|r| r.violations.iter().any(|v| v.kind == "lost write"));
+    let r = lost.unwrap_or_else(|| panic!("no seed of {W1_SEEDS:?} lost a w:1 write"));
     let expected = |kind: &str| kind == "lost write" || kind == "not linearizable";
     assert!(r.violations.iter().all(|v| expected(&v.kind)), "seed {}: {:?}", r.seed, r.violations);
 }
