@@ -44,7 +44,7 @@ mongo-failover    mongo-ack-before-fsync -   lost write
 mongo-failover    mongo-ignore-fence  -      split lock
 mongo-failover    mongo-dry-run-elects -     split brain
 kafka-partition   kafka-acks1-unclean -      lost record
-kafka-partition   kafka-late-commits  0..200 committed offset regressed
+kafka-partition   kafka-late-commits  0..800 committed offset regressed
 postgres-failover pg-replica-reads    0..20  not linearizable
 postgres-failover pg-replica-reads    0..20  G-single-realtime
 mongo-failover    mongo-local-reads   -      not linearizable
