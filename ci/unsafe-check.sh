@@ -52,6 +52,6 @@ kafka-partition   kafka-inflight-no-idempotence - reordered record
 kafka-partition   kafka-no-dedup      -      duplicate record
 kill-az           fresh-op-ids        0..1   duplicate op
 kill-az           overwrite-snapshot  0..1   snapshot changed
-kill-az           commit-before-persist 0..2 offset skipped unpersisted
+kill-az           commit-before-persist 0..10 offset skipped unpersisted
 kill-az           ack-before-durable  0..2   lost edit
 TABLE
