@@ -226,18 +226,19 @@ impl DocStore {
 
     /// Every stored operation of `doc`, in id order.
     pub async fn ops(&self, doc: &str) -> Result<Vec<StoredOp>, LoadError> {
-        Ok(self.ops_after(doc, 0).await?.ops)
+        Ok(self.ops_after(doc, 0).await?.0)
     }
 
-    /// The stored operations of `doc` written after oplog position `after`, in id order.
-    async fn ops_after(&self, doc: &str, after: u64) -> Result<Loaded, LoadError> {
+    /// The stored operations of `doc` written after oplog position `after`, in id order, and
+    /// the highest position among them (0 for none).
+    async fn ops_after(&self, doc: &str, after: u64) -> Result<(Vec<StoredOp>, u64), LoadError> {
         let found = self.router.find_after(doc, CRDT_OPS, &ops_prefix(doc), ReadConcern::Majority, after).await?;
         let through = found.iter().map(|d| d.optime.ts).max().unwrap_or(0);
         let ops = found
             .iter()
             .map(|d| StoredOp::from_json(&d.doc).ok_or_else(|| LoadError::Malformed(d.id.clone())))
             .collect::<Result<_, _>>()?;
-        Ok(Loaded { snapshot: None, ops, through })
+        Ok((ops, through))
     }
 
     /// The persisted version vector (empty when nothing was persisted).
@@ -281,9 +282,8 @@ impl DocStore {
     /// keeps a load as long as the tail since the last compaction, not the document's history.
     pub async fn load(&self, doc: &str) -> Result<Loaded, LoadError> {
         let snapshot = self.latest_snapshot(doc).await?;
-        let after = snapshot.as_ref().map_or(0, |s| s.ops_through);
-        let tail = self.ops_after(doc, after).await?;
-        Ok(Loaded { through: tail.through.max(after), snapshot, ops: tail.ops })
+        let (ops, through) = self.ops_after(doc, snapshot.as_ref().map_or(0, |s| s.ops_through)).await?;
+        Ok(Loaded { snapshot, ops, through })
     }
 
     /// The document rebuilt from MongoDB alone: the latest snapshot plus the operations after
@@ -302,7 +302,8 @@ pub struct Loaded {
     pub snapshot: Option<Snapshot>,
     /// The operations stored after the snapshot's `ops_through`, in id order.
     pub ops: Vec<StoredOp>,
-    /// The highest oplog position among them (or the snapshot's when none is newer).
+    /// The highest oplog position among them (0 for none; [`super::snapshot::next`] keeps the
+    /// snapshot's).
     pub through: u64,
 }
 

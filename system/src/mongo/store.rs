@@ -82,7 +82,9 @@ impl Store {
             .take_while(|((n, id), _)| n == ns && id.starts_with(prefix))
             .filter_map(|((_, id), versions)| {
                 let (ts, doc) = visible(versions, at)?;
-                (*ts > after).then_some(())?;
+                if *ts <= after {
+                    return None;
+                }
                 Some(Found { id: id.clone(), doc: doc.clone()?, ts: *ts })
             })
             .collect()

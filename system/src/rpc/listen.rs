@@ -95,13 +95,13 @@ where
     H: Fn(Req) -> Fut,
     Fut: Future<Output = Answer<Resp>>,
 {
-    let idle_ms = Duration::from_millis(listen.idle_timeout_ms);
-    let mut idle = sim::timer::Deadline::after(idle_ms);
+    let idle_timeout = Duration::from_millis(listen.idle_timeout_ms);
+    let mut idle = sim::timer::Deadline::after(idle_timeout);
     let write = Duration::from_millis(listen.write_timeout_ms);
     loop {
         // The idle timeout counts from here, as a `recv_within` would, with one timer entry
         // per idle period rather than one per request.
-        idle.set_after(idle_ms);
+        idle.set_after(idle_timeout);
         let req = tokio::select! {
             biased;
             req = frames.recv::<Req>() => match req {
