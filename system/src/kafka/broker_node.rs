@@ -19,10 +19,10 @@ use super::controller::{AlterPartition, BrokerHeartbeat};
 use super::coordinator::ReqId;
 use super::log::{LogIo, PartitionLog};
 use super::protocol::{
-    ControllerRequest, ControllerResponse, FetchRequest, Request, Response, BROKER_PORT, CONTROLLER_PORT,
+    ControllerRequest, ControllerResponse, FetchRequest, Request, Response, BROKER_PORT, CONTROLLER_PORT, ENCODING,
 };
 use super::topic::TopicPartition;
-use crate::rpc::{self, Answer, Channel, ChannelOptions, Encoding, Listen};
+use crate::rpc::{self, Answer, Channel, ChannelOptions, Listen};
 
 /// The file holding the broker's life counter (Kafka keeps an incarnation id in memory and a
 /// `meta.properties` on disk; a counter on disk gives each life a larger id).
@@ -58,9 +58,9 @@ pub async fn run(mut ctx: NodeCtx, settings: BrokerSettings, controllers: Vec<St
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (alter_tx, alter_rx) = mpsc::unbounded_channel();
     tokio::spawn(listen(ctx.net.clone(), tx.clone()));
-    let brokers = Channel::new(&mut ctx, ChannelOptions::new(BROKER_PORT, Encoding::Json));
+    let brokers = Channel::new(&mut ctx, ChannelOptions::new(BROKER_PORT, ENCODING));
     let hb = Heartbeater {
-        channel: Channel::new(&mut ctx, ChannelOptions::new(CONTROLLER_PORT, Encoding::Json)),
+        channel: Channel::new(&mut ctx, ChannelOptions::new(CONTROLLER_PORT, ENCODING)),
         controllers,
         node: ctx.name.clone(),
         settings: settings.clone(),
@@ -219,7 +219,7 @@ async fn writeback(disk: Disk, interval_ms: u64) {
 /// Accepts clients and replicas; each connection carries one request at a time, and one idle
 /// for 30 s is closed.
 async fn listen(net: Net, tx: mpsc::UnboundedSender<Envelope>) {
-    rpc::serve(net, Listen::new(BROKER_PORT, Encoding::Json), move |req: Request| {
+    rpc::serve(net, Listen::new(BROKER_PORT, ENCODING), move |req: Request| {
         let (reply_tx, reply_rx) = oneshot::channel();
         let queued = tx.send(Envelope::Request(req, reply_tx)).is_ok();
         async move {

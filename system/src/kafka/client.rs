@@ -12,10 +12,10 @@ use sim::NodeCtx;
 
 use super::config::{Acks, ClientSettings};
 use super::protocol::{
-    CommittedOffset, ErrorCode, FetchRequest, FetchResponse, ProduceRequest, Request, Response, BROKER_PORT,
+    CommittedOffset, ErrorCode, FetchRequest, FetchResponse, ProduceRequest, Request, Response, BROKER_PORT, ENCODING,
 };
 use super::topic::{BrokerId, TopicPartition};
-use crate::rpc::{Channel, ChannelOptions, Encoding};
+use crate::rpc::{Channel, ChannelOptions};
 
 /// A client's connections and view of the cluster.
 pub struct Client {
@@ -31,7 +31,7 @@ impl Client {
     /// A client of this node (its reconnect jitter is forked from the node's rng).
     pub fn new(ctx: &mut NodeCtx, bootstrap: Vec<String>, settings: ClientSettings) -> Self {
         Client {
-            channel: Channel::new(ctx, ChannelOptions::new(BROKER_PORT, Encoding::Json)),
+            channel: Channel::new(ctx, ChannelOptions::new(BROKER_PORT, ENCODING)),
             bootstrap,
             settings,
             brokers: BTreeMap::new(),

@@ -15,11 +15,11 @@ use super::config::ControllerSettings;
 use super::controller::ControllerCore;
 use super::metadata::{Applied, MetadataRecord};
 use super::observations::MetadataApplied;
-use super::protocol::{ControllerRequest, ControllerResponse, CONTROLLER_PORT, RAFT_PORT};
+use super::protocol::{ControllerRequest, ControllerResponse, CONTROLLER_PORT, ENCODING, RAFT_PORT};
 use super::topic::{active_controller_role, quorum_leader_role};
 use crate::consensus::{Consensus, ConsensusConfig};
 use crate::raft::{self, Entry, Role};
-use crate::rpc::{self, Answer, Encoding, Listen};
+use crate::rpc::{self, Answer, Listen};
 
 /// Raft's tick: with the default 10-tick election timeout this is
 /// `controller.quorum.election.timeout.ms` = 1000, Kafka's default.
@@ -192,7 +192,7 @@ impl Controller {
 
 /// The controller listener: one request at a time per connection, idle ones closed after 30 s.
 async fn listen(net: Net, tx: mpsc::UnboundedSender<Pending>) {
-    rpc::serve(net, Listen::new(CONTROLLER_PORT, Encoding::Json), move |req: ControllerRequest| {
+    rpc::serve(net, Listen::new(CONTROLLER_PORT, ENCODING), move |req: ControllerRequest| {
         let (reply_tx, reply_rx) = oneshot::channel();
         let queued = tx.send((req, reply_tx)).is_ok();
         async move {

@@ -3,7 +3,7 @@
 //!
 //! The log is sans-IO: mutations queue [`LogIo`] operations (append bytes, truncate to a length)
 //! that the broker shell applies to the partition's file through the disk seam. The file is a
-//! sequence of checksummed records ([`sim::disk::records`]); nothing here fsyncs, because Kafka
+//! sequence of checksummed records ([`sim::disk::records`]), each a postcard-encoded [`Record`]; nothing here fsyncs, because Kafka
 //! does not: durability comes from replication and the OS's writeback (see `config.rs`).
 
 use sim::disk::records;
@@ -48,7 +48,7 @@ pub fn decode(bytes: &[u8]) -> (Vec<Record>, usize) {
     let mut valid = 0;
     let (mut whole, mut whole_valid) = (0, 0);
     for payload in &decoded.records {
-        let Ok(r) = serde_json::from_slice::<Record>(payload) else {
+        let Ok(r) = postcard::from_bytes::<Record>(payload) else {
             break;
         };
         let in_order = r.offset == out.len() as u64 && out.last().is_none_or(|p| p.leader_epoch <= r.leader_epoch);
@@ -165,7 +165,7 @@ impl PartitionLog {
     fn push_all(&mut self, recs: Vec<Record>) {
         let mut bytes = Vec::new();
         for r in recs {
-            let payload = serde_json::to_vec(&r).expect("records serialize");
+            let payload = postcard::to_stdvec(&r).expect("records serialize");
             self.starts.push(self.file_len + bytes.len() as u64);
             records::encode_into(&mut bytes, &payload);
             if self.latest_epoch().is_none_or(|e| e < r.leader_epoch) {

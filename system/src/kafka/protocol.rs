@@ -1,5 +1,6 @@
-//! The wire protocol: requests and responses as JSON frames (`crate::wire`), one request at a
-//! time per connection. The shapes follow Kafka's APIs (Produce, Fetch, Metadata,
+//! The wire protocol: requests and responses as postcard frames (`crate::wire`), one request
+//! at a time per connection: binary, as Kafka's own protocol is, so a record's value travels as
+//! its bytes, never escaped into and parsed out of JSON text on every replication fetch. The shapes follow Kafka's APIs (Produce, Fetch, Metadata,
 //! FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch and,
 //! towards the controller, BrokerHeartbeat and AlterPartition), trimmed to what the model uses.
 //! Every request is untrusted: [`Request::validate`] bounds it before anything acts on it.
@@ -19,6 +20,9 @@ pub const BROKER_PORT: u16 = 9092;
 pub const CONTROLLER_PORT: u16 = 9093;
 /// The controllers' Raft traffic.
 pub const RAFT_PORT: u16 = 9094;
+
+/// How every Kafka message, client, replica and controller, becomes a frame.
+pub const ENCODING: crate::wire::Encoding = crate::wire::Encoding::Postcard;
 
 /// Largest record value accepted (`message.max.bytes`, 1 MiB).
 pub const MAX_VALUE_BYTES: usize = 1 << 20;

@@ -787,7 +787,7 @@ fn recovery_cuts_a_batch_that_lost_its_end() {
     let whole = decode(&bytes);
     assert_eq!(whole.0.len(), 5);
     // Lose the last record: the second batch goes whole.
-    let last_len = serde_json::to_vec(&batch(2, 3)[2]).unwrap().len() + sim::disk::records::HEADER_LEN;
+    let last_len = postcard::to_stdvec(&batch(2, 3)[2]).unwrap().len() + sim::disk::records::HEADER_LEN;
     let (recs, valid) = decode(&bytes[..bytes.len() - last_len]);
     assert_eq!(recs.len(), 2);
     assert_eq!(decode(&bytes[..valid]).0.len(), 2);
