@@ -83,8 +83,11 @@ async fn verify(mut ctx: NodeCtx, mongo: MongoCluster) {
 /// elected primary's majority snapshot may still miss what its predecessor acknowledged); the
 /// second proves it was still primary after the read. Otherwise the read fails (says nothing).
 async fn fenced_read(router: &Router, key: &str, session: usize) -> Completion {
-    let noop =
-        |n: u64| WriteOp::Upsert { ns: FENCES_NS.into(), id: format!("{key}/{session}"), doc: json!({ "n": n }) };
+    let noop = |n: u64| WriteOp::Upsert {
+        ns: FENCES_NS.into(),
+        id: format!("{key}/{session}"),
+        doc: json!({ "n": n }).into(),
+    };
     let before = match router.write(key, vec![noop(1)], WriteConcern::Majority, None).await {
         Ok(w) => w,
         Err(e) => return Completion::Fail { reason: format!("fence before the read: {e}") },
@@ -142,7 +145,7 @@ async fn session_loop(mut ctx: NodeCtx, mongo: MongoCluster, router: Router, ses
         if ctx.rng.gen_ratio(1, 2) {
             let value = rec.unique_value();
             let op = rec.invoke(&ctx, &key, Call::Write(value.clone()));
-            let write = WriteOp::Upsert { ns: NS.into(), id: key.clone(), doc: json!({ "v": value }) };
+            let write = WriteOp::Upsert { ns: NS.into(), id: key.clone(), doc: json!({ "v": value }).into() };
             let invoked_ms = ctx.clock.now_ms();
             let completion = match router.write(&key, vec![write], concern, None).await {
                 Ok(w) => Completion::Ok { read: None, by: w.primary },

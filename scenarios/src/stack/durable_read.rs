@@ -189,7 +189,7 @@ async fn read_ops(router: &Router, doc: &str) -> Result<Vec<OpRow>, String> {
     Ok(found
         .into_iter()
         .map(|d| {
-            let op = system::docs::store::StoredOp::from_json(&d.doc);
+            let op = system::docs::store::StoredOp::from_json(d.doc.value());
             let op_id = op.as_ref().map_or_else(String::new, |o| o.op_id.clone());
             let hash_ok = op.is_some_and(|o| DocUpdate::new(id.clone(), o.update).op_id == o.op_id);
             OpRow { key: d.id, op_id, hash_ok }
@@ -216,7 +216,7 @@ pub async fn read_snapshots(router: &Router, doc: &str, whole: bool) -> Result<(
             .await
             .map_err(|e| e.to_string())?;
         for d in found {
-            let s = snapshot_from_json(&d.doc).ok_or_else(|| format!("snapshot {} is malformed", d.id))?;
+            let s = snapshot_from_json(d.doc.value()).ok_or_else(|| format!("snapshot {} is malformed", d.id))?;
             if s.doc == doc {
                 rows.push(SnapRow { version: s.version, token: s.token, digest: digest(&s.state), from_state: true });
             }

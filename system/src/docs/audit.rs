@@ -40,14 +40,14 @@ impl DurableAudit {
                 let Op::Put { ns, id, doc } = op else { continue };
                 if ns == CRDT_OPS {
                     *self.op_puts.entry(id.clone()).or_default() += 1;
-                    match StoredOp::from_json(doc) {
+                    match StoredOp::from_json(doc.value()) {
                         Some(op) => {
                             self.ops.entry(op.doc.clone()).or_default().insert(id.clone(), op);
                         }
                         None => self.malformed.push(id.clone()),
                     }
                 } else if ns == SNAPSHOTS {
-                    match snapshot_from_json(doc) {
+                    match snapshot_from_json(doc.value()) {
                         Some(s) => {
                             self.snapshot_puts.entry(id.clone()).or_default().push(digest(&s.state));
                             self.snapshots.entry(s.doc.clone()).or_default().entry(s.version).or_insert(s);

@@ -20,8 +20,6 @@
 //! snapshot, then only the operations written after that position (MongoDB would query an
 //! indexed, server-filled timestamp field the same way).
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 
 use super::rebuild::{self, OpBytes, RebuildError, Rebuilt};
@@ -29,7 +27,7 @@ use super::snapshot::{Snapshot, SnapshotMeta};
 use super::vector::{hex, unhex, VersionVector};
 use crate::mongo::collections::{CRDT_OPS, SNAPSHOTS, VERSION_VECTORS};
 use crate::mongo::protocol::FoundDoc;
-use crate::mongo::{Fence, ReadConcern, RouteError, Router, WriteConcern, WriteOp, Written};
+use crate::mongo::{Document, Fence, ReadConcern, RouteError, Router, WriteConcern, WriteOp, Written};
 
 pub const SNAPSHOT_INDEX: &str = "snapshot_index";
 pub const SNAPSHOT_HEADS: &str = "snapshot_heads";
@@ -111,7 +109,7 @@ pub fn snapshot_from_json(v: &Value) -> Option<Snapshot> {
 pub fn persist_writes(doc: &str, ops: &[StoredOp], vector: &VersionVector) -> Vec<WriteOp> {
     let mut writes: Vec<WriteOp> = ops
         .iter()
-        .map(|op| WriteOp::Insert { ns: CRDT_OPS.into(), id: op_key(doc, &op.op_id), doc: op.to_json() })
+        .map(|op| WriteOp::Insert { ns: CRDT_OPS.into(), id: op_key(doc, &op.op_id), doc: op.to_json().into() })
         .collect();
     if !vector.is_empty() {
         writes.push(WriteOp::MaxMerge { ns: VERSION_VECTORS.into(), id: doc.into(), fields: vector.to_fields() });
@@ -136,8 +134,8 @@ pub fn snapshot_writes(s: &Snapshot) -> Vec<WriteOp> {
     let id = snapshot_key(&s.doc, s.version);
     let meta = serde_json::to_value(s.meta()).expect("snapshot metadata serializes");
     vec![
-        WriteOp::Insert { ns: SNAPSHOTS.into(), id: id.clone(), doc: snapshot_json(s) },
-        WriteOp::Insert { ns: SNAPSHOT_INDEX.into(), id, doc: meta },
+        WriteOp::Insert { ns: SNAPSHOTS.into(), id: id.clone(), doc: snapshot_json(s).into() },
+        WriteOp::Insert { ns: SNAPSHOT_INDEX.into(), id, doc: meta.into() },
         WriteOp::MaxMerge {
             ns: SNAPSHOT_HEADS.into(),
             id: s.doc.clone(),
@@ -220,8 +218,8 @@ impl DocStore {
     }
 
     /// The document with exactly this id (a prefix read also finds `<doc>-more`).
-    async fn get(&self, doc: &str, ns: &str, id: &str) -> Result<Option<Value>, RouteError> {
-        Ok(self.find(doc, ns, id).await?.into_iter().find(|d| d.id == id).map(|d| Arc::unwrap_or_clone(d.doc)))
+    async fn get(&self, doc: &str, ns: &str, id: &str) -> Result<Option<Document>, RouteError> {
+        Ok(self.find(doc, ns, id).await?.into_iter().find(|d| d.id == id).map(|d| d.doc))
     }
 
     /// Every stored operation of `doc`, in id order.
@@ -236,14 +234,14 @@ impl DocStore {
         let through = found.iter().map(|d| d.optime.ts).max().unwrap_or(0);
         let ops = found
             .iter()
-            .map(|d| StoredOp::from_json(&d.doc).ok_or_else(|| LoadError::Malformed(d.id.clone())))
+            .map(|d| StoredOp::from_json(d.doc.value()).ok_or_else(|| LoadError::Malformed(d.id.clone())))
             .collect::<Result<_, _>>()?;
         Ok((ops, through))
     }
 
     /// The persisted version vector (empty when nothing was persisted).
     pub async fn version_vector(&self, doc: &str) -> Result<VersionVector, RouteError> {
-        Ok(self.get(doc, VERSION_VECTORS, doc).await?.map(|v| VersionVector::from_json(&v)).unwrap_or_default())
+        Ok(self.get(doc, VERSION_VECTORS, doc).await?.map(|v| VersionVector::from_json(v.value())).unwrap_or_default())
     }
 
     pub async fn latest_version(&self, doc: &str) -> Result<u64, RouteError> {
@@ -254,7 +252,7 @@ impl DocStore {
     pub async fn snapshot(&self, doc: &str, version: u64) -> Result<Option<Snapshot>, LoadError> {
         let id = snapshot_key(doc, version);
         match self.get(doc, SNAPSHOTS, &id).await? {
-            Some(v) => Ok(Some(snapshot_from_json(&v).ok_or(LoadError::Malformed(id))?)),
+            Some(v) => Ok(Some(snapshot_from_json(v.value()).ok_or(LoadError::Malformed(id))?)),
             None => Ok(None),
         }
     }
@@ -272,7 +270,7 @@ impl DocStore {
         let found = self.find(doc, SNAPSHOT_INDEX, &snapshots_prefix(doc)).await?;
         found
             .iter()
-            .map(|d| serde::Deserialize::deserialize(&*d.doc).map_err(|_| LoadError::Malformed(d.id.clone())))
+            .map(|d| serde::Deserialize::deserialize(d.doc.value()).map_err(|_| LoadError::Malformed(d.id.clone())))
             .collect()
     }
 
@@ -348,9 +346,9 @@ mod tests {
         );
         let ops = s.scan(CRDT_OPS, &ops_prefix("acme/plan"), None);
         assert_eq!(ops.len(), 2);
-        assert_eq!(StoredOp::from_json(&ops[0].doc).unwrap(), op("a", 0), "the first copy stays");
+        assert_eq!(StoredOp::from_json(ops[0].doc.value()).unwrap(), op("a", 0), "the first copy stays");
         let stored = s.get(VERSION_VECTORS, "acme/plan", None).unwrap();
-        assert_eq!(VersionVector::from_json(stored), vv(7, 3));
+        assert_eq!(VersionVector::from_json(stored.value()), vv(7, 3));
         assert!(s.scan(CRDT_OPS, &ops_prefix("acme/pla"), None).is_empty(), "prefixes end at the separator");
     }
 
@@ -373,7 +371,8 @@ mod tests {
         assert_eq!(again, Ok((0, 2)), "version 1 exists: nothing replaced");
         let stale = write(&mut s, 3, &snapshot_writes(&snap(1, vec![8])), Some(&fence(1)));
         assert!(matches!(stale, Err(Reply::StaleFence { token: 1, highest: 3, .. })));
-        let stored = snapshot_from_json(s.get(SNAPSHOTS, &snapshot_key("acme/plan", 1), None).unwrap()).unwrap();
+        let stored =
+            snapshot_from_json(s.get(SNAPSHOTS, &snapshot_key("acme/plan", 1), None).unwrap().value()).unwrap();
         assert_eq!(stored, snap(2, vec![0, 0]));
         let head = s.get(SNAPSHOT_HEADS, "acme/plan", None).unwrap();
         assert_eq!(head.get("version").and_then(Value::as_u64), Some(1));

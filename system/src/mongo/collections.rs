@@ -29,7 +29,7 @@ pub fn crdt_op_id(doc: &str, client: &str, clock: u64) -> String {
 /// Stores one CRDT operation, idempotently.
 pub fn insert_crdt_op(doc: &str, client: &str, clock: u64, payload: Value) -> WriteOp {
     let doc_value = json!({ "doc": doc, "client": client, "clock": clock, "op": payload });
-    WriteOp::Insert { ns: CRDT_OPS.into(), id: crdt_op_id(doc, client, clock), doc: doc_value }
+    WriteOp::Insert { ns: CRDT_OPS.into(), id: crdt_op_id(doc, client, clock), doc: doc_value.into() }
 }
 
 /// The id prefix of one document's operations (for a `Find`).
@@ -44,7 +44,7 @@ pub fn snapshot_id(doc: &str, version: u64) -> String {
 /// Stores an immutable snapshot of `doc` at `version`; an existing version is never replaced.
 pub fn insert_snapshot(doc: &str, version: u64, state: Value) -> WriteOp {
     let doc_value = json!({ "doc": doc, "version": version, "state": state });
-    WriteOp::Insert { ns: SNAPSHOTS.into(), id: snapshot_id(doc, version), doc: doc_value }
+    WriteOp::Insert { ns: SNAPSHOTS.into(), id: snapshot_id(doc, version), doc: doc_value.into() }
 }
 
 /// Raises `client`'s entry of `doc`'s version vector to `clock`.

@@ -40,7 +40,7 @@ pub enum Decision {
 }
 
 fn read(store: &Store, name: &str) -> Option<LockDoc> {
-    store.get(LOCKS_NS, name, None).and_then(|v| serde_json::from_value(v.clone()).ok())
+    store.get(LOCKS_NS, name, None).and_then(|d| LockDoc::deserialize(d.value()).ok())
 }
 
 fn put(name: &str, doc: &LockDoc) -> Op {

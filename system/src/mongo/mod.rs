@@ -58,6 +58,7 @@
 
 pub mod cluster;
 pub mod collections;
+pub mod document;
 pub mod locks;
 pub mod mongod;
 pub mod observe;
@@ -70,6 +71,7 @@ pub mod store;
 pub mod writes;
 
 pub use cluster::{MongoCluster, MongoClusterSpec, SetSpec};
+pub use document::Document;
 pub use mongod::{run as run_mongod, ClusterRole, Flaw, MongodConfig};
 pub use observe::{FencedOut, LockGranted, MajorityRead, MemberEvent, WriteAcked};
 pub use oplog::{Fence, OpTime, OplogEntry};

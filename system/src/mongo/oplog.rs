@@ -10,8 +10,8 @@
 //! point from each side's term boundaries alone.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::sync::Arc;
+
+use super::document::Document;
 
 /// MongoDB's optime: (term, timestamp). Field order gives the derived ordering: term first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ pub enum Op {
     Noop { msg: String },
     /// `i`/`u`: the document `id` of namespace `ns` becomes `doc`. Shared, not copied, with
     /// the store's version it becomes and every read that finds it.
-    Put { ns: String, id: String, doc: Arc<Value> },
+    Put { ns: String, id: String, doc: Document },
     /// `d`: the document is removed.
     Delete { ns: String, id: String },
 }
@@ -63,7 +63,6 @@ pub struct OplogEntry {
     /// `wall`: the primary's wall clock when it wrote the entry (used for freshness checks).
     pub wall_ms: u64,
     pub ops: Vec<Op>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence: Option<Fence>,
 }
 

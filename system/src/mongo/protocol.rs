@@ -1,4 +1,5 @@
-//! What travels on the wire, one JSON frame ([`crate::wire`]) per message.
+//! What travels on the wire, one postcard frame ([`crate::wire`]) per message, as MongoDB's own
+//! wire protocol is binary (BSON); documents travel as their text ([`Document`]).
 //!
 //! Members talk to each other with one-way [`PeerMsg`]s (MongoDB's `replSetHeartbeat`,
 //! `replSetRequestVotes` and the oplog fetcher's `find`/`getMore` on `local.oplog.rs`); routers
@@ -6,18 +7,21 @@
 //! received is untrusted: members check the sender's index and set name, and the replication
 //! core checks that fetched entries continue its oplog.
 //!
-//! Enums are externally tagged (`{"variant": {...}}`): internally tagged ones make serde
-//! buffer every nested message before decoding it, which dominated replication's cost.
+//! Postcard is not self-describing: no internally tagged or untagged enums, no skipped
+//! fields, no `serde_json::Value` here (a [`Document`] carries its JSON as text).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use super::document::Document;
 use super::oplog::{Fence, OpTime, OplogEntry};
 
 /// Every mongod listens here (MongoDB's default port).
 pub const MONGOD_PORT: u16 = 27017;
+
+/// How every mongod message, peer or command, becomes a frame.
+pub const ENCODING: crate::wire::Encoding = crate::wire::Encoding::Postcard;
 
 /// A message between members of one replica set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,13 +138,13 @@ pub enum WriteOp {
     Insert {
         ns: String,
         id: String,
-        doc: Value,
+        doc: Document,
     },
     /// Replace or create.
     Upsert {
         ns: String,
         id: String,
-        doc: Value,
+        doc: Document,
     },
     /// Per-field maximum into a `{name: u64}` document (a `$max` update on every field).
     MaxMerge {
@@ -174,7 +178,6 @@ pub enum Command {
         ns: String,
         prefix: String,
         read: ReadConcern,
-        #[serde(default, skip_serializing_if = "is_zero")]
         after: u64,
     },
     /// Config servers only: take or renew the lease on `name`.
@@ -193,7 +196,7 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FoundDoc {
     pub id: String,
-    pub doc: std::sync::Arc<Value>,
+    pub doc: Document,
     /// The optime of the write that produced this version.
     pub optime: OpTime,
 }
@@ -247,8 +250,4 @@ pub enum Reply {
     Error {
         reason: String,
     },
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }

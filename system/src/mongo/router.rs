@@ -23,9 +23,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::oplog::{Fence, OpTime};
-use super::protocol::{Command, FoundDoc, Frame, ReadConcern, Reply, WriteConcern, WriteOp, MONGOD_PORT};
+use super::protocol::{Command, FoundDoc, Frame, ReadConcern, Reply, WriteConcern, WriteOp, ENCODING, MONGOD_PORT};
 use super::shard_map::{ShardMap, CHUNKS_NS, SHARDS_NS};
-use crate::rpc::{Channel, ChannelOptions, Encoding};
+use crate::rpc::{Channel, ChannelOptions};
 
 /// What a router needs to know of its cluster: where the config servers are (the rest it
 /// learns from them), and its timing. A cluster builder makes one
@@ -128,7 +128,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Router {
     pub fn new(mut ctx: NodeCtx, config: RouterConfig) -> Self {
         let RouterConfig { config_set, config_hosts, settings } = config;
-        let mut options = ChannelOptions::new(MONGOD_PORT, Encoding::Json);
+        let mut options = ChannelOptions::new(MONGOD_PORT, ENCODING);
         options.connect_timeout_ms = settings.connect_timeout_ms;
         // Every write the stack sends is idempotent, so a command that met a connection the
         // mongod closed while it sat in the pool may be sent again on a fresh one.

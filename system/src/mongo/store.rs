@@ -9,16 +9,14 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-use std::sync::Arc;
-
+use super::document::Document;
 use super::oplog::{Op, OplogEntry};
 
 /// (namespace, document id).
 type Key = (String, String);
 
 /// A version: the oplog `ts` that wrote it and the document (None: deleted).
-type Version = (u64, Option<Arc<Value>>);
+type Version = (u64, Option<Document>);
 
 #[derive(Debug, Default)]
 pub struct Store {
@@ -29,7 +27,7 @@ pub struct Store {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Found {
     pub id: String,
-    pub doc: Arc<Value>,
+    pub doc: Document,
     pub ts: u64,
 }
 
@@ -57,13 +55,9 @@ impl Store {
         });
     }
 
-    /// The document as of `at` (None: the latest applied version).
-    pub fn get(&self, ns: &str, id: &str, at: Option<u64>) -> Option<&Value> {
-        self.get_shared(ns, id, at).map(|d| &**d)
-    }
-
-    /// [`Store::get`], as the shared document itself (a copy of it costs a reference count).
-    pub fn get_shared(&self, ns: &str, id: &str, at: Option<u64>) -> Option<&Arc<Value>> {
+    /// The document as of `at` (None: the latest applied version); a copy of it costs a
+    /// reference count.
+    pub fn get(&self, ns: &str, id: &str, at: Option<u64>) -> Option<&Document> {
         let versions = self.docs.get(&(ns.to_string(), id.to_string()))?;
         visible(versions, at).and_then(|(_, d)| d.as_ref())
     }
@@ -115,12 +109,12 @@ mod tests {
         s.apply(&put(1, "a", 1));
         s.apply(&put(2, "a", 2));
         s.apply(&put(3, "b", 3));
-        assert_eq!(s.get("c", "a", None), Some(&json!(2)));
-        assert_eq!(s.get("c", "a", Some(1)), Some(&json!(1)));
+        assert_eq!(s.get("c", "a", None).map(Document::value), Some(&json!(2)));
+        assert_eq!(s.get("c", "a", Some(1)).map(Document::value), Some(&json!(1)));
         assert_eq!(s.get("c", "b", Some(2)), None);
         assert_eq!(s.scan("c", "", Some(2)).len(), 1);
         s.rollback_after(1);
-        assert_eq!(s.get("c", "a", None), Some(&json!(1)));
+        assert_eq!(s.get("c", "a", None).map(Document::value), Some(&json!(1)));
         assert_eq!(s.scan("c", "", None).len(), 1);
         let del = OplogEntry {
             optime: OpTime::new(1, 2),

@@ -6,10 +6,10 @@
 //! entries idempotent so that reapplying them is harmless.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::document::Document;
 use super::oplog::{Fence, Op};
 use super::protocol::{Reply, WriteOp};
 use super::store::Store;
@@ -33,7 +33,7 @@ pub struct Prepared {
 pub fn prepare(store: &Store, writes: &[WriteOp], fence: Option<&Fence>) -> Result<Prepared, Reply> {
     let mut out = Prepared::default();
     if let Some(f) = fence {
-        let highest = store.get(FENCES_NS, &f.lock, None).and_then(Value::as_u64).unwrap_or(0);
+        let highest = store.get(FENCES_NS, &f.lock, None).and_then(|d| d.value().as_u64()).unwrap_or(0);
         if f.token < highest {
             return Err(Reply::StaleFence { lock: f.lock.clone(), token: f.token, highest });
         }
@@ -42,7 +42,7 @@ pub fn prepare(store: &Store, writes: &[WriteOp], fence: Option<&Fence>) -> Resu
         }
     }
     // Later writes of the batch see earlier ones.
-    let mut overlay: BTreeMap<(String, String), Option<Arc<Value>>> = BTreeMap::new();
+    let mut overlay: BTreeMap<(String, String), Option<Document>> = BTreeMap::new();
     for w in writes {
         let (ns, id) = names(w);
         if ns.is_empty() || id.is_empty() || ns.len() > MAX_NAME_LEN || id.len() > MAX_NAME_LEN || ns == FENCES_NS {
@@ -51,7 +51,7 @@ pub fn prepare(store: &Store, writes: &[WriteOp], fence: Option<&Fence>) -> Resu
         let key = (ns.to_string(), id.to_string());
         let current = match overlay.get(&key) {
             Some(v) => v.clone(),
-            None => store.get_shared(ns, id, None).cloned(),
+            None => store.get(ns, id, None).cloned(),
         };
         let next = match w {
             WriteOp::Insert { .. } if current.is_some() => {
@@ -60,11 +60,11 @@ pub fn prepare(store: &Store, writes: &[WriteOp], fence: Option<&Fence>) -> Resu
             }
             WriteOp::Insert { doc, .. } => {
                 out.inserted += 1;
-                Some(Arc::new(doc.clone()))
+                Some(doc.clone())
             }
-            WriteOp::Upsert { doc, .. } => Some(Arc::new(doc.clone())),
-            WriteOp::MaxMerge { fields, .. } => match max_merge(current.as_deref(), fields) {
-                Some(merged) => Some(Arc::new(merged)),
+            WriteOp::Upsert { doc, .. } => Some(doc.clone()),
+            WriteOp::MaxMerge { fields, .. } => match max_merge(current.as_ref().map(Document::value), fields) {
+                Some(merged) => Some(Document::new(merged)),
                 None => continue,
             },
             WriteOp::Delete { .. } if current.is_none() => continue,
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn inserts_are_idempotent_by_id() {
         let mut s = Store::default();
-        let ins = WriteOp::Insert { ns: "ops".into(), id: "d/c/1".into(), doc: json!({"x": 1}) };
+        let ins = WriteOp::Insert { ns: "ops".into(), id: "d/c/1".into(), doc: json!({"x": 1}).into() };
         let p = prepare(&s, &[ins.clone(), ins.clone()], None).unwrap();
         assert_eq!((p.inserted, p.duplicates, p.ops.len()), (1, 1, 1));
         apply(&mut s, 1, &p);
@@ -134,13 +134,13 @@ mod tests {
         assert!(prepare(&s, &[mm(3)], None).unwrap().ops.is_empty());
         let p = prepare(&s, &[mm(7)], None).unwrap();
         apply(&mut s, 2, &p);
-        assert_eq!(s.get("vv", "d", None), Some(&json!({"a": 7})));
+        assert_eq!(s.get("vv", "d", None).map(Document::value), Some(&json!({"a": 7})));
     }
 
     #[test]
     fn a_lower_fencing_token_is_rejected_and_a_higher_one_is_recorded() {
         let mut s = Store::default();
-        let w = [WriteOp::Upsert { ns: "snap".into(), id: "d".into(), doc: json!(1) }];
+        let w = [WriteOp::Upsert { ns: "snap".into(), id: "d".into(), doc: json!(1).into() }];
         let f = |token| Fence { lock: "compact/d".into(), token };
         let p = prepare(&s, &w, Some(&f(4))).unwrap();
         assert_eq!(p.ops.len(), 2);
@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn clients_cannot_write_the_fence_table_or_empty_names() {
         let s = Store::default();
-        let w = [WriteOp::Upsert { ns: FENCES_NS.into(), id: "x".into(), doc: json!(99) }];
+        let w = [WriteOp::Upsert { ns: FENCES_NS.into(), id: "x".into(), doc: json!(99).into() }];
         assert!(matches!(prepare(&s, &w, None), Err(Reply::Error { .. })));
         let w = [WriteOp::Delete { ns: "a".into(), id: String::new() }];
         assert!(matches!(prepare(&s, &w, None), Err(Reply::Error { .. })));

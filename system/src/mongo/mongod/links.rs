@@ -6,8 +6,8 @@ use sim::NodeCtx;
 use tokio::sync::{mpsc, oneshot};
 
 use super::CommandIn;
-use crate::mongo::protocol::{Frame, PeerMsg, Reply};
-use crate::rpc::{self, Answer, Encoding, Listen, PeerOptions, PeerSender};
+use crate::mongo::protocol::{Frame, PeerMsg, Reply, ENCODING};
+use crate::rpc::{self, Answer, Listen, PeerOptions, PeerSender};
 
 /// Accepts connections; peer frames go to the member, commands get their reply on the same
 /// connection, in order. A connection silent for 30 s is closed (clients and peers reconnect).
@@ -20,7 +20,7 @@ pub async fn listen(
     peers: mpsc::UnboundedSender<(usize, PeerMsg)>,
     commands: mpsc::UnboundedSender<CommandIn>,
 ) {
-    rpc::serve(net, Listen::new(port, Encoding::Json), move |frame: Frame| {
+    rpc::serve(net, Listen::new(port, ENCODING), move |frame: Frame| {
         let routed = route(frame, &set, me, members, &peers, &commands);
         async move {
             match routed {
@@ -86,5 +86,5 @@ pub fn peer_link(
             let _ = undelivered.send((index, msg));
         }
     };
-    PeerSender::spawn(ctx, host, PeerOptions::new(port, Encoding::Json), report)
+    PeerSender::spawn(ctx, host, PeerOptions::new(port, ENCODING), report)
 }

@@ -1,4 +1,4 @@
-//! A mongod's files: the oplog (checksummed records, one entry each), the last vote
+//! A mongod's files: the oplog (checksummed records, one postcard-encoded entry each), the last vote
 //! (`local.replset.election`, replaced atomically), rollback files, and a marker saying the
 //! member found synced records damaged and is not repaired yet.
 //!
@@ -26,7 +26,7 @@ pub const DAMAGE_FILE: &str = "mongo.damaged";
 fn encode(entries: &[OplogEntry]) -> Vec<u8> {
     let mut buf = Vec::new();
     for e in entries {
-        records::encode_into(&mut buf, &serde_json::to_vec(e).expect("oplog entries serialize"));
+        records::encode_into(&mut buf, &postcard::to_stdvec(e).expect("oplog entries serialize"));
     }
     buf
 }
@@ -84,7 +84,7 @@ fn damaged_after(bytes: &[u8], at: usize) -> bool {
 pub fn decode_oplog(bytes: &[u8]) -> (Oplog, usize) {
     let decoded = records::decode_all(bytes);
     let valid_len = if decoded.is_clean() { bytes.len() } else { decoded.valid_len };
-    let entries = decoded.records.iter().map_while(|r| serde_json::from_slice::<OplogEntry>(r).ok());
+    let entries = decoded.records.iter().map_while(|r| postcard::from_bytes::<OplogEntry>(r).ok());
     (Oplog::from_entries(entries), valid_len)
 }
 
