@@ -555,7 +555,7 @@ impl BrokerCore {
         let Some(r) = self.replicas.get_mut(&req.tp) else {
             return;
         };
-        let Some(followed) = r.apply_fetch(req, &resp) else {
+        let Some(followed) = r.apply_fetch(req, resp) else {
             return;
         };
         if followed.truncated > 0 {

@@ -425,7 +425,7 @@ impl Replica {
 
     /// Applies the leader's answer to `req`; `None` when it no longer applies (the log or the
     /// leader moved on meanwhile) or is malformed.
-    pub fn apply_fetch(&mut self, req: &FetchRequest, resp: &FetchResponse) -> Option<Followed> {
+    pub fn apply_fetch(&mut self, req: &FetchRequest, resp: FetchResponse) -> Option<Followed> {
         let state = self.state.as_ref()?;
         if self.leader.is_some()
             || req.offset != self.log.end_offset()
@@ -447,7 +447,7 @@ impl Replica {
             return None;
         }
         let appended = resp.records.len();
-        if !self.log.append(resp.records.clone()) {
+        if !self.log.append(resp.records) {
             return None;
         }
         self.hw = resp.high_watermark.min(self.log.end_offset());

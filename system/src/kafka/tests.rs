@@ -151,11 +151,11 @@ fn deposed_leader_truncates_what_the_new_leader_never_had() {
     let (served, _) = new.serve_fetch(7, &req, true, true);
     let Served::Ready(resp) = served else { panic!("expected a response, got {served:?}") };
     assert_eq!(resp.diverging.map(|d| (d.epoch, d.end_offset)), Some((Some(1), 2)));
-    let followed = old.apply_fetch(&req, &resp).unwrap();
+    let followed = old.apply_fetch(&req, resp).unwrap();
     assert_eq!(followed.truncated, 1);
     let (_, req) = old.fetch_request(1, 100, 0).unwrap();
     let (Served::Ready(resp), _) = new.serve_fetch(8, &req, true, true) else { panic!() };
-    old.apply_fetch(&req, &resp).unwrap();
+    old.apply_fetch(&req, resp).unwrap();
     assert_eq!(old.log.records(), new.log.records());
 }
 
@@ -588,7 +588,7 @@ fn a_leader_that_appended_nothing_follows_a_successor_with_older_records() {
     for round in 0..3 {
         let (_, req) = x.fetch_request(1, 100, 0).unwrap();
         let (Served::Ready(resp), _) = y.serve_fetch(4, &req, true, true) else { panic!("round {round}") };
-        x.apply_fetch(&req, &resp).expect("applies");
+        x.apply_fetch(&req, resp).expect("applies");
     }
     assert_eq!(x.log.records(), y.log.records());
 }
