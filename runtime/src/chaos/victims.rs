@@ -15,12 +15,14 @@ use sim::net::Net;
 use sim::NodeCtx;
 use system::doc_update::DocId;
 use system::kafka::topic::TopicPartition;
-use system::mongo::protocol::{Command as MongoCommand, Frame as MongoFrame, Reply as MongoReply, MONGOD_PORT};
+use system::mongo::protocol::{
+    Command as MongoCommand, Frame as MongoFrame, Reply as MongoReply, ENCODING as MONGO_ENCODING, MONGOD_PORT,
+};
 use system::postgres::client::PgClient;
 use system::postgres::data::Table;
 use system::postgres::protocol::Request as PgRequest;
 use system::redis::client::{ClientConfig, RedisClient};
-use system::rpc::{call_once, ChannelOptions, Encoding};
+use system::rpc::{call_once, ChannelOptions};
 
 use crate::layout::Layout;
 
@@ -114,7 +116,7 @@ impl Finder {
             Kind::Mongo => {
                 let sets = servers.mongo.shard_sets().into_iter().map(str::to_string).collect::<Vec<_>>();
                 let set = &sets[rng.gen_range(0..sets.len())];
-                let options = ChannelOptions::new(MONGOD_PORT, Encoding::Json);
+                let options = ChannelOptions::new(MONGOD_PORT, MONGO_ENCODING);
                 let mut best: Option<(u64, String)> = None;
                 for host in servers.mongo.members(set) {
                     let hello = MongoFrame::Command(MongoCommand::Hello);

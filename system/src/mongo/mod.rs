@@ -46,7 +46,8 @@
 //! (`catchUpTimeoutMillis` taken as 0), catch-up takeover, `replSetStepDown` and election
 //! handoff, reads from secondaries, causal sessions, multi-document transactions, chunk
 //! migration and the balancer, oplog size limits, the query language (reads are by id prefix),
-//! indexes, authentication, and BSON (documents are JSON).
+//! indexes, authentication, and BSON: documents are JSON, kept and shipped as their text
+//! ([`document`]), inside postcard frames and oplog records.
 //!
 //! # Defaults copied from MongoDB
 //! `settings.heartbeatIntervalMillis` 2000, `settings.electionTimeoutMillis` 10000,
