@@ -41,7 +41,7 @@ redis-failover    redis-read-before-expire - expired key served
 redis-failover    redis-no-follow     -      clients did not follow
 mongo-failover    mongo-w1            -      lost write
 mongo-failover    mongo-ack-before-fsync -   lost write
-mongo-failover    mongo-ignore-fence  -      split lock
+mongo-failover    mongo-ignore-fence  0..200 split lock
 mongo-failover    mongo-dry-run-elects -     split brain
 kafka-partition   kafka-acks1-unclean -      lost record
 kafka-partition   kafka-late-commits  0..800 committed offset regressed
