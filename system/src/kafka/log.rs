@@ -3,8 +3,9 @@
 //!
 //! The log is sans-IO: mutations queue [`LogIo`] operations (append bytes, truncate to a length)
 //! that the broker shell applies to the partition's file through the disk seam. The file is a
-//! sequence of checksummed records ([`sim::disk::records`]), each a postcard-encoded [`Record`]; nothing here fsyncs, because Kafka
-//! does not: durability comes from replication and the OS's writeback (see `config.rs`).
+//! sequence of checksummed records ([`sim::disk::records`]), each a postcard-encoded
+//! [`Record`]; nothing here fsyncs, because Kafka does not: durability comes from replication
+//! and the OS's writeback (see `config.rs`).
 
 use sim::disk::records;
 

@@ -1,8 +1,9 @@
 //! The wire protocol: requests and responses as postcard frames (`crate::wire`), one request
 //! at a time per connection: binary, as Kafka's own protocol is, so a record's value travels as
-//! its bytes, never escaped into and parsed out of JSON text on every replication fetch. The shapes follow Kafka's APIs (Produce, Fetch, Metadata,
-//! FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch and,
-//! towards the controller, BrokerHeartbeat and AlterPartition), trimmed to what the model uses.
+//! its bytes, never escaped into and parsed out of JSON text on every replication fetch. The
+//! shapes follow Kafka's APIs (Produce, Fetch, Metadata, FindCoordinator, JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch and, towards the controller,
+//! BrokerHeartbeat and AlterPartition), trimmed to what the model uses.
 //! Every request is untrusted: [`Request::validate`] bounds it before anything acts on it.
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
-//! A mongod's files: the oplog (checksummed records, one postcard-encoded entry each), the last vote
-//! (`local.replset.election`, replaced atomically), rollback files, and a marker saying the
-//! member found synced records damaged and is not repaired yet.
+//! A mongod's files: the oplog (checksummed records, one postcard-encoded entry each), the
+//! last vote (`local.replset.election`, replaced atomically), rollback files, and a marker
+//! saying the member found synced records damaged and is not repaired yet.
 //!
 //! Damage versus a torn tail: a crash can leave the last, unsynced append torn, which recovery
 //! cuts and forgets. A record whose checksum fails but after which a good record follows cannot
