@@ -2,7 +2,8 @@
 //!
 //! What is modelled (an HAProxy- or Envoy-like layer-7 front door, per zone):
 //! - **Active health checks** ([`health`]): every instance's `GET /health` on port 8081, every
-//!   `health_interval_ms`, each bounded by `health_timeout_ms`; `fail_after` consecutive failures
+//!   `health_interval_ms`, each bounded by `health_timeout_ms`, over one connection per instance
+//!   kept open while it answers (Envoy's default; HAProxy opens one per check); `fail_after` consecutive failures
 //!   take an instance out of rotation (HAProxy's `fall`), `recover_after` consecutive passes bring
 //!   it back (`rise`). Each balancer probes on its own, so balancers in different zones can
 //!   disagree for up to a few intervals around a change, as real ones do.
@@ -27,8 +28,8 @@
 //!   every spliced connection.
 //! - **Its own health** on 8081, up once the front door is listening.
 //!
-//! Left out: TLS termination, HTTP keep-alive between balancer and instances (one request per
-//! connection, as the stack's clients do), request queueing at the connection limit (HAProxy's
+//! Left out: TLS termination, HTTP keep-alive for forwarded requests (one request per
+//! connection, as the stack's clients do; only the health checks keep theirs), request queueing at the connection limit (HAProxy's
 //! `maxconn` queue: here the connection is closed), `slowstart`, weights, header rewriting
 //! (`X-Forwarded-For`), and the anycast or DNS that spreads clients over the balancers: editors
 //! know every balancer and fail over between them themselves.

@@ -19,6 +19,7 @@ use super::observations::{InstanceAdded, InstanceRemoved, SessionEnd, SessionEnd
 use super::route::{self, Pool, Route};
 use super::upstreams::Upstreams;
 use super::{BalancerConfig, HTTP_PORT};
+use crate::http::persistent::Persistent;
 use crate::http::{self, health::HEALTH_PORT, HttpError, Request, Response};
 
 /// What closes a session from outside: fired (or dropped) when its document moves.
@@ -44,16 +45,18 @@ impl Balancer {
         self.ctx.clock.now_ms()
     }
 
-    /// Probes one instance's `GET /health` every interval, each probe bounded by its timeout.
+    /// Probes one instance's `GET /health` every interval, each probe bounded by its timeout,
+    /// over a connection kept between probes while it works (Envoy's `reuse_connection`).
     /// `offset_ms` spreads the probes of one balancer over the interval.
     pub(super) async fn probe_loop(self: Arc<Self>, pool: Pool, instance: String, offset_ms: u64) {
         let interval = Duration::from_millis(self.config.health_interval_ms.max(1));
         let timeout = Duration::from_millis(self.config.health_timeout_ms);
         sim::timer::sleep(Duration::from_millis(offset_ms)).await;
         let request = Request::get("/health");
+        let mut upstream = Persistent::new(&instance, HEALTH_PORT);
         loop {
             let started = Instant::now();
-            let answer = http::call(&self.ctx.net, &instance, HEALTH_PORT, &request, timeout).await;
+            let answer = upstream.call(&self.ctx.net, &request, timeout).await;
             let probe = if answer.is_ok_and(|r| r.status == 200) { Probe::Passed } else { Probe::Failed };
             self.probed(pool, &instance, probe);
             sim::timer::sleep_until(started + interval).await;

@@ -3,7 +3,10 @@
 //!
 //! One request per connection (`Connection: close`): the services here answer small JSON or
 //! binary bodies, and a connection per request keeps every failure visible to the caller as a
-//! connect error or a timeout instead of a half-used pooled stream. Heads are parsed by
+//! connect error or a timeout instead of a half-used pooled stream. The one exception is the
+//! balancers' health checks, which keep their connection open between probes ([`persistent`],
+//! [`health`]) as Envoy's do by default: a probe every half second per balancer and instance,
+//! each on a new connection, was more connections than all the stack's other traffic. Heads are parsed by
 //! `httparse`; everything that arrives is untrusted, so the head and the body have size limits
 //! and a malformed request is an error, never a panic. Chunked bodies are left out: no client of
 //! the stack sends them, and a request with `Transfer-Encoding` is refused.
@@ -12,6 +15,7 @@
 //! a WebSocket upgrade included, byte for byte after choosing where it goes.
 
 pub mod health;
+pub mod persistent;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -91,6 +95,16 @@ impl Request {
         self.headers.get("authorization")?.strip_prefix("Bearer ")
     }
 
+    /// Asks the server to keep the connection open after answering (HTTP/1.1 keep-alive).
+    pub fn keep_alive(self) -> Self {
+        self.header("connection", KEEP_ALIVE)
+    }
+
+    /// Whether the sender asked to keep the connection open.
+    pub fn wants_keep_alive(&self) -> bool {
+        keeps_alive(&self.headers)
+    }
+
     /// Whether this asks for a WebSocket upgrade.
     pub fn is_upgrade(&self) -> bool {
         self.headers.get("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
@@ -143,6 +157,16 @@ impl Response {
         self
     }
 
+    /// Keeps the connection open for the next request (answering one that asked for it).
+    pub fn keep_alive(self) -> Self {
+        self.header("connection", KEEP_ALIVE)
+    }
+
+    /// Whether the server will read another request on this connection.
+    pub fn keeps_alive(&self) -> bool {
+        keeps_alive(&self.headers)
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -156,8 +180,15 @@ impl Response {
     }
 }
 
+const KEEP_ALIVE: &str = "keep-alive";
+
+fn keeps_alive(headers: &BTreeMap<String, String>) -> bool {
+    headers.get("connection").is_some_and(|v| v.eq_ignore_ascii_case(KEEP_ALIVE))
+}
+
 /// A request or response on the wire: the start line, the headers (our own framing headers
-/// replace any the caller set), the body.
+/// replace any the caller set: `connection` is `close` unless the message asked to keep the
+/// connection), the body.
 fn encode_message(start_line: String, headers: &BTreeMap<String, String>, body: &[u8]) -> Vec<u8> {
     let mut out = start_line + "\r\n";
     for (k, v) in headers {
@@ -165,7 +196,8 @@ fn encode_message(start_line: String, headers: &BTreeMap<String, String>, body: 
             out.push_str(&format!("{k}: {v}\r\n"));
         }
     }
-    out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+    let connection = if keeps_alive(headers) { KEEP_ALIVE } else { "close" };
+    out.push_str(&format!("content-length: {}\r\nconnection: {connection}\r\n\r\n", body.len()));
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(body);
     bytes

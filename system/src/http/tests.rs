@@ -68,3 +68,66 @@ fn a_claimed_body_is_not_allocated_before_it_arrives() {
     let over = format!("POST /x HTTP/1.1\r\ncontent-length: {}\r\n\r\n", MAX_BODY_BYTES + 1);
     assert!(matches!(parse_request(over.as_bytes()), Err(HttpError::TooLarge("body"))));
 }
+
+/// A kept connection serves probe after probe (one accepted connection for all of them); a
+/// killed server fails the probe in flight, the next ones find nobody, and after the restart
+/// a fresh connection is made and kept again.
+#[test]
+fn a_persistent_connection_is_kept_while_it_works_and_remade_after_a_failure() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use sim::{node_main, Fault, NodeCtx, Plan, RunOptions, Target, Topology};
+
+    use super::health::{HealthFlag, HEALTH_PORT};
+    use super::persistent::Persistent;
+
+    let mut topology = Topology::new();
+    topology.add("svc", "az-1", "r-1");
+    topology.add("cli", "az-2", "r-1");
+    let mut plan = Plan::new(topology, 6_000);
+    plan.node(
+        "svc",
+        node_main(|ctx: NodeCtx| async move {
+            let flag = HealthFlag::new();
+            flag.set(true);
+            let _ = super::health::serve(ctx.net.clone(), flag).await;
+        }),
+    );
+    // (time, passed, connection kept after the probe)
+    let probes: Arc<Mutex<Vec<(u64, bool, bool)>>> = Arc::default();
+    let connects = Arc::new(AtomicUsize::new(0));
+    let (p, c) = (probes.clone(), connects.clone());
+    plan.client(
+        "cli",
+        node_main(move |ctx: NodeCtx| {
+            let (probes, connects) = (p.clone(), c.clone());
+            async move {
+                let mut upstream = Persistent::new("svc", HEALTH_PORT);
+                for _ in 0..50 {
+                    let was_open = upstream.is_open();
+                    let answer = upstream.call(&ctx.net, &Request::get("/health"), Duration::from_millis(150)).await;
+                    if !was_open && answer.is_ok() {
+                        connects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let passed = answer.is_ok_and(|r| r.status == 200);
+                    probes.lock().unwrap().push((ctx.clock.now_ms(), passed, upstream.is_open()));
+                    sim::timer::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }),
+    );
+    plan.at(2_000, Fault::Kill(Target::node("svc")));
+    plan.at(3_500, Fault::Restart(Target::node("svc")));
+    sim::engine::run(plan, RunOptions { seed: 11, ..Default::default() });
+
+    let probes = probes.lock().unwrap().clone();
+    let text = format!("{probes:?}");
+    let before: Vec<_> = probes.iter().filter(|(t, _, _)| *t < 1_900).collect();
+    let down: Vec<_> = probes.iter().filter(|(t, _, _)| (2_300..3_400).contains(t)).collect();
+    let after: Vec<_> = probes.iter().filter(|(t, _, _)| *t > 4_500).collect();
+    assert!(before.len() > 5 && before.iter().all(|(_, ok, kept)| *ok && *kept), "{text}");
+    assert!(!down.is_empty() && down.iter().all(|(_, ok, kept)| !*ok && !*kept), "{text}");
+    assert!(after.len() > 5 && after.iter().all(|(_, ok, kept)| *ok && *kept), "{text}");
+    assert_eq!(connects.load(Ordering::Relaxed), 2, "one connection before the kill, one after: {text}");
+}
