@@ -78,6 +78,11 @@ impl LinkTable {
     pub fn clear(&mut self) {
         self.shapes.clear();
     }
+
+    /// Whether every link is clear.
+    pub fn is_empty(&self) -> bool {
+        self.shapes.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::disk::{CrashReport, DiskFarm, DiskFaults};
 use crate::ending::{Action, EndingPhase, EndingStep};
 use crate::fault::{Fault, Target};
-use crate::link::LinkTable;
+use crate::link::{LinkShape, LinkTable};
 use crate::observation::{DiskCorrupted, FaultApplied, Observation, Observations};
 use crate::topology::Topology;
 use crate::trace::{Event, Trace};
@@ -41,6 +41,9 @@ pub struct WorldState {
     skews_ms: Mutex<BTreeMap<String, i64>>,
     incarnations: Mutex<BTreeMap<String, u64>>,
     links: Mutex<LinkTable>,
+    /// Whether any link is shaped: every read of every simulated connection asks about its
+    /// link, and most runs shape none, so the answer then needs no lock.
+    any_link_shaped: AtomicBool,
     /// One random stream per directed link, so traffic or a fault on one link never shifts the
     /// delays drawn for another (a shrunk schedule keeps the rest of the run as it was).
     link_rngs: Mutex<BTreeMap<(String, String), ChaCha8Rng>>,
@@ -69,6 +72,7 @@ impl WorldState {
             skews_ms: Mutex::default(),
             incarnations: Mutex::default(),
             links: Mutex::default(),
+            any_link_shaped: AtomicBool::new(false),
             link_rngs: Mutex::default(),
             roles: Mutex::default(),
             sometimes: Mutex::default(),
@@ -147,7 +151,20 @@ impl WorldState {
     }
 
     pub fn link_is_clear(&self, from: &str, to: &str) -> bool {
-        lock(&self.links).get(from, to).is_clear()
+        !self.any_link_shaped.load(Ordering::Acquire) || lock(&self.links).get(from, to).is_clear()
+    }
+
+    /// Shapes the link both ways.
+    fn shape_link(&self, a: &str, b: &str, shape: LinkShape) {
+        let mut links = lock(&self.links);
+        links.set(a, b, shape);
+        links.set(b, a, shape);
+        self.any_link_shaped.store(!links.is_empty(), Ordering::Release);
+    }
+
+    fn clear_links(&self) {
+        lock(&self.links).clear();
+        self.any_link_shaped.store(false, Ordering::Release);
     }
 
     pub fn link_delay(&self, from: &str, to: &str) -> Duration {
@@ -325,9 +342,7 @@ impl FaultDriver {
             Fault::Link { a, b, shape } => {
                 let (a, b) = (w.resolve(a), w.resolve(b));
                 for (x, y) in pairs(&a, &b) {
-                    let mut links = lock(&w.links);
-                    links.set(x, y, *shape);
-                    links.set(y, x, *shape);
+                    w.shape_link(x, y, *shape);
                 }
                 union(a, b)
             }
@@ -497,7 +512,7 @@ impl FaultDriver {
 
     fn heal_all(&mut self, ops: &mut dyn EngineOps) -> Vec<String> {
         let mut touched: BTreeSet<String> = self.heal_network(ops).into_iter().collect();
-        lock(&self.world.links).clear();
+        self.world.clear_links();
         lock(&self.world.skews_ms).clear();
         for n in std::mem::take(&mut self.disk_faulty) {
             self.world.disks.set_faults(&n, DiskFaults::default());
