@@ -39,6 +39,9 @@ pub struct WorldState {
     time: TimeSource,
     trace: Mutex<Trace>,
     skews_ms: Mutex<BTreeMap<String, i64>>,
+    /// Whether any node's clock is skewed: nodes read their wall clocks all the time, and
+    /// most runs skew none, so the answer then needs no lock.
+    any_skew: AtomicBool,
     incarnations: Mutex<BTreeMap<String, u64>>,
     links: Mutex<LinkTable>,
     /// Whether any link is shaped: every read of every simulated connection asks about its
@@ -70,6 +73,7 @@ impl WorldState {
             time,
             trace: Mutex::new(trace),
             skews_ms: Mutex::default(),
+            any_skew: AtomicBool::new(false),
             incarnations: Mutex::default(),
             links: Mutex::default(),
             any_link_shaped: AtomicBool::new(false),
@@ -147,6 +151,9 @@ impl WorldState {
     }
 
     pub fn clock_skew_ms(&self, node: &str) -> i64 {
+        if !self.any_skew.load(Ordering::Acquire) {
+            return 0;
+        }
         lock(&self.skews_ms).get(node).copied().unwrap_or(0)
     }
 
@@ -335,9 +342,11 @@ impl FaultDriver {
         match fault {
             Fault::ClockSkew { target, offset_ms } => self.each(target, |_, n| {
                 lock(&w.skews_ms).insert(n.into(), *offset_ms);
+                w.any_skew.store(true, Ordering::Release);
             }),
             Fault::ClockStep { target, delta_ms } => self.each(target, |_, n| {
                 *lock(&w.skews_ms).entry(n.into()).or_default() += delta_ms;
+                w.any_skew.store(true, Ordering::Release);
             }),
             Fault::Link { a, b, shape } => {
                 let (a, b) = (w.resolve(a), w.resolve(b));
@@ -514,6 +523,7 @@ impl FaultDriver {
         let mut touched: BTreeSet<String> = self.heal_network(ops).into_iter().collect();
         self.world.clear_links();
         lock(&self.world.skews_ms).clear();
+        self.world.any_skew.store(false, Ordering::Release);
         for n in std::mem::take(&mut self.disk_faulty) {
             self.world.disks.set_faults(&n, DiskFaults::default());
         }

@@ -12,15 +12,14 @@ use std::collections::BTreeMap;
 use super::document::Document;
 use super::oplog::{Op, OplogEntry};
 
-/// (namespace, document id).
-type Key = (String, String);
-
 /// A version: the oplog `ts` that wrote it and the document (None: deleted).
 type Version = (u64, Option<Document>);
 
+/// Namespace, then document id: a lookup builds no key and compares ids only within their
+/// namespace.
 #[derive(Debug, Default)]
 pub struct Store {
-    docs: BTreeMap<Key, Vec<Version>>,
+    docs: BTreeMap<String, BTreeMap<String, Vec<Version>>>,
 }
 
 /// A document as found by a read, with the `ts` of the write that produced it.
@@ -37,28 +36,40 @@ impl Store {
         for op in &entry.ops {
             match op {
                 Op::Noop { .. } => {}
-                Op::Put { ns, id, doc } => self.push((ns.clone(), id.clone()), (ts, Some(doc.clone()))),
-                Op::Delete { ns, id } => self.push((ns.clone(), id.clone()), (ts, None)),
+                Op::Put { ns, id, doc } => self.push(ns, id, (ts, Some(doc.clone()))),
+                Op::Delete { ns, id } => self.push(ns, id, (ts, None)),
             }
         }
     }
 
-    fn push(&mut self, key: Key, version: Version) {
-        self.docs.entry(key).or_default().push(version);
+    fn push(&mut self, ns: &str, id: &str, version: Version) {
+        let ids = match self.docs.get_mut(ns) {
+            Some(ids) => ids,
+            None => self.docs.entry(ns.to_string()).or_default(),
+        };
+        match ids.get_mut(id) {
+            Some(versions) => versions.push(version),
+            None => {
+                ids.insert(id.to_string(), vec![version]);
+            }
+        }
     }
 
     /// Forgets every version written after `ts` (the rollback of the oplog suffix after it).
     pub fn rollback_after(&mut self, ts: u64) {
-        self.docs.retain(|_, versions| {
-            versions.retain(|(at, _)| *at <= ts);
-            !versions.is_empty()
+        self.docs.retain(|_, ids| {
+            ids.retain(|_, versions| {
+                versions.retain(|(at, _)| *at <= ts);
+                !versions.is_empty()
+            });
+            !ids.is_empty()
         });
     }
 
     /// The document as of `at` (None: the latest applied version); a copy of it costs a
     /// reference count.
     pub fn get(&self, ns: &str, id: &str, at: Option<u64>) -> Option<&Document> {
-        let versions = self.docs.get(&(ns.to_string(), id.to_string()))?;
+        let versions = self.docs.get(ns)?.get(id)?;
         visible(versions, at).and_then(|(_, d)| d.as_ref())
     }
 
@@ -70,11 +81,10 @@ impl Store {
     /// [`Store::scan`], keeping only documents whose version visible at `at` was written
     /// after `after`.
     pub fn scan_after(&self, ns: &str, prefix: &str, at: Option<u64>, after: u64) -> Vec<Found> {
-        let start = (ns.to_string(), prefix.to_string());
-        self.docs
-            .range(start..)
-            .take_while(|((n, id), _)| n == ns && id.starts_with(prefix))
-            .filter_map(|((_, id), versions)| {
+        let Some(ids) = self.docs.get(ns) else { return Vec::new() };
+        ids.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(id, _)| id.starts_with(prefix))
+            .filter_map(|(id, versions)| {
                 let (ts, doc) = visible(versions, at)?;
                 if *ts <= after {
                     return None;
