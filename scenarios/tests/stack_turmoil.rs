@@ -1,8 +1,8 @@
 //! The full editor stack (`steady` and `kill-az` at their `short` size) on the turmoil engine, in
 //! plain `cargo test`. Turmoil ticks every host each millisecond, so one three-minute run of the
 //! stack's sixty-odd nodes takes about a minute: the suite runs one `steady` seed twice, in fresh
-//! processes at once, requiring both runs to pass with one trace hash, and one `kill-az` seed. The madsim
-//! suite sweeps the standard size.
+//! processes at once, requiring both runs to pass with one trace hash, and one `kill-az` seed.
+//! The madsim suite sweeps the standard size.
 #![cfg(not(madsim))]
 
 mod common;
